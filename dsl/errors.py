@@ -1,0 +1,57 @@
+"""Located findings about rule files, and the error that carries them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from almarules.dsl.ast import Loc
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem in a rule file: where, which kind, what."""
+
+    loc: Loc
+    code: str
+    message: str
+    severity: str = "error"  # or "warning"
+    hint: Optional[str] = field(default=None, compare=False)
+
+    def render(self, source: Optional[str] = None) -> str:
+        """``file:line:col: error[code]: message`` and a caret snippet."""
+        head = f"{self.loc}: {self.severity}[{self.code}]: {self.message}"
+        lines = [head]
+        if source is not None and self.loc.line > 0:
+            text_lines = source.splitlines()
+            if self.loc.line <= len(text_lines):
+                text = text_lines[self.loc.line - 1].expandtabs(8)
+                lines.append(f"    {text}")
+                start = max(self.loc.column - 1, 0)
+                width = 1
+                if self.loc.end_line == self.loc.line and self.loc.end_column > self.loc.column:
+                    width = self.loc.end_column - self.loc.column
+                lines.append("    " + " " * start + "^" * width)
+        if self.hint:
+            lines.append(f"    hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class RuleError(Exception):
+    """Raised when rule files cannot be loaded; carries every finding."""
+
+    def __init__(self, findings: list[Finding], sources: Optional[dict[str, str]] = None):
+        self.findings = sorted(findings)
+        self.sources = sources or {}
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(f.render(self.sources.get(f.loc.file)) for f in self.findings)
+
+
+class EvalError(Exception):
+    """A rule that cannot be evaluated on these facts (value outside a table's domain...)."""
+
+    def __init__(self, message: str, loc: Optional[Loc] = None):
+        self.loc = loc
+        super().__init__(f"{loc}: {message}" if loc else message)

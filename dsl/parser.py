@@ -1,0 +1,482 @@
+"""Parse rule-file text into the AST (lark LALR + an indentation post-lexer)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import DedentError, Indenter
+
+from almarules.dsl import ast as A
+from almarules.dsl.errors import Finding, RuleError
+
+
+class _RulesIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    grammar = resources.files("almarules.dsl").joinpath("rules.lark").read_text()
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        postlex=_RulesIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=False,
+    )
+
+
+# Human names for terminals in "expected ..." messages.
+_TERMINAL_NAMES = {
+    "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "UNIT": "a unit",
+    "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'", "POW_OP": "'^'",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "DOT": "'.'",
+    "MINUS": "'-'", "PLUS": "'+'", "$END": "end of file",
+    "OVERRIDE": "'override'",
+}
+
+
+def _describe(term: str) -> str:
+    if term in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[term]
+    pattern = _lark().get_terminal(term).pattern if term in {t.name for t in _lark().terminals} else None
+    if pattern is not None and pattern.type == "str":
+        return f"'{pattern.value}'"
+    return term.lower()
+
+
+def _expected(exc: UnexpectedInput) -> str:
+    terms = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or []
+    interactive = getattr(exc, "interactive_parser", None)
+    if interactive is not None:
+        try:
+            terms = interactive.accepts()
+        except Exception:  # noqa: BLE001 - fall back to lark's own list
+            pass
+    names = sorted({_describe(t) for t in terms if t not in ("_INDENT", "_DEDENT") or len(terms) == 1})
+    if not names:
+        return ""
+    if len(names) > 12:
+        names = names[:12] + ["..."]
+    return "expected " + ", ".join(names)
+
+
+def _loc_of(path: str, item: Any) -> A.Loc:
+    if isinstance(item, Token):
+        return A.Loc(path, item.line or 0, item.column or 0, item.end_line or 0, item.end_column or 0)
+    meta = getattr(item, "meta", None)
+    if meta is not None and not getattr(meta, "empty", True):
+        return A.Loc(path, meta.line, meta.column, meta.end_line, meta.end_column)
+    return A.Loc(path, 0, 0)
+
+
+def _unquote(token: str) -> str:
+    if token.startswith('"""'):
+        body = token[3:-3]
+        lines = body.strip("\n").splitlines()
+        indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
+        return "\n".join(l[indent:] if l.strip() else "" for l in lines).strip()
+    body = token[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _loc(self, meta) -> A.Loc:
+        if getattr(meta, "empty", True):
+            return A.Loc(self.path, 0, 0)
+        return A.Loc(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    # ---------------------------------------------------------- expressions
+    def number(self, meta, ch):
+        unit = str(ch[1]) if len(ch) > 1 else None
+        return A.Num(float(ch[0]), unit, self._loc(meta))
+
+    def string(self, meta, ch):
+        return A.Str(_unquote(str(ch[0])), self._loc(meta))
+
+    def true(self, meta, ch):
+        return A.Bool(True, self._loc(meta))
+
+    def false(self, meta, ch):
+        return A.Bool(False, self._loc(meta))
+
+    def inf(self, meta, ch):
+        return A.Num(float("inf"), None, self._loc(meta))
+
+    def name(self, meta, ch):
+        return A.Name(str(ch[0]), self._loc(meta))
+
+    def attr(self, meta, ch):
+        return A.Attr(ch[0], str(ch[1]), self._loc(meta))
+
+    def neg(self, meta, ch):
+        return A.Unary("-", ch[0], self._loc(meta))
+
+    def not_(self, meta, ch):
+        return A.Unary("not", ch[0], self._loc(meta))
+
+    def arith(self, meta, ch):
+        op = "^" if str(ch[1]) in ("^", "**") else str(ch[1])
+        return A.Binary(op, ch[0], ch[2], self._loc(meta))
+
+    def compare(self, meta, ch):
+        return A.Binary(str(ch[1]), ch[0], ch[2], self._loc(meta))
+
+    def in_(self, meta, ch):
+        return A.Binary("in", ch[0], ch[1], self._loc(meta))
+
+    def not_in(self, meta, ch):
+        return A.Binary("notin", ch[0], ch[1], self._loc(meta))
+
+    def and_(self, meta, ch):
+        return A.Binary("and", ch[0], ch[1], self._loc(meta))
+
+    def or_(self, meta, ch):
+        return A.Binary("or", ch[0], ch[1], self._loc(meta))
+
+    def if_expr(self, meta, ch):
+        return A.IfElse(ch[0], ch[1], ch[2], self._loc(meta))
+
+    def call(self, meta, ch):
+        return A.Call(str(ch[0]), tuple(ch[1:]), self._loc(meta))
+
+    def aggregate(self, meta, ch):
+        func = str(ch[0])
+        i = next(k for k, c in enumerate(ch) if isinstance(c, tuple))  # the binders
+        exprs = ch[1:i]
+        default = ch[i + 1] if len(ch) > i + 1 else None
+        return A.Aggregate(func, tuple(exprs[:-1]), exprs[-1], ch[i], default, self._loc(meta))
+
+    def list_comp(self, meta, ch):
+        return A.Aggregate("list", (), ch[0], ch[1], None, self._loc(meta))
+
+    def set_lit(self, meta, ch):
+        return A.SetLit(tuple(c for c in ch if c is not None), self._loc(meta))
+
+    def list_lit(self, meta, ch):
+        return A.ListLit(tuple(c for c in ch if c is not None), self._loc(meta))
+
+    def binders(self, meta, ch):
+        return tuple(ch)
+
+    def binder(self, meta, ch):
+        return A.Binder(str(ch[0]), ch[1], ch[2] if len(ch) > 2 else None, self._loc(meta))
+
+    def signed_int(self, meta, ch):
+        return int(ch[0])
+
+    # ---------------------------------------------------------- declarations
+    @staticmethod
+    def _split_override(ch):
+        if ch and isinstance(ch[0], Token) and ch[0].type == "OVERRIDE":
+            return True, list(ch[1:])
+        return False, list(ch)
+
+    def doc(self, meta, ch):
+        return ("doc", _unquote(str(ch[0])))
+
+    def doc_item(self, meta, ch):
+        return ("moduledoc", _unquote(str(ch[0])), self._loc(meta))
+
+    def import_stmt(self, meta, ch):
+        return A.Import(_unquote(str(ch[0])), self._loc(meta))
+
+    def enum_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        return A.EnumDecl(str(ch[0]), tuple(str(c) for c in ch[1:]), ov, self._loc(meta))
+
+    def param_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc = ch[2][1] if len(ch) > 2 else None
+        return A.Param(str(ch[0]), ch[1], doc, ov, self._loc(meta))
+
+    def when_clause(self, meta, ch):
+        return ("when", ch[0])
+
+    def priority_clause(self, meta, ch):
+        return ("priority", ch[0])
+
+    def unit_clause(self, meta, ch):
+        return ("unit", str(ch[0]))
+
+    def derive_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        clauses = dict((c[0], c[1]) for c in ch[3:])
+        return A.Derive(
+            str(ch[0]), str(ch[1]), ch[2], clauses.get("when"), clauses.get("priority"),
+            clauses.get("unit"), clauses.get("doc"), ov, self._loc(meta))
+
+    def bound(self, meta, ch):
+        texts = [str(c) for c in ch]
+        sign = -1.0 if texts[0] == "-" else 1.0
+        if sign < 0:
+            texts = texts[1:]
+        if texts[0] == "inf":
+            return A.Bound(sign * float("inf"), None, self._loc(meta))
+        unit = texts[1] if len(texts) > 1 else None
+        return A.Bound(sign * float(texts[0]), unit, self._loc(meta))
+
+    def interval(self, meta, ch):
+        return A.Interval(ch[1], ch[3], str(ch[0]) == "[", str(ch[4]) == "]", self._loc(meta))
+
+    def table_row(self, meta, ch):
+        return A.TableRow(ch[0], ch[1], self._loc(meta))
+
+    def band_row(self, meta, ch):
+        return A.BandRow(str(ch[0]), ch[1], self._loc(meta))
+
+    @staticmethod
+    def _doc_and_rest(items):
+        doc = None
+        rest = []
+        for item in items:
+            if isinstance(item, tuple) and item and item[0] == "doc":
+                doc = item[1]
+            else:
+                rest.append(item)
+        return doc, rest
+
+    def table_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, rows = self._doc_and_rest(ch[3:])
+        return A.Table(str(ch[0]), str(ch[1]), ch[2], tuple(rows), doc, ov, self._loc(meta))
+
+    def bands_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, rows = self._doc_and_rest(ch[3:])
+        return A.Bands(str(ch[0]), str(ch[1]), ch[2], tuple(rows), doc, ov, self._loc(meta))
+
+    def score_start(self, meta, ch):
+        return ("start", ch[0])
+
+    def score_when(self, meta, ch):
+        return ("when", ch[0])
+
+    def score_clamp(self, meta, ch):
+        return ("clamp", (ch[0], ch[1]))
+
+    def score_term(self, meta, ch):
+        parts = [c for c in ch if not (isinstance(c, Token) and c.type in ("_NL",)) and not (isinstance(c, Token) and str(c) == "when")]
+        sign, amount, reason, cond = parts
+        return A.ScoreTerm(str(sign), amount, _unquote(str(reason)), cond, self._loc(meta))
+
+    def score_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, items = self._doc_and_rest(ch[2:])
+        opts = {k: v for k, v in (i for i in items if isinstance(i, tuple))}
+        terms = tuple(i for i in items if isinstance(i, A.ScoreTerm))
+        return A.Score(str(ch[0]), str(ch[1]), opts.get("start"), terms, opts.get("clamp"),
+                       opts.get("when"), doc, ov, self._loc(meta))
+
+    def assign(self, meta, ch):
+        return (str(ch[0]), ch[1])
+
+    def emit(self, meta, ch):
+        return A.Emit(tuple(ch), self._loc(meta))
+
+    def emit_for(self, meta, ch):
+        return A.EmitFor(ch[0], tuple(ch[1:]), self._loc(meta))
+
+    def collection_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, body = self._doc_and_rest(ch[1:])
+        return A.Collection(str(ch[0]), tuple(body), doc, ov, self._loc(meta))
+
+    def until(self, meta, ch):
+        return ("until", ch[0])
+
+    def position(self, meta, ch):
+        return ("position", (str(ch[0]), _unquote(str(ch[1]))))
+
+    def set_action(self, meta, ch):
+        names = [c for c in ch if isinstance(c, Token) and c.type == "NAME"]
+        exprs = [c for c in ch if not (isinstance(c, Token) and c.type == "NAME")]
+        kind, name = (str(names[0]), str(names[1])) if len(names) == 2 else (None, str(names[0]))
+        return A.SetAction(kind, name, exprs[0], exprs[1] if len(exprs) > 1 else None, self._loc(meta))
+
+    def keep_where(self, meta, ch):
+        return ("where", ch[0])
+
+    def keep_group(self, meta, ch):
+        return ("group", ch[0])
+
+    def keep_rank(self, meta, ch):
+        return ("rank", ch[0])
+
+    def keep_while(self, meta, ch):
+        return ("while_", ch[0])
+
+    def keep_action(self, meta, ch):
+        opts = dict(ch[1:])
+        return A.KeepAction(str(ch[0]), opts.get("where"), opts.get("group"), opts.get("rank"),
+                            opts.get("while_"), self._loc(meta))
+
+    def drop_action(self, meta, ch):
+        return A.DropAction(str(ch[0]), ch[1], self._loc(meta))
+
+    def step(self, meta, ch):
+        name = _unquote(str(ch[0]))
+        doc, rest = self._doc_and_rest(ch[1:])
+        position = None
+        actions = []
+        for item in rest:
+            if isinstance(item, tuple) and item[0] == "position":
+                position = item[1]
+            else:
+                actions.append(item)
+        return A.Step(name, tuple(actions), position, doc, self._loc(meta))
+
+    def cascade_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, rest = self._doc_and_rest(ch[1:])
+        until = next((r[1] for r in rest if isinstance(r, tuple) and r[0] == "until"), None)
+        steps = tuple(r for r in rest if isinstance(r, A.Step))
+        return A.Cascade(str(ch[0]), until, steps, doc, ov, self._loc(meta))
+
+    def stage_args(self, meta, ch):
+        return ("args", tuple(c for c in ch if c is not None))
+
+    def stage_when(self, meta, ch):
+        return ("when", ch[0])
+
+    def stage(self, meta, ch):
+        opts = dict(ch[1:])
+        return A.Stage(str(ch[0]), opts.get("args", ()), opts.get("when"), self._loc(meta))
+
+    def recipe_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc, stages = self._doc_and_rest(ch[1:])
+        return A.Recipe(str(ch[0]), tuple(stages), doc, ov, self._loc(meta))
+
+    def start(self, meta, ch):
+        return list(ch)
+
+
+def parse_text(text: str, path: str = "<string>") -> A.Module:
+    """Parse one rule file. Raises RuleError with the located syntax problem."""
+    source = text if text.endswith("\n") else text + "\n"
+    comments: list[A.Comment] = []
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as exc:
+        raise RuleError([_syntax_finding(exc, path, source)], {path: source}) from None
+    except DedentError as exc:
+        line = _dedent_line(source)
+        raise RuleError([Finding(A.Loc(path, line, 1), "syntax",
+                                 "inconsistent indentation: this line does not line up with any enclosing block")],
+                        {path: source}) from None
+    items = _ToAst(path).transform(tree)
+    doc = None
+    decls: list[A.Decl] = []
+    for item in items:
+        if isinstance(item, tuple) and item[0] == "moduledoc":
+            if doc is None and not decls:
+                doc = item[1]
+            else:
+                raise RuleError([Finding(item[2], "syntax", "a lone string is only allowed as the file's first line (its doc string)")], {path: source})
+        else:
+            decls.append(item)
+    for m in re.finditer(r"#[^\n]*", source):
+        line = source.count("\n", 0, m.start()) + 1
+        col = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
+        if not _inside_string(source, m.start()):
+            comments.append(A.Comment(line, col, m.group(0)))
+    return A.Module(path, doc, tuple(decls), tuple(comments), source)
+
+
+def _inside_string(source: str, pos: int) -> bool:
+    """Is `pos` inside a string literal? (scan from the start of the file)"""
+    i = 0
+    while i < pos:
+        if source.startswith('"""', i):
+            end = source.find('"""', i + 3)
+            if end == -1 or end + 3 > pos:
+                return end == -1 or pos < end + 3
+            i = end + 3
+        elif source[i] == '"':
+            j = i + 1
+            while j < len(source) and source[j] not in '"\n':
+                j += 2 if source[j] == "\\" else 1
+            if j >= pos:
+                return True
+            i = j + 1
+        elif source[i] == "#":
+            nl = source.find("\n", i)
+            if nl == -1 or nl >= pos:
+                return False
+            i = nl
+        else:
+            i += 1
+    return False
+
+
+def _dedent_line(source: str) -> int:
+    stack = [0]
+    for n, line in enumerate(source.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        width = len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+        if width > stack[-1]:
+            stack.append(width)
+        else:
+            while width < stack[-1]:
+                stack.pop()
+            if width != stack[-1]:
+                return n
+    return 1
+
+
+def _syntax_finding(exc: UnexpectedInput, path: str, source: str) -> Finding:
+    line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedCharacters):
+        ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "end of file"
+        msg = f"unexpected character {ch!r}"
+        expected = _expected(exc)
+        if expected:
+            msg += f"; {expected}"
+        return Finding(A.Loc(path, line, column, line, column + 1), "syntax", msg)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            what = "end of file"
+            line = source.count("\n")
+            column = 1
+        elif tok.type in ("_NL",):
+            what = "end of line"
+        elif tok.type == "_INDENT":
+            what = "indentation"
+        elif tok.type == "_DEDENT":
+            what = "end of block"
+        else:
+            what = repr(str(tok))
+        if line in (None, -1):
+            line, column = 1, 1
+        msg = f"unexpected {what}"
+        expected = _expected(exc)
+        if expected:
+            msg += f"; {expected}"
+        width = len(str(tok)) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
+        return Finding(A.Loc(path, line, column, line, column + width), "syntax", msg)
+    if isinstance(exc, UnexpectedEOF):
+        return Finding(A.Loc(path, source.count("\n"), 1), "syntax", f"unexpected end of file; {_expected(exc)}")
+    return Finding(A.Loc(path, line or 1, column or 1), "syntax", str(exc).splitlines()[0])

@@ -1,0 +1,70 @@
+"""The engine's front: load and check rules, load facts, evaluate.
+
+    program = load_program(["rules/alma/cycle4"])
+    result = evaluate(program, load_facts("examples/12m_single_field_tdm.yaml"))
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional, Sequence
+
+from almarules.dsl.checker import CheckResult, check
+from almarules.dsl.errors import RuleError
+from almarules.dsl.loader import RuleSet, load_ruleset
+from almarules.engine.decisions import Decisions, decisions
+from almarules.engine.evaluate import Evaluation, Program, UsageError
+from almarules.engine.facts import Dataset
+from almarules.engine.schema import fact_schema
+
+
+def check_rules(paths: Sequence[str | Path]) -> tuple[RuleSet, CheckResult]:
+    rs = load_ruleset(list(paths))
+    return rs, check(rs, fact_schema())
+
+
+def load_program(paths: Sequence[str | Path]) -> Program:
+    """Load, check and compile a rule set; RuleError lists every finding."""
+    rs, result = check_rules(paths)
+    if result.findings:
+        raise RuleError(result.findings, rs.sources)
+    return Program(rs, result)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_program(key: tuple[str, ...]) -> Program:
+    return load_program(list(key))
+
+
+def default_rules() -> list[str]:
+    from almarules.rules import path
+
+    return [str(path("alma/cycle4"))]
+
+
+def load_facts(path: str | Path) -> Dataset:
+    """A dataset summary (JSON/YAML)."""
+    from almarules.engine.summary import load_summary
+
+    return load_summary(path)
+
+
+def run(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>") -> Evaluation:
+    """Evaluate with ``--set name=value`` overrides applied."""
+    overrides: dict[str, float] = {}
+    origins: dict[str, str] = {}
+    for s in sets:
+        name, value = program.resolve_set(s)
+        overrides[name] = value
+        origins[name] = f"--set {s}"
+    return program.run(facts, overrides, source=source, param_origins=origins)
+
+
+def evaluate(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>") -> Decisions:
+    """Every decision of `program` on `facts`, with provenance."""
+    return decisions(run(program, facts, sets, source))
+
+
+__all__ = ["check_rules", "load_program", "load_facts", "evaluate", "run", "default_rules",
+           "UsageError", "RuleError", "Optional"]

@@ -1,0 +1,248 @@
+"""The ``almarules`` command.
+
+Exit codes: 0 success; 1 findings (check) or failures (test, fmt --check); 2 user
+errors (bad rule files given to eval, bad facts, bad options). ``--debug`` shows
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional, Sequence
+
+from almarules import __version__
+from almarules.dsl.errors import RuleError
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one message, exit code 2."""
+
+
+def _rules_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", action="append", metavar="PATH",
+                   help="rule set directory or files, and override files (repeatable); default: the shipped cycle4 set")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+                   help="override a parameter, e.g. --set imaging.max_cube_size=40GB")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="almarules",
+        description="Declarative heuristics for ALMA-style interferometry pipelines: check, evaluate, "
+                    "explain and test rules against dataset facts.")
+    parser.add_argument("--version", action="version", version=f"almarules {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="check rule files: syntax, names, units, cycles, coverage")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories (each directory with .rules files is a set)")
+
+    p = sub.add_parser("eval", help="evaluate rules on a dataset summary")
+    p.add_argument("dataset", metavar="DATASET", help="dataset summary (.yaml/.json)")
+    _rules_arg(p)
+    p.add_argument("--json", action="store_true", help="JSON with provenance")
+    p.add_argument("--only", metavar="TEXT", help="show only values whose path contains TEXT")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+
+    p = sub.add_parser("explain", help="the derivation tree of one value")
+    p.add_argument("dataset", metavar="DATASET")
+    _rules_arg(p)
+    p.add_argument("--value", required=True, metavar="PATH", help="e.g. 'image[Elias_29.TARGET.17.mfs].threshold'")
+    p.add_argument("--depth", type=int, default=8, help="levels of inputs to show (default 8)")
+
+    p = sub.add_parser("test", help="run rule tests (*.test.yaml) and report coverage")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-coverage", action="store_true", help="do not report coverage")
+
+    p = sub.add_parser("fmt", help="format rule files canonically (in place)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--check", action="store_true", help="only report files that are not formatted; exit 1 if any")
+
+    p = sub.add_parser("schema", help="print the JSON Schema of dataset facts")
+    p.add_argument("-o", "--output", metavar="FILE")
+    return parser
+
+
+def _emit(text: str, output: Optional[str]) -> None:
+    if output:
+        from almarules.engine.io import write_atomic
+
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------- commands
+def cmd_check(args) -> int:
+    from almarules.dsl.loader import rule_set_dirs
+    from almarules.engine.api import check_rules
+
+    sets: list[Path] = []
+    for raw in args.paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UserError(f"no such file or directory: {raw}")
+        found = rule_set_dirs(path)
+        if not found:
+            raise UserError(f"no .rules files under {raw}")
+        sets.extend(found)
+    seen = set()
+    findings = []
+    sources: dict[str, str] = {}
+    nfiles = 0
+    for s in sets:
+        rs, result = check_rules([s])
+        nfiles += len(rs.modules)
+        sources.update(rs.sources)
+        for f in result.findings:
+            if (f.loc, f.code, f.message) not in seen:
+                seen.add((f.loc, f.code, f.message))
+                findings.append(f)
+    for f in sorted(findings, key=lambda f: (f.loc.file, f.loc.line, f.loc.column)):
+        print(f.render(sources.get(f.loc.file)))
+    if findings:
+        print(f"{len(findings)} finding{'s' if len(findings) != 1 else ''} in {len(sets)} rule set{'s' if len(sets) != 1 else ''}")
+        return 1
+    print(f"ok: {len(sets)} rule set{'s' if len(sets) != 1 else ''}, {nfiles} files, no findings")
+    return 0
+
+
+def _program_and_facts(args):
+    from almarules.engine.api import default_rules, load_facts, load_program
+
+    rules = args.rules or default_rules()
+    for r in rules:
+        if not Path(r).exists():
+            raise UserError(f"no such rule file or directory: {r}")
+    program = load_program(rules)
+    if not Path(args.dataset).exists():
+        raise UserError(f"no such dataset: {args.dataset}")
+    facts = load_facts(args.dataset)
+    return program, facts
+
+
+def cmd_eval(args) -> int:
+    from almarules.engine.api import run
+    from almarules.engine.decisions import decisions
+    from almarules.engine.report import decisions_table
+
+    program, facts = _program_and_facts(args)
+    result = decisions(run(program, facts, args.sets, source=args.dataset))
+    if args.only:
+        result.values = [v for v in result.values if args.only in v.path]
+    _emit(result.to_json() if args.json else decisions_table(result), args.output)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from almarules.engine.api import run
+    from almarules.engine.explain import explain
+
+    program, facts = _program_and_facts(args)
+    ev = run(program, facts, args.sets, source=args.dataset)
+    sys.stdout.write(explain(ev, args.value, depth=args.depth))
+    return 0
+
+
+def cmd_test(args) -> int:
+    from almarules.engine.tester import run_tests
+
+    for raw in args.paths:
+        if not Path(raw).exists():
+            raise UserError(f"no such file or directory: {raw}")
+    report = run_tests([Path(p) for p in args.paths], coverage=not args.no_coverage)
+    sys.stdout.write(report.text)
+    return 0 if report.ok else 1
+
+
+def cmd_fmt(args) -> int:
+    from almarules.dsl.format import format_text
+    from almarules.dsl.loader import display_path
+    from almarules.engine.io import write_atomic
+
+    files: list[Path] = []
+    for raw in args.paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UserError(f"no such file or directory: {raw}")
+        files.extend(sorted(path.rglob("*.rules")) if path.is_dir() else [path])
+    changed = []
+    errors = []
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        try:
+            new = format_text(text, display_path(f))
+        except RuleError as exc:
+            errors.append(exc)
+            continue
+        if new != text:
+            changed.append(f)
+            if not args.check:
+                write_atomic(f, new)
+    for exc in errors:
+        print(exc.render(), file=sys.stderr)
+    verb = "would reformat" if args.check else "reformatted"
+    for f in changed:
+        print(f"{verb} {display_path(f)}")
+    if errors:
+        return 2
+    if args.check and changed:
+        return 1
+    if not changed:
+        print(f"{len(files)} file{'s' if len(files) != 1 else ''} already formatted")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from almarules.engine.summary import schema_json
+
+    _emit(schema_json(), args.output)
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "eval": cmd_eval, "explain": cmd_explain, "test": cmd_test,
+            "fmt": cmd_fmt, "schema": cmd_schema}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except Exception as exc:  # noqa: BLE001 - every error becomes one clear message
+        if args.debug:
+            traceback.print_exc()
+        return _report(exc)
+
+
+def _report(exc: Exception) -> int:
+    from almarules.engine.evaluate import UsageError
+    from almarules.engine.summary import FactsError
+
+    if isinstance(exc, RuleError):
+        print(exc.render(), file=sys.stderr)
+        n = len(exc.findings)
+        print(f"almarules: the rules have {n} problem{'s' if n != 1 else ''}; "
+              f"run 'almarules check' on them", file=sys.stderr)
+        return 2
+    if isinstance(exc, (UserError, UsageError, FactsError)):
+        print(f"almarules: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, (OSError,)):
+        print(f"almarules: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    print(f"almarules: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+          file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

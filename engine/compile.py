@@ -1,0 +1,327 @@
+"""Compile checked expressions into Python closures ``fn(ev, env) -> value``.
+
+Logic is three-valued: `Unknown` propagates through arithmetic and comparisons;
+``false and unknown`` is false and ``true or unknown`` is true (Kleene), so a
+decision that does not need a missing fact is still made.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from almarules.dsl import ast as A
+from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
+from almarules.dsl.units import parse_unit
+from almarules.engine.values import Entity, Unknown, merge_unknowns
+
+Fn = Callable[[Any, dict], Any]
+
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass
+class Names:
+    """What bare names mean in this rule set."""
+
+    params: set[str]
+    enum_members: set[str]
+    tables: set[str]
+    bands: set[str]
+    collections: set[str]  # dataset collection attributes (facts and created)
+
+
+def _div(a: float, b: float) -> Any:
+    if b == 0:
+        return Unknown(errors=["division by zero"])
+    return a / b
+
+
+def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
+    c = lambda x, loc=local: compile_expr(x, names, loc)  # noqa: E731
+    if isinstance(e, A.Num):
+        value = e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
+        return lambda ev, env: value
+    if isinstance(e, (A.Str, A.Bool)):
+        value = e.value
+        return lambda ev, env: value
+    if isinstance(e, A.Name):
+        name = e.id
+        if name in local:
+            return lambda ev, env: env[name]
+        if name in names.params:
+            return lambda ev, env: ev.param(name)
+        if name in CONSTANTS:
+            value = CONSTANTS[name][0]
+            return lambda ev, env: value
+        if name in names.enum_members:
+            return lambda ev, env: name
+        if name == "dataset":
+            return lambda ev, env: ev.dataset
+        if name in names.collections:
+            return lambda ev, env: ev.attr(ev.dataset, name)
+        raise ValueError(f"unresolved name {name!r} (the checker should have caught it)")
+    if isinstance(e, A.Attr):
+        obj = c(e.obj)
+        attr = e.name
+        return lambda ev, env: ev.attr(obj(ev, env), attr)
+    if isinstance(e, A.Unary):
+        inner = c(e.operand)
+        if e.op == "not":
+            def not_(ev, env):
+                v = inner(ev, env)
+                return v if isinstance(v, Unknown) else not v
+            return not_
+
+        def neg(ev, env):
+            v = inner(ev, env)
+            return v if isinstance(v, Unknown) else -v
+        return neg
+    if isinstance(e, A.Binary):
+        return _binary(e, c)
+    if isinstance(e, A.IfElse):
+        cond, then, other = c(e.cond), c(e.then), c(e.else_)
+
+        def if_(ev, env):
+            k = cond(ev, env)
+            if isinstance(k, Unknown):
+                return k
+            return then(ev, env) if k else other(ev, env)
+        return if_
+    if isinstance(e, A.Call):
+        return _call(e, names, local, c)
+    if isinstance(e, A.Aggregate):
+        return _aggregate(e, names, local)
+    if isinstance(e, A.SetLit):
+        items = [c(i) for i in e.items]
+
+        def set_(ev, env):
+            vals = [i(ev, env) for i in items]
+            return merge_unknowns(vals) or frozenset(vals)
+        return set_
+    if isinstance(e, A.ListLit):
+        items = [c(i) for i in e.items]
+
+        def list_(ev, env):
+            vals = [i(ev, env) for i in items]
+            return merge_unknowns(vals) or tuple(vals)
+        return list_
+    raise TypeError(f"cannot compile {type(e).__name__}")
+
+
+def _binary(e: A.Binary, c) -> Fn:
+    left, right = c(e.left), c(e.right)
+    op = e.op
+    if op == "and":
+        def and_(ev, env):
+            a = left(ev, env)
+            if a is False:
+                return False
+            b = right(ev, env)
+            if b is False:
+                return False
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return True
+        return and_
+    if op == "or":
+        def or_(ev, env):
+            a = left(ev, env)
+            if a is True:
+                return True
+            b = right(ev, env)
+            if b is True:
+                return True
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return False
+        return or_
+    if op in ("in", "notin"):
+        negate = op == "notin"
+
+        def in_(ev, env):
+            a, b = left(ev, env), right(ev, env)
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return (a in b) != negate
+        return in_
+    fn = _div if op == "/" else (_COMPARE.get(op) or _ARITH[op])
+
+    def bin_(ev, env):
+        a, b = left(ev, env), right(ev, env)
+        if isinstance(a, Unknown) or isinstance(b, Unknown):
+            return merge_unknowns((a, b))
+        return fn(a, b)
+    return bin_
+
+
+def _call(e: A.Call, names: Names, local, c) -> Fn:
+    args = [c(a) for a in e.args]
+    func = e.func
+    if func in names.tables or func in names.bands:
+        arg = args[0]
+        lookup = "table" if func in names.tables else "band"
+
+        def table_(ev, env):
+            x = arg(ev, env)
+            if isinstance(x, Unknown):
+                return x
+            return ev.lookup(lookup, func, x)
+        return table_
+    if func == "known":
+        arg = args[0]
+        return lambda ev, env: not isinstance(arg(ev, env), Unknown)
+    if func == "lookup":
+        coll_fn, key_fn = args
+        coll_name = e.args[0].id if isinstance(e.args[0], A.Name) else "collection"
+
+        def lookup_(ev, env):
+            coll, key = coll_fn(ev, env), key_fn(ev, env)
+            if isinstance(coll, Unknown) or isinstance(key, Unknown):
+                return merge_unknowns((coll, key))
+            for item in coll:
+                if isinstance(item, Entity) and item.key == key:
+                    return item
+            return Unknown([f"{coll_name}[{key}]"])
+        return lookup_
+    if len(args) == 1 and func in ("count", "sum", "min", "max", "mean", "any", "all", "the"):
+        arg = args[0]
+        reducer = _REDUCERS[func]
+
+        def agg_(ev, env):
+            coll = arg(ev, env)
+            if isinstance(coll, Unknown):
+                return coll
+            return reducer(list(coll), None, f"{func}()")
+        return agg_
+    impl = FUNCTIONS[func].impl
+
+    def call_(ev, env):
+        vals = [a(ev, env) for a in args]
+        unknown = merge_unknowns(vals)
+        if unknown is not None:
+            return unknown
+        try:
+            return impl(*vals)
+        except (ValueError, ZeroDivisionError, OverflowError) as exc:
+            return Unknown(errors=[f"{func}(): {exc}"])
+    return call_
+
+
+# ---------------------------------------------------------------- aggregates
+def _count(values, default, what):
+    return float(len(values))
+
+
+def _sum(values, default, what):
+    return float(sum(values)) if values else 0.0
+
+
+def _extreme(pick):
+    def reduce(values, default, what):
+        if not values:
+            return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
+        return pick(values)
+    return reduce
+
+
+def _mean(values, default, what):
+    if not values:
+        return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
+    return sum(values) / len(values)
+
+
+def _the(values, default, what):
+    if len(values) == 1:
+        return values[0]
+    if not values:
+        return default if default is not None else Unknown([f"{what}: nothing matches"])
+    return Unknown(errors=[f"{what}: {len(values)} elements match, expected exactly one"])
+
+
+_REDUCERS = {
+    "count": _count, "sum": _sum, "min": _extreme(min), "max": _extreme(max), "mean": _mean,
+    "any": lambda v, d, w: any(v), "all": lambda v, d, w: all(v), "the": _the,
+    "list": lambda v, d, w: tuple(v),
+}
+
+
+def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
+    """Evaluate ``func(element for v1 in c1 where p1, v2 in c2 ... else default)``.
+
+    Elements whose membership or value is unknown make the result unknown, except
+    where the answer is already decided (any() found true, all() found false).
+    """
+    binders = []
+    scope = set(local)
+    for b in e.binders:
+        src = compile_expr(b.source, names, frozenset(scope))
+        scope.add(b.var)
+        where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
+        binders.append((b.var, src, where))
+    element = compile_expr(e.element, names, frozenset(scope))
+    lead = [compile_expr(x, names, local) for x in e.lead]
+    default = compile_expr(e.default, names, local) if e.default is not None else None
+    func = e.func
+    what = f"{func}()"
+
+    def rows(ev, env, i, out_envs, unknowns):
+        if i == len(binders):
+            out_envs.append(env)
+            return
+        var, src, where = binders[i]
+        coll = src(ev, env)
+        if isinstance(coll, Unknown):
+            unknowns.append(coll)
+            return
+        for item in coll:
+            inner = dict(env)
+            inner[var] = item
+            if where is not None:
+                keep = where(ev, inner)
+                if isinstance(keep, Unknown):
+                    unknowns.append(keep)
+                    continue
+                if not keep:
+                    continue
+            rows(ev, inner, i + 1, out_envs, unknowns)
+
+    def agg(ev, env):
+        envs: list[dict] = []
+        unknowns: list[Unknown] = []
+        rows(ev, env, 0, envs, unknowns)
+        values = []
+        for inner in envs:
+            v = element(ev, inner)
+            if isinstance(v, Unknown):
+                unknowns.append(v)
+            else:
+                values.append(v)
+        if func == "any" and any(values):
+            return True
+        if func == "all" and not all(values):
+            return False
+        if unknowns:
+            return merge_unknowns(unknowns)
+        if func == "percentile":
+            q = lead[0](ev, env)
+            if isinstance(q, Unknown):
+                return q
+            if not values:
+                return default(ev, env) if default else Unknown(errors=["percentile() of nothing"])
+            return percentile(values, q)
+        d = default(ev, env) if default is not None and not values else None
+        if isinstance(d, Unknown):
+            return d
+        return _REDUCERS[func](values, d, what)
+    return agg
+
+
+def isfinite(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x)
+
+
+__all__ = ["compile_expr", "Names", "Entity"]

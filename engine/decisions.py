@@ -1,0 +1,204 @@
+"""The decisions of one evaluation, as pydantic models (what crosses into reports).
+
+Deterministic: entities appear in facts/creation order, attributes by name, and
+the JSON has no timestamps, so the same rules and facts give byte-identical output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from almarules import __version__
+from almarules.dsl import ast as A
+from almarules.engine.evaluate import Evaluation, Provenance, param_unit
+from almarules.engine.present import plain, show_value
+from almarules.engine.values import Unknown
+
+
+class Reason(BaseModel):
+    sign: str
+    amount: float
+    reason: str
+    at: str
+
+
+class Value(BaseModel):
+    """One derived value with where it came from."""
+
+    path: str
+    status: Literal["known", "unknown", "error"]
+    value: Any = None
+    unit: Optional[str] = None
+    text: str
+    waits_for: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    origin: str
+    rule: Optional[str] = None
+    at: Optional[str] = None
+    formula: Optional[str] = None
+    inputs: list[str] = Field(default_factory=list)
+    reasons: list[Reason] = Field(default_factory=list)
+    doc: Optional[str] = None
+
+
+class Param(BaseModel):
+    name: str
+    value: Any
+    unit: Optional[str] = None
+    text: str
+    origin: str
+    at: str
+
+
+class Step(BaseModel):
+    name: str
+    at: str
+    changes: list[str]
+    after: dict[str, str]
+
+
+class Cascade(BaseModel):
+    name: str
+    at: str
+    status: str
+    before: dict[str, str]
+    steps: list[Step]
+    waits_for: list[str] = Field(default_factory=list)
+
+
+class Stage(BaseModel):
+    name: str
+    args: list[Any]
+    run: Optional[bool]
+    at: str
+    waits_for: list[str] = Field(default_factory=list)
+
+
+class Decisions(BaseModel):
+    almarules: str = __version__
+    rules: list[str]
+    rules_sha256: str
+    facts: str
+    params: list[Param]
+    entities: dict[str, list[str]]
+    values: list[Value]
+    cascades: list[Cascade]
+    recipes: dict[str, list[Stage]]
+
+    def value(self, path: str) -> Value:
+        for v in self.values:
+            if v.path == path:
+                return v
+        raise KeyError(path)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def source_text(ev: Evaluation, loc: A.Loc) -> Optional[str]:
+    src = ev.p.rs.sources.get(loc.file)
+    if src is None or loc.line <= 0:
+        return None
+    lines = src.splitlines()
+    if loc.end_line == loc.line:
+        return lines[loc.line - 1][loc.column - 1:loc.end_column - 1]
+    parts = [lines[loc.line - 1][loc.column - 1:]]
+    parts += [l.strip() for l in lines[loc.line:loc.end_line - 1]]
+    parts.append(lines[loc.end_line - 1][:loc.end_column - 1].strip())
+    return " ".join(p.strip() for p in parts if p.strip())
+
+
+def describe_value(ev: Evaluation, kind: str, name: str, ent_path: str, value: Any,
+                   prov: Optional[Provenance]) -> Value:
+    t = ev.value_type(kind, name)
+    unit_pref = ev.display_unit(kind, name)
+    shown, unit = plain(value, t, unit_pref)
+    status = "known"
+    waits: list[str] = []
+    errors: list[str] = []
+    if isinstance(value, Unknown):
+        status = "error" if value.errors else "unknown"
+        waits, errors = sorted(value.waits), sorted(value.errors)
+    out = Value(path=f"{ent_path}.{name}", status=status, value=shown, unit=unit,
+                text=show_value(value, t, unit_pref), waits_for=waits, errors=errors,
+                origin=prov.origin if prov else "fact",
+                doc=ev.p.schema.kinds[kind][name].doc)
+    if prov is not None and prov.decl is not None:
+        decl = prov.decl
+        out.at = str(decl.loc)
+        if isinstance(decl, A.Derive):
+            out.rule = f"derive {decl.target}"
+            out.formula = source_text(ev, decl.expr.loc)
+        elif isinstance(decl, A.Score):
+            out.rule = f"score {decl.target}"
+        elif isinstance(decl, A.Step):
+            out.rule = prov.note
+        elif isinstance(decl, A.Collection):
+            out.rule = f"collection {decl.kind}"
+        out.inputs = [i for i in prov.inputs if not i.endswith(".key")]
+        out.reasons = [Reason(sign=s, amount=a, reason=r, at=str(loc)) for s, a, r, loc in prov.reasons]
+    return out
+
+
+def decisions(ev: Evaluation) -> Decisions:
+    """Every derived value of every live entity, with provenance."""
+    p = ev.p
+    params = []
+    for name, decl in sorted(p.rs.params.items()):
+        value = ev.param_overlay[name][0] if name in ev.param_overlay else ev.params[name]
+        origin = ev.param_overlay[name][1] if name in ev.param_overlay else ev.param_origins.get(name, "default")
+        t = p.param_type(name)
+        shown, unit = plain(value, t, param_unit(decl))
+        params.append(Param(name=name, value=shown, unit=unit, text=show_value(value, t, param_unit(decl)),
+                            origin=origin, at=str(decl.loc)))
+    derived_by_kind: dict[str, list[str]] = {}
+    for kind, attrs in p.schema.kinds.items():
+        names = sorted(a for a, info in attrs.items() if info.origin in ("derived", "score"))
+        if names:
+            derived_by_kind[kind] = names
+    values: list[Value] = []
+    entities: dict[str, list[str]] = {}
+    kind_order = ["dataset"] + sorted(k for k in derived_by_kind if k != "dataset")
+    for kind in kind_order:
+        if kind not in derived_by_kind:
+            continue
+        ents = ev.all_of(kind)
+        if isinstance(ents, Unknown):
+            entities[kind] = []
+            continue
+        entities[kind] = [e.key for e in ents]
+        for ent in ents:
+            for name in derived_by_kind[kind]:
+                value = ev.attr(ent, name)
+                prov = ev.prov.get((ent.kind, ent.key, name))
+                values.append(describe_value(ev, kind, name, ent.path, value, prov))
+    for kind in sorted(p.rs.collections):
+        ents = ev.entities(kind)
+        entities[kind] = [] if isinstance(ents, Unknown) else [e.key for e in ents]
+    cascades = []
+    for rec in ev.cascades:
+        cascades.append(Cascade(
+            name=rec.name, at=str(rec.loc), status=rec.status,
+            before={k: _show_path(ev, k, v) for k, v in rec.before.items()},
+            steps=[Step(name=s.name, at=str(s.loc), changes=s.changes,
+                        after={k: _show_path(ev, k, v) for k, v in s.after.items()}) for s in rec.steps],
+            waits_for=list(rec.waits)))
+    recipes = {name: [Stage(name=s.name, args=[plain(a, _ANY)[0] for a in s.args], run=s.run, at=str(s.loc),
+                            waits_for=list(s.waits)) for s in stages]
+               for name, stages in ev.stages.items()}
+    return Decisions(rules=p.rs.roots, rules_sha256=p.rs.digest(), facts=ev.world.source, params=params,
+                     entities=entities, values=values, cascades=cascades, recipes=recipes)
+
+
+def _show_path(ev: Evaluation, path: str, value: Any) -> str:
+    ent_path, _, attr = path.rpartition(".")
+    kind = "dataset" if ent_path == "dataset" else ent_path.split("[", 1)[0]
+    try:
+        return show_value(value, ev.value_type(kind, attr), ev.display_unit(kind, attr))
+    except KeyError:
+        return show_value(value, _ANY)
+
+
+from almarules.dsl.types import ANY as _ANY  # noqa: E402

@@ -1,0 +1,683 @@
+"""Evaluate a checked rule set against a dataset's facts.
+
+`Program` compiles a rule set once; `Program.run(dataset)` returns an
+`Evaluation`: every derived value, memoised, each with its provenance (the rule,
+the inputs it read), the cascades' applied steps, the recipe's stages, and which
+rule items were exercised (for test coverage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from almarules.dsl import ast as A
+from almarules.dsl.checker import CheckResult, plural
+from almarules.dsl.errors import RuleError
+from almarules.dsl.intervals import Span, find_row, span_of
+from almarules.dsl.loader import RuleSet
+from almarules.dsl.types import NumT, T
+from almarules.dsl.units import UnitError, format_quantity, parse_quantity, parse_unit
+from almarules.engine.compile import Fn, Names, compile_expr
+from almarules.engine.facts import Dataset
+from almarules.engine.values import Entity, Unknown, key_text, merge_unknowns
+from almarules.engine.world import World
+
+
+class UsageError(Exception):
+    """A mistake in how the engine was asked to run (bad --set, unknown value path)."""
+
+
+# ---------------------------------------------------------------- compiled rules
+@dataclass
+class CDerive:
+    decl: A.Derive
+    when: Optional[Fn]
+    expr: Fn
+
+
+@dataclass
+class CTerm:
+    decl: A.ScoreTerm
+    sign: float
+    amount: Fn
+    when: Fn
+
+
+@dataclass
+class CScore:
+    decl: A.Score
+    start: Fn
+    terms: list[CTerm]
+    clamp: Optional[tuple[Fn, Fn]]
+    when: Optional[Fn]
+
+
+@dataclass
+class CTable:
+    decl: Any  # A.Table or A.Bands
+    domain: Span
+    spans: list[Span]
+    rows: list[Fn]  # tables: row formulas; bands: empty
+    labels: list[str]  # bands: labels
+
+
+@dataclass
+class CEmit:
+    decl: A.Emit
+    assigns: list[tuple[str, Fn]]
+
+
+@dataclass
+class CFor:
+    decl: A.EmitFor
+    binders: list[tuple[str, Fn, Optional[Fn]]]
+    body: list[Any]
+
+
+@dataclass
+class CAction:
+    decl: A.Action
+    value: Optional[Fn] = None
+    where: Optional[Fn] = None
+    group: Optional[Fn] = None
+    rank: Optional[Fn] = None
+    while_: Optional[Fn] = None
+
+
+@dataclass
+class CStep:
+    decl: A.Step
+    actions: list[CAction]
+
+
+@dataclass
+class CCascade:
+    decl: A.Cascade
+    until: Fn
+    steps: list[CStep]
+    watched: list[str]  # dataset attributes the stop condition names
+
+
+@dataclass
+class CStage:
+    decl: A.Stage
+    when: Optional[Fn]
+
+
+@dataclass
+class Provenance:
+    """Where a value came from."""
+
+    origin: str  # "rule", "score", "cascade", "fact", "param", "collection"
+    decl: Any = None
+    inputs: tuple[str, ...] = ()
+    reasons: tuple[tuple[str, float, str, A.Loc], ...] = ()  # sign, amount, reason, loc
+    note: str = ""
+
+
+@dataclass
+class StepRecord:
+    name: str
+    loc: A.Loc
+    changes: list[str]
+    after: dict[str, Any]
+
+
+@dataclass
+class CascadeRecord:
+    name: str
+    loc: A.Loc
+    status: str  # "not needed", "satisfied", "still exceeded", "unknown"
+    before: dict[str, Any]
+    steps: list[StepRecord] = field(default_factory=list)
+    waits: tuple[str, ...] = ()
+
+
+@dataclass
+class StageRecord:
+    name: str
+    args: list[Any]
+    run: Optional[bool]
+    loc: A.Loc
+    waits: tuple[str, ...] = ()
+
+
+class Program:
+    """A checked rule set compiled to closures; evaluate it on any number of datasets."""
+
+    def __init__(self, rs: RuleSet, check: CheckResult):
+        if check.findings:
+            raise RuleError(check.findings, rs.sources)
+        self.rs = rs
+        self.check = check
+        self.schema = check.schema
+        enum_members = {m for e in self.schema.enums.values() for m in e.members}
+        self.names = Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands),
+                           set(self.schema.collections))
+        self.origin: dict[tuple[str, str], str] = {
+            (k, a): info.origin for k, attrs in self.schema.kinds.items() for a, info in attrs.items()}
+        self.params: dict[str, float] = {}
+        for name, p in rs.params.items():
+            value = compile_expr(p.value, self.names, frozenset())(None, {})
+            self.params[name] = value
+        self.derives: dict[tuple[str, str], list[CDerive]] = {}
+        for target, rules in rs.derives.items():
+            kind, attr = target.split(".", 1)
+            local = frozenset({"dataset", kind})
+            ordered = sorted(rules, key=lambda r: -(r.priority or 0))
+            self.derives[(kind, attr)] = [
+                CDerive(r, self._c(r.when, local), self._c(r.expr, local)) for r in ordered]
+        self.scores: dict[tuple[str, str], CScore] = {}
+        for s in rs.scores.values():
+            local = frozenset({"dataset", s.kind})
+            terms = [CTerm(t, 1.0 if t.sign == "+" else -1.0, self._c(t.amount, local), self._c(t.when, local))
+                     for t in s.terms]
+            clamp = (self._c(s.clamp[0], local), self._c(s.clamp[1], local)) if s.clamp else None
+            self.scores[(s.kind, s.attr)] = CScore(s, self._c(s.start, local), terms, clamp, self._c(s.when, local))
+        self.tables: dict[str, CTable] = {}
+        scale = lambda unit: 1.0 if unit is None else parse_unit(unit)[0]  # noqa: E731
+        for t in rs.tables.values():
+            local = frozenset({t.arg})
+            self.tables[t.name] = CTable(t, span_of(t.domain, scale), [span_of(r.interval, scale) for r in t.rows],
+                                         [self._c(r.expr, local) for r in t.rows], [])
+        for b in rs.bands.values():
+            self.tables[b.name] = CTable(b, span_of(b.domain, scale), [span_of(r.interval, scale) for r in b.rows],
+                                         [], [r.label for r in b.rows])
+        self.collections = {kind: self._c_body(c.body, frozenset({"dataset"})) for kind, c in rs.collections.items()}
+        self.cascades = [self._c_cascade(c) for c in rs.cascades.values()]
+        self.recipes = {name: [CStage(st, self._c(st.when, frozenset({"dataset"}))) for st in r.stages]
+                        for name, r in rs.recipes.items()}
+        self.recipe_args = {name: [[self._c(a, frozenset({"dataset"})) for a in st.args] for st in r.stages]
+                            for name, r in rs.recipes.items()}
+
+    def _c(self, e: Optional[A.Expr], local: frozenset[str]) -> Optional[Fn]:
+        return None if e is None else compile_expr(e, self.names, local)
+
+    def _c_body(self, body, local: frozenset[str]) -> list:
+        out = []
+        for item in body:
+            if isinstance(item, A.Emit):
+                out.append(CEmit(item, [(n, self._c(x, local)) for n, x in item.assigns]))
+            else:
+                scope = set(local)
+                binders = []
+                for b in item.binders:
+                    src = self._c(b.source, frozenset(scope))
+                    scope.add(b.var)
+                    binders.append((b.var, src, self._c(b.where, frozenset(scope))))
+                out.append(CFor(item, binders, self._c_body(item.body, frozenset(scope))))
+        return out
+
+    def _c_cascade(self, c: A.Cascade) -> CCascade:
+        ds = frozenset({"dataset"})
+        steps = []
+        for st in c.steps:
+            actions = []
+            for a in st.actions:
+                if isinstance(a, A.SetAction):
+                    local = ds if a.kind is None else frozenset({"dataset", a.kind})
+                    actions.append(CAction(a, value=self._c(a.value, local), where=self._c(a.where, local)))
+                elif isinstance(a, A.DropAction):
+                    actions.append(CAction(a, where=self._c(a.where, frozenset({"dataset", a.kind}))))
+                else:
+                    local = frozenset({"dataset", a.kind})
+                    actions.append(CAction(a, where=self._c(a.where, local), group=self._c(a.group, local),
+                                           rank=self._c(a.rank, local), while_=self._c(a.while_, ds)))
+            steps.append(CStep(st, actions))
+        watched = list(dict.fromkeys(_dataset_attrs(c.until)))
+        return CCascade(c, self._c(c.until, ds), steps, watched)
+
+    # ------------------------------------------------------------ parameters
+    def param_type(self, name: str) -> T:
+        return self.check.param_types[name]
+
+    def resolve_set(self, assignment: str) -> tuple[str, float]:
+        """``imaging.max_cube_size=40GB`` -> ("max_cube_size", canonical value)."""
+        if "=" not in assignment:
+            raise UsageError(f"--set needs name=value, got {assignment!r}")
+        name, text = (s.strip() for s in assignment.split("=", 1))
+        stem = None
+        if "." in name:
+            stem, name = name.rsplit(".", 1)
+        if name not in self.rs.params:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.rs.params), n=1)
+            raise UsageError(f"--set {assignment}: no parameter {name!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if stem is not None and self.rs.param_modules.get(name) != stem:
+            raise UsageError(f"--set {assignment}: parameter {name!r} is declared in "
+                             f"{self.rs.param_modules.get(name)!r}, not {stem!r}")
+        if text.lower() in ("true", "false"):
+            raise UsageError(f"--set {assignment}: parameters are numbers")
+        try:
+            value, dim = parse_quantity(text)
+        except UnitError as exc:
+            raise UsageError(f"--set {assignment}: {exc}") from None
+        want = self.param_type(name)
+        if isinstance(want, NumT) and want.dim != dim:
+            raise UsageError(f"--set {assignment}: {name} is in {want.dim.display_unit() or 'plain numbers'}, "
+                             f"got {dim.display_unit() or 'a plain number'}")
+        return name, value
+
+    def run(self, dataset: Dataset, params: Optional[dict[str, float]] = None,
+            source: str = "<facts>", param_origins: Optional[dict[str, str]] = None) -> "Evaluation":
+        ev = Evaluation(self, World(dataset, self.schema, source), params or {}, param_origins or {})
+        ev.run()
+        return ev
+
+
+class Evaluation:
+    """One evaluation of a program on one dataset (memoised, with provenance)."""
+
+    def __init__(self, program: Program, world: World, overrides: dict[str, float], origins: dict[str, str]):
+        self.p = program
+        self.world = world
+        self.dataset = world.dataset
+        self.params = dict(program.params)
+        self.params.update(overrides)
+        self.param_origins = origins
+        self.param_overlay: dict[str, tuple[float, str]] = {}
+        self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
+        self.dropped: set[tuple[str, str]] = set()
+        self.memo: dict[tuple[str, str, str], Any] = {}
+        self.prov: dict[tuple[str, str, str], Provenance] = {}
+        self.coll_memo: dict[str, Any] = {}
+        self.frames: list[list[str]] = []
+        self.active: set[tuple[str, str, str]] = set()
+        self.coverage: set[tuple] = set()
+        self.cascades: list[CascadeRecord] = []
+        self.stages: dict[str, list[StageRecord]] = {}
+        self.entity_index: dict[str, Entity] = {}
+
+    # ------------------------------------------------------------ driver
+    def run(self) -> None:
+        for c in self.p.cascades:
+            self._cascade(c)
+        for name, stages in self.p.recipes.items():
+            self.stages[name] = [self._stage(st, args) for st, args in zip(stages, self.p.recipe_args[name])]
+
+    def reset(self) -> None:
+        self.memo.clear()
+        self.prov.clear()
+        self.coll_memo.clear()
+
+    def _record(self, item: str) -> None:
+        if self.frames:
+            self.frames[-1].append(item)
+
+    # ------------------------------------------------------------ values
+    def param(self, name: str) -> Any:
+        self._record(f"param:{name}")
+        if name in self.param_overlay:
+            return self.param_overlay[name][0]
+        return self.params[name]
+
+    def attr(self, ent: Any, name: str) -> Any:
+        if isinstance(ent, Unknown):
+            return ent
+        if not isinstance(ent, Entity):
+            return Unknown(errors=[f"cannot take .{name} of {ent!r}"])
+        key = (ent.kind, ent.key, name)
+        self._record(f"{ent.path}.{name}")
+        if key in self.memo:
+            return self.memo[key]
+        origin = self.p.origin.get((ent.kind, name))
+        if origin == "fact":
+            value = self.world.fact(ent, name)
+            if ent.kind == "dataset" and name in self.p.schema.collections and not isinstance(value, Unknown):
+                value = tuple(e for e in value if (e.kind, e.key) not in self.dropped)
+                for e in value:
+                    self.entity_index.setdefault(e.path, e)
+        elif origin == "builtin":
+            value = ent.key
+        elif origin == "created":
+            if ent.kind == "dataset":
+                value = self.entities(self.p.schema.collections[name])
+            else:
+                value = ent.created[name]
+        elif origin == "derived":
+            value = self._derived(ent, name, key)
+        elif origin == "score":
+            value = self._score(ent, name, key)
+        else:
+            value = Unknown(errors=[f"{ent.kind} has no attribute {name!r}"])
+        self.memo[key] = value
+        return value
+
+    def _push(self) -> None:
+        self.frames.append([])
+
+    def _pop(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.frames.pop()))
+
+    def _derived(self, ent: Entity, name: str, key) -> Any:
+        if key in self.overlay:
+            value, prov = self.overlay[key]
+            self.prov[key] = prov
+            return value
+        if key in self.active:
+            return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
+        self.active.add(key)
+        self._push()
+        env = {"dataset": self.dataset, ent.kind: ent}
+        value: Any = None
+        used: Optional[CDerive] = None
+        for rule in self.p.derives[(ent.kind, name)]:
+            if rule.when is not None:
+                cond = rule.when(self, env)
+                if isinstance(cond, Unknown):
+                    value = cond
+                    used = rule
+                    break
+                if not cond:
+                    continue
+            value = rule.expr(self, env)
+            used = rule
+            self.coverage.add(("derive", rule.decl.loc))
+            break
+        if used is None:
+            value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
+        inputs = self._pop()
+        self.active.discard(key)
+        self.prov[key] = Provenance("rule", used.decl if used else None, inputs)
+        return value
+
+    def _score(self, ent: Entity, name: str, key) -> Any:
+        sc = self.p.scores[(ent.kind, name)]
+        self._push()
+        env = {"dataset": self.dataset, ent.kind: ent}
+        value: Any
+        reasons = []
+        if sc.when is not None and (w := sc.when(self, env)) is not True:
+            value = w if isinstance(w, Unknown) else Unknown(errors=[f"score {sc.decl.target} does not apply"])
+        else:
+            value = sc.start(self, env)
+            pending = []
+            for term in sc.terms:
+                cond = term.when(self, env)
+                if isinstance(cond, Unknown):
+                    pending.append(cond)
+                    continue
+                if cond:
+                    amount = term.amount(self, env)
+                    if isinstance(amount, Unknown):
+                        pending.append(amount)
+                        continue
+                    self.coverage.add(("term", sc.decl.target, term.decl.reason))
+                    reasons.append((term.decl.sign, amount, term.decl.reason, term.decl.loc))
+                    if not isinstance(value, Unknown):
+                        value = value + term.sign * amount
+            if pending:
+                value = merge_unknowns(pending + ([value] if isinstance(value, Unknown) else []))
+            elif sc.clamp is not None and not isinstance(value, Unknown):
+                lo, hi = sc.clamp[0](self, env), sc.clamp[1](self, env)
+                value = min(max(value, lo), hi)
+        inputs = self._pop()
+        self.prov[key] = Provenance("score", sc.decl, inputs, tuple(reasons))
+        return value
+
+    def lookup(self, what: str, name: str, x: float) -> Any:
+        t = self.p.tables[name]
+        i = find_row(t.spans, x)
+        if i < 0:
+            dim = self.p.check.table_dims.get(name)
+            shown = format_quantity(x, dim) if dim is not None else f"{x:g}"
+            return Unknown(errors=[f"{shown} is outside {what} {name}'s domain {t.decl.domain}"])
+        self.coverage.add((what, name, i))
+        self._record(f"{what}:{name}:{i}")
+        if what == "band":
+            return t.labels[i]
+        return t.rows[i](self, {t.decl.arg: x})
+
+    # ------------------------------------------------------------ collections
+    def entities(self, kind: str) -> Any:
+        """The entities a collection rule creates (minus those a cascade dropped)."""
+        if kind in self.coll_memo:
+            return self.coll_memo[kind]
+        self._push()
+        made: dict[str, Entity] = {}
+        unknowns: list[Unknown] = []
+        self._emit(kind, self.p.collections[kind], {"dataset": self.dataset}, made, unknowns)
+        inputs = self._pop()
+        if unknowns:
+            value: Any = merge_unknowns(unknowns)
+        else:
+            value = tuple(e for e in made.values() if (kind, e.key) not in self.dropped)
+            for e in made.values():
+                self.entity_index[e.path] = e
+        self.coll_memo[kind] = value
+        self.prov[("dataset", "dataset", plural(kind))] = Provenance(
+            "collection", self.p.rs.collections[kind], inputs)
+        return value
+
+    def _emit(self, kind: str, body: list, env: dict, made: dict, unknowns: list) -> None:
+        for item in body:
+            if isinstance(item, CEmit):
+                values = {}
+                for name, fn in item.assigns:
+                    values[name] = fn(self, env)
+                bad = merge_unknowns(values.values())
+                if bad is not None:
+                    unknowns.append(bad)
+                    continue
+                key = ".".join(key_text(v) for v in values.values())
+                if key not in made:
+                    made[key] = Entity(kind, key, None, values, order=len(made))
+                    self.coverage.add(("emit", item.decl.loc))
+                continue
+            self._for(kind, item, 0, env, made, unknowns)
+
+    def _for(self, kind: str, item: CFor, i: int, env: dict, made: dict, unknowns: list) -> None:
+        if i == len(item.binders):
+            self._emit(kind, item.body, env, made, unknowns)
+            return
+        var, src, where = item.binders[i]
+        coll = src(self, env)
+        if isinstance(coll, Unknown):
+            unknowns.append(coll)
+            return
+        for element in coll:
+            inner = dict(env)
+            inner[var] = element
+            if where is not None:
+                keep = where(self, inner)
+                if isinstance(keep, Unknown):
+                    unknowns.append(keep)
+                    continue
+                if not keep:
+                    continue
+            self._for(kind, item, i + 1, inner, made, unknowns)
+
+    def all_of(self, kind: str) -> Any:
+        """Every live entity of a kind (facts or created)."""
+        if kind == "dataset":
+            return (self.dataset,)
+        coll = plural(kind)
+        if coll not in self.p.schema.collections:
+            return ()
+        return self.attr(self.dataset, coll)
+
+    # ------------------------------------------------------------ cascades
+    def _until(self, c: CCascade) -> tuple[Any, dict[str, Any]]:
+        """The stop condition, and the dataset values it names (all of them, shown in reports)."""
+        value = c.until(self, {"dataset": self.dataset})
+        shown = {f"dataset.{name}": self.attr(self.dataset, name) for name in c.watched}
+        return value, shown
+
+    def _cascade(self, c: CCascade) -> None:
+        cond, before = self._until(c)
+        record = CascadeRecord(c.decl.name, c.decl.loc, "not needed", before)
+        self.cascades.append(record)
+        if isinstance(cond, Unknown):
+            record.status = "unknown"
+            record.waits = tuple(sorted(cond.waits | cond.errors))
+            return
+        if cond:
+            return
+        for step in c.steps:
+            changes: list[str] = []
+            for action in step.actions:
+                changes.extend(self._apply(c, step, action))
+            self.reset()
+            self.coverage.add(("step", c.decl.name, step.decl.name))
+            cond, after = self._until(c)
+            record.steps.append(StepRecord(step.decl.name, step.decl.loc, changes, after))
+            if isinstance(cond, Unknown):
+                record.status = "unknown"
+                record.waits = tuple(sorted(cond.waits | cond.errors))
+                return
+            if cond:
+                record.status = "satisfied"
+                return
+        record.status = "still exceeded"
+
+    def _apply(self, c: CCascade, step: CStep, action: CAction) -> list[str]:
+        a = action.decl
+        note = f"cascade {c.decl.name}, step {step.decl.name!r}"
+        if isinstance(a, A.SetAction) and a.kind is None:
+            value = action.value(self, {"dataset": self.dataset})
+            self.param_overlay[a.name] = (value, note)
+            return [f"{a.name} = {self._show_param(a.name, value)}"]
+        if isinstance(a, A.SetAction):
+            todo = []
+            for ent in self.all_of(a.kind) if not isinstance(self.all_of(a.kind), Unknown) else ():
+                env = {"dataset": self.dataset, a.kind: ent}
+                if action.where is not None and action.where(self, env) is not True:
+                    continue
+                self._push()
+                value = action.value(self, env)
+                inputs = self._pop()
+                todo.append((ent, value, inputs))
+            changes = []
+            for ent, value, inputs in todo:
+                key = (ent.kind, ent.key, a.name)
+                self.overlay[key] = (value, Provenance("cascade", step.decl, inputs, note=note))
+                changes.append(f"{ent.path}.{a.name} = {self._show(ent.kind, a.name, value)}")
+            return changes
+        if isinstance(a, A.DropAction):
+            gone = []
+            for ent in self._live(a.kind):
+                if action.where(self, {"dataset": self.dataset, a.kind: ent}) is True:
+                    gone.append(ent)
+            for ent in gone:
+                self.dropped.add((ent.kind, ent.key))
+            return [f"dropped {ent.path}" for ent in gone]
+        return self._keep(action)
+
+    def _live(self, kind: str) -> list[Entity]:
+        ents = self.all_of(kind)
+        return [] if isinstance(ents, Unknown) else list(ents)
+
+    def _keep(self, action: CAction) -> list[str]:
+        a: A.KeepAction = action.decl  # type: ignore[assignment]
+        groups: dict[str, list[Entity]] = {}
+        labels: dict[str, str] = {}
+        ranks: dict[str, Any] = {}
+        for ent in self._live(a.kind):
+            env = {"dataset": self.dataset, a.kind: ent}
+            if action.where is not None and action.where(self, env) is not True:
+                continue
+            g = action.group(self, env) if action.group is not None else ent
+            gk = key_text(g)
+            groups.setdefault(gk, []).append(ent)
+            labels.setdefault(gk, g.path if isinstance(g, Entity) else gk)
+            if gk not in ranks:
+                r = action.rank(self, env) if action.rank is not None else len(ranks)
+                ranks[gk] = r if not isinstance(r, Unknown) else float("inf")
+        order = sorted(groups, key=lambda k: (ranks[k], list(groups).index(k)))
+        if len(order) <= 1:
+            return []
+        for gk in order[1:]:
+            for ent in groups[gk]:
+                self.dropped.add((ent.kind, ent.key))
+        self.reset()
+        kept = [order[0]]
+        if action.while_ is not None:
+            for gk in order[1:]:
+                for ent in groups[gk]:
+                    self.dropped.discard((ent.kind, ent.key))
+                self.reset()
+                if action.while_(self, {"dataset": self.dataset}) is True:
+                    kept.append(gk)
+                    continue
+                for ent in groups[gk]:
+                    self.dropped.add((ent.kind, ent.key))
+                self.reset()
+                break
+        dropped = [gk for gk in order if gk not in kept]
+        return [f"kept {labels[gk]}" for gk in kept] + [
+            f"dropped {labels[gk]} ({len(groups[gk])} {a.kind}{'s' if len(groups[gk]) != 1 else ''})" for gk in dropped]
+
+    def _stage(self, st: CStage, args: list[Fn]) -> StageRecord:
+        env = {"dataset": self.dataset}
+        values = [fn(self, env) for fn in args]
+        run: Optional[bool] = True
+        waits: tuple[str, ...] = ()
+        if st.when is not None:
+            cond = st.when(self, env)
+            if isinstance(cond, Unknown):
+                run, waits = None, tuple(sorted(cond.waits | cond.errors))
+            else:
+                run = bool(cond)
+        return StageRecord(st.decl.name, values, run, st.decl.loc, waits)
+
+    # ------------------------------------------------------------ display
+    def value_type(self, kind: str, name: str) -> T:
+        return self.p.schema.kinds[kind][name].type
+
+    def display_unit(self, kind: str, name: str) -> Optional[str]:
+        info = self.p.schema.kinds[kind][name]
+        if info.unit:
+            return info.unit
+        return None
+
+    def _show(self, kind: str, name: str, value: Any) -> str:
+        from almarules.engine.present import show_value
+
+        return show_value(value, self.value_type(kind, name), self.display_unit(kind, name))
+
+    def _show_param(self, name: str, value: Any) -> str:
+        from almarules.engine.present import show_value
+
+        return show_value(value, self.p.param_type(name), param_unit(self.p.rs.params[name]))
+
+    def resolve(self, path: str) -> tuple[Entity, str]:
+        """``image[X.TARGET.0.cube].threshold`` -> (entity, attr)."""
+        ent_path, _, attr = path.rpartition(".")
+        while ent_path.count("[") != ent_path.count("]"):  # a '.' inside the key
+            head, _, tail = ent_path.rpartition(".")
+            ent_path, attr = head, f"{tail}.{attr}"
+        if ent_path == "dataset":
+            return self.dataset, attr
+        if ent_path not in self.entity_index:
+            kind = ent_path.split("[", 1)[0]
+            self.all_of(kind)
+        ent = self.entity_index.get(ent_path)
+        if ent is None:
+            raise UsageError(f"no entity {ent_path!r} in this dataset")
+        return ent, attr
+
+
+def param_unit(p: A.Param) -> Optional[str]:
+    e = p.value
+    if isinstance(e, A.Unary):
+        e = e.operand
+    return e.unit if isinstance(e, A.Num) else None
+
+
+def _dataset_attrs(e: Any) -> list[str]:
+    """Names X of every ``dataset.X`` in an expression, in order."""
+    out: list[str] = []
+    if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == "dataset":
+        return [e.name]
+    if isinstance(e, tuple):
+        for item in e:
+            out.extend(_dataset_attrs(item))
+        return out
+    if hasattr(e, "__dataclass_fields__"):
+        for name in e.__dataclass_fields__:
+            if name != "loc":
+                out.extend(_dataset_attrs(getattr(e, name)))
+    return out

@@ -1,0 +1,290 @@
+"""Typed facts about a dataset (pydantic v2).
+
+Every quantity carries its unit in the schema (``json_schema_extra['unit']``); a
+summary may give a number in that unit or a string with any compatible unit
+(``"230 GHz"``, ``"50 uJy/beam"``). A fact that is absent is *unknown* (None),
+never silently defaulted: rules that need it say they wait for it.
+
+The plural collection names (``spws``, ``fields``, ...) are the entity kinds the
+rule language sees; `FACT_KINDS` maps kind name -> model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
+
+from almarules.dsl.units import UnitError, parse_quantity, parse_unit
+
+INTENTS = (
+    "TARGET", "PHASE", "BANDPASS", "AMPLITUDE", "CHECK", "ATMOSPHERE", "WVR",
+    "POINTING", "POLARIZATION", "SIDEBAND", "FOCUS", "DELAY", "UNSPECIFIED",
+)
+Intent = Literal[
+    "TARGET", "PHASE", "BANDPASS", "AMPLITUDE", "CHECK", "ATMOSPHERE", "WVR",
+    "POINTING", "POLARIZATION", "SIDEBAND", "FOCUS", "DELAY", "UNSPECIFIED",
+]
+ArrayKind = Literal["12m", "7m", "TP", "VLA", "mixed"]
+SPECMODES = ("mfs", "cont", "cube")
+
+
+def _unit_converter(unit: str):
+    scale_to, dim_to = parse_unit(unit)
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                canonical, dim = parse_quantity(value)
+            except UnitError as exc:
+                raise ValueError(str(exc)) from None
+            if dim.is_dimensionless and not dim_to.is_dimensionless:
+                raise ValueError(f"a quantity in {unit} needs a unit, got {value!r}")
+            if dim != dim_to:
+                raise ValueError(f"{value!r} is not compatible with {unit}")
+            return canonical / scale_to
+        return value
+
+    return convert
+
+
+def Q(unit: str, description: str):
+    """An optional float quantity stored in `unit`."""
+    return Annotated[
+        Optional[float],
+        BeforeValidator(_unit_converter(unit)),
+        Field(default=None, description=description, json_schema_extra={"unit": unit}),
+    ]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class BaselineStats(_Model):
+    """Projected baseline lengths of one execution block (m)."""
+
+    min: Q("m", "shortest projected baseline") = None
+    max: Q("m", "longest projected baseline") = None
+    l75: Q("m", "75th percentile of projected baseline lengths") = None
+    l80: Q("m", "80th percentile of projected baseline lengths") = None
+
+
+class ExecutionBlock(_Model):
+    """One Measurement Set from one observing run."""
+
+    id: str = Field(description="execution block uid or MS name")
+    ms_name: Optional[str] = None
+    start: Q("s", "start time, MJD seconds (UTC)") = None
+    end: Q("s", "end time, MJD seconds (UTC)") = None
+    integration_time: Q("s", "typical integration time") = None
+    n_antennas: Optional[int] = Field(default=None, description="antennas with data")
+    syscal_rows: Optional[int] = Field(default=None, description="rows in the SYSCAL (Tsys) table")
+    history_origins: Optional[list[str]] = Field(default=None, description="ORIGIN of HISTORY rows")
+    processing_history: Optional[bool] = Field(
+        default=None, description="HISTORY has rows not written by the importer")
+    has_model_data: Optional[bool] = Field(default=None, description="MODEL_DATA column present")
+    baselines: Optional[BaselineStats] = None
+
+    @computed_field(json_schema_extra={"unit": "m"})
+    @property
+    def l80(self) -> Optional[float]:
+        """80th percentile projected baseline length (m)."""
+        return self.baselines.l80 if self.baselines else None
+
+
+class Antenna(_Model):
+    name: str
+    station: Optional[str] = None
+    position: Optional[tuple[float, float, float]] = Field(
+        default=None, description="ITRF position (m)", json_schema_extra={"unit": "m"})
+    dish_diameter: Q("m", "dish diameter") = None
+
+
+class SpectralWindow(_Model):
+    """A spectral window; channels as a list or as start/width/count."""
+
+    id: int
+    name: Optional[str] = None
+    nchan: Optional[int] = Field(default=None, description="number of channels")
+    channel_frequencies: Optional[list[float]] = Field(
+        default=None, description="channel centre frequencies (Hz)", json_schema_extra={"unit": "Hz"})
+    start_frequency: Q("Hz", "centre frequency of the first channel") = None
+    channel_width: Q("Hz", "channel width (negative when frequency decreases)") = None
+    effective_bw: Q("Hz", "effective noise bandwidth of one channel") = None
+    frame: Optional[str] = Field(default=None, description="frequency frame (TOPO, LSRK, ...)")
+    correlator_mode: Optional[Literal["TDM", "FDM"]] = None
+    online_hanning: Optional[bool] = None
+    intents: Optional[list[Intent]] = Field(default=None, description="intents of scans observing it")
+
+    def _freqs(self) -> Optional[tuple[float, float]]:
+        if self.channel_frequencies:
+            f = self.channel_frequencies
+            half = abs(self.channel_width or 0.0) / 2
+            return min(f) - half, max(f) + half
+        if self.start_frequency is not None and self.channel_width is not None and self.nchan:
+            last = self.start_frequency + (self.nchan - 1) * self.channel_width
+            half = abs(self.channel_width) / 2
+            return min(self.start_frequency, last) - half, max(self.start_frequency, last) + half
+        return None
+
+    @computed_field(json_schema_extra={"unit": "Hz"})
+    @property
+    def min_frequency(self) -> Optional[float]:
+        """Lower edge of the band (Hz)."""
+        f = self._freqs()
+        return f[0] if f else None
+
+    @computed_field(json_schema_extra={"unit": "Hz"})
+    @property
+    def max_frequency(self) -> Optional[float]:
+        """Upper edge of the band (Hz)."""
+        f = self._freqs()
+        return f[1] if f else None
+
+    @computed_field(json_schema_extra={"unit": "Hz"})
+    @property
+    def centre_frequency(self) -> Optional[float]:
+        """Centre of the band (Hz)."""
+        f = self._freqs()
+        return (f[0] + f[1]) / 2 if f else None
+
+    @computed_field(json_schema_extra={"unit": "Hz"})
+    @property
+    def bandwidth(self) -> Optional[float]:
+        """Total bandwidth (Hz)."""
+        f = self._freqs()
+        return f[1] - f[0] if f else None
+
+
+class Pointing(_Model):
+    """One mosaic pointing, as an offset from the field centre (arcsec)."""
+
+    ra_offset: Q("arcsec", "offset in RA (true angle)") = None
+    dec_offset: Q("arcsec", "offset in Dec") = None
+
+
+class FieldFacts(_Model):
+    id: int
+    name: str
+    ra: Q("deg", "right ascension (J2000)") = None
+    dec: Q("deg", "declination (J2000)") = None
+    intents: Optional[list[Intent]] = None
+    pointings: Optional[list[Pointing]] = Field(
+        default=None, description="mosaic pointings; one (or none) for a single field")
+
+    @computed_field
+    @property
+    def is_mosaic(self) -> Optional[bool]:
+        """More than one pointing."""
+        return None if self.pointings is None else len(self.pointings) > 1
+
+    @computed_field(json_schema_extra={"unit": "arcsec"})
+    @property
+    def pointing_spread(self) -> Optional[float]:
+        """Largest extent of the pointing centres, in RA or Dec (arcsec)."""
+        if self.pointings is None:
+            return None
+        if not self.pointings:
+            return 0.0
+        ras = [p.ra_offset or 0.0 for p in self.pointings]
+        decs = [p.dec_offset or 0.0 for p in self.pointings]
+        return max(max(ras) - min(ras), max(decs) - min(decs))
+
+
+class Scan(_Model):
+    eb: Optional[str] = Field(default=None, description="execution block id")
+    number: int
+    intents: Optional[list[Intent]] = None
+    field_ids: Optional[list[int]] = None
+    spw_ids: Optional[list[int]] = None
+    start: Q("s", "start time, MJD seconds") = None
+    end: Q("s", "end time, MJD seconds") = None
+
+    @computed_field(json_schema_extra={"unit": "s"})
+    @property
+    def duration(self) -> Optional[float]:
+        """end - start (s)."""
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+class WeightSum(_Model):
+    """Natural-weighting sums of one field and spw (both parallel hands, unflagged)."""
+
+    field: str
+    spw: int
+    eb: Optional[str] = None
+    sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities") = None
+    flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1)
+
+    @computed_field(json_schema_extra={"unit": "Jy"})
+    @property
+    def sensitivity(self) -> Optional[float]:
+        """sigma_nat = 1/sqrt(sum w) (Jy)."""
+        if not self.sum_weight:
+            return None
+        return 1.0 / math.sqrt(self.sum_weight)
+
+
+class ImageMeasurement(_Model):
+    """Numbers measured on an image by a later stage, keyed by field/intent/spws/specmode."""
+
+    field: str
+    intent: Intent
+    spws: list[int]
+    specmode: Literal["mfs", "cont", "cube"]
+    sensitivity: Q("Jy/beam", "theoretical sensitivity") = None
+    dirty_peak: Q("Jy/beam", "peak of the dirty image where PB > 0.2") = None
+    dirty_dr: Optional[float] = Field(default=None, ge=0, description="dirty dynamic range")
+    residual_rms: Q("Jy/beam", "rms of the residual") = None
+    rms: Q("Jy/beam", "rms of the non-pbcor image outside the clean mask") = None
+    beam_major: Q("arcsec", "restoring beam major axis (FWHM)") = None
+    beam_minor: Q("arcsec", "restoring beam minor axis (FWHM)") = None
+    beam_pa: Q("deg", "restoring beam position angle") = None
+    bad_psf_channels: Optional[int] = Field(default=None, ge=0)
+
+    @computed_field
+    @property
+    def key(self) -> str:
+        """``FIELD.INTENT.SPWS.SPECMODE``, the key of the image it measures."""
+        return f"{self.field}.{self.intent}.{'_'.join(map(str, self.spws))}.{self.specmode}"
+
+
+class Dataset(_Model):
+    """Everything the rules may know about one dataset (one MOUS)."""
+
+    project: Optional[str] = None
+    mous_id: Optional[str] = None
+    telescope: Optional[str] = None
+    array: Optional[ArrayKind] = Field(default=None, description="array kind")
+    representative_spw: Optional[int] = None
+    representative_frequency: Q("Hz", "science goal representative frequency") = None
+    ebs: Optional[list[ExecutionBlock]] = None
+    antennas: Optional[list[Antenna]] = None
+    spws: Optional[list[SpectralWindow]] = None
+    fields: Optional[list[FieldFacts]] = None
+    scans: Optional[list[Scan]] = None
+    weights: Optional[list[WeightSum]] = None
+    measurements: Optional[list[ImageMeasurement]] = Field(
+        default=None, description="measurements of images made by later stages")
+
+
+# kind name (as rules see it) -> model; the dataset itself is kind "dataset".
+FACT_KINDS: dict[str, type[BaseModel]] = {
+    "dataset": Dataset,
+    "eb": ExecutionBlock,
+    "antenna": Antenna,
+    "spw": SpectralWindow,
+    "field": FieldFacts,
+    "scan": Scan,
+    "weight": WeightSum,
+    "measurement": ImageMeasurement,
+}
+# plural collection attribute of the dataset -> kind
+COLLECTIONS: dict[str, str] = {
+    "ebs": "eb", "antennas": "antenna", "spws": "spw", "fields": "field",
+    "scans": "scan", "weights": "weight", "measurements": "measurement",
+}

@@ -1,0 +1,402 @@
+"""Dataset summaries: YAML/JSON files of facts, loaded into a `Dataset`.
+
+A summary is a mapping shaped like `almarules.engine.facts.Dataset`. Quantities
+are plain numbers in the unit the schema names, or strings with a compatible
+unit (``"230.5 GHz"``, ``"50 uJy/beam"``). Absent facts are unknown.
+
+Every problem with a summary raises `FactsError`, whose message has one line per
+problem: ``<file>: <field path>: <what is wrong>``, for example::
+
+    examples/x.yaml: spws[2].nchan: Input should be a valid integer, unable to parse string as an integer (got 'many')
+    examples/x.yaml: fields[0].intents[1]: 'TARGT' is not one of TARGET, PHASE, ... (did you mean 'TARGET'?)
+    examples/x.yaml: unknown field 'spw' at top level (did you mean 'spws'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from almarules.dsl.units import UnitError, parse_quantity, parse_unit
+from almarules.engine.facts import Dataset
+
+__all__ = ["FactsError", "load_summary", "parse_summary", "dump_summary", "schema_json"]
+
+SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class FactsError(Exception):
+    """A summary that cannot be read or does not validate.
+
+    ``str(err)`` is one line per problem; ``err.problems`` holds the same lines.
+    """
+
+    def __init__(self, problems: list[str] | str):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _SummaryLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 floats (``5.0e9``, ``1e9``) and duplicate-key errors.
+
+    PyYAML follows YAML 1.1, where ``5.0e9`` (no sign in the exponent) is a
+    *string*; in a summary that would be a frequency "without a unit".
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: set = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = self.construct_object(key_node)
+                    try:
+                        duplicate = key in seen
+                        seen.add(key)
+                    except TypeError:  # unhashable key: let the base class report it
+                        continue
+                    if duplicate:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_SummaryLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SummaryLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+            |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+            |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_error(source: str, exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "syntax error"
+        if exc.context and exc.problem:
+            what = f"{exc.problem} ({exc.context})"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{source}: invalid YAML{where}: {what}"
+    return f"{source}: invalid YAML: {exc}"
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def load_summary(path: str | Path) -> Dataset:
+    """Read a ``.json``, ``.yaml`` or ``.yml`` summary file into a `Dataset`."""
+    source = str(path)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FactsError(
+            f"{source}: unsupported summary format {path.suffix or '(no suffix)'!r} "
+            f"(expected .json, .yaml or .yml)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FactsError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise FactsError(f"{source}: cannot read file: it is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise FactsError(f"{source}: cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise FactsError(f"{source}: cannot read file: {exc.strerror or exc}") from None
+
+    if suffix == ".json":
+        try:
+            data = json.loads(text, object_pairs_hook=_json_pairs)
+        except json.JSONDecodeError as exc:
+            raise FactsError(
+                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except ValueError as exc:  # duplicate key
+            raise FactsError(f"{source}: invalid JSON: {exc}") from None
+    else:
+        try:
+            data = yaml.load(text, Loader=_SummaryLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            raise FactsError(_yaml_error(source, exc)) from None
+    return parse_summary(data, source)
+
+
+def parse_summary(data: Any, source: str = "<summary>") -> Dataset:
+    """Validate an already-parsed summary mapping; `source` prefixes every message."""
+    if data is None:
+        raise FactsError(f"{source}: the summary is empty (expected a mapping of dataset facts)")
+    if not isinstance(data, dict):
+        raise FactsError(
+            f"{source}: top level must be a mapping of dataset facts, not {_kind(data)}")
+    try:
+        return Dataset.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(err)}" for err in exc.errors()]
+        raise FactsError(list(dict.fromkeys(lines))) from None  # one line per problem
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"a string ({_short(value)})"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    return f"a {type(value).__name__}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _strip(tp: Any) -> Any:
+    """Remove Annotated and Optional wrappers."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _resolve(loc: tuple) -> tuple[Any, Optional[FieldInfo]]:
+    """Annotation and FieldInfo of the value at `loc` in a Dataset, or (None, None)."""
+    tp: Any = Dataset
+    info: Optional[FieldInfo] = None
+    for part in loc:
+        tp = _strip(tp)
+        if isinstance(part, int):
+            origin = get_origin(tp)
+            args = get_args(tp)
+            if origin is list and args:
+                tp = args[0]
+            elif origin is tuple and args:
+                if len(args) == 2 and args[1] is Ellipsis:
+                    tp = args[0]
+                elif part < len(args):
+                    tp = args[part]
+                else:
+                    return None, None
+            else:
+                return None, None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None, None
+            tp, info = field.annotation, field
+        else:
+            return None, None
+    return tp, info
+
+
+def _unit_of(loc: tuple) -> Optional[str]:
+    if not loc or not isinstance(loc[-1], str):
+        return None
+    _, info = _resolve(loc)
+    extra = info.json_schema_extra if info is not None else None
+    return extra.get("unit") if isinstance(extra, dict) else None
+
+
+def _physical_type(unit_text: str) -> Optional[str]:
+    try:
+        kind = str(parse_unit(unit_text)[1].unit.physical_type)
+    except Exception:  # noqa: BLE001 - only a nicety for the message
+        return None
+    return None if kind in ("unknown", "dimensionless") else kind
+
+
+def _expected(unit: str) -> str:
+    """``a length in m``: what a quantity field wants."""
+    kind = _physical_type(unit) or "quantity"
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} in {unit}"
+
+
+def _unit_message(value: Any, unit: str, fallback: str) -> str:
+    """Why `value` (a string) is not a quantity in `unit`."""
+    if not isinstance(value, str):
+        return fallback
+    expected = _expected(unit)
+    try:
+        _, dim = parse_quantity(value)
+    except UnitError as exc:
+        message = str(exc)
+        if message.startswith("unknown unit"):
+            return f"{message} in {value!r}: expected {expected}"
+        return f"{value!r} is not a number with a unit: expected {expected}"
+    if dim.is_dimensionless:
+        return (f"{value!r} has no unit: expected {expected} "
+                f"(write a plain number, taken as {unit}, or add a unit)")
+    got = str(dim.unit.physical_type)
+    got_text = f", got a {got}" if got not in ("unknown", "dimensionless") else ""
+    return f"{value!r} is not compatible with {unit}: expected {expected}{got_text}"
+
+
+def _allowed(loc: tuple, ctx: dict) -> list[str]:
+    tp, _ = _resolve(loc)
+    tp = _strip(tp)
+    if get_origin(tp) is Literal:
+        return [str(a) for a in get_args(tp)]
+    return re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
+
+
+def _computed_names(loc: tuple) -> set[str]:
+    tp, _ = _resolve(loc)
+    tp = _strip(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return set(tp.model_computed_fields)
+    return set()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice (ignoring case), or ''."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
+
+
+def _tuple_length(loc: tuple) -> Optional[int]:
+    tp, _ = _resolve(loc)
+    tp = _strip(tp)
+    args = get_args(tp)
+    if get_origin(tp) is tuple and args and Ellipsis not in args:
+        return len(args)
+    return None
+
+
+def _length(value: Any) -> str:
+    return str(len(value)) if isinstance(value, (list, tuple)) else _short(value)
+
+
+def _describe(err: dict) -> str:
+    """One line (without the source) for one pydantic error."""
+    kind = err["type"]
+    loc = tuple(err["loc"])
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    path = _path(loc)
+
+    if kind == "extra_forbidden":
+        parent, name = loc[:-1], loc[-1]
+        where = f"{_path(parent)}: " if parent else ""
+        top = "" if parent else " at top level"
+        if name in _computed_names(parent):
+            return f"{where}'{name}' is computed from other facts and cannot be given{top}"
+        tp, _ = _resolve(parent)
+        tp = _strip(tp)
+        names = list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+        hint = _did_you_mean(str(name), names)
+        return f"{where}unknown field '{name}'{top}{hint}"
+    if kind == "invalid_key":
+        parent = loc[:-1]
+        where = f"{_path(parent)}: " if parent else ""
+        return f"{where}key {loc[-1]!r} is not a string{'' if parent else ' at top level'}"
+    if kind == "missing":
+        if loc and isinstance(loc[-1], int):  # a tuple too short
+            return f"{_path(loc[:-1])}: expected {_tuple_length(loc[:-1])} items, not {_length(value)}"
+        return f"{path}: required field is missing"
+    if kind in ("too_long", "too_short") and _tuple_length(loc) is not None:
+        return f"{path}: expected {_tuple_length(loc)} items, not {_length(value)}"
+    if kind in ("literal_error", "enum"):
+        allowed = _allowed(loc, ctx)
+        hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""
+        return f"{path}: {_short(value)} is not one of {', '.join(allowed)}{hint}"
+
+    unit = _unit_of(loc)
+    if kind == "value_error":
+        message = str(ctx.get("error", err["msg"]))
+        if unit is not None:
+            message = _unit_message(value, unit, message)
+        return f"{path}: {message}"
+    if unit is not None and kind in ("float_type", "float_parsing"):
+        return (f"{path}: expected {_expected(unit)}, as a number or a string with a unit "
+                f"(got {_short(value)})")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{path or 'top level'}: expected a mapping, not {_kind(value)}"
+    return f"{path or 'top level'}: {err['msg']} (got {_short(value)})"
+
+
+# --------------------------------------------------------------------------- output
+
+
+def dump_summary(dataset: Dataset) -> dict:
+    """The summary of `dataset` as JSON-able data: known facts only, no computed ones.
+
+    ``parse_summary(dump_summary(d), ...) == d``.
+    """
+    return dataset.model_dump(mode="json", exclude_none=True, exclude_computed_fields=True)
+
+
+def _add_computed(val: dict, ser: dict) -> None:
+    """Copy read-only (computed) properties of the serialization schema into `val`."""
+    pairs = [(val, ser)]
+    for name, definition in val.get("$defs", {}).items():
+        if name in ser.get("$defs", {}):
+            pairs.append((definition, ser["$defs"][name]))
+    for target, source in pairs:
+        props = target.get("properties")
+        if props is None:
+            continue
+        for prop, schema in source.get("properties", {}).items():
+            if prop not in props and schema.get("readOnly"):
+                props[prop] = schema
+
+
+def schema_json() -> str:
+    """JSON Schema of a summary (validation mode, plus read-only computed facts).
+
+    Pretty-printed with sorted keys, so the text is deterministic; every quantity
+    carries its ``unit``.
+    """
+    val = Dataset.model_json_schema(mode="validation")
+    ser = Dataset.model_json_schema(mode="serialization")
+    _add_computed(val, ser)
+    return json.dumps(val, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,80 @@
+"""Run-time values: floats (canonical units), bools, strings, entities, tuples, and
+`Unknown`, which says which facts a value waits for (or which error stopped it)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+
+class Unknown:
+    """A value that cannot be computed yet: the facts it waits for, or the errors met."""
+
+    __slots__ = ("waits", "errors")
+
+    def __init__(self, waits: Iterable[str] = (), errors: Iterable[str] = ()):
+        self.waits = frozenset(waits)
+        self.errors = frozenset(errors)
+
+    def merge(self, other: "Unknown") -> "Unknown":
+        return Unknown(self.waits | other.waits, self.errors | other.errors)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.errors)
+
+    def __repr__(self) -> str:
+        if self.errors:
+            return f"<error: {'; '.join(sorted(self.errors))}>"
+        return f"<unknown: waits for {', '.join(sorted(self.waits))}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unknown) and other.waits == self.waits and other.errors == self.errors
+
+    def __hash__(self) -> int:
+        return hash((self.waits, self.errors))
+
+
+def merge_unknowns(values: Iterable[Any]) -> Optional[Unknown]:
+    out: Optional[Unknown] = None
+    for v in values:
+        if isinstance(v, Unknown):
+            out = v if out is None else out.merge(v)
+    return out
+
+
+class Entity:
+    """One thing rules talk about: a spw, a field, an image... `path` names it in reports."""
+
+    __slots__ = ("kind", "key", "model", "created", "path", "order")
+
+    def __init__(self, kind: str, key: str, model: Any = None, created: Optional[dict] = None,
+                 path: Optional[str] = None, order: int = 0):
+        self.kind = kind
+        self.key = key
+        self.model = model
+        self.created = created
+        self.path = path or (kind if kind == "dataset" else f"{kind}[{key}]")
+        self.order = order
+
+    def __repr__(self) -> str:
+        return self.path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entity) and other.kind == self.kind and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.key))
+
+    def __lt__(self, other: "Entity") -> bool:
+        return (self.kind, self.order, self.key) < (other.kind, other.order, other.key)
+
+
+def key_text(value: Any) -> str:
+    """How a value appears inside an entity key: entities by key, tuples joined by '_'."""
+    if isinstance(value, Entity):
+        return value.key
+    if isinstance(value, (tuple, list, frozenset)):
+        return "_".join(key_text(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

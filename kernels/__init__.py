@@ -1,0 +1,1 @@
+"""Numeric kernels (gridding, deconvolution, calibration); filled by later issues."""
