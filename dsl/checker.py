@@ -83,6 +83,15 @@ def _is_free_literal(e: A.Expr) -> bool:
     return isinstance(e, A.Num) and e.unit is None and (e.value == 0 or math.isinf(e.value))
 
 
+def _mismatch(a: T, b: T) -> str:
+    """The finding code for two types that do not fit together: two numbers differ in unit."""
+    return "unit-mismatch" if isinstance(a, NumT) and isinstance(b, NumT) else "type-mismatch"
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _suggest(name: str, pool: Iterable[str]) -> Optional[str]:
     close = difflib.get_close_matches(name, sorted(set(pool)), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
@@ -222,7 +231,7 @@ class Checker:
         if bad:
             return
         for prob in coverage_problems(dom, spans):
-            loc = rows_intervals[prob.row].loc if prob.row >= 0 else decl.loc
+            loc = rows_intervals[prob.row].loc if prob.row >= 0 else decl.domain.loc
             unit = None
             for iv in [decl.domain] + rows_intervals:
                 unit = unit or iv.lo.unit or iv.hi.unit
@@ -259,7 +268,7 @@ class Checker:
                 if is_any(result):
                     result = rt
                 elif not compatible(result, rt):
-                    self.error(row.expr.loc, "type-mismatch",
+                    self.error(row.expr.loc, _mismatch(result, rt),
                                f"this row gives {rt.describe()}, earlier rows give {result.describe()}")
             self.stack.pop()
             self.table_result[t.name] = result
@@ -338,7 +347,7 @@ class Checker:
                 if name == "key":
                     self.error(expr.loc, "derive-fact", "'key' is built in: it is made from the emitted attributes")
                 if name in emitted and not compatible(emitted[name][0], t):
-                    self.error(expr.loc, "type-mismatch",
+                    self.error(expr.loc, _mismatch(t, emitted[name][0]),
                                f"{name!r} is {t.describe()} here but {emitted[name][0].describe()} in another emit")
                 elif name not in emitted or is_any(emitted[name][0]):
                     emitted[name] = (t, expr.loc)
@@ -402,7 +411,7 @@ class Checker:
                 if is_any(result):
                     result = t
                 elif not compatible(result, t):
-                    self.error(rule.expr.loc, "type-mismatch",
+                    self.error(rule.expr.loc, _mismatch(result, t),
                                f"rules for {kind}.{attr} disagree: {result.describe()} elsewhere, {t.describe()} here")
         else:
             score = self.rs.scores[f"{kind}.{attr}"]
@@ -488,7 +497,7 @@ class Checker:
             a = self.infer(e.then, scope, constant)
             b = self.infer(e.else_, scope, constant)
             if not compatible(a, b) and not (_is_free_literal(e.then) or _is_free_literal(e.else_)):
-                self.error(e.loc, "type-mismatch", f"the branches differ: 'then' gives {a.describe()}, 'else' gives {b.describe()}")
+                self.error(e.loc, _mismatch(a, b), f"the branches differ: 'then' gives {a.describe()}, 'else' gives {b.describe()}")
             if _is_free_literal(e.then):
                 return b
             return a if not is_any(a) else b
@@ -503,7 +512,7 @@ class Checker:
                 if is_any(elem):
                     elem = t
                 elif not compatible(elem, t):
-                    self.error(item.loc, "type-mismatch", f"mixed elements: {elem.describe()} and {t.describe()}")
+                    self.error(item.loc, _mismatch(elem, t), f"mixed elements: {elem.describe()} and {t.describe()}")
             if isinstance(elem, StrT) and all(isinstance(i, A.Str) for i in e.items):
                 elem = StrT(frozenset(i.value for i in e.items))
             return CollT(elem)
@@ -599,7 +608,7 @@ class Checker:
             return BOOL
         if op in ("==", "!="):
             if not compatible(left, right) and not (_is_free_literal(e.left) or _is_free_literal(e.right)):
-                self.error(e.loc, "type-mismatch", f"cannot compare {left.describe()} with {right.describe()}")
+                self.error(e.loc, _mismatch(left, right), f"cannot compare {left.describe()} with {right.describe()}")
             else:
                 self._symbols_possible(left, right, e)
             return BOOL
@@ -650,16 +659,20 @@ class Checker:
         lv, rv = symbol_values(left), symbol_values(right)
         if lv is None or rv is None:
             return
-        literal_side = rv if isinstance(right, StrT) or isinstance(e.right, (A.SetLit, A.ListLit)) else lv
+        literal_left = isinstance(e.left, A.Str) if e.op in ("in", "notin") else \
+            isinstance(e.left, A.Str) and not isinstance(e.right, A.Str)  # "21m" == dataset.array
+        literal_side = lv if literal_left else \
+            rv if isinstance(right, StrT) or isinstance(e.right, (A.SetLit, A.ListLit)) else lv
         other = lv if literal_side is rv else rv
         if isinstance(left, EnumT) and isinstance(right, EnumT) and left.name != right.name:
-            self.error(e.loc, "type-mismatch", f"cannot compare a {left.name} with a {right.name}")
+            self.error(e.loc, "type-mismatch", f"cannot compare {_a(left.name)} with {_a(right.name)}")
             return
         impossible = sorted(literal_side - other)
         if impossible and len(literal_side) >= 1 and other:
             if not literal_side & other:
                 self.error(e.loc, "never-true",
-                           f"{', '.join(map(repr, impossible))} is never a value here; possible values: "
+                           f"{', '.join(map(repr, impossible))} "
+                           f"{'is never a value' if len(impossible) == 1 else 'are never values'} here; possible values: "
                            f"{', '.join(sorted(other))}",
                            hint=_suggest(impossible[0], other))
 
@@ -688,6 +701,8 @@ class Checker:
             except SignatureError as exc:
                 self.error(e.loc, "type-mismatch", str(exc))
                 return ANY
+        if e.func in AGGREGATES and len(e.args) == 1 and is_any(args[0]):
+            return ANY  # its argument is already reported (or unknown): no second finding
         fn = FUNCTIONS.get(e.func)
         if fn is None:
             if e.func in AGGREGATES:

@@ -17,7 +17,7 @@ class Span:
     hi_closed: bool
 
     def contains(self, x: float) -> bool:
-        if x < self.lo or x > self.hi:
+        if not self.lo <= x <= self.hi:  # also False for NaN
             return False
         if x == self.lo and not self.lo_closed:
             return False
@@ -61,15 +61,21 @@ def coverage_problems(domain: Span, rows: list[Span]) -> list[CoverageProblem]:
     started = False
     for i in order:
         r = rows[i]
-        lo, lo_closed = max(r.lo, domain.lo), r.lo_closed if r.lo >= domain.lo else domain.lo_closed
+        # the part of the row inside the domain (the part outside is reported above)
+        lo, lo_closed = (r.lo, r.lo_closed) if r.lo > domain.lo else \
+            (domain.lo, domain.lo_closed and (r.lo_closed or r.lo < domain.lo))
+        hi, hi_closed = (r.hi, r.hi_closed) if r.hi < domain.hi else \
+            (domain.hi, domain.hi_closed and (r.hi_closed or r.hi > domain.hi))
+        if Span(lo, hi, lo_closed, hi_closed).empty():
+            continue  # wholly outside the domain
         if lo > v or (lo == v and need and not lo_closed):
             problems.append(CoverageProblem("gap", i, Span(v, lo, need, not lo_closed)))
         elif started and (lo < v or (lo == v and not need and lo_closed)):
-            end_hi, end_closed = (v, not need) if v <= r.hi else (r.hi, r.hi_closed)
+            end_hi, end_closed = (v, not need) if v <= hi else (hi, hi_closed)
             problems.append(CoverageProblem("overlap", i, Span(lo, end_hi, lo_closed, end_closed)))
         started = True
-        if r.hi > v or (r.hi == v and need and r.hi_closed):
-            v, need = r.hi, not r.hi_closed
+        if hi > v or (hi == v and need and hi_closed):
+            v, need = hi, not hi_closed
     if v < domain.hi or (v == domain.hi and need and domain.hi_closed):
         problems.append(CoverageProblem("gap", -1, Span(v, domain.hi, need, domain.hi_closed)))
     return problems

@@ -22,6 +22,15 @@ class _RulesIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+    last_nl: Any = None  # the newline token being handled (it ends where the next line's text starts)
+
+    def process(self, stream):
+        self.last_nl = None
+        return super().process(stream)
+
+    def handle_NL(self, token: Token):
+        self.last_nl = token
+        return super().handle_NL(token)
 
 
 @functools.lru_cache(maxsize=1)
@@ -380,8 +389,9 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
     except UnexpectedInput as exc:
         raise RuleError([_syntax_finding(exc, path, source)], {path: source}) from None
     except DedentError as exc:
-        line = _dedent_line(source)
-        raise RuleError([Finding(A.Loc(path, line, 1), "syntax",
+        nl = _lark().options.postlex.last_nl
+        line, column = (nl.end_line, nl.end_column) if nl is not None and nl.end_line else (_dedent_line(source), 1)
+        raise RuleError([Finding(A.Loc(path, line, column), "syntax",
                                  "inconsistent indentation: this line does not line up with any enclosing block")],
                         {path: source}) from None
     items = _ToAst(path).transform(tree)
@@ -446,10 +456,32 @@ def _dedent_line(source: str) -> int:
     return 1
 
 
+def _end_of_text(source: str) -> tuple[int, int]:
+    """Line and column just after the last non-blank character (where the file stops short)."""
+    lines = source.splitlines()
+    for n in range(len(lines), 0, -1):
+        if lines[n - 1].strip():
+            return n, len(lines[n - 1].rstrip()) + 1
+    return 1, 1
+
+
+def _unterminated_string(pos: int, line: int, column: int, path: str, source: str) -> Finding:
+    """A '"' the lexer cannot match: a string without its closing quote."""
+    start = source.rfind("\n", 0, pos) + 1
+    if source[max(start, pos - 2):pos] == '""':  # the third quote of an unclosed \"\"\"
+        pos, column = pos - 2, column - 2
+        msg = 'unterminated string: a \"\"\" string needs a closing \"\"\"'
+    else:
+        msg = "unterminated string: a string needs its closing '\"' on the same line"
+    return Finding(A.Loc(path, line, column, line, column + 1), "syntax", msg)
+
+
 def _syntax_finding(exc: UnexpectedInput, path: str, source: str) -> Finding:
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
         ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "end of file"
+        if ch == '"':
+            return _unterminated_string(exc.pos_in_stream, line, column, path, source)
         msg = f"unexpected character {ch!r}"
         expected = _expected(exc)
         if expected:
@@ -459,8 +491,7 @@ def _syntax_finding(exc: UnexpectedInput, path: str, source: str) -> Finding:
         tok = exc.token
         if tok.type == "$END":
             what = "end of file"
-            line = source.count("\n")
-            column = 1
+            line, column = _end_of_text(source)
         elif tok.type in ("_NL",):
             what = "end of line"
         elif tok.type == "_INDENT":
@@ -478,5 +509,6 @@ def _syntax_finding(exc: UnexpectedInput, path: str, source: str) -> Finding:
         width = len(str(tok)) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
         return Finding(A.Loc(path, line, column, line, column + width), "syntax", msg)
     if isinstance(exc, UnexpectedEOF):
-        return Finding(A.Loc(path, source.count("\n"), 1), "syntax", f"unexpected end of file; {_expected(exc)}")
+        line, column = _end_of_text(source)
+        return Finding(A.Loc(path, line, column), "syntax", f"unexpected end of file; {_expected(exc)}")
     return Finding(A.Loc(path, line or 1, column or 1), "syntax", str(exc).splitlines()[0])

@@ -50,7 +50,8 @@ def load_facts(path: str | Path) -> Dataset:
     return load_summary(path)
 
 
-def run(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>") -> Evaluation:
+def run(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>",
+        assume: Optional[dict] = None) -> Evaluation:
     """Evaluate with ``--set name=value`` overrides applied."""
     overrides: dict[str, float] = {}
     origins: dict[str, str] = {}
@@ -58,7 +59,7 @@ def run(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str 
         name, value = program.resolve_set(s)
         overrides[name] = value
         origins[name] = f"--set {s}"
-    return program.run(facts, overrides, source=source, param_origins=origins)
+    return program.run(facts, overrides, source=source, param_origins=origins, assume=assume)
 
 
 def evaluate(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>") -> Decisions:

@@ -15,9 +15,10 @@ from typing import Any, Callable
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
 from almarules.dsl.units import parse_unit
-from almarules.engine.values import Entity, Unknown, merge_unknowns
+from almarules.engine.values import ACTIVE, Entity, Unknown, merge_unknowns
 
 Fn = Callable[[Any, dict], Any]
+_MISSING = object()
 
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -53,7 +54,15 @@ def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
         if name in local:
             return lambda ev, env: env[name]
         if name in names.params:
-            return lambda ev, env: ev.param(name)
+            key = f"param:{name}"
+
+            def param_(ev, env):
+                frames = ev.frames
+                if frames:
+                    frames[-1].append(key)
+                overlay = ev.param_overlay
+                return overlay[name][0] if name in overlay else ev.params[name]
+            return param_
         if name in CONSTANTS:
             value = CONSTANTS[name][0]
             return lambda ev, env: value
@@ -67,7 +76,18 @@ def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
     if isinstance(e, A.Attr):
         obj = c(e.obj)
         attr = e.name
-        return lambda ev, env: ev.attr(obj(ev, env), attr)
+
+        def attr_(ev, env):
+            o = obj(ev, env)
+            if o.__class__ is Entity:  # fast path: a value already computed
+                v = o.cache.get(attr, _MISSING)
+                if v is not _MISSING and v is not ACTIVE:
+                    frames = ev.frames
+                    if frames:
+                        frames[-1].append((o, attr))
+                    return v
+            return ev.attr(o, attr)
+        return attr_
     if isinstance(e, A.Unary):
         inner = c(e.operand)
         if e.op == "not":
@@ -151,8 +171,9 @@ def _binary(e: A.Binary, c) -> Fn:
     fn = _div if op == "/" else (_COMPARE.get(op) or _ARITH[op])
 
     def bin_(ev, env):
-        a, b = left(ev, env), right(ev, env)
-        if isinstance(a, Unknown) or isinstance(b, Unknown):
+        a = left(ev, env)
+        b = right(ev, env)
+        if a.__class__ is Unknown or b.__class__ is Unknown:
             return merge_unknowns((a, b))
         return fn(a, b)
     return bin_
@@ -289,17 +310,44 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
                     continue
             rows(ev, inner, i + 1, out_envs, unknowns)
 
-    def agg(ev, env):
+    single = len(binders) == 1
+
+    def collect(ev, env, values, unknowns):
+        if single:  # the common case: one binder, one reused environment
+            var, src, where = binders[0]
+            coll = src(ev, env)
+            if coll.__class__ is Unknown:
+                unknowns.append(coll)
+                return
+            inner = dict(env)
+            for item in coll:
+                inner[var] = item
+                if where is not None:
+                    keep = where(ev, inner)
+                    if keep.__class__ is Unknown:
+                        unknowns.append(keep)
+                        continue
+                    if not keep:
+                        continue
+                v = element(ev, inner)
+                if v.__class__ is Unknown:
+                    unknowns.append(v)
+                else:
+                    values.append(v)
+            return
         envs: list[dict] = []
-        unknowns: list[Unknown] = []
         rows(ev, env, 0, envs, unknowns)
-        values = []
         for inner in envs:
             v = element(ev, inner)
-            if isinstance(v, Unknown):
+            if v.__class__ is Unknown:
                 unknowns.append(v)
             else:
                 values.append(v)
+
+    def agg(ev, env):
+        values: list = []
+        unknowns: list[Unknown] = []
+        collect(ev, env, values, unknowns)
         if func == "any" and any(values):
             return True
         if func == "all" and not all(values):

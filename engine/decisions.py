@@ -6,6 +6,7 @@ the JSON has no timestamps, so the same rules and facts give byte-identical outp
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
@@ -13,33 +14,37 @@ from pydantic import BaseModel, Field
 from almarules import __version__
 from almarules.dsl import ast as A
 from almarules.engine.evaluate import Evaluation, Provenance, param_unit
-from almarules.engine.present import plain, show_value
+from almarules.engine.present import input_text, plain, present, show_value
 from almarules.engine.values import Unknown
 
 
-class Reason(BaseModel):
+# Value and Reason are plain (slotted) dataclasses: there are hundreds per evaluation and
+# pydantic validates and serialises them as fields of `Decisions`, the boundary model.
+@dataclass(slots=True)
+class Reason:
     sign: str
     amount: float
     reason: str
     at: str
 
 
-class Value(BaseModel):
+@dataclass(slots=True)
+class Value:
     """One derived value with where it came from."""
 
     path: str
     status: Literal["known", "unknown", "error"]
-    value: Any = None
-    unit: Optional[str] = None
+    value: Any
+    unit: Optional[str]
     text: str
-    waits_for: list[str] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+    waits_for: list[str]
+    errors: list[str]
     origin: str
     rule: Optional[str] = None
     at: Optional[str] = None
     formula: Optional[str] = None
-    inputs: list[str] = Field(default_factory=list)
-    reasons: list[Reason] = Field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     doc: Optional[str] = None
 
 
@@ -110,49 +115,73 @@ def source_text(ev: Evaluation, loc: A.Loc) -> Optional[str]:
     return " ".join(p.strip() for p in parts if p.strip())
 
 
+class _Presenter:
+    """Turns an evaluation into report models; static facts about rules are computed once."""
+
+    def __init__(self, ev: Evaluation):
+        self.ev = ev
+        self.attrs: dict[tuple[str, str], tuple] = {}
+        self.decls: dict[int, tuple] = {}
+
+    def attr_info(self, kind: str, name: str) -> tuple:
+        key = (kind, name)
+        info = self.attrs.get(key)
+        if info is None:
+            ev = self.ev
+            info = (ev.value_type(kind, name), ev.display_unit(kind, name), ev.p.schema.kinds[kind][name].doc)
+            self.attrs[key] = info
+        return info
+
+    def decl_info(self, decl: Any, note: str) -> tuple:
+        info = self.decls.get(id(decl))
+        if info is None:
+            formula = None
+            if isinstance(decl, A.Derive):
+                rule, formula = f"derive {decl.target}", source_text(self.ev, decl.expr.loc)
+            elif isinstance(decl, A.Score):
+                rule = f"score {decl.target}"
+            elif isinstance(decl, A.Step):
+                rule = note
+            elif isinstance(decl, A.Collection):
+                rule = f"collection {decl.kind}"
+            else:
+                rule = None
+            info = (rule, str(decl.loc), formula)
+            self.decls[id(decl)] = info
+        return info
+
+    def value(self, kind: str, name: str, ent_path: str, value: Any, prov: Optional[Provenance]) -> Value:
+        t, unit_pref, doc = self.attr_info(kind, name)
+        shown, unit, text = present(value, t, unit_pref)
+        fields: dict[str, Any] = dict(path=f"{ent_path}.{name}", status="known", value=shown, unit=unit, text=text,
+                                      waits_for=[], errors=[], origin=prov.origin if prov else "fact", rule=None,
+                                      at=None, formula=None, inputs=[], reasons=[], doc=doc)
+        if isinstance(value, Unknown):
+            fields["status"] = "error" if value.errors else "unknown"
+            fields["waits_for"], fields["errors"] = sorted(value.waits), sorted(value.errors)
+        if prov is not None and prov.decl is not None:
+            fields["rule"], fields["at"], fields["formula"] = self.decl_info(prov.decl, prov.note)
+            fields["inputs"] = [t for t in dict.fromkeys(map(input_text, prov.inputs)) if not t.endswith(".key")]
+            fields["reasons"] = [Reason(sign=s, amount=a, reason=r, at=str(loc)) for s, a, r, loc in prov.reasons]
+        return Value(**fields)
+
+
 def describe_value(ev: Evaluation, kind: str, name: str, ent_path: str, value: Any,
                    prov: Optional[Provenance]) -> Value:
-    t = ev.value_type(kind, name)
-    unit_pref = ev.display_unit(kind, name)
-    shown, unit = plain(value, t, unit_pref)
-    status = "known"
-    waits: list[str] = []
-    errors: list[str] = []
-    if isinstance(value, Unknown):
-        status = "error" if value.errors else "unknown"
-        waits, errors = sorted(value.waits), sorted(value.errors)
-    out = Value(path=f"{ent_path}.{name}", status=status, value=shown, unit=unit,
-                text=show_value(value, t, unit_pref), waits_for=waits, errors=errors,
-                origin=prov.origin if prov else "fact",
-                doc=ev.p.schema.kinds[kind][name].doc)
-    if prov is not None and prov.decl is not None:
-        decl = prov.decl
-        out.at = str(decl.loc)
-        if isinstance(decl, A.Derive):
-            out.rule = f"derive {decl.target}"
-            out.formula = source_text(ev, decl.expr.loc)
-        elif isinstance(decl, A.Score):
-            out.rule = f"score {decl.target}"
-        elif isinstance(decl, A.Step):
-            out.rule = prov.note
-        elif isinstance(decl, A.Collection):
-            out.rule = f"collection {decl.kind}"
-        out.inputs = [i for i in prov.inputs if not i.endswith(".key")]
-        out.reasons = [Reason(sign=s, amount=a, reason=r, at=str(loc)) for s, a, r, loc in prov.reasons]
-    return out
+    return _Presenter(ev).value(kind, name, ent_path, value, prov)
 
 
 def decisions(ev: Evaluation) -> Decisions:
     """Every derived value of every live entity, with provenance."""
     p = ev.p
+    pr = _Presenter(ev)
     params = []
     for name, decl in sorted(p.rs.params.items()):
         value = ev.param_overlay[name][0] if name in ev.param_overlay else ev.params[name]
         origin = ev.param_overlay[name][1] if name in ev.param_overlay else ev.param_origins.get(name, "default")
         t = p.param_type(name)
-        shown, unit = plain(value, t, param_unit(decl))
-        params.append(Param(name=name, value=shown, unit=unit, text=show_value(value, t, param_unit(decl)),
-                            origin=origin, at=str(decl.loc)))
+        shown, unit, text = present(value, t, param_unit(decl))
+        params.append(Param(name=name, value=shown, unit=unit, text=text, origin=origin, at=str(decl.loc)))
     derived_by_kind: dict[str, list[str]] = {}
     for kind, attrs in p.schema.kinds.items():
         names = sorted(a for a, info in attrs.items() if info.origin in ("derived", "score"))
@@ -172,8 +201,7 @@ def decisions(ev: Evaluation) -> Decisions:
         for ent in ents:
             for name in derived_by_kind[kind]:
                 value = ev.attr(ent, name)
-                prov = ev.prov.get((ent.kind, ent.key, name))
-                values.append(describe_value(ev, kind, name, ent.path, value, prov))
+                values.append(pr.value(kind, name, ent.path, value, ent.prov.get(name)))
     for kind in sorted(p.rs.collections):
         ents = ev.entities(kind)
         entities[kind] = [] if isinstance(ents, Unknown) else [e.key for e in ents]
@@ -188,8 +216,9 @@ def decisions(ev: Evaluation) -> Decisions:
     recipes = {name: [Stage(name=s.name, args=[plain(a, _ANY)[0] for a in s.args], run=s.run, at=str(s.loc),
                             waits_for=list(s.waits)) for s in stages]
                for name, stages in ev.stages.items()}
-    return Decisions(rules=p.rs.roots, rules_sha256=p.rs.digest(), facts=ev.world.source, params=params,
-                     entities=entities, values=values, cascades=cascades, recipes=recipes)
+    return Decisions.model_construct(
+        almarules=__version__, rules=p.rs.roots, rules_sha256=p.rs.digest(), facts=ev.world.source,
+        params=params, entities=entities, values=values, cascades=cascades, recipes=recipes)
 
 
 def _show_path(ev: Evaluation, path: str, value: Any) -> str:

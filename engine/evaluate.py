@@ -20,7 +20,7 @@ from almarules.dsl.types import NumT, T
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity, parse_unit
 from almarules.engine.compile import Fn, Names, compile_expr
 from almarules.engine.facts import Dataset
-from almarules.engine.values import Entity, Unknown, key_text, merge_unknowns
+from almarules.engine.values import ACTIVE, Entity, Unknown, key_text, merge_unknowns
 from almarules.engine.world import World
 
 
@@ -34,6 +34,7 @@ class CDerive:
     decl: A.Derive
     when: Optional[Fn]
     expr: Fn
+    cov: tuple = ()  # coverage key, hashed once
 
 
 @dataclass
@@ -60,12 +61,14 @@ class CTable:
     spans: list[Span]
     rows: list[Fn]  # tables: row formulas; bands: empty
     labels: list[str]  # bands: labels
+    keys: list[tuple] = field(default_factory=list)  # per row: (what, name, i, "what:name:i")
 
 
 @dataclass
 class CEmit:
     decl: A.Emit
     assigns: list[tuple[str, Fn]]
+    cov: tuple = ()
 
 
 @dataclass
@@ -105,9 +108,9 @@ class CStage:
     when: Optional[Fn]
 
 
-@dataclass
+@dataclass(slots=True)
 class Provenance:
-    """Where a value came from."""
+    """Where a value came from; `inputs` as read (entity, attr) pairs or "param:x"/"table:t:i"."""
 
     origin: str  # "rule", "score", "cascade", "fact", "param", "collection"
     decl: Any = None
@@ -157,6 +160,8 @@ class Program:
                            set(self.schema.collections))
         self.origin: dict[tuple[str, str], str] = {
             (k, a): info.origin for k, attrs in self.schema.kinds.items() for a, info in attrs.items()}
+        self.origins: dict[str, dict[str, str]] = {
+            k: {a: info.origin for a, info in attrs.items()} for k, attrs in self.schema.kinds.items()}
         self.params: dict[str, float] = {}
         for name, p in rs.params.items():
             value = compile_expr(p.value, self.names, frozenset())(None, {})
@@ -167,7 +172,8 @@ class Program:
             local = frozenset({"dataset", kind})
             ordered = sorted(rules, key=lambda r: -(r.priority or 0))
             self.derives[(kind, attr)] = [
-                CDerive(r, self._c(r.when, local), self._c(r.expr, local)) for r in ordered]
+                CDerive(r, self._c(r.when, local), self._c(r.expr, local), coverage_key("derive", r.loc))
+                for r in ordered]
         self.scores: dict[tuple[str, str], CScore] = {}
         for s in rs.scores.values():
             local = frozenset({"dataset", s.kind})
@@ -184,6 +190,10 @@ class Program:
         for b in rs.bands.values():
             self.tables[b.name] = CTable(b, span_of(b.domain, scale), [span_of(r.interval, scale) for r in b.rows],
                                          [], [r.label for r in b.rows])
+        for name, t in self.tables.items():
+            what = "table" if isinstance(t.decl, A.Table) else "band"
+            t.keys = [(what, name, i, f"{what}:{name}:{i}") for i in range(len(t.spans))]
+        self.param_keys = {name: f"param:{name}" for name in rs.params}
         self.collections = {kind: self._c_body(c.body, frozenset({"dataset"})) for kind, c in rs.collections.items()}
         self.cascades = [self._c_cascade(c) for c in rs.cascades.values()]
         self.recipes = {name: [CStage(st, self._c(st.when, frozenset({"dataset"}))) for st in r.stages]
@@ -198,7 +208,7 @@ class Program:
         out = []
         for item in body:
             if isinstance(item, A.Emit):
-                out.append(CEmit(item, [(n, self._c(x, local)) for n, x in item.assigns]))
+                out.append(CEmit(item, [(n, self._c(x, local)) for n, x in item.assigns], coverage_key("emit", item.loc)))
             else:
                 scope = set(local)
                 binders = []
@@ -262,8 +272,11 @@ class Program:
         return name, value
 
     def run(self, dataset: Dataset, params: Optional[dict[str, float]] = None,
-            source: str = "<facts>", param_origins: Optional[dict[str, str]] = None) -> "Evaluation":
+            source: str = "<facts>", param_origins: Optional[dict[str, str]] = None,
+            assume: Optional[dict[str, str]] = None) -> "Evaluation":
         ev = Evaluation(self, World(dataset, self.schema, source), params or {}, param_origins or {})
+        for path, text in (assume or {}).items():
+            ev.assume(path, text)
         ev.run()
         return ev
 
@@ -281,15 +294,34 @@ class Evaluation:
         self.param_overlay: dict[str, tuple[float, str]] = {}
         self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
         self.dropped: set[tuple[str, str]] = set()
-        self.memo: dict[tuple[str, str, str], Any] = {}
-        self.prov: dict[tuple[str, str, str], Provenance] = {}
+        self.cached: list[Entity] = []  # entities holding cached values (cleared by reset)
         self.coll_memo: dict[str, Any] = {}
-        self.frames: list[list[str]] = []
+        self.frames: list[list[Any]] = []  # inputs read: (entity, attr) or "param:x"/"table:t:i"
         self.active: set[tuple[str, str, str]] = set()
         self.coverage: set[tuple] = set()
         self.cascades: list[CascadeRecord] = []
         self.stages: dict[str, list[StageRecord]] = {}
         self.entity_index: dict[str, Entity] = {}
+
+    def assume(self, path: str, text: Any) -> None:
+        """Pin a derived value (rule tests): ``dataset.importdata_score`` = 0.33."""
+        ent_path, _, attr = path.rpartition(".")
+        kind, _, rest = ent_path.partition("[")
+        key = "dataset" if kind == "dataset" else rest[:-1]
+        if self.p.origin.get((kind, attr)) not in ("derived", "score"):
+            raise UsageError(f"cannot assume {path}: only derived values and scores can be assumed")
+        t = self.value_type(kind, attr)
+        if isinstance(text, bool) or isinstance(t, NumT) is False:
+            value: Any = text
+        else:
+            try:
+                value, dim = parse_quantity(str(text))
+            except UnitError as exc:
+                raise UsageError(f"cannot assume {path} = {text!r}: {exc}") from None
+            if dim != t.dim:
+                raise UsageError(f"cannot assume {path} = {text!r}: it is in "
+                                 f"{t.dim.display_unit() or 'plain numbers'}")
+        self.overlay[(kind, key, attr)] = (value, Provenance("assumed", note="assumed by the test"))
 
     # ------------------------------------------------------------ driver
     def run(self) -> None:
@@ -299,31 +331,38 @@ class Evaluation:
             self.stages[name] = [self._stage(st, args) for st, args in zip(stages, self.p.recipe_args[name])]
 
     def reset(self) -> None:
-        self.memo.clear()
-        self.prov.clear()
+        for ent in self.cached:
+            ent.cache.clear()
+            ent.prov.clear()
+        self.cached.clear()
         self.coll_memo.clear()
 
-    def _record(self, item: str) -> None:
-        if self.frames:
-            self.frames[-1].append(item)
+    def provenance(self, ent: Entity, name: str) -> Optional["Provenance"]:
+        return ent.prov.get(name)
 
     # ------------------------------------------------------------ values
     def param(self, name: str) -> Any:
-        self._record(f"param:{name}")
+        if self.frames:
+            self.frames[-1].append(self.p.param_keys[name])
         if name in self.param_overlay:
             return self.param_overlay[name][0]
         return self.params[name]
 
     def attr(self, ent: Any, name: str) -> Any:
-        if isinstance(ent, Unknown):
-            return ent
-        if not isinstance(ent, Entity):
+        if ent.__class__ is not Entity:
+            if isinstance(ent, Unknown):
+                return ent
             return Unknown(errors=[f"cannot take .{name} of {ent!r}"])
-        key = (ent.kind, ent.key, name)
-        self._record(f"{ent.path}.{name}")
-        if key in self.memo:
-            return self.memo[key]
-        origin = self.p.origin.get((ent.kind, name))
+        frames = self.frames
+        if frames:
+            frames[-1].append((ent, name))
+        cache = ent.cache
+        if name in cache:
+            value = cache[name]
+            if value is ACTIVE:
+                return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
+            return value
+        origin = self.p.origins[ent.kind].get(name)
         if origin == "fact":
             value = self.world.fact(ent, name)
             if ent.kind == "dataset" and name in self.p.schema.collections and not isinstance(value, Unknown):
@@ -338,36 +377,43 @@ class Evaluation:
             else:
                 value = ent.created[name]
         elif origin == "derived":
-            value = self._derived(ent, name, key)
+            value = self._derived(ent, name)
         elif origin == "score":
-            value = self._score(ent, name, key)
+            value = self._score(ent, name)
         else:
             value = Unknown(errors=[f"{ent.kind} has no attribute {name!r}"])
-        self.memo[key] = value
+        if not cache:
+            self.cached.append(ent)
+        cache[name] = value
         return value
 
     def _push(self) -> None:
         self.frames.append([])
 
-    def _pop(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.frames.pop()))
+    def _pop(self) -> list[Any]:
+        return self.frames.pop()  # duplicates are removed when presented
 
-    def _derived(self, ent: Entity, name: str, key) -> Any:
-        if key in self.overlay:
-            value, prov = self.overlay[key]
-            self.prov[key] = prov
-            return value
-        if key in self.active:
+    def _derived(self, ent: Entity, name: str) -> Any:
+        if self.overlay:
+            hit = self.overlay.get((ent.kind, ent.key, name))
+            if hit is not None:
+                ent.prov[name] = hit[1]
+                return hit[0]
+        cache = ent.cache
+        if cache.get(name) is ACTIVE:
             return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
-        self.active.add(key)
-        self._push()
+        if not cache:
+            self.cached.append(ent)
+        cache[name] = ACTIVE
+        frames = self.frames
+        frames.append([])
         env = {"dataset": self.dataset, ent.kind: ent}
         value: Any = None
         used: Optional[CDerive] = None
         for rule in self.p.derives[(ent.kind, name)]:
             if rule.when is not None:
                 cond = rule.when(self, env)
-                if isinstance(cond, Unknown):
+                if cond.__class__ is Unknown:
                     value = cond
                     used = rule
                     break
@@ -375,16 +421,19 @@ class Evaluation:
                     continue
             value = rule.expr(self, env)
             used = rule
-            self.coverage.add(("derive", rule.decl.loc))
+            self.coverage.add(rule.cov)
             break
         if used is None:
             value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
-        inputs = self._pop()
-        self.active.discard(key)
-        self.prov[key] = Provenance("rule", used.decl if used else None, inputs)
+        ent.prov[name] = Provenance("rule", used.decl if used else None, frames.pop())
         return value
 
-    def _score(self, ent: Entity, name: str, key) -> Any:
+    def _score(self, ent: Entity, name: str) -> Any:
+        key = (ent.kind, ent.key, name)
+        if key in self.overlay:
+            value, prov = self.overlay[key]
+            ent.prov[name] = prov
+            return value
         sc = self.p.scores[(ent.kind, name)]
         self._push()
         env = {"dataset": self.dataset, ent.kind: ent}
@@ -415,7 +464,7 @@ class Evaluation:
                 lo, hi = sc.clamp[0](self, env), sc.clamp[1](self, env)
                 value = min(max(value, lo), hi)
         inputs = self._pop()
-        self.prov[key] = Provenance("score", sc.decl, inputs, tuple(reasons))
+        ent.prov[name] = Provenance("score", sc.decl, inputs, tuple(reasons))
         return value
 
     def lookup(self, what: str, name: str, x: float) -> Any:
@@ -425,8 +474,10 @@ class Evaluation:
             dim = self.p.check.table_dims.get(name)
             shown = format_quantity(x, dim) if dim is not None else f"{x:g}"
             return Unknown(errors=[f"{shown} is outside {what} {name}'s domain {t.decl.domain}"])
-        self.coverage.add((what, name, i))
-        self._record(f"{what}:{name}:{i}")
+        key = t.keys[i]
+        self.coverage.add(key)
+        if self.frames:
+            self.frames[-1].append(key[3])
         if what == "band":
             return t.labels[i]
         return t.rows[i](self, {t.decl.arg: x})
@@ -448,8 +499,7 @@ class Evaluation:
             for e in made.values():
                 self.entity_index[e.path] = e
         self.coll_memo[kind] = value
-        self.prov[("dataset", "dataset", plural(kind))] = Provenance(
-            "collection", self.p.rs.collections[kind], inputs)
+        self.dataset.prov[plural(kind)] = Provenance("collection", self.p.rs.collections[kind], inputs)
         return value
 
     def _emit(self, kind: str, body: list, env: dict, made: dict, unknowns: list) -> None:
@@ -465,7 +515,7 @@ class Evaluation:
                 key = ".".join(key_text(v) for v in values.values())
                 if key not in made:
                     made[key] = Entity(kind, key, None, values, order=len(made))
-                    self.coverage.add(("emit", item.decl.loc))
+                    self.coverage.add(item.cov)
                 continue
             self._for(kind, item, 0, env, made, unknowns)
 
@@ -681,3 +731,8 @@ def _dataset_attrs(e: Any) -> list[str]:
             if name != "loc":
                 out.extend(_dataset_attrs(getattr(e, name)))
     return out
+
+
+def coverage_key(what: str, loc: A.Loc) -> tuple:
+    """A cheap-to-hash coverage key for a rule item at `loc`."""
+    return (what, f"{loc.file}:{loc.line}:{loc.column}")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from almarules.dsl import ast as A
 from almarules.engine.decisions import source_text
 from almarules.engine.evaluate import Evaluation, UsageError, param_unit
-from almarules.engine.present import show_value
+from almarules.engine.present import input_text, show_value
 from almarules.engine.values import Entity, Unknown
 
 
@@ -73,7 +73,7 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
         note = f"fact from {source}" if not isinstance(value, Unknown) else f"fact absent from {source}"
         out.append(f"{indent}{path} = {text}   [{note}]")
         return
-    prov = ev.prov.get((ent.kind, ent.key, attr))
+    prov = ent.prov.get(attr)
     if origin == "created":
         if ent.kind == "dataset":
             coll = ev.p.rs.collections[ev.p.schema.collections[attr]]
@@ -92,11 +92,15 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
     decl = prov.decl
     if isinstance(decl, A.Derive):
         out.append(f"{indent}{path} = {text}   [derive {decl.target}, {decl.loc}]")
+        if decl.doc:
+            out.append(f"{indent}    \"{decl.doc.splitlines()[0]}\"")
         out.append(f"{indent}    = {source_text(ev, decl.expr.loc)}")
         if decl.when is not None:
             out.append(f"{indent}    when {source_text(ev, decl.when.loc)}")
     elif isinstance(decl, A.Score):
         out.append(f"{indent}{path} = {text}   [score {decl.target}, {decl.loc}]")
+        if decl.doc:
+            out.append(f"{indent}    \"{decl.doc.splitlines()[0]}\"")
         start = source_text(ev, decl.start.loc) if decl.start is not None else "?"
         out.append(f"{indent}    start {start}")
         for sign, amount, reason, loc in prov.reasons:
@@ -111,7 +115,7 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
         if prov.inputs:
             out.append(f"{indent}    ... ({len(prov.inputs)} inputs; raise --depth to see them)")
         return
-    for inp in prov.inputs:
+    for inp in dict.fromkeys(map(input_text, prov.inputs)):
         if inp.endswith(".key"):
             continue
         _node(ev, inp, indent + "    ", depth - 1, seen, out, source)

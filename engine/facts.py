@@ -34,6 +34,8 @@ def _unit_converter(unit: str):
     scale_to, dim_to = parse_unit(unit)
 
     def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a quantity in {unit}, got a boolean")
         if isinstance(value, str):
             try:
                 canonical, dim = parse_quantity(value)
@@ -47,6 +49,16 @@ def _unit_converter(unit: str):
         return value
 
     return convert
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    return value
+
+
+# An optional count: a whole number, never a boolean (YAML's `true` is not 1).
+Count = Annotated[Optional[int], BeforeValidator(_no_bool)]
 
 
 def Q(unit: str, description: str):
@@ -79,8 +91,8 @@ class ExecutionBlock(_Model):
     start: Q("s", "start time, MJD seconds (UTC)") = None
     end: Q("s", "end time, MJD seconds (UTC)") = None
     integration_time: Q("s", "typical integration time") = None
-    n_antennas: Optional[int] = Field(default=None, description="antennas with data")
-    syscal_rows: Optional[int] = Field(default=None, description="rows in the SYSCAL (Tsys) table")
+    n_antennas: Count = Field(default=None, description="antennas with data")
+    syscal_rows: Count = Field(default=None, description="rows in the SYSCAL (Tsys) table")
     history_origins: Optional[list[str]] = Field(default=None, description="ORIGIN of HISTORY rows")
     processing_history: Optional[bool] = Field(
         default=None, description="HISTORY has rows not written by the importer")
@@ -107,7 +119,7 @@ class SpectralWindow(_Model):
 
     id: int
     name: Optional[str] = None
-    nchan: Optional[int] = Field(default=None, description="number of channels")
+    nchan: Count = Field(default=None, description="number of channels")
     channel_frequencies: Optional[list[float]] = Field(
         default=None, description="channel centre frequencies (Hz)", json_schema_extra={"unit": "Hz"})
     start_frequency: Q("Hz", "centre frequency of the first channel") = None
@@ -244,7 +256,7 @@ class ImageMeasurement(_Model):
     beam_major: Q("arcsec", "restoring beam major axis (FWHM)") = None
     beam_minor: Q("arcsec", "restoring beam minor axis (FWHM)") = None
     beam_pa: Q("deg", "restoring beam position angle") = None
-    bad_psf_channels: Optional[int] = Field(default=None, ge=0)
+    bad_psf_channels: Count = Field(default=None, ge=0)
 
     @computed_field
     @property

@@ -57,3 +57,22 @@ def show_value(value: Any, t: T, preferred: Optional[str] = None, digits: int = 
     if isinstance(v, list):
         return "[" + ", ".join(str(x) if not isinstance(x, float) else format_number(x, digits) for x in v) + "]"
     return str(v)
+
+
+def present(value: Any, t: T, preferred: Optional[str] = None, digits: int = 4) -> tuple[Any, Optional[str], str]:
+    """(JSON-able value, unit, text) in one pass: the common case of reports."""
+    if value.__class__ is float or value.__class__ is int:
+        unit = unit_for(t, preferred)
+        shown = _tidy(from_canonical(float(value), unit) if unit else float(value))
+        text = format_number(shown, digits)
+        return shown, unit or None, (f"{text} {unit}" if unit else text)
+    v, unit = plain(value, t, preferred)
+    return v, unit, show_value(value, t, preferred, digits)
+
+
+def input_text(item: Any) -> str:
+    """An input as recorded by the evaluator, as a path: ``spw[3].nchan``, ``param:ppb``."""
+    if isinstance(item, tuple):
+        ent, name = item
+        return f"{ent.path}.{name}"
+    return item

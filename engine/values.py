@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 
+ACTIVE = object()  # an entity's cache holds this while the value is being computed
+
+
 class Unknown:
     """A value that cannot be computed yet: the facts it waits for, or the errors met."""
 
@@ -45,7 +48,7 @@ def merge_unknowns(values: Iterable[Any]) -> Optional[Unknown]:
 class Entity:
     """One thing rules talk about: a spw, a field, an image... `path` names it in reports."""
 
-    __slots__ = ("kind", "key", "model", "created", "path", "order")
+    __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov")
 
     def __init__(self, kind: str, key: str, model: Any = None, created: Optional[dict] = None,
                  path: Optional[str] = None, order: int = 0):
@@ -55,6 +58,8 @@ class Entity:
         self.created = created
         self.path = path or (kind if kind == "dataset" else f"{kind}[{key}]")
         self.order = order
+        self.cache: dict[str, Any] = {}  # attribute -> value, for one evaluation state
+        self.prov: dict[str, Any] = {}  # attribute -> Provenance
 
     def __repr__(self) -> str:
         return self.path
