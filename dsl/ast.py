@@ -37,6 +37,7 @@ class Num:
     value: float
     unit: Optional[str] = None
     loc: Loc = _loc()
+    text: Optional[str] = field(default=None, compare=False, repr=False)  # the digits as written
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class Bound:
     value: float
     unit: Optional[str] = None
     loc: Loc = _loc()
+    text: Optional[str] = field(default=None, compare=False, repr=False)  # the digits as written
 
     @property
     def infinite(self) -> bool:

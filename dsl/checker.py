@@ -176,6 +176,25 @@ class Checker:
             t = self.infer(p.value, _Scope({}), constant=True)
             self.stack.pop()
             self.param_types[p.name] = t
+        self._overridden_params()
+
+    def _overridden_params(self) -> None:
+        """``override param size = 40`` where the parameter it replaces is in GB."""
+        seen: set[str] = set()
+        for old in self.rs.overridden:
+            if not isinstance(old, A.Param) or old.name in seen or old.name not in self.rs.params:
+                continue
+            seen.add(old.name)
+            mark, used = len(self.findings), set(self.used)
+            old_t = self.infer(old.value, _Scope({}), constant=True)  # silently: it is replaced
+            del self.findings[mark:]
+            self.used = used
+            new = self.rs.params[old.name]
+            new_t = self.param_types.get(old.name, ANY)
+            if not compatible(old_t, new_t):
+                self.error(new.value.loc, _mismatch(old_t, new_t),
+                           f"override param {old.name} gives {new_t.describe()}, but the parameter it "
+                           f"replaces ({old.loc}) is {old_t.describe()}")
 
     def _interval_dim(self, iv: A.Interval, where: str) -> Optional[Dim]:
         dims = []
@@ -237,7 +256,10 @@ class Checker:
                 unit = unit or iv.lo.unit or iv.hi.unit
             fmt = (lambda v: ("inf" if v > 0 else "-inf") if math.isinf(v) else
                    f"{v / parse_unit(unit)[0]:g}" if unit else f"{v:g}")
-            text = prob.span.text(fmt) + (f" {unit}" if unit else "")
+            if prob.span.lo == prob.span.hi:  # a single point
+                text = fmt(prob.span.lo) + (f" {unit}" if unit else "")
+            else:
+                text = prob.span.text(fmt) + (f" {unit}" if unit else "")
             if prob.kind == "gap":
                 self.error(loc, "coverage-gap", f"{what} {decl.name!r} leaves {text} uncovered")
             elif prob.kind == "overlap":
@@ -602,7 +624,7 @@ class Checker:
                 self.error(e.right.loc, "type-mismatch", f"'in' needs a collection or set on the right, got {right.describe()}")
                 return BOOL
             if not compatible(left, right.elem):
-                self.error(e.loc, "type-mismatch", f"cannot look for {left.describe()} among {right.describe().removeprefix('a ')}")
+                self.error(e.loc, "type-mismatch", f"cannot look for {left.describe()} in {right.describe()}")
             else:
                 self._symbols_possible(left, right.elem, e)
             return BOOL

@@ -104,18 +104,24 @@ def _number(value: float) -> str:
 
 
 def _string(value: str) -> str:
-    """A string literal that the parser reads back as `value`."""
-    if "\n" in value and '"""' not in value and value == value.strip() and not value.endswith('"'):
-        lines = value.split("\n")
-        if value.splitlines() == lines and all(l.strip() or not l for l in lines):
-            return '"""' + value + '"""'
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string literal that the parser reads back as `value` (escapes for newlines)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + escaped + '"'
+
+
+def _written(value: float, text) -> str:
+    """The shortest form, except that a whole number written with ``.0`` keeps it (``1.0``
+    beside ``1.5`` in a table reads better than ``1``)."""
+    shortest = _number(value)
+    if text is not None and text.endswith(".0") and text.lstrip("-")[:-2].isdigit() and float(text) == value:
+        return shortest + ".0"
+    return shortest
 
 
 def _bound(b: A.Bound) -> str:
     if math.isinf(b.value):
         return "inf" if b.value > 0 else "-inf"
-    text = _number(b.value)
+    text = _written(b.value, b.text)
     if math.copysign(1.0, b.value) < 0 and not text.startswith("-"):
         text = "-" + text  # -0
     return f"{text} {b.unit}" if b.unit else text
@@ -181,7 +187,7 @@ def _expr_text(e: A.Expr) -> str:
     if isinstance(e, A.Num):
         if math.isinf(e.value) and e.value > 0:
             return "inf"
-        text = _number(e.value)
+        text = _written(e.value, e.text)
         if math.copysign(1.0, e.value) < 0 and not text.startswith("-"):
             text = "-" + text
         return f"{text} {e.unit}" if e.unit else text
@@ -317,20 +323,26 @@ class _Slots:
 
 
 def _doc_lines(doc: str, indent: str) -> list[str]:
+    """A doc string as Python writes one: continuation lines at the block's indentation (the
+    parser strips the first line and dedents the others by their common indentation)."""
     if "\n" not in doc:
         if (doc and doc == doc.strip() and '"""' not in doc and not doc.endswith('"')
                 and doc.splitlines() == [doc]):
             return [f'{indent}"""{doc}"""']
         return [indent + _string(doc)]
     lines = doc.split("\n")
-    if '"""' in doc or doc.splitlines() != lines:
-        return [indent + _string(doc)]  # not representable as a doc block; best effort
     rest = lines[1:]
-    if (lines[0] == lines[0].lstrip() and not doc.endswith('"') and doc == doc.rstrip()
-            and all(l.startswith(indent) or not l.strip() for l in rest)):
-        # continuation lines already indented: verbatim after the opening quotes
-        return [f'{indent}"""{lines[0]}'] + [l if l.strip() else "" for l in rest[:-1]] + [rest[-1] + '"""']
-    return ([f'{indent}"""'] + [indent + l if l.strip() else "" for l in lines] + [f'{indent}"""'])
+    body = [l for l in rest if l.strip()]
+    representable = (
+        '"""' not in doc and doc.splitlines() == lines and doc == doc.strip()
+        and all(l == l.rstrip() for l in lines) and "\t" not in doc)
+    if not representable:
+        return [indent + _string(doc)]  # the escaped form always reads back exactly
+    if (not body or min(len(l) - len(l.lstrip()) for l in body) == 0) and not doc.endswith('"'):
+        return [f'{indent}"""{lines[0]}'] + [indent + l if l.strip() else "" for l in rest[:-1]] + [
+            indent + rest[-1] + '"""']
+    # continuation lines all indented relative to the first: the block form keeps that
+    return [f'{indent}"""'] + [indent + l if l.strip() else "" for l in lines] + [f'{indent}"""']
 
 
 class _Formatter:
@@ -575,7 +587,12 @@ class _Formatter:
                     start = next((k for k, x in enumerate(self.lls) if x.start > c.line), len(self.lls))
                 g = next_mapped(start)
                 pos = 2 * n if g is None else 2 * g
-            if pos < prev_pos:
+            if pos == prev_pos - 1 and prev_pos % 2:
+                # above the statement whose trailing comment came first: both go above it
+                g = pos // 2
+                slots.before[g].append(slots.trailing[g])
+                slots.trailing[g] = None
+            elif pos < prev_pos:  # keep the source order: move down
                 pos = prev_pos if prev_pos % 2 == 0 else prev_pos + 1
             if pos >= 2 * n:
                 slots.end.append(text)

@@ -71,7 +71,7 @@ def coverage_problems(domain: Span, rows: list[Span]) -> list[CoverageProblem]:
         if lo > v or (lo == v and need and not lo_closed):
             problems.append(CoverageProblem("gap", i, Span(v, lo, need, not lo_closed)))
         elif started and (lo < v or (lo == v and not need and lo_closed)):
-            end_hi, end_closed = (v, not need) if v <= hi else (hi, hi_closed)
+            end_hi, end_closed = (v, not need) if v < hi else (hi, hi_closed and (v > hi or not need))
             problems.append(CoverageProblem("overlap", i, Span(lo, end_hi, lo_closed, end_closed)))
         started = True
         if hi > v or (hi == v and need and hi_closed):

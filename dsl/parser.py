@@ -93,14 +93,20 @@ def _loc_of(path: str, item: Any) -> A.Loc:
     return A.Loc(path, 0, 0)
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+
+
 def _unquote(token: str) -> str:
+    """The text of a string literal. Triple-quoted: dedented like a Python doc string (the
+    first line is stripped; the others lose their common indentation). Plain: backslash
+    escapes \\n \\t \\\\ \\" (any other escaped character stands for itself)."""
     if token.startswith('"""'):
-        body = token[3:-3]
-        lines = body.strip("\n").splitlines()
-        indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
-        return "\n".join(l[indent:] if l.strip() else "" for l in lines).strip()
-    body = token[1:-1]
-    return re.sub(r"\\(.)", r"\1", body)
+        lines = token[3:-3].expandtabs(8).splitlines() or [""]
+        rest = lines[1:]
+        indent = min((len(l) - len(l.lstrip()) for l in rest if l.strip()), default=0)
+        out = [lines[0].strip()] + [l[indent:].rstrip() if l.strip() else "" for l in rest]
+        return "\n".join(out).strip()
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), token[1:-1])
 
 
 @v_args(meta=True)
@@ -108,6 +114,7 @@ class _ToAst(Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
+        self.problems: list[Finding] = []
 
     def _loc(self, meta) -> A.Loc:
         if getattr(meta, "empty", True):
@@ -117,7 +124,7 @@ class _ToAst(Transformer):
     # ---------------------------------------------------------- expressions
     def number(self, meta, ch):
         unit = str(ch[1]) if len(ch) > 1 else None
-        return A.Num(float(ch[0]), unit, self._loc(meta))
+        return A.Num(float(ch[0]), unit, self._loc(meta), text=str(ch[0]))
 
     def string(self, meta, ch):
         return A.Str(_unquote(str(ch[0])), self._loc(meta))
@@ -227,9 +234,18 @@ class _ToAst(Transformer):
     def unit_clause(self, meta, ch):
         return ("unit", str(ch[0]))
 
+    def _once(self, meta, items, what: str) -> dict:
+        """Clauses as a dict; a clause given twice is a syntax finding."""
+        out: dict = {}
+        for item in items:
+            if item[0] in out:
+                self.problems.append(Finding(self._loc(meta), "syntax", f"{what} gives '{item[0]}' twice"))
+            out[item[0]] = item[1]
+        return out
+
     def derive_decl(self, meta, ch):
         ov, ch = self._split_override(ch)
-        clauses = dict((c[0], c[1]) for c in ch[3:])
+        clauses = self._once(meta, ch[3:], f"derive {ch[0]}.{ch[1]}")
         return A.Derive(
             str(ch[0]), str(ch[1]), ch[2], clauses.get("when"), clauses.get("priority"),
             clauses.get("unit"), clauses.get("doc"), ov, self._loc(meta))
@@ -242,7 +258,8 @@ class _ToAst(Transformer):
         if texts[0] == "inf":
             return A.Bound(sign * float("inf"), None, self._loc(meta))
         unit = texts[1] if len(texts) > 1 else None
-        return A.Bound(sign * float(texts[0]), unit, self._loc(meta))
+        digits = ("-" if sign < 0 else "") + texts[0]
+        return A.Bound(sign * float(texts[0]), unit, self._loc(meta), text=digits)
 
     def interval(self, meta, ch):
         return A.Interval(ch[1], ch[3], str(ch[0]) == "[", str(ch[4]) == "]", self._loc(meta))
@@ -291,7 +308,7 @@ class _ToAst(Transformer):
     def score_decl(self, meta, ch):
         ov, ch = self._split_override(ch)
         doc, items = self._doc_and_rest(ch[2:])
-        opts = {k: v for k, v in (i for i in items if isinstance(i, tuple))}
+        opts = self._once(meta, [i for i in items if isinstance(i, tuple)], f"score {ch[0]}.{ch[1]}")
         terms = tuple(i for i in items if isinstance(i, A.ScoreTerm))
         return A.Score(str(ch[0]), str(ch[1]), opts.get("start"), terms, opts.get("clamp"),
                        opts.get("when"), doc, ov, self._loc(meta))
@@ -335,7 +352,7 @@ class _ToAst(Transformer):
         return ("while_", ch[0])
 
     def keep_action(self, meta, ch):
-        opts = dict(ch[1:])
+        opts = self._once(meta, ch[1:], "keep")
         return A.KeepAction(str(ch[0]), opts.get("where"), opts.get("group"), opts.get("rank"),
                             opts.get("while_"), self._loc(meta))
 
@@ -394,7 +411,10 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
         raise RuleError([Finding(A.Loc(path, line, column), "syntax",
                                  "inconsistent indentation: this line does not line up with any enclosing block")],
                         {path: source}) from None
-    items = _ToAst(path).transform(tree)
+    to_ast = _ToAst(path)
+    items = to_ast.transform(tree)
+    if to_ast.problems:
+        raise RuleError(to_ast.problems, {path: source})
     doc = None
     decls: list[A.Decl] = []
     for item in items:
@@ -405,38 +425,33 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
                 raise RuleError([Finding(item[2], "syntax", "a lone string is only allowed as the file's first line (its doc string)")], {path: source})
         else:
             decls.append(item)
-    for m in re.finditer(r"#[^\n]*", source):
-        line = source.count("\n", 0, m.start()) + 1
-        col = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
-        if not _inside_string(source, m.start()):
-            comments.append(A.Comment(line, col, m.group(0)))
+    comments.extend(_scan_comments(source))
     return A.Module(path, doc, tuple(decls), tuple(comments), source)
 
 
-def _inside_string(source: str, pos: int) -> bool:
-    """Is `pos` inside a string literal? (scan from the start of the file)"""
-    i = 0
-    while i < pos:
+def _scan_comments(source: str) -> list[A.Comment]:
+    """Every ``# ...`` comment outside string literals, with its line and column."""
+    out: list[A.Comment] = []
+    i, n = 0, len(source)
+    while i < n:
         if source.startswith('"""', i):
             end = source.find('"""', i + 3)
-            if end == -1 or end + 3 > pos:
-                return end == -1 or pos < end + 3
-            i = end + 3
+            i = n if end == -1 else end + 3
         elif source[i] == '"':
             j = i + 1
-            while j < len(source) and source[j] not in '"\n':
+            while j < n and source[j] not in '"\n':
                 j += 2 if source[j] == "\\" else 1
-            if j >= pos:
-                return True
             i = j + 1
         elif source[i] == "#":
-            nl = source.find("\n", i)
-            if nl == -1 or nl >= pos:
-                return False
-            i = nl
+            end = source.find("\n", i)
+            end = n if end == -1 else end
+            line = source.count("\n", 0, i) + 1
+            column = i - (source.rfind("\n", 0, i) + 1) + 1
+            out.append(A.Comment(line, column, source[i:end]))
+            i = end
         else:
             i += 1
-    return False
+    return out
 
 
 def _dedent_line(source: str) -> int:
@@ -468,9 +483,9 @@ def _end_of_text(source: str) -> tuple[int, int]:
 def _unterminated_string(pos: int, line: int, column: int, path: str, source: str) -> Finding:
     """A '"' the lexer cannot match: a string without its closing quote."""
     start = source.rfind("\n", 0, pos) + 1
-    if source[max(start, pos - 2):pos] == '""':  # the third quote of an unclosed \"\"\"
-        pos, column = pos - 2, column - 2
-        msg = 'unterminated string: a \"\"\" string needs a closing \"\"\"'
+    if source[max(start, pos - 2):pos] == '""':  # the third quote of an unclosed triple-quoted string
+        column -= 2
+        msg = 'unterminated string: a """ string needs a closing """'
     else:
         msg = "unterminated string: a string needs its closing '\"' on the same line"
     return Finding(A.Loc(path, line, column, line, column + 1), "syntax", msg)
