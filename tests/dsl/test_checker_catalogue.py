@@ -24,6 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # (entry file, [(file, line, column, code, message, hint), ...])
 CASES: list[tuple[str, list[tuple[str, int, int, str, str, str | None]]]] = [
+    ('duplicate_clause.rules', [
+        ('duplicate_clause.rules', 3, 1, 'syntax',
+         "derive dataset.y gives 'when' twice",
+         None),
+    ]),
+    ('duplicate_keep_clause.rules', [
+        ('duplicate_keep_clause.rules', 6, 9, 'syntax',
+         "keep gives 'where' twice",
+         None),
+    ]),
     ('add_hz_to_jy.rules', [
         ('add_hz_to_jy.rules', 1, 20, 'unit-mismatch',
          'cannot add Jy to GHz',
