@@ -167,6 +167,7 @@ class Program:
             value = compile_expr(p.value, self.names, frozenset())(None, {})
             self.params[name] = value
         self.derives: dict[tuple[str, str], list[CDerive]] = {}
+        self.derives_by_kind: dict[str, dict[str, list[CDerive]]] = {}
         for target, rules in rs.derives.items():
             kind, attr = target.split(".", 1)
             local = frozenset({"dataset", kind})
@@ -174,6 +175,8 @@ class Program:
             self.derives[(kind, attr)] = [
                 CDerive(r, self._c(r.when, local), self._c(r.expr, local), coverage_key("derive", r.loc))
                 for r in ordered]
+        for (kind, attr), rules in self.derives.items():
+            self.derives_by_kind.setdefault(kind, {})[attr] = rules
         self.scores: dict[tuple[str, str], CScore] = {}
         for s in rs.scores.values():
             local = frozenset({"dataset", s.kind})
@@ -407,10 +410,12 @@ class Evaluation:
         cache[name] = ACTIVE
         frames = self.frames
         frames.append([])
-        env = {"dataset": self.dataset, ent.kind: ent}
+        env = ent.env
+        if env is None:
+            env = ent.env = {"dataset": self.dataset, ent.kind: ent}
         value: Any = None
         used: Optional[CDerive] = None
-        for rule in self.p.derives[(ent.kind, name)]:
+        for rule in self.p.derives_by_kind[ent.kind][name]:
             if rule.when is not None:
                 cond = rule.when(self, env)
                 if cond.__class__ is Unknown:
@@ -425,7 +430,7 @@ class Evaluation:
             break
         if used is None:
             value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
-        ent.prov[name] = Provenance("rule", used.decl if used else None, frames.pop())
+        ent.prov[name] = Provenance("rule", used.decl if used is not None else None, frames.pop())
         return value
 
     def _score(self, ent: Entity, name: str) -> Any:
