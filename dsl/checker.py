@@ -44,7 +44,6 @@ class CheckResult:
     schema: Schema  # facts + derived + created attributes, with static types
     table_dims: dict[str, Dim] = field(default_factory=dict)
     param_types: dict[str, T] = field(default_factory=dict)
-    expr_types: dict[int, T] = field(default_factory=dict)  # id(expr) -> type
 
     @property
     def ok(self) -> bool:
@@ -111,7 +110,6 @@ class Checker:
         self.param_types: dict[str, T] = {}
         self.table_dims: dict[str, Dim] = {}
         self.table_result: dict[str, T] = {}
-        self.expr_types: dict[int, T] = {}
         self.enum_of_member: dict[str, EnumT] = {}
 
     # ------------------------------------------------------------ reporting
@@ -144,7 +142,7 @@ class Checker:
         self._cycles()
         self._unused()
         self.findings = sorted(set(self.findings), key=lambda f: (f.loc.file, f.loc.line, f.loc.column, f.code, f.message))
-        return CheckResult(self.findings, self.schema, self.table_dims, self.param_types, self.expr_types)
+        return CheckResult(self.findings, self.schema, self.table_dims, self.param_types)
 
     # ------------------------------------------------------------ declarations
     def _enums(self) -> None:
@@ -480,9 +478,7 @@ class Checker:
             self.error(expr.loc, "type-mismatch", f"{what} must be true or false, got {t.describe()}")
 
     def infer(self, e: A.Expr, scope: _Scope, constant: bool = False) -> T:
-        t = self._infer(e, scope, constant)
-        self.expr_types[id(e)] = t
-        return t
+        return self._infer(e, scope, constant)
 
     def _infer(self, e: A.Expr, scope: _Scope, constant: bool) -> T:
         if isinstance(e, A.Num):

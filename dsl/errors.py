@@ -48,10 +48,3 @@ class RuleError(Exception):
     def render(self) -> str:
         return "\n".join(f.render(self.sources.get(f.loc.file)) for f in self.findings)
 
-
-class EvalError(Exception):
-    """A rule that cannot be evaluated on these facts (value outside a table's domain...)."""
-
-    def __init__(self, message: str, loc: Optional[Loc] = None):
-        self.loc = loc
-        super().__init__(f"{loc}: {message}" if loc else message)

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from almarules.dsl.types import ANY, BOOL, NUM, AnyT, BoolT, CollT, NumT, T, is_any
-from almarules.dsl.units import DIMENSIONLESS
+from almarules.dsl.types import ANY, BOOL, NUM, BoolT, CollT, NumT, T, is_any
 
 
 class SignatureError(Exception):
@@ -198,5 +197,5 @@ def percentile(values: list[float], q: float) -> float:
 
 __all__ = [
     "FUNCTIONS", "AGGREGATES", "CONSTANTS", "Function", "SignatureError", "aggregate_type",
-    "linear_score", "erf_score", "fft_size", "percentile", "CollT", "AnyT", "DIMENSIONLESS",
+    "linear_score", "erf_score", "fft_size", "percentile",
 ]

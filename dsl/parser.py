@@ -7,7 +7,7 @@ import re
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
@@ -82,15 +82,6 @@ def _expected(exc: UnexpectedInput) -> str:
     if len(names) > 12:
         names = names[:12] + ["..."]
     return "expected " + ", ".join(names)
-
-
-def _loc_of(path: str, item: Any) -> A.Loc:
-    if isinstance(item, Token):
-        return A.Loc(path, item.line or 0, item.column or 0, item.end_line or 0, item.end_column or 0)
-    meta = getattr(item, "meta", None)
-    if meta is not None and not getattr(meta, "empty", True):
-        return A.Loc(path, meta.line, meta.column, meta.end_line, meta.end_column)
-    return A.Loc(path, 0, 0)
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
@@ -405,7 +396,7 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
         tree = _lark().parse(source)
     except UnexpectedInput as exc:
         raise RuleError([_syntax_finding(exc, path, source)], {path: source}) from None
-    except DedentError as exc:
+    except DedentError:
         nl = _lark().options.postlex.last_nl
         line, column = (nl.end_line, nl.end_column) if nl is not None and nl.end_line else (_dedent_line(source), 1)
         raise RuleError([Finding(A.Loc(path, line, column), "syntax",

@@ -97,11 +97,6 @@ def display_unit_for(dim: Dim) -> str:
     return str(dim)
 
 
-def to_canonical(value: float, unit_text: str) -> float:
-    """A value in `unit_text` expressed in canonical units."""
-    return value * parse_unit(unit_text)[0]
-
-
 def from_canonical(value: float, unit_text: str) -> float:
     """A canonical value expressed in `unit_text`."""
     return value / parse_unit(unit_text)[0]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,11 +29,6 @@ def load_program(paths: Sequence[str | Path]) -> Program:
     if result.findings:
         raise RuleError(result.findings, rs.sources)
     return Program(rs, result)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_program(key: tuple[str, ...]) -> Program:
-    return load_program(list(key))
 
 
 def default_rules() -> list[str]:
@@ -68,4 +62,4 @@ def evaluate(program: Program, facts: Dataset, sets: Sequence[str] = (), source:
 
 
 __all__ = ["check_rules", "load_program", "load_facts", "evaluate", "run", "default_rules",
-           "UsageError", "RuleError", "Optional"]
+           "UsageError", "RuleError"]

@@ -7,7 +7,6 @@ decision that does not need a missing fact is still made.
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -368,8 +367,4 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     return agg
 
 
-def isfinite(x: Any) -> bool:
-    return isinstance(x, float) and math.isfinite(x)
-
-
-__all__ = ["compile_expr", "Names", "Entity"]
+__all__ = ["compile_expr", "Names"]

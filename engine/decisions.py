@@ -166,11 +166,6 @@ class _Presenter:
         return Value(**fields)
 
 
-def describe_value(ev: Evaluation, kind: str, name: str, ent_path: str, value: Any,
-                   prov: Optional[Provenance]) -> Value:
-    return _Presenter(ev).value(kind, name, ent_path, value, prov)
-
-
 def decisions(ev: Evaluation) -> Decisions:
     """Every derived value of every live entity, with provenance."""
     p = ev.p

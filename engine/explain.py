@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Optional
+from typing import Any
 
 from almarules.dsl import ast as A
 from almarules.engine.decisions import source_text

@@ -9,8 +9,6 @@ The plural collection names (``spws``, ``fields``, ...) are the entity kinds the
 rule language sees; `FACT_KINDS` maps kind name -> model.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Annotated, Any, Literal, Optional
 

@@ -21,10 +21,6 @@ class Unknown:
     def merge(self, other: "Unknown") -> "Unknown":
         return Unknown(self.waits | other.waits, self.errors | other.errors)
 
-    @property
-    def is_error(self) -> bool:
-        return bool(self.errors)
-
     def __repr__(self) -> str:
         if self.errors:
             return f"<error: {'; '.join(sorted(self.errors))}>"

@@ -6,18 +6,15 @@ fact becomes `Unknown` naming its path, e.g. ``spw[25].nchan``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
-
-from pydantic import BaseModel
+from typing import Any, Callable
 
 from almarules.dsl.types import AttrInfo, CollT, EntityT, NumT, Schema
 from almarules.dsl.units import parse_unit
 from almarules.engine.facts import Dataset
-from almarules.engine.schema import kind_of_model
 from almarules.engine.values import Entity, Unknown
 
 
-def entity_key(kind: str, model: Any, index: int, parent: Optional[Entity]) -> str:
+def entity_key(kind: str, model: Any, index: int) -> str:
     if kind == "spw":
         return str(model.id)
     if kind in ("field", "antenna"):
@@ -82,7 +79,7 @@ class World:
                         Entity(elem_kind, key, m, order=i,
                                path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]")
                         for i, m in enumerate(v)
-                        for key in [entity_key(elem_kind, m, i, ent)])
+                        for key in [entity_key(elem_kind, m, i)])
                 return self._children[cache_key]
             return to_entities
         if isinstance(t, CollT) and isinstance(t.elem, NumT):
@@ -91,11 +88,3 @@ class World:
         if isinstance(t, CollT):
             return lambda v, ent: missing(ent) if v is None else tuple(v)
         return lambda v, ent: missing(ent) if v is None else v
-
-    def fact_path(self, ent: Entity, name: str) -> str:
-        """Where a fact sits in the summary, e.g. ``spws[2].nchan``."""
-        return f"{ent.path}.{name}"
-
-
-def model_kind(model: BaseModel) -> str:
-    return kind_of_model(type(model))
