@@ -686,6 +686,14 @@ class Checker:
             self.error(e.loc, "type-mismatch", f"cannot compare {_a(left.name)} with {_a(right.name)}")
             return
         impossible = sorted(literal_side - other)
+        if impossible and other and literal_side & other and isinstance(e.right, (A.SetLit, A.ListLit)):
+            # some members of a literal set can match, others never can (a typo?)
+            for item in e.right.items:
+                if isinstance(item, A.Str) and item.value not in other:
+                    self.error(item.loc, "never-true",
+                               f"{item.value!r} is never a value here; possible values: {', '.join(sorted(other))}",
+                               hint=_suggest(item.value, other))
+            return
         if impossible and len(literal_side) >= 1 and other:
             if not literal_side & other:
                 self.error(e.loc, "never-true",
@@ -828,8 +836,7 @@ class Checker:
                 if a.where is not None:
                     self.error(a.where.loc, "syntax", "'where' selects entities; a parameter has one value")
                 default = self.rs.params[a.name].value
-                if _literal_number(default) is not None and _literal_number(default) == _literal_number(a.value) \
-                        and _same_unit(default, a.value):
+                if _literal_canonical(default) is not None and _literal_canonical(default) == _literal_canonical(a.value):
                     self.error(a.loc, "step-never-applies",
                                f"step {step.name!r} can never change anything: {a.name} is already "
                                f"{_literal_text(a.value)}")
@@ -857,8 +864,8 @@ class Checker:
                     self.error(a.where.loc, "step-never-applies",
                                f"step {step.name!r}: no {a.kind} can satisfy this condition")
             rules = self.rs.derives.get(f"{a.kind}.{a.name}", [])
-            if len(rules) == 1 and rules[0].when is None and _literal_number(rules[0].expr) is not None \
-                    and _literal_number(rules[0].expr) == _literal_number(a.value) and _same_unit(rules[0].expr, a.value):
+            if len(rules) == 1 and rules[0].when is None and _literal_canonical(rules[0].expr) is not None \
+                    and _literal_canonical(rules[0].expr) == _literal_canonical(a.value):
                 self.error(a.loc, "step-never-applies",
                            f"step {step.name!r} can never change anything: {a.kind}.{a.name} is always "
                            f"{_literal_text(a.value)}")
@@ -975,10 +982,19 @@ def _literal_number(e: Optional[A.Expr]) -> Optional[float]:
     return None
 
 
-def _same_unit(a: A.Expr, b: A.Expr) -> bool:
-    ua = a.operand.unit if isinstance(a, A.Unary) else getattr(a, "unit", None)
-    ub = b.operand.unit if isinstance(b, A.Unary) else getattr(b, "unit", None)
-    return ua == ub
+def _literal_canonical(e: Optional[A.Expr]) -> Optional[tuple]:
+    """(canonical value, dimension) of a literal number with its unit, else None."""
+    v = _literal_number(e)
+    if v is None:
+        return None
+    unit = e.operand.unit if isinstance(e, A.Unary) else getattr(e, "unit", None)
+    if unit is None:
+        return v, DIMENSIONLESS
+    try:
+        scale, dim = parse_unit(unit)
+    except UnitError:
+        return None
+    return float(f"{v * scale:.12g}"), dim
 
 
 def _literal_text(e: A.Expr) -> str:

@@ -683,10 +683,11 @@ class Evaluation:
         return self.p.schema.kinds[kind][name].type
 
     def display_unit(self, kind: str, name: str) -> Optional[str]:
+        """A derived value's declared unit; facts in their dimension's readable unit (GHz, not Hz)."""
         info = self.p.schema.kinds[kind][name]
-        if info.unit:
-            return info.unit
-        return None
+        if info.origin == "fact":
+            return None
+        return info.unit or None
 
     def _show(self, kind: str, name: str, value: Any) -> str:
         from almarules.engine.present import show_value

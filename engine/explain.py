@@ -10,6 +10,7 @@ from almarules.engine.decisions import source_text
 from almarules.engine.evaluate import Evaluation, UsageError, param_unit
 from almarules.engine.present import input_text, show_value
 from almarules.engine.values import Entity, Unknown
+from almarules.engine.world import summary_path
 
 
 def known_paths(ev: Evaluation) -> list[str]:
@@ -70,7 +71,9 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
     origin = ev.p.origin.get((ent.kind, attr))
     text = _value_text(ev, ent, attr, value)
     if origin in ("fact", "builtin"):
-        note = f"fact from {source}" if not isinstance(value, Unknown) else f"fact absent from {source}"
+        where = summary_path(ent, attr)
+        note = (f"fact {where} in {source}" if not isinstance(value, Unknown)
+                else f"fact {where} absent from {source}")
         out.append(f"{indent}{path} = {text}   [{note}]")
         return
     prov = ent.prov.get(attr)

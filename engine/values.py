@@ -44,7 +44,7 @@ def merge_unknowns(values: Iterable[Any]) -> Optional[Unknown]:
 class Entity:
     """One thing rules talk about: a spw, a field, an image... `path` names it in reports."""
 
-    __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov", "env")
+    __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov", "env", "src")
 
     def __init__(self, kind: str, key: str, model: Any = None, created: Optional[dict] = None,
                  path: Optional[str] = None, order: int = 0):
@@ -57,6 +57,7 @@ class Entity:
         self.cache: dict[str, Any] = {}  # attribute -> value, for one evaluation state
         self.prov: dict[str, Any] = {}  # attribute -> Provenance
         self.env: Optional[dict] = None  # the variables rules about it see (set by the evaluator)
+        self.src = ""  # where its facts sit in the summary, e.g. "spws[2]" (facts only)
 
     def __repr__(self) -> str:
         return self.path

@@ -45,6 +45,7 @@ class World:
         """A fact attribute of an entity, canonical; Unknown when absent."""
         if ent.model is None:
             return Unknown([f"{ent.path}.{name}"])
+        # (ent.src + name is where the value sits in the summary: see summary_path)
         conv = self._converters.get((ent.kind, name))
         if conv is None:
             info = self.schema.kinds[ent.kind][name]
@@ -64,7 +65,9 @@ class World:
                     return missing(ent)
                 cache_key = (ent.path, name)
                 if cache_key not in self._children:
-                    self._children[cache_key] = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}")
+                    child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}")
+                    child.src = f"{ent.src}.{name}" if ent.src else name
+                    self._children[cache_key] = child
                 return self._children[cache_key]
             return to_entity
         if isinstance(t, CollT) and isinstance(t.elem, EntityT):
@@ -75,11 +78,14 @@ class World:
                     return missing(ent)
                 cache_key = (ent.path, name)
                 if cache_key not in self._children:
-                    self._children[cache_key] = tuple(
-                        Entity(elem_kind, key, m, order=i,
-                               path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]")
-                        for i, m in enumerate(v)
-                        for key in [entity_key(elem_kind, m, i)])
+                    children = []
+                    for i, m in enumerate(v):
+                        key = entity_key(elem_kind, m, i)
+                        child = Entity(elem_kind, key, m, order=i,
+                                       path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]")
+                        child.src = f"{ent.src}.{name}[{i}]" if ent.src else f"{name}[{i}]"
+                        children.append(child)
+                    self._children[cache_key] = tuple(children)
                 return self._children[cache_key]
             return to_entities
         if isinstance(t, CollT) and isinstance(t.elem, NumT):
@@ -88,3 +94,8 @@ class World:
         if isinstance(t, CollT):
             return lambda v, ent: missing(ent) if v is None else tuple(v)
         return lambda v, ent: missing(ent) if v is None else v
+
+
+def summary_path(ent: Entity, name: str) -> str:
+    """Where a fact sits in the summary file: ``spws[2].nchan``, ``ebs[0].baselines.l80``."""
+    return f"{ent.src}.{name}" if ent.src else name

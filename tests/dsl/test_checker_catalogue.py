@@ -24,6 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # (entry file, [(file, line, column, code, message, hint), ...])
 CASES: list[tuple[str, list[tuple[str, int, int, str, str, str | None]]]] = [
+    ('string_set_member_impossible.rules', [
+        ('string_set_member_impossible.rules', 1, 47, 'never-true',
+         "'21m' is never a value here; possible values: 12m, 7m, TP, VLA, mixed",
+         "did you mean '12m'?"),
+    ]),
+    ('step_sets_same_value_other_unit.rules', [
+        ('step_sets_same_value_other_unit.rules', 6, 9, 'step-never-applies',
+         "step 's' can never change anything: a is already 30000 MB",
+         None),
+    ]),
     ('duplicate_clause.rules', [
         ('duplicate_clause.rules', 3, 1, 'syntax',
          "derive dataset.y gives 'when' twice",

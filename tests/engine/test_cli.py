@@ -56,7 +56,7 @@ def test_explain_tree_goes_down_to_facts(capsys):
     assert "= tlimit * image.sensitivity * image.dr_correction" in out
     assert "param tlimit = 4   [default; declared " in out
     assert "table dr_correction_12m: row (50, 100] -> 2.0" in out
-    assert "measurement[Elias_29.TARGET.17.mfs].dirty_dr = 80   [fact from " in out
+    assert "measurement[Elias_29.TARGET.17.mfs].dirty_dr = 80   [fact measurements[" in out
 
 
 def test_explain_unknown_value_suggests(capsys):
