@@ -41,6 +41,34 @@ def _div(a: float, b: float) -> Any:
 
 
 def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
+    if not isinstance(e, (A.Num, A.Str, A.Bool)) and _foldable(e, names, local):
+        value = _compile(e, names, local)(None, {})  # a constant subexpression: computed once
+        return lambda ev, env: value
+    return _compile(e, names, local)
+
+
+def _foldable(e: A.Expr, names: Names, local: frozenset[str]) -> bool:
+    """No facts, parameters or variables: literals, constants, enum members, pure functions."""
+    if isinstance(e, (A.Num, A.Str, A.Bool)):
+        return True
+    if isinstance(e, A.Name):
+        return e.id not in local and e.id not in names.params and (
+            e.id in CONSTANTS or e.id in names.enum_members)
+    if isinstance(e, A.Unary):
+        return _foldable(e.operand, names, local)
+    if isinstance(e, A.Binary):
+        return _foldable(e.left, names, local) and _foldable(e.right, names, local)
+    if isinstance(e, A.IfElse):
+        return all(_foldable(x, names, local) for x in (e.cond, e.then, e.else_))
+    if isinstance(e, A.Call):
+        return (e.func in FUNCTIONS and e.func not in ("known", "lookup") and e.func not in names.tables
+                and e.func not in names.bands and all(_foldable(a, names, local) for a in e.args))
+    if isinstance(e, (A.SetLit, A.ListLit)):
+        return all(_foldable(i, names, local) for i in e.items)
+    return False
+
+
+def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
     c = lambda x, loc=local: compile_expr(x, names, loc)  # noqa: E731
     if isinstance(e, A.Num):
         value = e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
@@ -202,10 +230,12 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             coll, key = coll_fn(ev, env), key_fn(ev, env)
             if isinstance(coll, Unknown) or isinstance(key, Unknown):
                 return merge_unknowns((coll, key))
-            for item in coll:
-                if isinstance(item, Entity) and item.key == key:
-                    return item
-            return Unknown([f"{coll_name}[{key}]"])
+            cached = ev.indexes.get(id(coll))
+            if cached is None or cached[0] is not coll:  # index each collection once (by key)
+                cached = (coll, {item.key: item for item in reversed(coll) if isinstance(item, Entity)})
+                ev.indexes[id(coll)] = cached
+            found = cached[1].get(key)
+            return found if found is not None else Unknown([f"{coll_name}[{key}]"])
         return lookup_
     if len(args) == 1 and func in ("count", "sum", "min", "max", "mean", "any", "all", "the"):
         arg = args[0]
@@ -218,6 +248,32 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             return reducer(list(coll), None, f"{func}()")
         return agg_
     impl = FUNCTIONS[func].impl
+    errors = (ValueError, ZeroDivisionError, OverflowError)
+    if len(args) == 1:
+        (a0,) = args
+
+        def call1(ev, env):
+            v = a0(ev, env)
+            if v.__class__ is Unknown:
+                return v
+            try:
+                return impl(v)
+            except errors as exc:
+                return Unknown(errors=[f"{func}(): {exc}"])
+        return call1
+    if len(args) == 2:
+        a0, a1 = args
+
+        def call2(ev, env):
+            v0 = a0(ev, env)
+            v1 = a1(ev, env)
+            if v0.__class__ is Unknown or v1.__class__ is Unknown:
+                return merge_unknowns((v0, v1))
+            try:
+                return impl(v0, v1)
+            except errors as exc:
+                return Unknown(errors=[f"{func}(): {exc}"])
+        return call2
 
     def call_(ev, env):
         vals = [a(ev, env) for a in args]

@@ -177,26 +177,11 @@ def decisions(ev: Evaluation) -> Decisions:
         t = p.param_type(name)
         shown, unit, text = present(value, t, param_unit(decl))
         params.append(Param(name=name, value=shown, unit=unit, text=text, origin=origin, at=str(decl.loc)))
-    derived_by_kind: dict[str, list[str]] = {}
-    for kind, attrs in p.schema.kinds.items():
-        names = sorted(a for a, info in attrs.items() if info.origin in ("derived", "score"))
-        if names:
-            derived_by_kind[kind] = names
-    values: list[Value] = []
+    values = [pr.value(ent.kind, name, ent.path, value, ent.prov.get(name)) for ent, name, value in ev.compute_all()]
     entities: dict[str, list[str]] = {}
-    kind_order = ["dataset"] + sorted(k for k in derived_by_kind if k != "dataset")
-    for kind in kind_order:
-        if kind not in derived_by_kind:
-            continue
+    for kind in ev.derived_names():
         ents = ev.all_of(kind)
-        if isinstance(ents, Unknown):
-            entities[kind] = []
-            continue
-        entities[kind] = [e.key for e in ents]
-        for ent in ents:
-            for name in derived_by_kind[kind]:
-                value = ev.attr(ent, name)
-                values.append(pr.value(kind, name, ent.path, value, ent.prov.get(name)))
+        entities[kind] = [] if isinstance(ents, Unknown) else [e.key for e in ents]
     for kind in sorted(p.rs.collections):
         ents = ev.entities(kind)
         entities[kind] = [] if isinstance(ents, Unknown) else [e.key for e in ents]

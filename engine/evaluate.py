@@ -298,6 +298,7 @@ class Evaluation:
         self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
         self.dropped: set[tuple[str, str]] = set()
         self.cached: list[Entity] = []  # entities holding cached values (cleared by reset)
+        self.indexes: dict[int, tuple] = {}  # id(collection) -> (collection, {key: entity}) for lookup()
         self.coll_memo: dict[str, Any] = {}
         self.frames: list[list[Any]] = []  # inputs read: (entity, attr) or "param:x"/"table:t:i"
         self.active: set[tuple[str, str, str]] = set()
@@ -544,6 +545,28 @@ class Evaluation:
                 if not keep:
                     continue
             self._for(kind, item, i + 1, inner, made, unknowns)
+
+    def derived_names(self) -> dict[str, list[str]]:
+        """Kind -> its derived and scored attributes (sorted), dataset first."""
+        out: dict[str, list[str]] = {}
+        kinds = self.p.schema.kinds
+        for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset"):
+            names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score"))
+            if names:
+                out[kind] = names
+        return out
+
+    def compute_all(self) -> list[tuple[Entity, str, Any]]:
+        """Every derived value of every live entity: (entity, attribute, value), in report order."""
+        out = []
+        for kind, names in self.derived_names().items():
+            ents = self.all_of(kind)
+            if isinstance(ents, Unknown):
+                continue
+            for ent in ents:
+                for name in names:
+                    out.append((ent, name, self.attr(ent, name)))
+        return out
 
     def all_of(self, kind: str) -> Any:
         """Every live entity of a kind (facts or created)."""
