@@ -56,10 +56,11 @@ class RuleSet:
 
 def display_path(path: Path) -> str:
     """A path relative to the working directory when it lies below it."""
+    real = path.resolve()
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(real.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path)
+        return str(real)
 
 
 def rule_files(path: Path) -> list[Path]:

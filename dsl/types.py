@@ -116,6 +116,7 @@ class AttrInfo:
     unit: Optional[str] = None  # unit the value is shown in
     doc: Optional[str] = None
     fact_name: Optional[str] = None  # name in the facts model
+    sources: Optional[str] = None  # for a fact computed from others: the facts to supply
 
 
 @dataclass

@@ -97,7 +97,7 @@ class ExecutionBlock(_Model):
     has_model_data: Optional[bool] = Field(default=None, description="MODEL_DATA column present")
     baselines: Optional[BaselineStats] = None
 
-    @computed_field(json_schema_extra={"unit": "m"})
+    @computed_field(json_schema_extra={"from": "baselines.l80", "unit": "m"})
     @property
     def l80(self) -> Optional[float]:
         """80th percentile projected baseline length (m)."""
@@ -139,28 +139,28 @@ class SpectralWindow(_Model):
             return min(self.start_frequency, last) - half, max(self.start_frequency, last) + half
         return None
 
-    @computed_field(json_schema_extra={"unit": "Hz"})
+    @computed_field(json_schema_extra={"from": "channel_frequencies or start_frequency, channel_width, nchan", "unit": "Hz"})
     @property
     def min_frequency(self) -> Optional[float]:
         """Lower edge of the band (Hz)."""
         f = self._freqs()
         return f[0] if f else None
 
-    @computed_field(json_schema_extra={"unit": "Hz"})
+    @computed_field(json_schema_extra={"from": "channel_frequencies or start_frequency, channel_width, nchan", "unit": "Hz"})
     @property
     def max_frequency(self) -> Optional[float]:
         """Upper edge of the band (Hz)."""
         f = self._freqs()
         return f[1] if f else None
 
-    @computed_field(json_schema_extra={"unit": "Hz"})
+    @computed_field(json_schema_extra={"from": "channel_frequencies or start_frequency, channel_width, nchan", "unit": "Hz"})
     @property
     def centre_frequency(self) -> Optional[float]:
         """Centre of the band (Hz)."""
         f = self._freqs()
         return (f[0] + f[1]) / 2 if f else None
 
-    @computed_field(json_schema_extra={"unit": "Hz"})
+    @computed_field(json_schema_extra={"from": "channel_frequencies or start_frequency, channel_width, nchan", "unit": "Hz"})
     @property
     def bandwidth(self) -> Optional[float]:
         """Total bandwidth (Hz)."""
@@ -184,13 +184,13 @@ class FieldFacts(_Model):
     pointings: Optional[list[Pointing]] = Field(
         default=None, description="mosaic pointings; one (or none) for a single field")
 
-    @computed_field
+    @computed_field(json_schema_extra={"from": "pointings"})
     @property
     def is_mosaic(self) -> Optional[bool]:
         """More than one pointing."""
         return None if self.pointings is None else len(self.pointings) > 1
 
-    @computed_field(json_schema_extra={"unit": "arcsec"})
+    @computed_field(json_schema_extra={"from": "pointings", "unit": "arcsec"})
     @property
     def pointing_spread(self) -> Optional[float]:
         """Largest extent of the pointing centres, in RA or Dec (arcsec)."""
@@ -212,7 +212,7 @@ class Scan(_Model):
     start: Q("s", "start time, MJD seconds") = None
     end: Q("s", "end time, MJD seconds") = None
 
-    @computed_field(json_schema_extra={"unit": "s"})
+    @computed_field(json_schema_extra={"from": "start, end", "unit": "s"})
     @property
     def duration(self) -> Optional[float]:
         """end - start (s)."""
@@ -230,7 +230,7 @@ class WeightSum(_Model):
     sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities") = None
     flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1)
 
-    @computed_field(json_schema_extra={"unit": "Jy"})
+    @computed_field(json_schema_extra={"from": "sum_weight", "unit": "Jy"})
     @property
     def sensitivity(self) -> Optional[float]:
         """sigma_nat = 1/sqrt(sum w) (Jy)."""

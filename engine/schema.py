@@ -77,7 +77,8 @@ def _attrs_of(model: type[BaseModel], nested: dict[str, type]) -> dict[str, Attr
         unit = extra.get("unit")
         t = type_of(info.return_type, unit, nested)
         if t is not None:
-            out[name] = AttrInfo(t, "fact", unit=unit, doc=info.description, fact_name=name)
+            out[name] = AttrInfo(t, "fact", unit=unit, doc=info.description, fact_name=name,
+                                 sources=extra.get("from"))
     return out
 
 

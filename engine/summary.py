@@ -117,6 +117,8 @@ def load_summary(path: str | Path) -> Dataset:
     """Read a ``.json``, ``.yaml`` or ``.yml`` summary file into a `Dataset`."""
     source = str(path)
     path = Path(path)
+    if path.is_dir():
+        raise FactsError(f"{source}: is a directory, not a dataset summary (.json, .yaml or .yml)")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise FactsError(

@@ -55,7 +55,9 @@ class World:
 
     def _converter(self, kind: str, name: str, info: AttrInfo) -> Callable[[Any, Entity], Any]:
         t = info.type
-        missing = lambda ent: Unknown([f"{ent.path}.{name}"])  # noqa: E731
+        # a computed fact waits for the facts it is computed from
+        wanted = f"{{{info.sources}}}" if info.sources and "," in info.sources else (info.sources or name)
+        missing = lambda ent: Unknown([f"{ent.path}.{wanted}"])  # noqa: E731
         if isinstance(t, NumT):
             scale = parse_unit(info.unit)[0] if info.unit else 1.0
             return lambda v, ent: missing(ent) if v is None else float(v) * scale

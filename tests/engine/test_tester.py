@@ -88,3 +88,11 @@ def test_shipped_rule_tests_pass_with_full_coverage():
     for rules, (items, missing) in report.coverage.items():
         assert items > 0
         assert missing == [], f"{rules}: {missing}"
+
+
+def test_coverage_merges_across_sets_from_any_working_directory(monkeypatch, tmp_path):
+    # files imported through "../cycle4" must be the same files as cycle4's own
+    monkeypatch.chdir(tmp_path)
+    report = run_tests([REPO / "rules"])
+    assert report.ok, report.text
+    assert all(missing == [] for _, missing in report.coverage.values()), report.coverage
