@@ -128,8 +128,6 @@ def load_summary(path: str | Path) -> Dataset:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FactsError(f"{source}: file not found") from None
-    except IsADirectoryError:
-        raise FactsError(f"{source}: cannot read file: it is a directory") from None
     except UnicodeDecodeError as exc:
         raise FactsError(f"{source}: cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

@@ -413,7 +413,7 @@ def test_directory_is_unreadable(tmp_path):
     path.mkdir()
     with pytest.raises(FactsError) as info:
         load_summary(path)
-    assert str(info.value) == f"{path}: cannot read file: it is a directory"
+    assert str(info.value) == f"{path}: is a directory, not a dataset summary (.json, .yaml or .yml)"
 
 
 def test_not_utf8(tmp_path):
