@@ -38,10 +38,36 @@ def default_rules() -> list[str]:
 
 
 def load_facts(path: str | Path) -> Dataset:
-    """A dataset summary (JSON/YAML)."""
+    """A dataset summary (JSON/YAML) or a Measurement Set."""
+    return load_dataset([path])
+
+
+def load_intents(path: str | Path) -> dict[str, list[str]]:
+    """A YAML/JSON mapping field name (or id) -> intents, for data imported without intents."""
+    import yaml
+
+    from almarules.engine.ms import MSError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MSError(f"{path}: cannot read the intents file: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, (list, str)) for v in data.values()):
+        raise MSError(f"{path}: an intents file maps field name -> list of intents, e.g. 'N5921_2: [TARGET]'")
+    return {str(k): [v] if isinstance(v, str) else [str(x) for x in v] for k, v in data.items()}
+
+
+def load_dataset(paths: Sequence[str | Path], intents: Optional[str | Path] = None,
+                 progress=None) -> Dataset:
+    """Facts from one summary file, or from one or several Measurement Sets (execution blocks)."""
+    from almarules.engine.ms import is_ms, read_ms
     from almarules.engine.summary import load_summary
 
-    return load_summary(path)
+    if any(is_ms(p) for p in paths):
+        return read_ms(paths, load_intents(intents) if intents else None, progress)
+    if len(paths) != 1:
+        raise UsageError("give one summary file, or one or more Measurement Sets")
+    return load_summary(paths[0])
 
 
 def run(program: Program, facts: Dataset, sets: Sequence[str] = (), source: str = "<facts>",
@@ -61,5 +87,5 @@ def evaluate(program: Program, facts: Dataset, sets: Sequence[str] = (), source:
     return decisions(run(program, facts, sets, source))
 
 
-__all__ = ["check_rules", "load_program", "load_facts", "evaluate", "run", "default_rules",
-           "UsageError", "RuleError"]
+__all__ = ["check_rules", "load_program", "load_facts", "load_dataset", "load_intents", "evaluate", "run",
+           "default_rules", "UsageError", "RuleError"]

@@ -28,6 +28,12 @@ def _rules_arg(p: argparse.ArgumentParser) -> None:
                    help="override a parameter, e.g. --set imaging.max_cube_size=40GB")
 
 
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", nargs="+", metavar="DATASET",
+                   help="a dataset summary (.yaml/.json), or the Measurement Sets of one dataset")
+    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for MSs without intents")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="almarules",
@@ -40,15 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check rule files: syntax, names, units, cycles, coverage")
     p.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories (each directory with .rules files is a set)")
 
-    p = sub.add_parser("eval", help="evaluate rules on a dataset summary")
-    p.add_argument("dataset", metavar="DATASET", help="dataset summary (.yaml/.json)")
+    p = sub.add_parser("facts", help="read the facts of Measurement Sets (or a summary) and print them")
+    p.add_argument("datasets", nargs="+", metavar="PATH", help="MSs of one dataset (its execution blocks), or a summary")
+    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for data without intents")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON (the default)")
+    fmt.add_argument("--yaml", action="store_true", help="YAML")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically)")
+
+    p = sub.add_parser("eval", help="evaluate rules on a dataset (summary or Measurement Sets)")
+    _dataset_args(p)
     _rules_arg(p)
     p.add_argument("--json", action="store_true", help="JSON with provenance")
     p.add_argument("--only", metavar="TEXT", help="show only values whose path contains TEXT")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
     p = sub.add_parser("explain", help="the derivation tree of one value")
-    p.add_argument("dataset", metavar="DATASET")
+    _dataset_args(p)
     _rules_arg(p)
     p.add_argument("--value", required=True, metavar="PATH", help="e.g. 'image[Elias_29.TARGET.17.mfs].threshold'")
     p.add_argument("--depth", type=int, default=8, help="levels of inputs to show (default 8)")
@@ -110,18 +124,63 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _read_dataset(paths: list[str], intents: Optional[str]):
+    from almarules.engine.api import load_dataset
+
+    for p in paths:
+        if not Path(p).exists():
+            raise UserError(f"no such dataset: {p}")
+    if intents and not Path(intents).exists():
+        raise UserError(f"no such intents file: {intents}")
+    return load_dataset(paths, intents, progress=_progress())
+
+
+def _progress():
+    """A progress line on stderr for long reads (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+    last = {"pct": -1}
+
+    def show(name: str, done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct != last["pct"]:
+            last["pct"] = pct
+            sys.stderr.write(f"\rreading flags and weights of {name}: {pct:3d}%")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+    return show
+
+
 def _program_and_facts(args):
-    from almarules.engine.api import default_rules, load_facts, load_program
+    from almarules.engine.api import default_rules, load_program
 
     rules = args.rules or default_rules()
     for r in rules:
         if not Path(r).exists():
             raise UserError(f"no such rule file or directory: {r}")
     program = load_program(rules)
-    if not Path(args.dataset).exists():
-        raise UserError(f"no such dataset: {args.dataset}")
-    facts = load_facts(args.dataset)
+    facts = _read_dataset(args.dataset, args.intents)
     return program, facts
+
+
+def _source(args) -> str:
+    return ", ".join(args.dataset)
+
+
+def cmd_facts(args) -> int:
+    import json
+
+    import yaml
+
+    from almarules.engine.summary import dump_summary
+
+    facts = _read_dataset(args.datasets, args.intents)
+    data = dump_summary(facts)
+    text = (yaml.safe_dump(data, sort_keys=False, allow_unicode=True) if args.yaml
+            else json.dumps(data, indent=2) + "\n")
+    _emit(text, args.output)
+    return 0
 
 
 def cmd_eval(args) -> int:
@@ -130,7 +189,7 @@ def cmd_eval(args) -> int:
     from almarules.engine.report import decisions_table
 
     program, facts = _program_and_facts(args)
-    result = decisions(run(program, facts, args.sets, source=args.dataset))
+    result = decisions(run(program, facts, args.sets, source=_source(args)))
     if args.only:
         result.values = [v for v in result.values if args.only in v.path]
     _emit(result.to_json() if args.json else decisions_table(result), args.output)
@@ -142,7 +201,7 @@ def cmd_explain(args) -> int:
     from almarules.engine.explain import explain
 
     program, facts = _program_and_facts(args)
-    ev = run(program, facts, args.sets, source=args.dataset)
+    ev = run(program, facts, args.sets, source=_source(args))
     sys.stdout.write(explain(ev, args.value, depth=args.depth))
     return 0
 
@@ -203,7 +262,7 @@ def cmd_schema(args) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "eval": cmd_eval, "explain": cmd_explain, "test": cmd_test,
+COMMANDS = {"check": cmd_check, "facts": cmd_facts, "eval": cmd_eval, "explain": cmd_explain, "test": cmd_test,
             "fmt": cmd_fmt, "schema": cmd_schema}
 
 
@@ -223,6 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _report(exc: Exception) -> int:
     from almarules.engine.evaluate import UsageError
+    from almarules.engine.ms import MSError
     from almarules.engine.summary import FactsError
 
     if isinstance(exc, RuleError):
@@ -231,7 +291,7 @@ def _report(exc: Exception) -> int:
         print(f"almarules: the rules have {n} problem{'s' if n != 1 else ''}; "
               f"run 'almarules check' on them", file=sys.stderr)
         return 2
-    if isinstance(exc, (UserError, UsageError, FactsError)):
+    if isinstance(exc, (UserError, UsageError, FactsError, MSError)):
         print(f"almarules: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, (OSError,)):

@@ -127,6 +127,8 @@ class SpectralWindow(_Model):
     correlator_mode: Optional[Literal["TDM", "FDM"]] = None
     online_hanning: Optional[bool] = None
     intents: Optional[list[Intent]] = Field(default=None, description="intents of scans observing it")
+    rows: Count = Field(default=None, description="main-table rows of this spw (all execution blocks)")
+    baselines: Count = Field(default=None, description="distinct cross-correlation baselines with data")
 
     def _freqs(self) -> Optional[tuple[float, float]]:
         if self.channel_frequencies:
@@ -229,6 +231,8 @@ class WeightSum(_Model):
     eb: Optional[str] = None
     sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities") = None
     flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1)
+    rows: Count = Field(default=None, description="main-table rows")
+    time_on_source: Q("s", "integration time on this field in this spw") = None
 
     @computed_field(json_schema_extra={"from": "sum_weight", "unit": "Jy"})
     @property

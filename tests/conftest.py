@@ -27,3 +27,35 @@ def cycle5():
     from almarules.engine.api import load_program
 
     return load_program([REPO / "rules" / "alma" / "cycle5"])
+
+
+# ---------------------------------------------------------------- shared data (../shared/data)
+import os
+import shutil
+import tarfile
+
+SHARED_DATA = Path(os.environ.get("ALMARULES_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_ms(tmp_path_factory):
+    """Unpack one of the shared Measurement Sets (once per session) and return its path.
+
+    Skips, with the reason, where ../shared/data (or $ALMARULES_SHARED_DATA) is absent. The
+    archives are unpacked with their table.lock files, which two of them need (see its README).
+    """
+    cache: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("shared_ms")
+
+    def get(name: str) -> Path:
+        archive = SHARED_DATA / f"{name}.tar.gz"
+        if not archive.exists():
+            pytest.skip(f"shared test data not found: {archive} (set ALMARULES_SHARED_DATA)")
+        if name not in cache:
+            with tarfile.open(archive) as tar:
+                tar.extractall(root, filter="data")
+            cache[name] = root / name
+        return cache[name]
+
+    yield get
+    shutil.rmtree(root, ignore_errors=True)
