@@ -535,18 +535,12 @@ def _merge(parts: list[_EB]) -> Dataset:
             if sid in spws:
                 spws[sid]["rows"] += s["rows"]
                 spws[sid]["baselines"] = max(spws[sid]["baselines"], s["baselines"])
-                if spws[sid]["intents"] is not None and s["intents"] is not None:
-                    spws[sid]["intents"] = sorted(set(spws[sid]["intents"]) | set(s["intents"]))
-                else:
-                    spws[sid]["intents"] = None
+                spws[sid]["intents"] = _union_intents(spws[sid]["intents"], s["intents"])
             else:
                 spws[sid] = dict(s)
         for name, f in part.fields.items():
             if name in fields:
-                if fields[name]["intents"] is not None and f["intents"] is not None:
-                    fields[name]["intents"] = sorted(set(fields[name]["intents"]) | set(f["intents"]))
-                else:
-                    fields[name]["intents"] = None
+                fields[name]["intents"] = _union_intents(fields[name]["intents"], f["intents"])
             else:
                 fields[name] = dict(f)
         scans.extend(part.scans)
@@ -559,6 +553,11 @@ def _merge(parts: list[_EB]) -> Dataset:
         "fields": sorted(fields.values(), key=lambda f: f["id"]), "scans": scans, "weights": weights,
     }
     return Dataset.model_validate(data)
+
+
+def _union_intents(a: Optional[list[str]], b: Optional[list[str]]) -> Optional[list[str]]:
+    """Intents of two execution blocks together; unknown in either is unknown."""
+    return None if a is None or b is None else sorted(set(a) | set(b))
 
 
 def _array_kind(telescope: Optional[str], diameters: list[float]) -> Optional[str]:
