@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--check", action="store_true", help="only report files that are not formatted; exit 1 if any")
 
+    from almarules.engine import simulate_cli
+
+    p = sub.add_parser("simulate", help=simulate_cli.HELP)
+    simulate_cli.add_arguments(p)
+
     p = sub.add_parser("schema", help="print the JSON Schema of dataset facts")
     p.add_argument("-o", "--output", metavar="FILE")
     return parser
@@ -262,8 +267,14 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from almarules.engine.simulate_cli import cmd_simulate as run_simulation
+
+    return run_simulation(args)
+
+
 COMMANDS = {"check": cmd_check, "facts": cmd_facts, "eval": cmd_eval, "explain": cmd_explain, "test": cmd_test,
-            "fmt": cmd_fmt, "schema": cmd_schema}
+            "fmt": cmd_fmt, "simulate": cmd_simulate, "schema": cmd_schema}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -73,40 +73,44 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def complex_noise(generators: Sequence[np.random.Generator], shape: tuple[int, ...],
-                  dtype=np.complex64) -> np.ndarray:
-    """Unit complex Gaussian noise: real and imaginary parts independent N(0, 1).
+def fill_standard_complex(tasks: Sequence[tuple[np.random.Generator, np.ndarray]]) -> None:
+    """Fill each complex array with unit complex Gaussian noise from its own generator.
 
-    The first axis of `shape` is split evenly between the `generators` (filled in parallel
-    threads, numpy releases the GIL); the split depends only on the shape and the number of
-    generators, so the result is deterministic for given generator states.
+    Real and imaginary parts are independent N(0, 1). The tasks run on two threads (numpy
+    releases the GIL while filling); each array is drawn from its own generator, so the
+    result does not depend on the threading or on how work is grouped.
     """
-    real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
-    out = np.empty(shape, dtype=dtype)
-    flat = out.view(real).reshape(shape[0], -1)
-    ng = max(1, len(generators))
-    edges = np.linspace(0, shape[0], ng + 1).astype(int)
+    def fill(task) -> None:
+        gen, arr = task
+        if arr.dtype == np.complex64:
+            gen.standard_normal(out=arr.view(np.float32), dtype=np.float32)
+        elif arr.dtype == np.complex128:
+            gen.standard_normal(out=arr.view(np.float64))
+        else:
+            raise TypeError(f"expected a complex array, got {arr.dtype}")
 
-    def fill(k: int) -> None:
-        part = flat[edges[k]:edges[k + 1]]
-        if part.size:
-            generators[k].standard_normal(out=part, dtype=real)
-
-    if ng == 1:
-        fill(0)
+    if len(tasks) <= 1:
+        for t in tasks:
+            fill(t)
     else:
-        list(_pool().map(fill, range(ng)))
+        list(_pool().map(fill, tasks))
+
+
+def complex_noise(generator: np.random.Generator, shape: tuple[int, ...], sigma=1.0,
+                  dtype=np.complex64) -> np.ndarray:
+    """Complex Gaussian noise with standard deviation `sigma` (Jy) per real and imaginary part."""
+    out = np.empty(shape, dtype=dtype)
+    fill_standard_complex([(generator, out)])
+    out *= np.asarray(sigma, dtype=np.float32 if out.dtype == np.complex64 else np.float64)
     return out
 
 
-def add_noise(data: np.ndarray, sigma, generators: Sequence[np.random.Generator]) -> np.ndarray:
+def add_noise(data: np.ndarray, sigma, generator: np.random.Generator) -> np.ndarray:
     """Add complex Gaussian noise with per-part standard deviation `sigma` (Jy) to `data` in place.
 
     `sigma` broadcasts against `data` (a scalar, or e.g. (ntime, 1, 1, 1) for a sigma that
     changes with time).
     """
-    noise = complex_noise(generators, data.shape, data.dtype)
-    sig = np.asarray(sigma, dtype=np.float32 if data.dtype == np.complex64 else np.float64)
-    noise *= sig
-    data += noise
+    data += complex_noise(generator, data.shape, 1.0, data.dtype) * np.asarray(
+        sigma, dtype=np.float32 if data.dtype == np.complex64 else np.float64)
     return data

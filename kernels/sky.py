@@ -27,9 +27,10 @@ Visibilities are evaluated at channel centres and integration centres (no bandwi
 time smearing). The phase of every (row, channel) is exact in double precision: for a
 uniformly spaced channel axis nu_j = nu_0 + j dnu the channels are split into blocks of
 B ~ sqrt(nchan) and exp(i tau nu_{bB+q}) = exp(i tau (nu_0 + bB dnu)) * exp(i tau q dnu),
-both factors computed directly (no recurrence, so no error accumulates along the band);
-the result agrees with a per-element exp to a few 1e-16 relative, plus an absolute phase
-error of ~2e-16 x |phase| (1e-12 rad for 1e4 rad of phase). It needs nrow x (nchan/B + B)
+both factors computed directly (no recurrence, so no error accumulates along the band).
+The result agrees with a per-element exp(i phase) to the rounding of the phase argument
+itself, which both carry: below 1e-15 x |phase| (1e-11 for a phase of 1e4 rad, e.g. a
+2 arcmin offset on 16 km baselines at 345 GHz; tested). It needs nrow x (nchan/B + B)
 complex exponentials instead of nrow x nchan.
 """
 
@@ -202,23 +203,76 @@ class Component:
     label: str = field(default="")
 
 
+def _block_size(nchan: int) -> Optional[int]:
+    """A divisor of nchan near sqrt(nchan) (None when there is no useful one)."""
+    if nchan < 4:
+        return None
+    root = math.sqrt(nchan)
+    divisors = [b for b in range(2, nchan) if nchan % b == 0 and root / 4 <= b <= root * 4]
+    return min(divisors, key=lambda b: abs(b - root)) if divisors else None
+
+
+def _accumulate_blocked(out: np.ndarray, uvw: np.ndarray, freq: np.ndarray, step: float, block: int,
+                        comp: "Component") -> None:
+    """out += flux * exp(i tau nu) [* Gaussian taper] in one multi-threaded pass (numexpr).
+
+    exp(i tau nu_{bB+q}) = coarse_b * fine_q as in `phase_factor`; the flux spectrum and the
+    taper exp(-qf nu^2) are applied in the same expression, so no (row, channel) temporary
+    is made.
+    """
+    nchan = freq.size
+    nb = nchan // block
+    n = math.sqrt(max(0.0, 1.0 - comp.l * comp.l - comp.m * comp.m))
+    tau = (uvw[..., 0] * comp.l + uvw[..., 1] * comp.m + uvw[..., 2] * (n - 1.0)) * (2.0 * math.pi / C)
+    coarse_f = freq[0] + step * block * np.arange(nb)
+    fine_f = step * np.arange(block)
+    c = _cis(tau[..., None] * coarse_f)[..., :, None]  # lead + (nb, 1)
+    f = _cis(tau[..., None] * fine_f)[..., None, :]  # lead + (1, B)
+    flux = np.asarray(comp.flux, dtype=np.float64)
+    if flux.ndim == 0:
+        flux = np.full(nchan, float(flux))
+    s = flux.reshape(flux.shape[:-1] + (nb, block))
+    o = out.reshape(out.shape[:-1] + (nb, block))
+    if comp.shape == "gaussian":
+        u, v = uvw[..., 0], uvw[..., 1]
+        sp, cp = math.sin(comp.pa), math.cos(comp.pa)
+        k = math.pi ** 2 / (4.0 * math.log(2.0)) / C ** 2
+        q = (k * ((comp.major * (u * sp + v * cp)) ** 2 + (comp.minor * (u * cp - v * sp)) ** 2))[..., None, None]
+        f2 = (freq * freq).reshape(nb, block)
+        ne.evaluate("o + c * f * s * exp(-q * f2)", out=o)
+    elif comp.shape == "point":
+        ne.evaluate("o + c * f * s", out=o)
+    else:
+        raise ValueError(f"unknown component shape {comp.shape!r}")
+
+
 def predict(uvw: np.ndarray, freq: np.ndarray, components: Sequence[Component],
             out: Optional[np.ndarray] = None) -> np.ndarray:
     """Model visibilities (Jy, complex128, shape uvw.shape[:-1] + (nchan,)) of `components`.
 
     Direct Fourier sum, exact at channel and integration centres (see the module docstring
-    for the sign convention). A component at the phase centre costs one broadcast add.
+    for the sign convention and accuracy). A component at the phase centre costs one
+    broadcast add; an offset one, for uniformly spaced channels whose count has a divisor
+    near its square root, one fused numexpr pass (`_accumulate_blocked`). `out`, if given,
+    is added to (it must be C-contiguous complex128 of the output shape).
     """
     uvw = np.asarray(uvw, dtype=np.float64)
     freq = np.asarray(freq, dtype=np.float64)
     shape = uvw.shape[:-1] + (freq.size,)
     if out is None:
         out = np.zeros(shape, dtype=np.complex128)
+    elif out.shape != shape or out.dtype != np.complex128 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous complex128 of shape {shape}")
+    step = _uniform_step(freq)
+    block = _block_size(freq.size) if step is not None else None
     for comp in components:
         flux = np.asarray(comp.flux, dtype=np.float64)
         centred = comp.l == 0.0 and comp.m == 0.0
         if comp.shape == "point" and centred:
             out += flux
+            continue
+        if block is not None:
+            _accumulate_blocked(out, uvw, freq, step, block, comp)
             continue
         if centred:
             term = gaussian_taper(uvw, freq, comp.major, comp.minor, comp.pa).astype(np.complex128)
