@@ -127,6 +127,9 @@ class SpectralWindow(_Model):
     correlator_mode: Optional[Literal["TDM", "FDM"]] = None
     online_hanning: Optional[bool] = None
     intents: Optional[list[Intent]] = Field(default=None, description="intents of scans observing it")
+    rest_frequencies: Optional[list[float]] = Field(
+        default=None, description="line rest frequencies in the SOURCE table for this spw (Hz)",
+        json_schema_extra={"unit": "Hz"})
     rows: Count = Field(default=None, description="main-table rows of this spw (all execution blocks)")
     baselines: Count = Field(default=None, description="distinct cross-correlation baselines with data")
 

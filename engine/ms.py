@@ -199,6 +199,7 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
     state_t = tabs.sub("STATE", optional=True)
     hist_t = tabs.sub("HISTORY", optional=True)
     syscal_t = tabs.sub("SYSCAL", optional=True)
+    source_t = tabs.sub("SOURCE", optional=True)
 
     # ------------------------------------------------ index columns (no visibilities)
     time = main.getcol("TIME")
@@ -327,8 +328,10 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
             "correlator_mode": mode, "online_hanning": hanning,
             "_corr": [int(c) for c in pol_t.getcell("CORR_TYPE", int(dd_pol[d]))],
         }
+    rest = _rest_frequencies(source_t)
     spw_of_row = dd_spw[ddid]
     for sid, entry in spws.items():
+        entry["rest_frequencies"] = sorted(rest.get(sid, set()) | rest.get(-1, set()))
         rows = spw_of_row == sid
         entry["rows"] = int(np.count_nonzero(rows))
         pairs = (a1[rows].astype(np.int64) * 100000 + a2[rows])[a1[rows] != a2[rows]]
@@ -402,6 +405,24 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
         entry.pop("_centre"), entry.pop("_ids"), entry.pop("frame")
     return _EB(eb, antennas, spws, fields, scans, weights, obs_telescope, project,
                [float(diameters[i]) for i in used_ants])
+
+
+def _rest_frequencies(source_t) -> dict[int, set[float]]:
+    """SOURCE.REST_FREQUENCY (Hz) by SPECTRAL_WINDOW_ID (-1: any spw); empty cells are skipped."""
+    out: dict[int, set[float]] = defaultdict(set)
+    if source_t is None or "REST_FREQUENCY" not in source_t.colnames():
+        return out
+    spw_ids = source_t.getcol("SPECTRAL_WINDOW_ID") if "SPECTRAL_WINDOW_ID" in source_t.colnames() else None
+    for row in range(source_t.nrows()):
+        try:
+            if not source_t.iscelldefined("REST_FREQUENCY", row):
+                continue
+            values = source_t.getcell("REST_FREQUENCY", row)
+        except RuntimeError:
+            continue
+        sid = int(spw_ids[row]) if spw_ids is not None else -1
+        out[sid].update(float(v) for v in np.ravel(values) if v > 0)
+    return out
 
 
 def _projected_lengths(main, cross: np.ndarray) -> np.ndarray:

@@ -205,6 +205,8 @@ def test_alma_sim_against_its_truth(shared_ms):
         assert spw.max_frequency == pytest.approx(t["band_high_edge_hz"])
         assert spw.frame == "TOPO" and spw.online_hanning is False
     assert [s.correlator_mode for s in d.spws] == ["TDM", "FDM"]
+    # SOURCE.REST_FREQUENCY is 230.538 GHz (README); its rows name spw 0, and the reader reports that
+    assert d.spws[0].rest_frequencies == [230.538e9]
     intents = {"BANDPASS": ["AMPLITUDE", "BANDPASS"], "PHASE": ["PHASE"], "CHECK": ["CHECK"], "TARGET": ["TARGET"]}
     for f, t in zip(d.fields, truth["fields"]):
         assert f.name == t["name"] and f.intents == intents[t["role"]]
@@ -230,6 +232,7 @@ def test_ngc5921_real_vla(shared_ms):
     assert d.telescope == "VLA" and d.array == "VLA"
     (spw,) = d.spws
     assert spw.nchan == 63 and spw.channel_width == pytest.approx(24414.0625) and spw.frame == "LSRK"
+    assert spw.rest_frequencies == [1420.405752e6]  # HI, SOURCE.REST_FREQUENCY (README)
     assert spw.start_frequency / 1e6 == pytest.approx(1412.665, abs=1e-3)
     assert spw.channel_frequencies[-1] / 1e6 == pytest.approx(1414.179, abs=1e-3)
     assert [f.name for f in d.fields] == ["1331+30500002_0", "1445+09900002_0", "N5921_2"]
