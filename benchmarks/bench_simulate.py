@@ -82,7 +82,7 @@ def main() -> None:
 
         # the same without the table writes: what the computation costs without the writer
         # competing for the 2 cores (the MS is still created, with its rows unfilled)
-        import almarules.engine.simulate as sim
+        import almarules.engine.simulate.writer as sim
 
         real_write = sim._Writer._write
         sim._Writer._write = lambda self, *a: None

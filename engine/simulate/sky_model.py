@@ -1,0 +1,104 @@
+"""The sky each (field, spw) sees: components with primary beam, spectra and Doppler-shifted lines.
+
+Visibilities are the exact direct Fourier sum of `almarules.kernels.sky` (sign convention
+of CASA, see there) at channel and integration centres, per field/pointing, with a
+Gaussian primary beam (FWHM 1.13 lambda/D) evaluated at each component's offset from
+the pointing centre, spectral indices, and Gaussian spectral lines. Lines given in
+LSRK (rest frequency + radio velocity, or a frequency) are Doppler-shifted to the
+TOPO frame of the data per integration with casacore measures. The unpolarised sky
+gives XX = YY = I (before corruption).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from almarules.kernels import sky as ksky
+
+from .plan import _EBPlan, _Plan, _Spw, _Timeline
+
+
+def _sky_model(plan: _Plan, eb: _EBPlan, tl: _Timeline):
+    """Per (field row, spw): a function of integration indices -> list of kernel Components.
+
+    Also returns per-(source, spw) line records for the SOURCE table and the truth, and the
+    per-integration TOPO/LSRK Doppler factors of sources with LSRK lines.
+    """
+    cfg = plan.cfg
+    geo = plan.geometry
+    line_truth: dict[tuple[int, int], list[dict]] = {}
+    topo: dict[int, np.ndarray] = {}
+    # Doppler factors for sources with LSRK lines (per integration of that source)
+    for src in plan.sources:
+        if any(ln.frame == "LSRK" for c in src.cfg.components for ln in c.lines):
+            fac = np.full(tl.times.size, np.nan)
+            nu = next(ln.centre_hz() for c in src.cfg.components for ln in c.lines)
+            for i in np.flatnonzero(np.isin(tl.field, src.field_ids)):
+                fac[i] = geo.topo_factor(tl.times[i], src.ra, src.dec, nu)
+            topo[src.index] = fac
+        for c in src.cfg.components:
+            for ln in c.lines:
+                for s in plan.spws:
+                    lo, hi = float(s.freqs.min()), float(s.freqs.max())
+                    centre = ln.centre_hz()
+                    if ln.frame == "LSRK" and src.index in topo and np.any(np.isfinite(topo[src.index])):
+                        centre *= float(np.nanmean(topo[src.index]))
+                    if lo - 3 * ln.fwhm_hz() <= centre <= hi + 3 * ln.fwhm_hz():
+                        line_truth.setdefault((src.index, s.id), []).append({
+                            "rest_frequency_hz": ln.rest_frequency if ln.rest_frequency is not None else centre,
+                            "sysvel_m_s": (ln.velocity or 0.0) * 1e3,
+                            "transition": ln.transition})
+
+    builders = {}
+    for fid, (si, k, pra, pdec) in enumerate(plan.field_rows):
+        src = plan.sources[si]
+        for s in plan.spws:
+            static = []  # (Component template, flux spectrum (nchan,), lines)
+            for ci, c in enumerate(src.cfg.components):
+                l0, m0 = math.radians(c.offset[0] / 3600.0), math.radians(c.offset[1] / 3600.0)
+                cra, cdec = ksky.radec_from_lm(l0, m0, src.ra, src.dec)
+                l, m, n = ksky.lmn(cra, cdec, pra, pdec)
+                if k == 0 and src.pointings[0] == (src.ra, src.dec):
+                    l, m = l0, m0  # exactly the configured offsets at the field centre
+                    n = math.sqrt(max(0.0, 1 - l * l - m * m))
+                rho = math.acos(max(-1.0, min(1.0, n)))
+                pb = (ksky.primary_beam_gaussian(rho, s.freqs, plan.diameter, cfg.pb_fwhm_factor)
+                      if cfg.primary_beam == "gaussian" else np.ones(s.nchan))
+                if rho == 0.0:
+                    pb = np.ones(s.nchan)
+                ref = c.reference_frequency or plan.ref_freq
+                cont = ksky.power_law(c.flux, s.freqs, ref, c.spectral_index) * pb
+                shape = c.shape
+                major = math.radians((c.major or 0.0) / 3600.0)
+                minor = math.radians((c.minor or 0.0) / 3600.0)
+                pa = math.radians(c.pa)
+                static.append((ci, shape, l, m, major, minor, pa, cont, pb, c.lines))
+            builders[(fid, s.id)] = _component_builder(static, s, topo.get(si))
+    return builders, line_truth, topo
+
+
+def _component_builder(static, spw: _Spw, topo_fac: Optional[np.ndarray]):
+    def build(idx: np.ndarray) -> list[ksky.Component]:
+        comps = []
+        for ci, shape, l, m, major, minor, pa, cont, pb, lines in static:
+            flux = cont
+            if lines:
+                spec = np.zeros((idx.size, 1, spw.nchan))
+                for ln in lines:
+                    centre, fwhm = ln.centre_hz(), ln.fwhm_hz()
+                    if ln.frame == "LSRK":
+                        fac = topo_fac[idx][:, None, None]
+                        spec += ksky.gaussian_line(spw.freqs[None, None, :], ln.peak, centre * fac, fwhm * fac)
+                    else:
+                        spec += ksky.gaussian_line(spw.freqs[None, None, :], ln.peak, centre, fwhm)
+                if np.any(spec > 0):
+                    flux = cont[None, None, :] + spec * pb[None, None, :]
+            if np.all(np.asarray(flux) == 0):
+                continue
+            comps.append(ksky.Component(shape, flux, l, m, major, minor, pa, label=str(ci)))
+        return comps
+
+    return build
