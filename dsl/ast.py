@@ -198,6 +198,7 @@ class Derive:
     doc: Optional[str] = None
     override: bool = False
     loc: Loc = _loc()
+    digits: Optional[int] = None  # significant digits in reports
 
     @property
     def target(self) -> str:

@@ -111,6 +111,7 @@ class Checker:
         self.table_dims: dict[str, Dim] = {}
         self.table_result: dict[str, T] = {}
         self.enum_of_member: dict[str, EnumT] = {}
+        self._digits: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------ reporting
     def error(self, loc: A.Loc, code: str, message: str, hint: Optional[str] = None) -> None:
@@ -307,6 +308,9 @@ class Checker:
             self.schema.collections[plural(coll.kind)] = coll.kind
             kinds["dataset"][plural(coll.kind)] = AttrInfo(CollT(EntityT(coll.kind)), "created",
                                                            doc=coll.doc)
+        for d in self.rs.all_derives():
+            if d.digits is not None:
+                self._digits.setdefault((d.kind, d.attr), d.digits)
         all_targets = [(d.kind, d.attr, d.loc, "derive", d.doc, d.unit) for d in self.rs.all_derives()]
         all_targets += [(s.kind, s.attr, s.loc, "score", s.doc, None) for s in self.rs.scores.values()]
         for kind, attr, loc, what, doc, unit in all_targets:
@@ -324,7 +328,8 @@ class Checker:
                 self.error(loc, "duplicate", f"{kind}.{attr} is both derived and scored")
                 continue
             if existing is None:
-                kinds[kind][attr] = AttrInfo(ANY, "derived" if what == "derive" else "score", unit=unit, doc=doc)
+                kinds[kind][attr] = AttrInfo(ANY, "derived" if what == "derive" else "score", unit=unit, doc=doc,
+                                             digits=self._digits.get((kind, attr)))
                 self.node_loc[("attr", kind, attr)] = loc
             elif doc and not existing.doc:
                 existing.doc = doc
@@ -416,6 +421,9 @@ class Checker:
                 t = self.infer(rule.expr, scope)
                 if rule.when is not None:
                     self.expect_bool(rule.when, scope, "a 'when' condition")
+                if rule.digits is not None and not 1 <= rule.digits <= 15:
+                    self.error(rule.loc, "out-of-range",
+                               f"{kind}.{attr}: 'digits' must be 1 to 15 significant digits, got {rule.digits}")
                 if rule.unit is not None:
                     try:
                         _, dim = parse_unit(rule.unit)

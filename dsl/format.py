@@ -27,7 +27,7 @@ Layout
   line\"\"\"``; otherwise the quotes go on their own lines around the text.
   Docs that a triple-quoted string cannot carry (leading or trailing spaces,
   a ``\"\"\"`` inside) fall back to an escaped ``"..."`` string.
-* Clause order is fixed: derive -- doc, ``unit``, ``when``, ``priority``;
+* Clause order is fixed: derive -- doc, ``unit``, ``digits``, ``when``, ``priority``;
   score -- doc, ``when``, ``start``, the terms (``- 0.1 "reason" when c``),
   ``clamp [lo, hi]``; cascade -- doc, ``until``, the steps; step -- doc, the
   actions; keep -- ``where``, ``group by``, ``ranked by``, ``while``.
@@ -407,6 +407,8 @@ class _Formatter:
             self._doc(d.doc, inner, self._find(body, lambda ll: ll.first.startswith('"')))
             if d.unit is not None:
                 self._line(f"unit {d.unit}", inner, self._find(body, lambda ll: ll.first == "unit"))
+            if d.digits is not None:
+                self._line(f"digits {int(d.digits)}", inner, self._find(body, lambda ll: ll.first == "digits"))
             if d.when is not None:
                 key = self._ll(d.when)
                 if key is None:

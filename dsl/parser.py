@@ -225,6 +225,9 @@ class _ToAst(Transformer):
     def unit_clause(self, meta, ch):
         return ("unit", str(ch[0]))
 
+    def digits_clause(self, meta, ch):
+        return ("digits", ch[0])
+
     def _once(self, meta, items, what: str) -> dict:
         """Clauses as a dict; a clause given twice is a syntax finding."""
         out: dict = {}
@@ -239,7 +242,7 @@ class _ToAst(Transformer):
         clauses = self._once(meta, ch[3:], f"derive {ch[0]}.{ch[1]}")
         return A.Derive(
             str(ch[0]), str(ch[1]), ch[2], clauses.get("when"), clauses.get("priority"),
-            clauses.get("unit"), clauses.get("doc"), ov, self._loc(meta))
+            clauses.get("unit"), clauses.get("doc"), ov, self._loc(meta), clauses.get("digits"))
 
     def bound(self, meta, ch):
         texts = [str(c) for c in ch]

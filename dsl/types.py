@@ -117,6 +117,7 @@ class AttrInfo:
     doc: Optional[str] = None
     fact_name: Optional[str] = None  # name in the facts model
     sources: Optional[str] = None  # for a fact computed from others: the facts to supply
+    digits: Optional[int] = None  # significant digits shown in reports (derive ... digits N)
 
 
 @dataclass

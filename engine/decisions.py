@@ -128,7 +128,8 @@ class _Presenter:
         info = self.attrs.get(key)
         if info is None:
             ev = self.ev
-            info = (ev.value_type(kind, name), ev.display_unit(kind, name), ev.p.schema.kinds[kind][name].doc)
+            attr = ev.p.schema.kinds[kind][name]
+            info = (ev.value_type(kind, name), ev.display_unit(kind, name), attr.doc, attr.digits or 4)
             self.attrs[key] = info
         return info
 
@@ -151,8 +152,8 @@ class _Presenter:
         return info
 
     def value(self, kind: str, name: str, ent_path: str, value: Any, prov: Optional[Provenance]) -> Value:
-        t, unit_pref, doc = self.attr_info(kind, name)
-        shown, unit, text = present(value, t, unit_pref)
+        t, unit_pref, doc, digits = self.attr_info(kind, name)
+        shown, unit, text = present(value, t, unit_pref, digits)
         fields: dict[str, Any] = dict(path=f"{ent_path}.{name}", status="known", value=shown, unit=unit, text=text,
                                       waits_for=[], errors=[], origin=prov.origin if prov else "fact", rule=None,
                                       at=None, formula=None, inputs=[], reasons=[], doc=doc)

@@ -41,7 +41,8 @@ def _value_text(ev: Evaluation, ent: Entity, attr: str, value: Any) -> str:
         return value.path
     if isinstance(value, tuple) and value and isinstance(value[0], Entity):
         return f"{len(value)} {value[0].kind}{'s' if len(value) != 1 else ''}"
-    return show_value(value, ev.value_type(ent.kind, attr), ev.display_unit(ent.kind, attr))
+    digits = ev.p.schema.kinds[ent.kind][attr].digits or 4
+    return show_value(value, ev.value_type(ent.kind, attr), ev.display_unit(ent.kind, attr), digits)
 
 
 def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], out: list[str], source: str) -> None:

@@ -34,6 +34,11 @@ CASES: list[tuple[str, list[tuple[str, int, int, str, str, str | None]]]] = [
          "step 's' can never change anything: a is already 30000 MB",
          None),
     ]),
+    ('digits_out_of_range.rules', [
+        ('digits_out_of_range.rules', 1, 1, 'out-of-range',
+         "dataset.x: 'digits' must be 1 to 15 significant digits, got 0",
+         None),
+    ]),
     ('duplicate_clause.rules', [
         ('duplicate_clause.rules', 3, 1, 'syntax',
          "derive dataset.y gives 'when' twice",

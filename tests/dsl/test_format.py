@@ -712,3 +712,8 @@ def test_random_comments_survive(module, data):
     except RuleError:  # e.g. a '#' appended to a line inside a multi-line string
         assume(False)
     check_guarantees(src, whitespace=False)
+
+
+def test_digits_clause_round_trip():
+    src = 'derive image.t = 1 mJy/beam\n    """Doc."""\n    unit mJy/beam\n    digits 3\n    when true\n'
+    assert check_guarantees(src) == src

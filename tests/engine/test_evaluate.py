@@ -155,3 +155,12 @@ def test_cycle5_override_adds_one_step(cycle4, cycle5):
 def test_unknown_is_a_value_not_an_exception(cycle4):
     ev = run(cycle4, small(spws=None))
     assert isinstance(ev.attr(ev.dataset, "product_size"), Unknown)
+
+
+def test_threshold_is_reported_with_three_significant_digits(cycle4):
+    # heuristics.md section 5: the threshold is reported with three significant digits
+    facts = small(measurements=[{"field": "T", "intent": "TARGET", "spws": [0], "specmode": "mfs",
+                                 "sensitivity": "0.0367 mJy/beam", "dirty_dr": 80}])
+    v = evaluate(cycle4, facts).value("image[T.TARGET.0.mfs].threshold")
+    assert v.text == "0.294 mJy/beam"  # 4 x 0.0367 x 2.0 = 0.2936
+    assert v.value == pytest.approx(0.2936)  # the number itself keeps full precision
