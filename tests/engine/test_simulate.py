@@ -8,7 +8,6 @@ import argparse
 import copy
 import json
 import math
-import tarfile
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ SMALL = REPO / "examples" / "sim" / "alma_12m_band6_small.yaml"
 ACA = REPO / "examples" / "sim" / "aca_7m_band7_mosaic_2eb.yaml"
 C = 299_792_458.0
 ARCSEC = math.pi / 180 / 3600
-SHARED = REPO.parent / "shared" / "data"
+from conftest import SHARED_DATA  # noqa: E402  (the one place that knows where shared data is)
 
 
 def _raw(path: Path) -> dict:
@@ -258,13 +257,10 @@ def test_uvw_against_an_independent_erfa_computation(runs):
     assert abs(ang[-1] - ang[0]) > 1e-3
 
 
-@pytest.mark.skipif(not (SHARED / "alma_sim.ms.tar.gz").exists(), reason="shared alma_sim.ms not available")
-def test_reproduces_the_casa_simulation(tmp_path):
+def test_reproduces_the_casa_simulation(tmp_path, shared_ms):
     """The CASA-made alma_sim.ms: same rows, UVW to 1e-5, and its DATA = truth gains x our model + noise."""
-    with tarfile.open(SHARED / "alma_sim.ms.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    casa = tmp_path / "alma_sim.ms"
-    truth = json.loads((SHARED / "alma_sim.truth.json").read_text())
+    casa = shared_ms("alma_sim.ms")
+    truth = json.loads((SHARED_DATA / "alma_sim.truth.json").read_text())
     data = _raw(SMALL)
     data.update({"array": "C40-3", "antennas": None, "flags": {}, "noise": {"enabled": False},
                  "corruptions": {"enabled": False}})
