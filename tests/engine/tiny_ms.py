@@ -13,7 +13,7 @@ INTERVAL = 6.048
 
 
 def make_tiny_ms(path: Path, weight: float = 4.0, flag_fraction: float = 0.0) -> Path:
-    from casacore.tables import default_ms, default_ms_subtable, makearrcoldesc, maketabdesc, table
+    from casacore.tables import default_ms, makearrcoldesc, maketabdesc, table
 
     desc = maketabdesc([makearrcoldesc("DATA", 0j, valuetype="complex", shape=[N_CHAN, 2]),
                         makearrcoldesc("FLAG", False, valuetype="boolean", shape=[N_CHAN, 2])])
