@@ -158,25 +158,21 @@ class Program:
         enum_members = {m for e in self.schema.enums.values() for m in e.members}
         self.names = Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands),
                            set(self.schema.collections))
-        self.origin: dict[tuple[str, str], str] = {
-            (k, a): info.origin for k, attrs in self.schema.kinds.items() for a, info in attrs.items()}
         self.origins: dict[str, dict[str, str]] = {
             k: {a: info.origin for a, info in attrs.items()} for k, attrs in self.schema.kinds.items()}
         self.params: dict[str, float] = {}
         for name, p in rs.params.items():
             value = compile_expr(p.value, self.names, frozenset())(None, {})
             self.params[name] = value
-        self.derives: dict[tuple[str, str], list[CDerive]] = {}
-        self.derives_by_kind: dict[str, dict[str, list[CDerive]]] = {}
+        # kind -> attribute -> its rules, highest priority first
+        self.derives: dict[str, dict[str, list[CDerive]]] = {}
         for target, rules in rs.derives.items():
             kind, attr = target.split(".", 1)
             local = frozenset({"dataset", kind})
             ordered = sorted(rules, key=lambda r: -(r.priority or 0))
-            self.derives[(kind, attr)] = [
+            self.derives.setdefault(kind, {})[attr] = [
                 CDerive(r, self._c(r.when, local), self._c(r.expr, local), coverage_key("derive", r.loc))
                 for r in ordered]
-        for (kind, attr), rules in self.derives.items():
-            self.derives_by_kind.setdefault(kind, {})[attr] = rules
         self.scores: dict[tuple[str, str], CScore] = {}
         for s in rs.scores.values():
             local = frozenset({"dataset", s.kind})
@@ -301,7 +297,6 @@ class Evaluation:
         self.indexes: dict[int, tuple] = {}  # id(collection) -> (collection, {key: entity}) for lookup()
         self.coll_memo: dict[str, Any] = {}
         self.frames: list[list[Any]] = []  # inputs read: (entity, attr) or "param:x"/"table:t:i"
-        self.active: set[tuple[str, str, str]] = set()
         self.coverage: set[tuple] = set()
         self.cascades: list[CascadeRecord] = []
         self.stages: dict[str, list[StageRecord]] = {}
@@ -312,7 +307,7 @@ class Evaluation:
         ent_path, _, attr = path.rpartition(".")
         kind, _, rest = ent_path.partition("[")
         key = "dataset" if kind == "dataset" else rest[:-1]
-        if self.p.origin.get((kind, attr)) not in ("derived", "score"):
+        if self.p.origins.get(kind, {}).get(attr) not in ("derived", "score"):
             raise UsageError(f"cannot assume {path}: only derived values and scores can be assumed")
         t = self.value_type(kind, attr)
         if isinstance(text, bool) or isinstance(t, NumT) is False:
@@ -341,17 +336,7 @@ class Evaluation:
         self.cached.clear()
         self.coll_memo.clear()
 
-    def provenance(self, ent: Entity, name: str) -> Optional["Provenance"]:
-        return ent.prov.get(name)
-
     # ------------------------------------------------------------ values
-    def param(self, name: str) -> Any:
-        if self.frames:
-            self.frames[-1].append(self.p.param_keys[name])
-        if name in self.param_overlay:
-            return self.param_overlay[name][0]
-        return self.params[name]
-
     def attr(self, ent: Any, name: str) -> Any:
         if ent.__class__ is not Entity:
             if isinstance(ent, Unknown):
@@ -416,7 +401,7 @@ class Evaluation:
             env = ent.env = {"dataset": self.dataset, ent.kind: ent}
         value: Any = None
         used: Optional[CDerive] = None
-        for rule in self.p.derives_by_kind[ent.kind][name]:
+        for rule in self.p.derives[ent.kind][name]:
             if rule.when is not None:
                 cond = rule.when(self, env)
                 if cond.__class__ is Unknown:

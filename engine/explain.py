@@ -24,7 +24,7 @@ def explain(ev: Evaluation, path: str, depth: int = 8) -> str:
     try:
         ent, attr = ev.resolve(path)
         ev.attr(ent, attr)
-        ok = (ent.kind, attr) in ev.p.origin
+        ok = attr in ev.p.origins.get(ent.kind, {})
     except UsageError:
         ok = False
     if not ok:
@@ -69,7 +69,7 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
         out.append(f"{indent}{path}")
         return
     value = ev.attr(ent, attr)
-    origin = ev.p.origin.get((ent.kind, attr))
+    origin = ev.p.origins[ent.kind].get(attr)
     text = _value_text(ev, ent, attr, value)
     if origin in ("fact", "builtin"):
         where = summary_path(ent, attr)

@@ -68,9 +68,6 @@ class Entity:
     def __hash__(self) -> int:
         return hash((self.kind, self.key))
 
-    def __lt__(self, other: "Entity") -> bool:
-        return (self.kind, self.order, self.key) < (other.kind, other.order, other.key)
-
 
 def key_text(value: Any) -> str:
     """How a value appears inside an entity key: entities by key, tuples joined by '_'."""

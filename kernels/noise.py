@@ -103,14 +103,3 @@ def complex_noise(generator: np.random.Generator, shape: tuple[int, ...], sigma=
     fill_standard_complex([(generator, out)])
     out *= np.asarray(sigma, dtype=np.float32 if out.dtype == np.complex64 else np.float64)
     return out
-
-
-def add_noise(data: np.ndarray, sigma, generator: np.random.Generator) -> np.ndarray:
-    """Add complex Gaussian noise with per-part standard deviation `sigma` (Jy) to `data` in place.
-
-    `sigma` broadcasts against `data` (a scalar, or e.g. (ntime, 1, 1, 1) for a sigma that
-    changes with time).
-    """
-    data += complex_noise(generator, data.shape, 1.0, data.dtype) * np.asarray(
-        sigma, dtype=np.float32 if data.dtype == np.complex64 else np.float64)
-    return data
