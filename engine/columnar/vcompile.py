@@ -1,0 +1,456 @@
+"""Compile checked rule expressions to vectorised closures ``fn(ev, frame) -> Col``.
+
+A frame is a set of rows (entities of one kind across the corpus, or the rows an
+aggregate's binders expand to); each variable is a column over those rows. The
+semantics are the interpreter's (`almarules.engine.compile`): Kleene logic,
+unknowns propagate, domain errors become unknown, aggregates over unknown
+elements are unknown unless any()/all() are already decided.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from almarules.dsl import ast as A
+from almarules.dsl.functions import CONSTANTS, percentile
+from almarules.dsl.units import parse_unit
+from almarules.engine.columnar.columns import (
+    STRINGS, Col, Unsupported, expand, falsity, first_of, mask_of, seg_any, seg_count, seg_extreme, seg_sum,
+    truth, unk_or,
+)
+from almarules.engine.columnar.vfunctions import VFUNCS
+from almarules.engine.compile import Names
+
+
+class Frame:
+    """Rows being evaluated: their count, dataset index, and variable columns."""
+
+    __slots__ = ("n", "ds", "vars")
+
+    def __init__(self, n: int, ds: np.ndarray, vars: dict[str, Col]):
+        self.n = n
+        self.ds = ds
+        self.vars = vars
+
+    def sub(self, idx: np.ndarray) -> "Frame":
+        """The frame of rows idx of this one (variables gathered)."""
+        return Frame(len(idx), self.ds[idx], {k: c.take(idx) for k, c in self.vars.items()})
+
+
+VFn = Callable[[Any, Frame], Col]
+
+_ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+            ">=": operator.ge}
+
+
+def constant_value(e: A.Expr, names: Names) -> Any:
+    """The Python value of a constant expression (literals, constants, enum members), else raise."""
+    if isinstance(e, A.Num):
+        return e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
+    if isinstance(e, (A.Str, A.Bool)):
+        return e.value
+    if isinstance(e, A.Name) and e.id in names.enum_members and e.id not in names.params:
+        return e.id
+    if isinstance(e, A.Name) and e.id in CONSTANTS:
+        return CONSTANTS[e.id][0]
+    if isinstance(e, A.Unary) and e.op == "-":
+        return -constant_value(e.operand, names)
+    raise Unsupported("not a constant")
+
+
+def scalar(value: Any) -> Col:
+    if isinstance(value, bool):
+        return Col("bool", np.bool_(value))
+    if isinstance(value, str):
+        return Col("str", np.int32(STRINGS.code(value)))
+    return Col("num", np.float64(value))
+
+
+class Compiler:
+    def __init__(self, names: Names):
+        self.names = names
+
+    def expr(self, e: Optional[A.Expr], local: frozenset[str]) -> Optional[VFn]:
+        if e is None:
+            return None
+        try:
+            value = constant_value(e, self.names) if not isinstance(e, A.Name) or e.id not in local else None
+        except Unsupported:
+            value = None
+        if value is not None:
+            col = scalar(value)
+            return lambda ev, fr: col
+        return self._compile(e, local)
+
+    def _compile(self, e: A.Expr, local: frozenset[str]) -> VFn:
+        if isinstance(e, A.Name):
+            return self._name(e.id, local)
+        if isinstance(e, A.Attr):
+            obj = self.expr(e.obj, local)
+            attr = e.name
+            return lambda ev, fr: ev.attr_of(obj(ev, fr), attr, fr.n)
+        if isinstance(e, A.Unary):
+            inner = self.expr(e.operand, local)
+            if e.op == "not":
+                return lambda ev, fr: _not(inner(ev, fr))
+            return lambda ev, fr: _neg(inner(ev, fr))
+        if isinstance(e, A.Binary):
+            return self._binary(e, local)
+        if isinstance(e, A.IfElse):
+            cond, then, other = (self.expr(x, local) for x in (e.cond, e.then, e.else_))
+            return lambda ev, fr: _if(cond(ev, fr), then(ev, fr), other(ev, fr), fr.n)
+        if isinstance(e, A.Call):
+            return self._call(e, local)
+        if isinstance(e, A.Aggregate):
+            return self._aggregate(e, local)
+        if isinstance(e, A.ListLit):
+            items = [self.expr(x, local) for x in e.items]
+            return lambda ev, fr: _list_of([f(ev, fr) for f in items], fr.n)
+        raise Unsupported(f"{type(e).__name__} at {e.loc}")
+
+    def _name(self, name: str, local: frozenset[str]) -> VFn:
+        if name in local:
+            return lambda ev, fr: fr.vars[name]
+        if name in self.names.params:
+            return lambda ev, fr: ev.param(name, fr.ds)
+        if name == "dataset":
+            return lambda ev, fr: Col("ent", fr.ds, ekind="dataset")
+        if name in self.names.collections:
+            return lambda ev, fr: ev.column("dataset", name).take(fr.ds)
+        raise Unsupported(f"name {name!r}")
+
+    # ------------------------------------------------------------ operators
+    def _binary(self, e: A.Binary, local: frozenset[str]) -> VFn:
+        op = e.op
+        if op in ("in", "notin"):
+            return self._in(e, local)
+        left, right = self.expr(e.left, local), self.expr(e.right, local)
+        if op == "and":
+            return lambda ev, fr: _and(left(ev, fr), right(ev, fr), fr.n)
+        if op == "or":
+            return lambda ev, fr: _or(left(ev, fr), right(ev, fr), fr.n)
+        if op in _ARITH:
+            ufunc = _ARITH[op]
+
+            def arith(ev, fr):
+                a, b = left(ev, fr), right(ev, fr)
+                if a.t != "num" or b.t != "num":
+                    raise Unsupported(f"arithmetic on {a.t} and {b.t} at {e.loc}")
+                with np.errstate(all="ignore"):
+                    v = ufunc(a.v, b.v)
+                unk = unk_or(a, b)
+                if op == "/":
+                    zero = np.broadcast_to(np.asarray(b.v) == 0, (fr.n,))
+                    if zero.any():
+                        unk = zero if unk is None else (unk | zero)
+                return Col("num", v, unk)
+            return arith
+        cmp = _COMPARE[op]
+
+        def compare(ev, fr):
+            a, b = left(ev, fr), right(ev, fr)
+            if a.t != b.t and not (a.t == "num" and b.t == "num"):
+                raise Unsupported(f"comparing {a.t} with {b.t} at {e.loc}")
+            if a.t in ("str", "bool", "ent") and op not in ("==", "!="):
+                raise Unsupported(f"ordering {a.t} values at {e.loc}")
+            if a.t in ("rel", "set", "obj"):
+                raise Unsupported(f"comparing {a.t} values at {e.loc}")
+            return Col("bool", cmp(a.v, b.v), unk_or(a, b))
+        return compare
+
+    def _in(self, e: A.Binary, local: frozenset[str]) -> VFn:
+        negate = e.op == "notin"
+        left = self.expr(e.left, local)
+        if isinstance(e.right, (A.SetLit, A.ListLit)):
+            try:
+                consts = [constant_value(x, self.names) for x in e.right.items]
+            except Unsupported:
+                consts = None
+            if consts is not None:
+                def in_consts(ev, fr):
+                    a = left(ev, fr)
+                    if a.t == "str":
+                        keys = np.array([STRINGS.code(c) for c in consts if isinstance(c, str)], dtype=np.int32)
+                    elif a.t == "num":
+                        keys = np.array([c for c in consts if isinstance(c, float)], dtype=np.float64)
+                    else:
+                        raise Unsupported(f"membership of {a.t} at {e.loc}")
+                    v = np.isin(a.v, keys)
+                    return Col("bool", v != negate, a.unk)
+                return in_consts
+        right = self.expr(e.right, local)
+
+        def in_(ev, fr):
+            a, b = left(ev, fr), right(ev, fr)
+            v = ev.member(a, b, fr.n)
+            return Col("bool", v != negate, unk_or(a, b))
+        return in_
+
+    # ------------------------------------------------------------ calls
+    def _call(self, e: A.Call, local: frozenset[str]) -> VFn:
+        func = e.func
+        args = [self.expr(a, local) for a in e.args]
+        if func in self.names.tables or func in self.names.bands:
+            arg = args[0]
+            return lambda ev, fr: ev.table(func, arg(ev, fr), fr)
+        if func == "known":
+            arg = args[0]
+            return lambda ev, fr: Col("bool", ~mask_of(arg(ev, fr).unk, fr.n))
+        if func == "lookup" and isinstance(e.args[1], A.Attr) and e.args[1].name == "key":
+            coll, ent = args[0], self.expr(e.args[1].obj, local)
+            return lambda ev, fr: ev.lookup_entity(coll(ev, fr), ent(ev, fr), fr.n)
+        if func == "lookup":
+            coll, key = args
+            return lambda ev, fr: ev.lookup(coll(ev, fr), key(ev, fr), fr.n)
+        if len(args) == 1 and func in ("count", "sum", "min", "max", "mean", "any", "all", "the"):
+            arg = args[0]
+
+            def agg1(ev, fr):
+                coll = arg(ev, fr)
+                if coll.t != "rel":
+                    raise Unsupported(f"{func}() of a {coll.t} at {e.loc}")
+                parent, elem, _ = expand(np.broadcast_to(coll.v, (fr.n,)), *coll.base)
+                values = Col("ent", elem, ekind=coll.ekind)
+                return _reduce(func, values, parent, fr.n, coll.unk, None, None)
+            return agg1
+        impl = VFUNCS.get(func)
+        if impl is None:
+            raise Unsupported(f"function {func}() at {e.loc}")
+
+        def call(ev, fr):
+            cols = [a(ev, fr) for a in args]
+            for c in cols:
+                if c.t != "num":
+                    raise Unsupported(f"{func}() of a {c.t} at {e.loc}")
+            v, bad = impl(*[c.v for c in cols])
+            unk = unk_or(*cols)
+            if bad is not None:
+                bad = np.broadcast_to(bad, (fr.n,))
+                unk = bad if unk is None else (unk | bad)
+            return Col("num", v, unk)
+        return call
+
+    # ------------------------------------------------------------ aggregates
+    def binders(self, binders: tuple[A.Binder, ...], local: frozenset[str]) -> tuple[list, frozenset[str]]:
+        """Compiled (var, source, where) triples and the scope after them."""
+        out = []
+        scope = set(local)
+        for b in binders:
+            src = self._source(b.source, frozenset(scope))
+            scope.add(b.var)
+            out.append((b.var, src, self.expr(b.where, frozenset(scope))))
+        return out, frozenset(scope)
+
+    def _source(self, e: A.Expr, local: frozenset[str]) -> VFn:
+        if isinstance(e, (A.ListLit, A.SetLit)):
+            try:
+                consts = [constant_value(x, self.names) for x in e.items]
+            except Unsupported:
+                consts = None
+            if consts is not None:
+                cols = [scalar(c) for c in consts]
+                return lambda ev, fr: ("const", cols)
+        return self.expr(e, local)
+
+    def _aggregate(self, e: A.Aggregate, local: frozenset[str]) -> VFn:
+        binders, scope = self.binders(e.binders, local)
+        element = self.expr(e.element, scope)
+        lead = [self.expr(x, local) for x in e.lead]
+        default = self.expr(e.default, local)
+        func = e.func
+
+        def agg(ev, fr):
+            inner, root, pending = expand_binders(ev, fr, binders)
+            values = element(ev, inner)
+            d = default(ev, fr) if default is not None else None
+            q = lead[0](ev, fr) if lead else None
+            return _reduce(func, values, root, fr.n, pending, d, q)
+        return agg
+
+
+def expand_binders(ev: Any, fr: Frame, binders: list) -> tuple[Frame, np.ndarray, Optional[np.ndarray]]:
+    """Expand a frame by each binder in turn: (inner frame, outer row of each inner row,
+    outer rows with an unknown source or where)."""
+    root = np.arange(fr.n, dtype=np.int64)
+    pending = np.zeros(fr.n, dtype=bool)
+    inner = fr
+    for var, src, where in binders:
+        inner, parent, unknown_src = expand_source(ev, inner, var, src)
+        if unknown_src is not None:
+            pending[root[unknown_src]] = True
+        root = root[parent]
+        if where is not None:
+            w = where(ev, inner)
+            if w.unk is not None:
+                pending[root[w.unk]] = True
+            keep = np.flatnonzero(truth(w, inner.n))
+            if len(keep) != inner.n:
+                inner = inner.sub(keep)
+                root = root[keep]
+    return inner, root, (pending if pending.any() else None)
+
+
+def expand_source(ev: Any, fr: Frame, var: str, src: VFn) -> tuple[Frame, np.ndarray, Optional[np.ndarray]]:
+    """The frame with one row per (row, element of its collection), `var` bound to the element."""
+    coll = src(ev, fr)
+    if isinstance(coll, tuple):  # a constant list: every row times each item
+        cols = coll[1]
+        k = len(cols)
+        parent = np.repeat(np.arange(fr.n, dtype=np.int64), k)
+        inner = fr.sub(parent)
+        item = np.tile(np.arange(k), fr.n)
+        first = cols[0]
+        vals = np.array([c.v for c in cols])[item] if k else np.array([], dtype=np.asarray(first.v).dtype)
+        inner.vars[var] = Col(first.t if k else "num", vals)
+        return inner, parent, None
+    if coll.t != "rel":
+        raise Unsupported(f"iterating over a {coll.t}")
+    owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (fr.n,))
+    unk = coll.unk
+    if unk is not None:
+        owner = np.where(unk, len(coll.base[0]) - 1, owner)  # the last offset: an empty range
+    parent, elem, _ = expand(owner, *_with_empty(coll.base))
+    inner = fr.sub(parent)
+    inner.vars[var] = Col("ent", elem, ekind=coll.ekind)
+    return inner, parent, unk
+
+
+def _with_empty(base: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets, items = base
+    return np.append(offsets, offsets[-1]), items
+
+
+def _reduce(func: str, values: Col, root: np.ndarray, n: int, pending: Optional[np.ndarray],
+            default: Optional[Col], q: Optional[Col]) -> Col:
+    """Reduce inner rows to their outer row, as the interpreter's aggregates do."""
+    vunk = values.unk
+    if vunk is not None:
+        bad = np.zeros(n, dtype=bool)
+        bad[root[vunk]] = True
+        pending = bad if pending is None else (pending | bad)
+    m = len(root)
+    known_rows = ~vunk if vunk is not None else None
+    if func == "any":
+        found = seg_any(root, truth(values, m), n)
+        return Col("bool", found, (~found & pending) if pending is not None else None)
+    if func == "all":
+        found = seg_any(root, falsity(values, m), n)
+        return Col("bool", ~found, (~found & pending) if pending is not None else None)
+    r, vals = (root, values.full(m)) if known_rows is None else (root[known_rows], values.full(m)[known_rows])
+    count = seg_count(r, n)
+    empty = count == 0
+    if func == "count":
+        return Col("num", count, pending)
+    if func == "sum":
+        return Col("num", seg_sum(r, vals.astype(np.float64), n), pending)
+    if func == "list":
+        if values.t != "ent":
+            raise Unsupported(f"a list of {values.t} values")
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(count.astype(np.int64), out=offsets[1:])
+        return Col("rel", np.arange(n, dtype=np.int64), pending, ekind=values.ekind, base=(offsets, vals))
+    if func in ("min", "max"):
+        if values.t != "num":
+            raise Unsupported(f"{func}() of {values.t} values")
+        out, _ = seg_extreme(r, vals, n, np.minimum if func == "min" else np.maximum)
+        return _with_default(Col("num", out, pending), empty, default, n)
+    if func == "mean":
+        with np.errstate(all="ignore"):
+            out = seg_sum(r, vals, n) / count
+        return _with_default(Col("num", out, pending), empty, default, n)
+    if func == "the":
+        first, _ = first_of(r, n)
+        kidx = np.flatnonzero(known_rows) if known_rows is not None else np.arange(m)
+        if len(kidx) == 0:
+            return _with_default(Col("num", np.zeros(n), pending), empty, default, n)
+        picked = values.take(kidx[np.where(first >= 0, first, 0)])
+        unk = unk_or(pending, count > 1)
+        return _with_default(Col(picked.t, picked.full(n), unk, picked.ekind, picked.base), empty, default, n)
+    if func == "percentile":
+        out = np.zeros(n)
+        qv = np.broadcast_to(q.v, (n,))
+        bad = mask_of(unk_or(pending, q), n).copy()
+        order = np.argsort(r, kind="stable")
+        splits = np.searchsorted(r[order], np.arange(n + 1))
+        for i in range(n):
+            seg = vals[order[splits[i]:splits[i + 1]]]
+            if len(seg) == 0:
+                continue
+            try:
+                out[i] = percentile(list(seg), float(qv[i]))
+            except ValueError:
+                bad[i] = True
+        return _with_default(Col("num", out, bad), empty, default, n)
+    raise Unsupported(f"aggregate {func}")
+
+
+def _with_default(c: Col, empty: np.ndarray, default: Optional[Col], n: int) -> Col:
+    """Empty aggregates take the default, or are unknown (an error) without one; pending
+    unknowns win over the default, as in the interpreter."""
+    if not empty.any():
+        return c
+    if default is None:
+        return Col(c.t, c.v, unk_or(c, empty), c.ekind, c.base)
+    v = np.where(empty, default.v, c.full(n))
+    unk = c.unk
+    if default.unk is not None:
+        unk = unk_or(unk, empty & np.broadcast_to(default.unk, (n,)))
+    return Col(c.t, v, unk, c.ekind, c.base)
+
+
+# ---------------------------------------------------------------- logic
+def _not(c: Col) -> Col:
+    return Col("bool", np.logical_not(c.v), c.unk)
+
+
+def _neg(c: Col) -> Col:
+    return Col("num", np.negative(c.v), c.unk)
+
+
+def _and(a: Col, b: Col, n: int) -> Col:
+    false = falsity(a, n) | falsity(b, n)
+    unk = unk_or(a, b)
+    if unk is not None:
+        unk = unk & ~false
+    return Col("bool", np.logical_and(a.v, b.v) & ~false, unk)
+
+
+def _or(a: Col, b: Col, n: int) -> Col:
+    true = truth(a, n) | truth(b, n)
+    unk = unk_or(a, b)
+    if unk is not None:
+        unk = unk & ~true
+    return Col("bool", true | np.logical_or(a.v, b.v), unk)
+
+
+def _if(c: Col, then: Col, other: Col, n: int) -> Col:
+    if then.t != other.t:
+        if {then.t, other.t} != {"num"}:
+            raise Unsupported(f"if/else of {then.t} and {other.t}")
+    if then.t == "rel" and then.base is not other.base:
+        raise Unsupported("if/else choosing between collections")
+    cond = np.broadcast_to(np.asarray(c.v, dtype=bool), (n,))
+    v = np.where(cond, then.v, other.v)
+    unk = unk_or(c)
+    if then.unk is not None:
+        unk = unk_or(unk, cond & then.unk)
+    if other.unk is not None:
+        unk = unk_or(unk, ~cond & other.unk)
+    return Col(then.t, v, unk, then.ekind or other.ekind, then.base)
+
+
+def _list_of(items: list[Col], n: int) -> Col:
+    """``[a, b]`` of entities: a per-row collection."""
+    if not items or any(c.t != "ent" for c in items):
+        raise Unsupported("list literals other than of entities")
+    k = len(items)
+    offsets = np.arange(0, n * k + 1, k, dtype=np.int64)
+    stacked = np.stack([np.broadcast_to(c.v, (n,)) for c in items], axis=1).reshape(-1)
+    return Col("rel", np.arange(n, dtype=np.int64), unk_or(*items), ekind=items[0].ekind, base=(offsets, stacked))
+
+
+__all__ = ["Compiler", "Frame", "expand_binders", "expand_source", "scalar", "constant_value", "Unsupported"]
