@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of dataset facts")
     p.add_argument("-o", "--output", metavar="FILE")
+
+    from almarules.engine import plan_cli
+
+    plan_cli.add_parsers(sub)
     return parser
 
 
@@ -283,8 +287,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from almarules.engine.plan_cli import COMMANDS as PLAN_COMMANDS
+
     try:
-        return COMMANDS[args.command](args)
+        return {**COMMANDS, **PLAN_COMMANDS}[args.command](args)
     except Exception as exc:  # noqa: BLE001 - every error becomes one clear message
         if args.debug:
             traceback.print_exc()

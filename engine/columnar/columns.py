@@ -5,6 +5,7 @@ Representations (``Col.t``):
   num   float64, canonical units          bool  bool
   str   int32 codes into `STRINGS`        ent   int64 row index into the table of `ekind`
   set   int64 bitmask of enum members     rel   int64 owner index into `base` (CSR offsets, items)
+  nums  int64 owner index into `base` (CSR offsets, float values): lists of numbers
   obj   object (tuples: lists of numbers or strings; rarely used, evaluated in Python)
 A value is a numpy scalar when it is the same on every row (constants).
 """

@@ -47,6 +47,9 @@ def _plain(ev: CorpusEvaluation, c: Col, i: int) -> Any:
         offsets, items = c.base
         keys = ev.table_of(c.ekind).keys
         return tuple(keys[j] for j in items[offsets[int(v)]:offsets[int(v) + 1]].tolist())
+    if c.t == "nums":
+        offsets, items = c.base
+        return tuple(items[offsets[int(v)]:offsets[int(v) + 1]].tolist())
     return v
 
 

@@ -140,8 +140,15 @@ class Corpus:
                         m = masks[key] = sum(1 << bits[x] for x in set(v))
                     vals[i] = m
             return Col("set", vals, unk, ekind=typ.elem.name)
+        if isinstance(typ, CollT) and isinstance(typ.elem, NumT):
+            scale = parse_unit(info.unit)[0] if info.unit else 1.0
+            counts = np.fromiter((len(v) if v else 0 for v in raw), dtype=np.int64, count=t.n)
+            offsets = np.zeros(t.n + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            flat = np.array([x for v in raw if v for x in v], dtype=np.float64) * scale
+            return Col("nums", np.arange(t.n, dtype=np.int64), unk, base=(offsets, flat))
         if isinstance(typ, CollT):
-            scale = parse_unit(info.unit)[0] if info.unit and isinstance(typ.elem, NumT) else None
+            scale = None
             vals = np.empty(t.n, dtype=object)
             for i, v in enumerate(raw):
                 if v is not None:

@@ -11,6 +11,7 @@ property test checks that both give the same decisions.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -141,13 +142,7 @@ class VProgram:
         return VCascade(cc, c.expr(cc.until, ds), steps)
 
     def run(self, corpus: Corpus, params: Optional[dict[str, float]] = None) -> "CorpusEvaluation":
-        """Evaluate on a corpus (its fact columns are kept for the next run; created entities are not)."""
-        for kind in self.collections:
-            corpus.tables.pop(kind, None)
-        for t in corpus.tables.values():
-            if not t.live.all():
-                t.live = np.ones(t.n, dtype=bool)
-                t.changed()
+        """Evaluate on a corpus (its fact columns are shared: several evaluations can use one corpus)."""
         ev = CorpusEvaluation(self, corpus, params or {})
         ev.run()
         return ev
@@ -174,6 +169,7 @@ class CorpusEvaluation:
         for name, value in vp.p.params.items():
             self.params[name] = np.full(n, overrides.get(name, value), dtype=np.float64)
         self.memo: dict[tuple[str, str], Col] = {}
+        self.tables: dict[str, Table] = {}  # this evaluation's views of the corpus tables, and created ones
         self.overlay: dict[tuple[str, str], tuple[np.ndarray, Col]] = {}
         self.reasons: dict[tuple[str, str], np.ndarray] = {}
         self.coll_unknown: dict[str, np.ndarray] = {}  # created kind -> datasets whose collection is unknown
@@ -187,12 +183,18 @@ class CorpusEvaluation:
         return Col("num", self.params[name][ds], unk[ds] if unk is not None else None)
 
     def table_of(self, kind: str) -> Table:
-        t = self.corpus.table(kind)
-        if t is None:
-            if kind in self.vp.collections:
-                self._emit(kind)
-                return self.corpus.tables[kind]
+        t = self.tables.get(kind)
+        if t is not None:
+            return t
+        if kind in self.vp.collections:
+            self._emit(kind)
+            return self.tables[kind]
+        base = self.corpus.table(kind)
+        if base is None:
             raise Unsupported(f"no table of {kind}")
+        t = self.tables[kind] = copy.copy(base)  # facts shared; which rows are live is this evaluation's
+        t.live = np.ones(t.n, dtype=bool)
+        t.changed()
         return t
 
     def frame(self, kind: str) -> Frame:
@@ -369,6 +371,11 @@ class CorpusEvaluation:
             parent, elem, _ = expand(owner, *b.base)
             av = np.broadcast_to(np.asarray(a.v, dtype=np.int64), (n,))
             return np.bincount(parent[elem == av[parent]], minlength=n) > 0
+        if b.t == "nums" and a.t == "num":
+            owner = np.broadcast_to(np.asarray(b.v, dtype=np.int64), (n,))
+            parent, elem, _ = expand(owner, *b.base)
+            av = np.broadcast_to(np.asarray(a.v, dtype=np.float64), (n,))
+            return np.bincount(parent[elem == av[parent]], minlength=n) > 0
         if b.t == "obj":
             av = np.broadcast_to(a.v, (n,))
             bv = b.full(n)
@@ -418,18 +425,18 @@ class CorpusEvaluation:
         bad = np.zeros(n, dtype=bool)
         self._walk(self.vp.collections[kind], fr, [np.arange(n, dtype=np.int64)], np.arange(n), blocks, bad)
         table = self._assemble(kind, blocks, bad)
-        self.corpus.tables[kind] = table
+        self.tables[kind] = table
         self.coll_unknown[kind] = bad
 
     def _reemit(self, kind: str) -> None:
         """Create a collection anew (what it depends on changed); dropped entities stay dropped."""
         if any(k == kind for k, _ in self.overlay):
             raise Unsupported(f"a cascade both sets {kind} values and changes what creates them")
-        old = self.corpus.tables.pop(kind)
+        old = self.tables.pop(kind)
         gone = np.flatnonzero(~old.live)
         dropped = set(zip(old.ds[gone].tolist(), old.keys_of(gone)))
         self._emit(kind)
-        t = self.corpus.tables[kind]
+        t = self.tables[kind]
         if dropped:
             t.live = np.array([(d, k) not in dropped for d, k in zip(t.ds.tolist(), t.keys)], dtype=bool)
         self.memo.clear()
@@ -566,7 +573,7 @@ class CorpusEvaluation:
         deps = self.vp.deps
         for kind in list(self.vp.collections):
             coll = plural(kind)
-            if kind in self.corpus.tables and any(deps.touches(m, changed) for m in deps.direct.get(coll, ())
+            if kind in self.tables and any(deps.touches(m, changed) for m in deps.direct.get(coll, ())
                                                   if m != coll):
                 self._reemit(kind)
                 return
