@@ -39,6 +39,7 @@ IMAGE_COLUMNS = [
 ]
 TOTALS = [("product_size", "Product size"), ("largest_cube", "Largest cube"), ("imaging_time", "Imaging time")]
 COLOURS = ("red", "yellow", "blue", "green")
+LATER_DATA = ("measurements[", "dataset.measurements")  # facts later stages produce (the dirty image's numbers)
 
 
 @dataclass
@@ -266,6 +267,16 @@ class _Builder:
         for e, paths in sorted(errors.items(), key=lambda kv: -len(kv[1])):
             out.append(PlanWarning(level="notice", ref=paths[0], message=(
                 f"{len(paths)} value{'s' if len(paths) != 1 else ''} cannot be computed: {e} (e.g. {paths[0]})")))
+        missing: dict[str, list[str]] = {}
+        for v in self.dec.values:
+            if v.status == "unknown" and v.waits_for and v.path not in residuals:
+                for w in v.waits_for:
+                    if not w.startswith(LATER_DATA):
+                        missing.setdefault(re.sub(r"\[[^\]]*\]", "[...]", w), []).append(v.path)
+        for fact, paths in sorted(missing.items(), key=lambda kv: -len(kv[1]))[:5]:
+            hint = " (declare them with --intents FILE)" if fact.endswith("intents") else ""
+            out.append(PlanWarning(level="warning", ref=paths[0], message=(
+                f"{len(paths)} value{'s' if len(paths) != 1 else ''} unknown: the facts lack {fact}{hint}")))
         if residuals:
             names = sorted({r.variable_name for r in residuals.values() if r.variable_name})
             out.append(PlanWarning(level="notice", message=(
@@ -282,8 +293,10 @@ class _Builder:
         found: dict[str, _Res] = {}
         for path in wanted:
             v = self.values.get(path)
-            if v is None or v.status != "unknown" or v.unit is None and not isinstance(v.value, (int, float, type(None))):
+            if v is None or v.status != "unknown" or not v.waits_for:
                 continue
+            if not all(w.startswith(LATER_DATA) for w in v.waits_for):
+                continue  # it waits for facts, not for data a later stage produces
             res = self._residual(path, v)
             if res is not None:
                 found[path] = res
@@ -357,9 +370,9 @@ class _Builder:
         """Re-evaluate with each residual's unknown pinned at the ends of its tables' ranges."""
         groups: dict[tuple, list[_Res]] = {}
         for res in found.values():
-            if res.variable is None or not res.tables:
+            if res.variable is None:
                 continue
-            spans = _spans_of(self.p, res.tables)
+            spans = _spans_of(self.p, res.tables) if res.tables else DECADES
             if spans:
                 res.spans = spans
                 groups.setdefault(tuple(spans), []).append(res)
@@ -420,13 +433,22 @@ class _Res:
             else:
                 text = f"{show_value(lo_v, t, unit, digits)} - {show_value(hi_v, t, unit, digits)}"
             shown.append((cond, text, lo_v))
+        merged: list[tuple[str, str, Any]] = []
+        for cond, text, v in shown:  # neighbouring ranges with the same value read as one
+            if merged and merged[-1][1] == text and " <= " in merged[-1][0] and not text.startswith((">", "<")):
+                lo = merged[-1][0].split(" <")[0] if " < " in merged[-1][0] and not merged[-1][0].startswith(name) else None
+                hi = cond.rsplit(" ", 1)[1]
+                merged[-1] = ((f"{lo} < {name} <= {hi}" if lo else f"{name} <= {hi}"), text, v)
+                continue
+            merged.append((cond, text, v))
+        shown = merged
         self.cases = [Case(condition=c, text=tx) for c, tx, _ in shown]
         if shown:
             self.summary = "; ".join(f"{tx} if {c}" for c, tx, _ in shown)
             first = shown[0][1]
             self.summary_short = f"{first} if {shown[0][0]}, more above"
         else:
-            self.summary = f"waits for {', '.join(self.unknowns)}"
+            self.summary = self.formula
 
     @property
     def model(self) -> Residual:
@@ -435,6 +457,11 @@ class _Res:
 
 
 # ---------------------------------------------------------------- helpers
+# ranges probed when the unknown passes through formulas only (no table): decades
+DECADES = [Span(0.0, 10.0, True, True), Span(10.0, 100.0, False, True), Span(100.0, 1000.0, False, True),
+           Span(1000.0, math.inf, False, False)]
+
+
 def _scale(unit: Optional[str]) -> float:
     return 1.0 if unit is None else parse_unit(unit)[0]
 
