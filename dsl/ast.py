@@ -300,12 +300,21 @@ class SetAction:
 
 @dataclass(frozen=True)
 class KeepAction:
+    """``keep KIND where W group by G ranked by R1, R2 while C`` (or ``limit N`` instead of while)."""
+
     kind: str
     where: Optional[Expr] = None
     group: Optional[Expr] = None
-    rank: Optional[Expr] = None
+    rank: Optional[Expr] = None  # the first ranking key (None: first-seen order)
     while_: Optional[Expr] = None
     loc: Loc = _loc()
+    limit: Optional[Expr] = None  # number of groups to keep (dataset scope)
+    then_by: tuple[Expr, ...] = ()  # further ranking keys: ``ranked by rank, then_by[0], ...``
+
+    @property
+    def rank_keys(self) -> tuple[Expr, ...]:
+        """Every ranking key in order, compared lexicographically."""
+        return ((self.rank,) if self.rank is not None else ()) + self.then_by
 
 
 @dataclass(frozen=True)
@@ -315,7 +324,24 @@ class DropAction:
     loc: Loc = _loc()
 
 
-Action = Union[SetAction, KeepAction, DropAction]
+@dataclass(frozen=True)
+class ErrorAction:
+    """``error "message" when C``: stops the cascade with status "error" (C in dataset scope)."""
+
+    message: str
+    when: Optional[Expr] = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class RepeatAction:
+    """``repeat "a", "b"``: re-applies the actions of earlier steps, in order."""
+
+    steps: tuple[str, ...]
+    loc: Loc = _loc()
+
+
+Action = Union[SetAction, KeepAction, DropAction, ErrorAction, RepeatAction]
 
 
 @dataclass(frozen=True)
@@ -325,6 +351,7 @@ class Step:
     position: Optional[tuple[str, str]] = None  # ("after"|"before", step name)
     doc: Optional[str] = None
     loc: Loc = _loc()
+    when: Optional[Expr] = None  # the step applies only when this holds (dataset scope)
 
 
 @dataclass(frozen=True)
@@ -354,7 +381,18 @@ class Recipe:
     loc: Loc = _loc()
 
 
-Decl = Union[Import, EnumDecl, Param, Derive, Table, Bands, Score, Collection, Cascade, Recipe]
+@dataclass(frozen=True)
+class Warn:
+    """``warn "message" when C``: a warning the evaluation reports when C holds (dataset scope)."""
+
+    message: str
+    when: Expr
+    doc: Optional[str] = None
+    override: bool = False
+    loc: Loc = _loc()
+
+
+Decl = Union[Import, EnumDecl, Param, Derive, Table, Bands, Score, Collection, Cascade, Recipe, Warn]
 
 
 @dataclass(frozen=True)
@@ -381,6 +419,8 @@ def decl_name(decl: Decl) -> str:
         return decl.kind
     if isinstance(decl, Import):
         return decl.path
+    if isinstance(decl, Warn):
+        return decl.message
     return decl.name
 
 
@@ -388,5 +428,5 @@ def decl_keyword(decl: Decl) -> str:
     return {
         Import: "import", EnumDecl: "enum", Param: "param", Derive: "derive", Table: "table",
         Bands: "bands", Score: "score", Collection: "collection", Cascade: "cascade",
-        Recipe: "recipe",
+        Recipe: "recipe", Warn: "warn",
     }[type(decl)]

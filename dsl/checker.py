@@ -24,6 +24,15 @@ from almarules.dsl.types import (
 from almarules.dsl.units import DIMENSIONLESS, Dim, UnitError, parse_unit
 
 Node = tuple  # ("param", name) | ("attr", kind, attr) | ("collection", kind) | ("table", name) | ("bands", name)
+#               | ("cascade", name): a cascade's until, steps and actions; its outcome attribute depends on it
+
+# The values of ``dataset.NAME_outcome`` (see `outcome_attr`).
+OUTCOMES = ("not needed", "mitigated", "still exceeded", "error", "unknown")
+
+
+def outcome_attr(cascade: str) -> str:
+    """The dataset attribute holding a cascade's outcome: ``productsize`` -> ``productsize_outcome``."""
+    return f"{cascade}_outcome"
 
 
 def node_label(node: Node) -> str:
@@ -44,6 +53,8 @@ class CheckResult:
     schema: Schema  # facts + derived + created attributes, with static types
     table_dims: dict[str, Dim] = field(default_factory=dict)
     param_types: dict[str, T] = field(default_factory=dict)
+    # cascade names in evaluation order: a cascade whose rules read another's outcome runs after it
+    cascade_order: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +123,7 @@ class Checker:
         self.table_result: dict[str, T] = {}
         self.enum_of_member: dict[str, EnumT] = {}
         self._digits: dict[tuple[str, str], int] = {}
+        self.outcome_of: dict[str, str] = {}  # dataset attribute -> the cascade whose outcome it is
 
     # ------------------------------------------------------------ reporting
     def error(self, loc: A.Loc, code: str, message: str, hint: Optional[str] = None) -> None:
@@ -140,10 +152,11 @@ class Checker:
         self._conflicts()
         self._cascades()
         self._recipes()
+        self._warns()
         self._cycles()
         self._unused()
         self.findings = sorted(set(self.findings), key=lambda f: (f.loc.file, f.loc.line, f.loc.column, f.code, f.message))
-        return CheckResult(self.findings, self.schema, self.table_dims, self.param_types)
+        return CheckResult(self.findings, self.schema, self.table_dims, self.param_types, self._cascade_order())
 
     # ------------------------------------------------------------ declarations
     def _enums(self) -> None:
@@ -308,6 +321,7 @@ class Checker:
             self.schema.collections[plural(coll.kind)] = coll.kind
             kinds["dataset"][plural(coll.kind)] = AttrInfo(CollT(EntityT(coll.kind)), "created",
                                                            doc=coll.doc)
+        self._register_outcomes()
         for d in self.rs.all_derives():
             if d.digits is not None:
                 self._digits.setdefault((d.kind, d.attr), d.digits)
@@ -319,6 +333,11 @@ class Checker:
                            hint=_suggest(kind, list(kinds) + list(created)))
                 continue
             existing = kinds[kind].get(attr)
+            if existing is not None and existing.origin == "outcome":
+                self.error(loc, "duplicate",
+                           f"{kind}.{attr} is the outcome of cascade {self.outcome_of[attr]!r}; a rule cannot {what} it",
+                           hint="give the derived value another name")
+                continue
             if existing is not None and existing.origin in ("fact", "builtin", "created"):
                 self.error(loc, "derive-fact",
                            f"{kind}.{attr} is a fact of the data; a rule cannot {what} it",
@@ -336,6 +355,20 @@ class Checker:
         for p in self.rs.params:
             if p in self.schema.collections or p == "dataset":
                 self.error(self.rs.params[p].loc, "duplicate", f"parameter {p!r} hides the collection of that name")
+
+    def _register_outcomes(self) -> None:
+        """Every cascade NAME defines the string attribute ``dataset.NAME_outcome`` (one of OUTCOMES)."""
+        attrs = self.schema.kinds["dataset"]
+        for c in self.rs.cascades.values():
+            name = outcome_attr(c.name)
+            self.node_loc[("cascade", c.name)] = c.loc
+            if name in attrs:
+                self.error(c.loc, "duplicate", f"cascade {c.name!r} defines dataset.{name}, which is already "
+                                               f"a {attrs[name].origin} value")
+                continue
+            attrs[name] = AttrInfo(StrT(frozenset(OUTCOMES)), "outcome",
+                                   doc=f"outcome of cascade {c.name}: {', '.join(OUTCOMES)}")
+            self.outcome_of[name] = c.name
 
     def _collections(self) -> None:
         for coll in self.rs.collections.values():
@@ -575,6 +608,9 @@ class Checker:
 
     def _attr_info(self, kind: str, attr: str, e) -> T:
         info = self.schema.kinds[kind][attr]
+        if info.origin == "outcome":
+            self._outcome_read(self.outcome_of[attr], attr, e)
+            return info.type
         if info.origin == "created":
             created_kind = self.schema.collections.get(attr) if kind == "dataset" else kind
             self.depend(("collection", created_kind))
@@ -585,6 +621,15 @@ class Checker:
             self.depend(("attr", kind, attr))
             return self.attr_type(kind, attr)
         return info.type
+
+    def _outcome_read(self, cascade: str, attr: str, e) -> None:
+        """A read of a cascade's outcome depends on the whole cascade; the cascade itself may not read it."""
+        node = ("cascade", cascade)
+        if self.stack and self.stack[-1] == node:
+            self.error(e.loc, "cycle", f"cascade {cascade!r} cannot read dataset.{attr}: its outcome is "
+                                       f"known only when it has finished")
+            return
+        self.depend(node)
 
     def _attr(self, e: A.Attr, scope: _Scope, constant: bool) -> T:
         obj = self.infer(e.obj, scope, constant)
@@ -814,70 +859,100 @@ class Checker:
             else:
                 self.expect_bool(c.until, scope, "an 'until' condition")
             names: dict[str, A.Step] = {}
-            for step in c.steps:
+            for i, step in enumerate(c.steps):
                 if step.name in names:
                     self.error(step.loc, "duplicate", f"cascade {c.name!r} has two steps named {step.name!r}")
                 names[step.name] = step
+                if step.when is not None:
+                    self.expect_bool(step.when, scope, "a step's 'when' condition")
                 for action in step.actions:
-                    self._action(action, step)
-                for earlier in c.steps:
-                    if earlier is step:
-                        break
-                    if earlier.actions == step.actions:
-                        self.error(step.loc, "step-never-applies",
-                                   f"step {step.name!r} can never change anything: it repeats step {earlier.name!r}")
-                        break
+                    self._action(action, step, c, i)
+                self._repeats_earlier(c, step, i)
             self.stack.pop()
 
-    def _action(self, a: A.Action, step: A.Step) -> None:
+    def _repeats_earlier(self, c: A.Cascade, step: A.Step, index: int) -> None:
+        """A step with the same actions as an earlier unconditional step can never change anything."""
+        for earlier in c.steps[:index]:
+            if earlier.when is None and earlier.actions == step.actions:
+                self.error(step.loc, "step-never-applies",
+                           f"step {step.name!r} can never change anything: it repeats step {earlier.name!r}")
+                return
+
+    def _action(self, a: A.Action, step: A.Step, c: A.Cascade, index: int) -> None:
         if isinstance(a, A.SetAction):
-            if a.kind is None:
-                if a.name not in self.rs.params:
-                    self.error(a.loc, "unknown-name", f"step {step.name!r} sets unknown parameter {a.name!r}",
-                               hint=_suggest(a.name, self.rs.params))
-                    return
-                t = self.infer(a.value, self.entity_scope("dataset"))
-                pt = self.param_types.get(a.name, ANY)
-                if not compatible(t, pt):
-                    self.error(a.value.loc, "unit-mismatch" if isinstance(t, NumT) else "type-mismatch",
-                               f"parameter {a.name} is {pt.describe()}, the step sets {t.describe()}")
-                if a.where is not None:
-                    self.error(a.where.loc, "syntax", "'where' selects entities; a parameter has one value")
-                default = self.rs.params[a.name].value
-                if _literal_canonical(default) is not None and _literal_canonical(default) == _literal_canonical(a.value):
-                    self.error(a.loc, "step-never-applies",
-                               f"step {step.name!r} can never change anything: {a.name} is already "
-                               f"{_literal_text(a.value)}")
+            self._set_action(a, step)
+        elif isinstance(a, A.ErrorAction):
+            if a.when is not None:
+                self.expect_bool(a.when, self.entity_scope("dataset"), "an 'error' condition")
+        elif isinstance(a, A.RepeatAction):
+            self._repeat_action(a, step, c, index)
+        else:
+            self._keep_or_drop(a, step)
+
+    def _repeat_action(self, a: A.RepeatAction, step: A.Step, c: A.Cascade, index: int) -> None:
+        """``repeat "x"`` names an earlier step of the same cascade (not itself, not a later one)."""
+        earlier = [s.name for s in c.steps[:index]]
+        later = [s.name for s in c.steps[index + 1:]]
+        for name in a.steps:
+            if name == step.name:
+                self.error(a.loc, "bad-repeat", f"step {step.name!r} cannot repeat itself")
+            elif name in later and name not in earlier:
+                self.error(a.loc, "bad-repeat",
+                           f"step {step.name!r} cannot repeat {name!r}, which comes after it",
+                           hint="a step can repeat only the steps before it")
+            elif name not in earlier:
+                self.error(a.loc, "unknown-name", f"step {step.name!r} repeats unknown step {name!r}",
+                           hint=_suggest(name, earlier))
+
+    def _set_action(self, a: A.SetAction, step: A.Step) -> None:
+        if a.kind is None:
+            if a.name not in self.rs.params:
+                self.error(a.loc, "unknown-name", f"step {step.name!r} sets unknown parameter {a.name!r}",
+                           hint=_suggest(a.name, self.rs.params))
                 return
-            if a.kind not in self.schema.kinds:
-                self.error(a.loc, "unknown-kind", f"unknown kind {a.kind!r}", hint=_suggest(a.kind, self.schema.kinds))
-                return
-            info = self.schema.kinds[a.kind].get(a.name)
-            if info is None:
-                self.error(a.loc, "unknown-attribute", f"{a.kind} has no attribute {a.name!r}",
-                           hint=_suggest(a.name, self.schema.kinds[a.kind]))
-                return
-            if info.origin != "derived":
-                self.error(a.loc, "derive-fact", f"a cascade can only set derived values; {a.kind}.{a.name} is a {info.origin} value")
-                return
-            scope = self.entity_scope(a.kind)
-            t = self.infer(a.value, scope)
-            at = self.attr_type(a.kind, a.name)
-            if not compatible(t, at):
+            t = self.infer(a.value, self.entity_scope("dataset"))
+            pt = self.param_types.get(a.name, ANY)
+            if not compatible(t, pt):
                 self.error(a.value.loc, "unit-mismatch" if isinstance(t, NumT) else "type-mismatch",
-                           f"{a.kind}.{a.name} is {at.describe()}, the step sets {t.describe()}")
+                           f"parameter {a.name} is {pt.describe()}, the step sets {t.describe()}")
             if a.where is not None:
-                self.expect_bool(a.where, scope, "a 'where' condition")
-                if _contradiction(a.where, frozenset(self.enum_of_member)):
-                    self.error(a.where.loc, "step-never-applies",
-                               f"step {step.name!r}: no {a.kind} can satisfy this condition")
-            rules = self.rs.derives.get(f"{a.kind}.{a.name}", [])
-            if len(rules) == 1 and rules[0].when is None and _literal_canonical(rules[0].expr) is not None \
-                    and _literal_canonical(rules[0].expr) == _literal_canonical(a.value):
+                self.error(a.where.loc, "syntax", "'where' selects entities; a parameter has one value")
+            default = self.rs.params[a.name].value
+            if _literal_canonical(default) is not None and _literal_canonical(default) == _literal_canonical(a.value):
                 self.error(a.loc, "step-never-applies",
-                           f"step {step.name!r} can never change anything: {a.kind}.{a.name} is always "
+                           f"step {step.name!r} can never change anything: {a.name} is already "
                            f"{_literal_text(a.value)}")
             return
+        if a.kind not in self.schema.kinds:
+            self.error(a.loc, "unknown-kind", f"unknown kind {a.kind!r}", hint=_suggest(a.kind, self.schema.kinds))
+            return
+        info = self.schema.kinds[a.kind].get(a.name)
+        if info is None:
+            self.error(a.loc, "unknown-attribute", f"{a.kind} has no attribute {a.name!r}",
+                       hint=_suggest(a.name, self.schema.kinds[a.kind]))
+            return
+        if info.origin != "derived":
+            self.error(a.loc, "derive-fact", f"a cascade can only set derived values; {a.kind}.{a.name} is a {info.origin} value")
+            return
+        scope = self.entity_scope(a.kind)
+        t = self.infer(a.value, scope)
+        at = self.attr_type(a.kind, a.name)
+        if not compatible(t, at):
+            self.error(a.value.loc, "unit-mismatch" if isinstance(t, NumT) else "type-mismatch",
+                       f"{a.kind}.{a.name} is {at.describe()}, the step sets {t.describe()}")
+        if a.where is not None:
+            self.expect_bool(a.where, scope, "a 'where' condition")
+            if _contradiction(a.where, frozenset(self.enum_of_member)):
+                self.error(a.where.loc, "step-never-applies",
+                           f"step {step.name!r}: no {a.kind} can satisfy this condition")
+        rules = self.rs.derives.get(f"{a.kind}.{a.name}", [])
+        if len(rules) == 1 and rules[0].when is None and _literal_canonical(rules[0].expr) is not None \
+                and _literal_canonical(rules[0].expr) == _literal_canonical(a.value):
+            self.error(a.loc, "step-never-applies",
+                       f"step {step.name!r} can never change anything: {a.kind}.{a.name} is always "
+                       f"{_literal_text(a.value)}")
+
+    def _keep_or_drop(self, a, step: A.Step) -> None:
         kind = a.kind
         if kind not in self.schema.kinds:
             self.error(a.loc, "unknown-kind", f"unknown kind {kind!r}", hint=_suggest(kind, self.schema.kinds))
@@ -895,12 +970,52 @@ class Checker:
             self.expect_bool(a.where, scope, "a 'where' condition")
         if a.group is not None:
             self.infer(a.group, scope)
-        if a.rank is not None:
-            rt = self.infer(a.rank, scope)
+        for key in a.rank_keys:
+            rt = self.infer(key, scope)
             if not isinstance(rt, (NumT, StrT, EnumT, AnyT, BoolT)):
-                self.error(a.rank.loc, "type-mismatch", f"cannot rank by {rt.describe()}")
+                self.error(key.loc, "type-mismatch", f"cannot rank by {rt.describe()}")
+        if a.while_ is not None:  # sees the candidate group's first entity as `kind`
+            self.expect_bool(a.while_, scope, "a 'while' condition")
+        if a.limit is not None:
+            self._keep_limit(a)
+
+    def _keep_limit(self, a: A.KeepAction) -> None:
+        """``limit N``: a plain number of groups (dataset scope); it replaces ``while``."""
+        t = self.infer(a.limit, self.entity_scope("dataset"))
+        if isinstance(t, NumT) and not t.dim.is_dimensionless:
+            self.error(a.limit.loc, "unit-mismatch",
+                       f"a 'limit' is a number of groups, got a quantity in {t.dim.display_unit()}")
+        elif not isinstance(t, (NumT, AnyT)):
+            self.error(a.limit.loc, "type-mismatch", f"a 'limit' is a number of groups, got {t.describe()}")
         if a.while_ is not None:
-            self.expect_bool(a.while_, self.entity_scope("dataset"), "a 'while' condition")
+            self.error(a.limit.loc, "conflicting-clauses",
+                       "a keep takes 'limit' or 'while', not both",
+                       hint="'limit N' keeps the first N groups; 'while C' keeps groups while C holds")
+
+    def _warns(self) -> None:
+        for w in self.rs.warns.values():
+            self.expect_bool(w.when, self.entity_scope("dataset"), "a warning's 'when' condition")
+
+    def _cascade_order(self) -> list[str]:
+        """Cascades in declaration order, except that one whose rules read another's outcome runs after it."""
+        names = list(self.rs.cascades)
+        needs = {n: {m for m in names if m != n and ("cascade", m) in self._reachable(("cascade", n))}
+                 for n in names}
+        order: list[str] = []
+        while len(order) < len(names):
+            ready = [n for n in names if n not in order and needs[n] <= set(order)]
+            order.append(ready[0] if ready else next(n for n in names if n not in order))  # a cycle: reported
+        return order
+
+    def _reachable(self, start: Node) -> set[Node]:
+        seen: set[Node] = set()
+        todo = list(self.deps.get(start, ()))
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(self.deps.get(n, ()))
+        return seen
 
     def _recipes(self) -> None:
         for r in self.rs.recipes.values():

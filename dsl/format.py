@@ -29,12 +29,15 @@ Layout
   a ``\"\"\"`` inside) fall back to an escaped ``"..."`` string.
 * Clause order is fixed: derive -- doc, ``unit``, ``digits``, ``when``, ``priority``;
   score -- doc, ``when``, ``start``, the terms (``- 0.1 "reason" when c``),
-  ``clamp [lo, hi]``; cascade -- doc, ``until``, the steps; step -- doc, the
-  actions; keep -- ``where``, ``group by``, ``ranked by``, ``while``.
+  ``clamp [lo, hi]``; cascade -- doc, ``until``, the steps; step -- header
+  ``step "name" after "x" when cond:``, doc, the actions; keep -- ``where``,
+  ``group by``, ``ranked by a, b``, ``while``, ``limit``; warn -- ``warn "message"
+  when cond``, then its doc.  ``error "message" when cond`` and ``repeat "a", "b"``
+  are one line each.
 * A ``keep`` action stays on one line unless that line is longer than 100
-  characters; then ``group by``/``ranked by``/``while`` (and ``where`` too if
-  ``keep kind where ...`` alone is too long) go on continuation lines indented
-  one level deeper.  Every other statement is one line whatever its length.
+  characters; then ``group by``/``ranked by``/``while``/``limit`` (and ``where``
+  too if ``keep kind where ...`` alone is too long) go on continuation lines
+  indented one level deeper.  Every other statement is one line whatever its length.
 * Table rows are aligned: the intervals are padded so the ``->`` line up.
   Band labels are padded so the intervals line up (two spaces after the
   longest label).
@@ -455,6 +458,9 @@ class _Formatter:
                 self._line(f"until {_expr(d.until)}", inner, self._ll(d.until))
             for s in d.steps:
                 self._step(s, inner)
+        elif isinstance(d, A.Warn):
+            self._line(f"{ov}warn {_string(d.message)} when {_expr(d.when)}", "", h)
+            self._doc(d.doc, inner, self._next_doc(h))
         elif isinstance(d, A.Recipe):
             self._line(f"{ov}recipe {d.name}:", "", h)
             self._doc(d.doc, inner, self._next_doc(h))
@@ -480,7 +486,8 @@ class _Formatter:
     def _step(self, s: A.Step, indent: str) -> None:
         h = self._ll(s)
         pos = f" {s.position[0]} {_string(s.position[1])}" if s.position else ""
-        self._line(f"step {_string(s.name)}{pos}:", indent, h)
+        when = f" when {_expr(s.when)}" if s.when is not None else ""
+        self._line(f"step {_string(s.name)}{pos}{when}:", indent, h)
         inner = indent + INDENT
         self._doc(s.doc, inner, self._next_doc(h))
         for a in s.actions:
@@ -496,11 +503,17 @@ class _Formatter:
             self._line(text, indent, key)
         elif isinstance(a, A.DropAction):
             self._line(f"drop {a.kind} where {_expr(a.where)}", indent, key)
+        elif isinstance(a, A.ErrorAction):
+            when = f" when {_expr(a.when)}" if a.when is not None else ""
+            self._line(f"error {_string(a.message)}{when}", indent, key)
+        elif isinstance(a, A.RepeatAction):
+            self._line(f"repeat {', '.join(_string(n) for n in a.steps)}", indent, key)
         elif isinstance(a, A.KeepAction):
             clauses = [(kw, e) for kw, e in (("where", a.where), ("group by", a.group),
-                                              ("ranked by", a.rank), ("while", a.while_)) if e is not None]
-            texts = [f"{kw} {_expr(e)}" for kw, e in clauses]
-            ckeys = [self._ll(e) for _, e in clauses]
+                                              ("ranked by", a.rank_keys or None), ("while", a.while_),
+                                              ("limit", a.limit)) if e is not None]
+            texts = [f"{kw} {_args(e) if isinstance(e, tuple) else _expr(e)}" for kw, e in clauses]
+            ckeys = [self._ll(e[0] if isinstance(e, tuple) else e) for _, e in clauses]
             head = f"keep {a.kind}"
             one = indent + " ".join([head] + texts)
             if len(one) <= MAX_LINE or not clauses:

@@ -3,7 +3,8 @@
 A rule set is the union of its files' declarations. ``import "path"`` loads a
 file or a directory (every ``*.rules`` in it, sorted) relative to the importing
 file, once. A declaration prefixed with ``override`` replaces (or, for tables,
-scores and cascades, patches) the declaration of that name loaded before it; a
+scores and cascades, patches) the declaration of that name loaded before it (a
+warning is named by its message; an overriding cascade step keeps its own ``when``); a
 plain declaration whose name is taken is a duplicate. Nothing here executes code.
 """
 
@@ -34,6 +35,7 @@ class RuleSet:
     collections: dict[str, A.Collection] = field(default_factory=dict)
     cascades: dict[str, A.Cascade] = field(default_factory=dict)
     recipes: dict[str, A.Recipe] = field(default_factory=dict)
+    warns: dict[str, A.Warn] = field(default_factory=dict)  # by message
     # param name -> file stem, so ``--set imaging.max_cube_size=40GB`` can name it
     param_modules: dict[str, str] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -134,7 +136,7 @@ class _Loader:
         return {
             A.EnumDecl: self.rs.enums, A.Param: self.rs.params, A.Table: self.rs.tables,
             A.Bands: self.rs.bands, A.Score: self.rs.scores, A.Collection: self.rs.collections,
-            A.Cascade: self.rs.cascades, A.Recipe: self.rs.recipes,
+            A.Cascade: self.rs.cascades, A.Recipe: self.rs.recipes, A.Warn: self.rs.warns,
         }[type(decl)]
 
     def add(self, decl: A.Decl, stem: str) -> None:
@@ -163,10 +165,11 @@ class _Loader:
                 self.rs.param_modules.setdefault(name, stem)
             return
         if old is not None:
+            shown = f'"{name}"' if isinstance(decl, A.Warn) else name
             self.rs.findings.append(Finding(
                 decl.loc, "duplicate",
                 f"{kw} {name!r} is already declared at {old.loc}",
-                hint=f"write 'override {kw} {name} ...' to replace it"))
+                hint=f"write 'override {kw} {shown} ...' to replace it"))
             return
         table[name] = decl
         if isinstance(decl, A.Param):

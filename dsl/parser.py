@@ -340,30 +340,46 @@ class _ToAst(Transformer):
         return ("group", ch[0])
 
     def keep_rank(self, meta, ch):
-        return ("rank", ch[0])
+        return ("rank", tuple(ch))
 
     def keep_while(self, meta, ch):
         return ("while_", ch[0])
 
+    def keep_limit(self, meta, ch):
+        return ("limit", ch[0])
+
     def keep_action(self, meta, ch):
         opts = self._once(meta, ch[1:], "keep")
-        return A.KeepAction(str(ch[0]), opts.get("where"), opts.get("group"), opts.get("rank"),
-                            opts.get("while_"), self._loc(meta))
+        ranks = opts.get("rank", ())
+        return A.KeepAction(str(ch[0]), where=opts.get("where"), group=opts.get("group"),
+                            rank=ranks[0] if ranks else None, while_=opts.get("while_"), loc=self._loc(meta),
+                            limit=opts.get("limit"), then_by=tuple(ranks[1:]))
 
     def drop_action(self, meta, ch):
         return A.DropAction(str(ch[0]), ch[1], self._loc(meta))
 
+    def error_action(self, meta, ch):
+        return A.ErrorAction(_unquote(str(ch[0])), ch[1] if len(ch) > 1 else None, self._loc(meta))
+
+    def repeat_action(self, meta, ch):
+        return A.RepeatAction(tuple(_unquote(str(c)) for c in ch), self._loc(meta))
+
+    def step_when(self, meta, ch):
+        return ("when", ch[0])
+
     def step(self, meta, ch):
         name = _unquote(str(ch[0]))
         doc, rest = self._doc_and_rest(ch[1:])
-        position = None
+        position = when = None
         actions = []
         for item in rest:
             if isinstance(item, tuple) and item[0] == "position":
                 position = item[1]
+            elif isinstance(item, tuple) and item[0] == "when":
+                when = item[1]
             else:
                 actions.append(item)
-        return A.Step(name, tuple(actions), position, doc, self._loc(meta))
+        return A.Step(name, tuple(actions), position, doc, self._loc(meta), when)
 
     def cascade_decl(self, meta, ch):
         ov, ch = self._split_override(ch)
@@ -371,6 +387,11 @@ class _ToAst(Transformer):
         until = next((r[1] for r in rest if isinstance(r, tuple) and r[0] == "until"), None)
         steps = tuple(r for r in rest if isinstance(r, A.Step))
         return A.Cascade(str(ch[0]), until, steps, doc, ov, self._loc(meta))
+
+    def warn_decl(self, meta, ch):
+        ov, ch = self._split_override(ch)
+        doc = ch[2][1] if len(ch) > 2 else None
+        return A.Warn(_unquote(str(ch[0])), ch[1], doc, ov, self._loc(meta))
 
     def stage_args(self, meta, ch):
         return ("args", tuple(c for c in ch if c is not None))

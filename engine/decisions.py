@@ -64,13 +64,35 @@ class Step(BaseModel):
     after: dict[str, str]
 
 
+class SkippedStep(BaseModel):
+    """A step passed over because its `when` condition was false."""
+
+    name: str
+    at: str
+    reason: str
+    after_steps: int  # how many applied steps come before it
+
+
 class Cascade(BaseModel):
     name: str
     at: str
-    status: str
+    status: str  # "not needed", "satisfied", "still exceeded", "error", "unknown"
     before: dict[str, str]
-    steps: list[Step]
+    steps: list[Step]  # the steps applied, in order
     waits_for: list[str] = Field(default_factory=list)
+    outcome: str = "not needed"  # the value of dataset.NAME_outcome
+    error: Optional[str] = None  # the message of the error action that stopped it
+    skipped: list[SkippedStep] = Field(default_factory=list)
+
+
+class RuleWarning(BaseModel):
+    """A ``warn`` declaration whose condition holds ("fires") or is unknown ("unknown": may apply)."""
+
+    message: str
+    at: str
+    status: Literal["fires", "unknown"]
+    waits_for: list[str] = Field(default_factory=list)
+    doc: Optional[str] = None
 
 
 class Stage(BaseModel):
@@ -91,6 +113,7 @@ class Decisions(BaseModel):
     values: list[Value]
     cascades: list[Cascade]
     recipes: dict[str, list[Stage]]
+    warnings: list[RuleWarning] = Field(default_factory=list)
 
     def value(self, path: str) -> Value:
         for v in self.values:
@@ -145,6 +168,8 @@ class _Presenter:
                 rule = note
             elif isinstance(decl, A.Collection):
                 rule = f"collection {decl.kind}"
+            elif isinstance(decl, A.Cascade):
+                rule = f"cascade {decl.name}"
             else:
                 rule = None
             info = (rule, str(decl.loc), formula)
@@ -193,13 +218,17 @@ def decisions(ev: Evaluation) -> Decisions:
             before={k: _show_path(ev, k, v) for k, v in rec.before.items()},
             steps=[Step(name=s.name, at=str(s.loc), changes=s.changes,
                         after={k: _show_path(ev, k, v) for k, v in s.after.items()}) for s in rec.steps],
-            waits_for=list(rec.waits)))
+            waits_for=list(rec.waits), outcome=rec.outcome, error=rec.error,
+            skipped=[SkippedStep(name=k.name, at=str(k.loc), reason=k.reason, after_steps=k.position)
+                     for k in rec.skipped]))
+    warnings = [RuleWarning(message=w.message, at=str(w.loc), status=w.status, waits_for=list(w.waits), doc=w.doc)
+                for w in ev.warnings]
     recipes = {name: [Stage(name=s.name, args=[plain(a, _ANY)[0] for a in s.args], run=s.run, at=str(s.loc),
                             waits_for=list(s.waits)) for s in stages]
                for name, stages in ev.stages.items()}
     return Decisions.model_construct(
         almarules=__version__, rules=p.rs.roots, rules_sha256=p.rs.digest(), facts=ev.world.source,
-        params=params, entities=entities, values=values, cascades=cascades, recipes=recipes)
+        params=params, entities=entities, values=values, cascades=cascades, recipes=recipes, warnings=warnings)
 
 
 def _show_path(ev: Evaluation, path: str, value: Any) -> str:

@@ -2,17 +2,24 @@
 
 `Program` compiles a rule set once; `Program.run(dataset)` returns an
 `Evaluation`: every derived value, memoised, each with its provenance (the rule,
-the inputs it read), the cascades' applied steps, the recipe's stages, and which
-rule items were exercised (for test coverage).
+the inputs it read), the cascades' applied steps, the recipe's stages, the
+warnings that fire, and which rule items were exercised (for test coverage).
+
+Order of one evaluation: the cascades (in `CheckResult.cascade_order`: declaration
+order, except that a cascade whose rules read another cascade's outcome runs after
+it), then the recipes' stages, then the warnings, all on the state the cascades
+leave. Values are computed on demand and memoised until a cascade changes
+something (see `Evaluation._cascade` for the cascade semantics).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from almarules.dsl import ast as A
-from almarules.dsl.checker import CheckResult, plural
+from almarules.dsl.checker import CheckResult, outcome_attr, plural
 from almarules.dsl.errors import RuleError
 from almarules.dsl.intervals import Span, find_row, span_of
 from almarules.dsl.loader import RuleSet
@@ -84,14 +91,17 @@ class CAction:
     value: Optional[Fn] = None
     where: Optional[Fn] = None
     group: Optional[Fn] = None
-    rank: Optional[Fn] = None
-    while_: Optional[Fn] = None
+    rank: list[Fn] = field(default_factory=list)  # ranking keys, lexicographic
+    while_: Optional[Fn] = None  # sees `dataset` and the keep's kind (the candidate group's first entity)
+    limit: Optional[Fn] = None  # dataset scope
+    when: Optional[Fn] = None  # an error action's condition (dataset scope)
 
 
 @dataclass
 class CStep:
     decl: A.Step
     actions: list[CAction]
+    when: Optional[Fn] = None  # dataset scope
 
 
 @dataclass
@@ -100,6 +110,14 @@ class CCascade:
     until: Fn
     steps: list[CStep]
     watched: list[str]  # dataset attributes the stop condition names
+    by_name: dict[str, CStep] = field(default_factory=dict)
+
+
+@dataclass
+class CWarn:
+    decl: A.Warn
+    when: Fn
+    cov: tuple = ()
 
 
 @dataclass
@@ -128,13 +146,55 @@ class StepRecord:
 
 
 @dataclass
+class SkippedStep:
+    """A step passed over because its `when` condition was false."""
+
+    name: str
+    loc: A.Loc
+    reason: str  # "condition false"
+    position: int  # how many steps were applied before it (where a report lists it)
+
+
+# CascadeRecord.status -> the value of the cascade's ``dataset.NAME_outcome`` attribute
+# (its values are exactly `OUTCOMES`, the type the checker gives the attribute)
+OUTCOME_OF_STATUS = {"not needed": "not needed", "satisfied": "mitigated", "still exceeded": "still exceeded",
+                     "error": "error", "unknown": "unknown"}
+
+
+@dataclass
 class CascadeRecord:
     name: str
     loc: A.Loc
-    status: str  # "not needed", "satisfied", "still exceeded", "unknown"
+    status: str  # "not needed", "satisfied", "still exceeded", "error", "unknown"
     before: dict[str, Any]
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)  # the steps applied, in order
     waits: tuple[str, ...] = ()
+    skipped: list[SkippedStep] = field(default_factory=list)
+    error: Optional[str] = None  # the message of the error action that stopped it
+
+    @property
+    def outcome(self) -> str:
+        """The value of ``dataset.NAME_outcome``: one of `OUTCOMES`."""
+        return OUTCOME_OF_STATUS[self.status]
+
+
+@dataclass
+class WarningRecord:
+    """A ``warn`` whose condition holds ("fires") or is unknown ("unknown": it may apply)."""
+
+    message: str
+    loc: A.Loc
+    status: str  # "fires" or "unknown"
+    waits: tuple[str, ...] = ()
+    doc: Optional[str] = None
+
+
+class _Stop(Exception):
+    """Ends a cascade from inside a step: status "error" (an error action) or "unknown"."""
+
+    def __init__(self, status: str, message: Optional[str] = None, waits: tuple[str, ...] = ()):
+        super().__init__(status)
+        self.status, self.message, self.waits = status, message, waits
 
 
 @dataclass
@@ -194,7 +254,11 @@ class Program:
             t.keys = [(what, name, i, f"{what}:{name}:{i}") for i in range(len(t.spans))]
         self.param_keys = {name: f"param:{name}" for name in rs.params}
         self.collections = {kind: self._c_body(c.body, frozenset({"dataset"})) for kind, c in rs.collections.items()}
-        self.cascades = [self._c_cascade(c) for c in rs.cascades.values()]
+        order = check.cascade_order or list(rs.cascades)
+        self.cascades = [self._c_cascade(rs.cascades[name]) for name in order]
+        self.outcome_of = {outcome_attr(name): name for name in rs.cascades}
+        self.warns = [CWarn(w, self._c(w.when, frozenset({"dataset"})), coverage_key("warn", w.loc))
+                      for w in rs.warns.values()]
         self.recipes = {name: [CStage(st, self._c(st.when, frozenset({"dataset"}))) for st in r.stages]
                         for name, r in rs.recipes.items()}
         self.recipe_args = {name: [[self._c(a, frozenset({"dataset"})) for a in st.args] for st in r.stages]
@@ -220,22 +284,25 @@ class Program:
 
     def _c_cascade(self, c: A.Cascade) -> CCascade:
         ds = frozenset({"dataset"})
-        steps = []
-        for st in c.steps:
-            actions = []
-            for a in st.actions:
-                if isinstance(a, A.SetAction):
-                    local = ds if a.kind is None else frozenset({"dataset", a.kind})
-                    actions.append(CAction(a, value=self._c(a.value, local), where=self._c(a.where, local)))
-                elif isinstance(a, A.DropAction):
-                    actions.append(CAction(a, where=self._c(a.where, frozenset({"dataset", a.kind}))))
-                else:
-                    local = frozenset({"dataset", a.kind})
-                    actions.append(CAction(a, where=self._c(a.where, local), group=self._c(a.group, local),
-                                           rank=self._c(a.rank, local), while_=self._c(a.while_, ds)))
-            steps.append(CStep(st, actions))
+        steps = [CStep(st, [self._c_action(a) for a in st.actions], self._c(st.when, ds)) for st in c.steps]
         watched = list(dict.fromkeys(_dataset_attrs(c.until)))
-        return CCascade(c, self._c(c.until, ds), steps, watched)
+        return CCascade(c, self._c(c.until, ds), steps, watched, {st.decl.name: st for st in steps})
+
+    def _c_action(self, a: A.Action) -> CAction:
+        ds = frozenset({"dataset"})
+        if isinstance(a, A.SetAction):
+            local = ds if a.kind is None else frozenset({"dataset", a.kind})
+            return CAction(a, value=self._c(a.value, local), where=self._c(a.where, local))
+        if isinstance(a, A.DropAction):
+            return CAction(a, where=self._c(a.where, frozenset({"dataset", a.kind})))
+        if isinstance(a, A.ErrorAction):
+            return CAction(a, when=self._c(a.when, ds))
+        if isinstance(a, A.RepeatAction):
+            return CAction(a)
+        local = frozenset({"dataset", a.kind})
+        return CAction(a, where=self._c(a.where, local), group=self._c(a.group, local),
+                       rank=[self._c(k, local) for k in a.rank_keys], while_=self._c(a.while_, local),
+                       limit=self._c(a.limit, ds))
 
     # ------------------------------------------------------------ parameters
     def param_type(self, name: str) -> T:
@@ -299,7 +366,9 @@ class Evaluation:
         self.frames: list[list[Any]] = []  # inputs read: (entity, attr) or "param:x"/"table:t:i"
         self.coverage: set[tuple] = set()
         self.cascades: list[CascadeRecord] = []
+        self.outcomes: dict[str, str] = {}  # cascade name -> outcome, once it has finished
         self.stages: dict[str, list[StageRecord]] = {}
+        self.warnings: list[WarningRecord] = []
         self.entity_index: dict[str, Entity] = {}
 
     def assume(self, path: str, text: Any) -> None:
@@ -328,6 +397,7 @@ class Evaluation:
             self._cascade(c)
         for name, stages in self.p.recipes.items():
             self.stages[name] = [self._stage(st, args) for st, args in zip(stages, self.p.recipe_args[name])]
+        self.warnings = [r for r in (self._warn(w) for w in self.p.warns) if r is not None]
 
     def reset(self) -> None:
         for ent in self.cached:
@@ -369,6 +439,8 @@ class Evaluation:
             value = self._derived(ent, name)
         elif origin == "score":
             value = self._score(ent, name)
+        elif origin == "outcome":
+            value = self._outcome(ent, name)
         else:
             value = Unknown(errors=[f"{ent.kind} has no attribute {name!r}"])
         if not cache:
@@ -532,11 +604,11 @@ class Evaluation:
             self._for(kind, item, i + 1, inner, made, unknowns)
 
     def derived_names(self) -> dict[str, list[str]]:
-        """Kind -> its derived and scored attributes (sorted), dataset first."""
+        """Kind -> its derived and scored attributes and cascade outcomes (sorted), dataset first."""
         out: dict[str, list[str]] = {}
         kinds = self.p.schema.kinds
         for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset"):
-            names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score"))
+            names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score", "outcome"))
             if names:
                 out[kind] = names
         return out
@@ -569,43 +641,135 @@ class Evaluation:
         shown = {f"dataset.{name}": self.attr(self.dataset, name) for name in c.watched}
         return value, shown
 
+    def _outcome(self, ent: Entity, name: str) -> Any:
+        """``dataset.NAME_outcome``: the finished cascade's outcome (one of OUTCOMES), else an error."""
+        cascade = self.p.outcome_of[name]
+        ent.prov[name] = Provenance("cascade", self.p.rs.cascades[cascade], note=f"outcome of cascade {cascade}")
+        if cascade in self.outcomes:
+            return self.outcomes[cascade]
+        return Unknown(errors=[f"dataset.{name} is not known until cascade {cascade} has finished"])
+
     def _cascade(self, c: CCascade) -> None:
+        """Run one cascade and record it (`CascadeRecord`); afterwards its outcome is known.
+
+        Semantics (a vectorised evaluator must reproduce them exactly):
+
+        1. ``until`` is evaluated. Unknown: status "unknown" (waits: its waits and errors), stop.
+           True: status "not needed", stop.
+        2. The steps are visited in order, each only while ``until`` is false:
+           a. a step with ``when C`` (dataset scope): C unknown -> status "unknown" (waits: C's),
+              stop; C false -> the step is recorded in `CascadeRecord.skipped` ("condition
+              false") and the next step is visited; C true (or no ``when``) -> the step applies.
+           b. an applied step runs its actions in order (`_run_actions`); every value is
+              recomputed after each action. An error action that fires ends the cascade with
+              status "error" and its message (`CascadeRecord.error`); an error condition or a
+              keep limit that is unknown ends it with status "unknown". Either way the step is
+              recorded as applied, with the changes made before it stopped.
+           c. after an applied step, ``until`` is evaluated again: unknown -> "unknown", stop;
+              true -> "satisfied" (outcome "mitigated"), stop.
+        3. Every step visited without ``until`` becoming true: "still exceeded".
+
+        The outcome (`OUTCOME_OF_STATUS`) is set when the cascade finishes; read while it runs,
+        ``dataset.NAME_outcome`` is an error value. Every cached value is dropped at the end, so
+        no value computed during the cascade outlives it.
+        """
         cond, before = self._until(c)
         record = CascadeRecord(c.decl.name, c.decl.loc, "not needed", before)
         self.cascades.append(record)
+        try:
+            self._run_cascade(c, record, cond)
+        finally:
+            self.outcomes[c.decl.name] = record.outcome
+            self.reset()
+
+    def _run_cascade(self, c: CCascade, record: CascadeRecord, cond: Any) -> None:
         if isinstance(cond, Unknown):
-            record.status = "unknown"
-            record.waits = tuple(sorted(cond.waits | cond.errors))
+            self._unknown(record, cond)
             return
         if cond:
             return
+        env = {"dataset": self.dataset}
         for step in c.steps:
+            if step.when is not None:
+                applies = step.when(self, env)
+                if isinstance(applies, Unknown):
+                    self._unknown(record, applies)
+                    return
+                if not applies:
+                    record.skipped.append(SkippedStep(step.decl.name, step.decl.loc, "condition false",
+                                                      len(record.steps)))
+                    continue
             changes: list[str] = []
-            for action in step.actions:
-                changes.extend(self._apply(c, step, action))
-            self.reset()
+            stop: Optional[_Stop] = None
+            try:
+                self._run_actions(c, step, step, changes)
+            except _Stop as exc:
+                stop = exc
             self.coverage.add(("step", c.decl.name, step.decl.name))
             cond, after = self._until(c)
             record.steps.append(StepRecord(step.decl.name, step.decl.loc, changes, after))
+            if stop is not None:
+                record.status, record.error, record.waits = stop.status, stop.message, stop.waits
+                return
             if isinstance(cond, Unknown):
-                record.status = "unknown"
-                record.waits = tuple(sorted(cond.waits | cond.errors))
+                self._unknown(record, cond)
                 return
             if cond:
                 record.status = "satisfied"
                 return
         record.status = "still exceeded"
 
-    def _apply(self, c: CCascade, step: CStep, action: CAction) -> list[str]:
+    @staticmethod
+    def _unknown(record: CascadeRecord, value: Unknown) -> None:
+        record.status = "unknown"
+        record.waits = _waits(value)
+
+    def _run_actions(self, c: CCascade, applied: CStep, step: CStep, changes: list[str]) -> None:
+        """Apply `step`'s actions in order on behalf of the `applied` step (they differ inside a
+        ``repeat``), recomputing every value after each action.
+
+        ``repeat "a", "b"`` applies the actions of the named earlier steps in the order named,
+        ignoring their ``when`` conditions; their changes are listed as ``repeat 'a': ...``.
+        ``error "m" when C``: C unknown -> _Stop("unknown"); C true or absent -> _Stop("error", m).
+        """
+        note = f"cascade {c.decl.name}, step {applied.decl.name!r}"
+        if step is not applied:
+            note += f" (repeating {step.decl.name!r})"
+        for action in step.actions:
+            a = action.decl
+            if isinstance(a, A.RepeatAction):
+                for name in a.steps:
+                    inner: list[str] = []
+                    self._run_actions(c, applied, c.by_name[name], inner)
+                    changes.extend(f"repeat {name!r}: {ch}" for ch in inner or ["no change"])
+                continue
+            if isinstance(a, A.ErrorAction):
+                self._error_action(action, changes)
+                continue
+            changes.extend(self._apply(c, step, action, note))
+            self.reset()
+
+    def _error_action(self, action: CAction, changes: list[str]) -> None:
+        a: A.ErrorAction = action.decl  # type: ignore[assignment]
+        if action.when is not None:
+            fires = action.when(self, {"dataset": self.dataset})
+            if isinstance(fires, Unknown):
+                raise _Stop("unknown", waits=_waits(fires))
+            if not fires:
+                return
+        self.coverage.add(coverage_key("error", a.loc))
+        changes.append(f"error: {a.message}")
+        raise _Stop("error", a.message)
+
+    def _apply(self, c: CCascade, step: CStep, action: CAction, note: str) -> list[str]:
         a = action.decl
-        note = f"cascade {c.decl.name}, step {step.decl.name!r}"
         if isinstance(a, A.SetAction) and a.kind is None:
             value = action.value(self, {"dataset": self.dataset})
             self.param_overlay[a.name] = (value, note)
             return [f"{a.name} = {self._show_param(a.name, value)}"]
         if isinstance(a, A.SetAction):
             todo = []
-            for ent in self.all_of(a.kind) if not isinstance(self.all_of(a.kind), Unknown) else ():
+            for ent in self._live(a.kind):
                 env = {"dataset": self.dataset, a.kind: ent}
                 if action.where is not None and action.where(self, env) is not True:
                     continue
@@ -634,10 +798,29 @@ class Evaluation:
         return [] if isinstance(ents, Unknown) else list(ents)
 
     def _keep(self, action: CAction) -> list[str]:
+        """``keep KIND where W group by G ranked by R1, R2 (while C | limit N)``.
+
+        1. ``limit N`` (dataset scope) is evaluated first, once, before anything is dropped:
+           unknown (or NaN) -> _Stop("unknown"); otherwise the first max(1, floor(N)) groups are
+           kept (all of them when N is at least their number, e.g. inf).
+        2. Live entities of KIND for which W is true (unknown counts as false) are grouped by
+           G's key text (each entity its own group without ``group by``); groups keep first-seen
+           order and are named by `_group_label`.
+        3. Groups are sorted by their first entity's ranking keys, compared lexicographically,
+           key by key: a known value sorts before an unknown one; numbers by value, false before
+           true, strings (and enum members) by text. Ties keep first-seen order.
+        4. Without ``limit``: the first group is always kept; the others are dropped, then
+           restored one at a time in rank order while C is true, C seeing ``dataset`` and KIND
+           bound to the first entity of the group being considered (values recomputed with that
+           group restored). The first group for which C is not true (false or unknown) is
+           dropped again, and so are all after it. Without ``while``, only the first group stays.
+        Entities for which W is not true are left alone. With fewer than two groups nothing changes.
+        """
         a: A.KeepAction = action.decl  # type: ignore[assignment]
+        limit = self._keep_limit(action)
         groups: dict[str, list[Entity]] = {}
         labels: dict[str, str] = {}
-        ranks: dict[str, Any] = {}
+        ranks: dict[str, tuple] = {}
         for ent in self._live(a.kind):
             env = {"dataset": self.dataset, a.kind: ent}
             if action.where is not None and action.where(self, env) is not True:
@@ -645,33 +828,77 @@ class Evaluation:
             g = action.group(self, env) if action.group is not None else ent
             gk = key_text(g)
             groups.setdefault(gk, []).append(ent)
-            labels.setdefault(gk, g.path if isinstance(g, Entity) else gk)
+            labels.setdefault(gk, _group_label(g, gk))
             if gk not in ranks:
-                r = action.rank(self, env) if action.rank is not None else len(ranks)
-                ranks[gk] = r if not isinstance(r, Unknown) else float("inf")
-        order = sorted(groups, key=lambda k: (ranks[k], list(groups).index(k)))
+                ranks[gk] = self._rank_key(action, env)
+        first_seen = {gk: i for i, gk in enumerate(groups)}
+        order = sorted(groups, key=lambda k: (ranks[k], first_seen[k]))
         if len(order) <= 1:
             return []
-        for gk in order[1:]:
-            for ent in groups[gk]:
-                self.dropped.add((ent.kind, ent.key))
-        self.reset()
-        kept = [order[0]]
-        if action.while_ is not None:
-            for gk in order[1:]:
-                for ent in groups[gk]:
-                    self.dropped.discard((ent.kind, ent.key))
-                self.reset()
-                if action.while_(self, {"dataset": self.dataset}) is True:
-                    kept.append(gk)
-                    continue
-                for ent in groups[gk]:
-                    self.dropped.add((ent.kind, ent.key))
-                self.reset()
-                break
+        if limit is not None:
+            kept = order[:limit]
+            for gk in order[limit:]:
+                self._drop_group(groups[gk])
+        else:
+            kept = self._keep_while(action, order, groups)
         dropped = [gk for gk in order if gk not in kept]
         return [f"kept {labels[gk]}" for gk in kept] + [
             f"dropped {labels[gk]} ({len(groups[gk])} {a.kind}{'s' if len(groups[gk]) != 1 else ''})" for gk in dropped]
+
+    def _keep_limit(self, action: CAction) -> Optional[int]:
+        """max(1, floor(N)) groups to keep, or None without a ``limit``; huge N keeps all."""
+        if action.limit is None:
+            return None
+        n = action.limit(self, {"dataset": self.dataset})
+        if isinstance(n, Unknown):
+            raise _Stop("unknown", waits=_waits(n))
+        if n != n:
+            raise _Stop("unknown", waits=("keep limit is not a number",))
+        return max(1, math.floor(max(-1e15, min(n, 1e15))))
+
+    def _rank_key(self, action: CAction, env: dict) -> tuple:
+        """One entity's ranking keys: (0, value) when known, (1, 0) when unknown (sorts last)."""
+        out = []
+        for fn in action.rank:
+            v = fn(self, env)
+            out.append((1, 0) if isinstance(v, Unknown) else (0, v))
+        return tuple(out)
+
+    def _drop_group(self, ents: list[Entity]) -> None:
+        for ent in ents:
+            self.dropped.add((ent.kind, ent.key))
+
+    def _keep_while(self, action: CAction, order: list[str], groups: dict[str, list[Entity]]) -> list[str]:
+        """Keep the first group, then further groups in rank order while the condition holds."""
+        kind = action.decl.kind
+        for gk in order[1:]:
+            self._drop_group(groups[gk])
+        self.reset()
+        kept = [order[0]]
+        if action.while_ is None:
+            return kept
+        for gk in order[1:]:
+            for ent in groups[gk]:
+                self.dropped.discard((ent.kind, ent.key))
+            self.reset()
+            if action.while_(self, {"dataset": self.dataset, kind: groups[gk][0]}) is True:
+                kept.append(gk)
+                continue
+            self._drop_group(groups[gk])
+            self.reset()
+            break
+        return kept
+
+    # ------------------------------------------------------------ warnings
+    def _warn(self, w: CWarn) -> Optional[WarningRecord]:
+        """A warning fires when its condition is true; an unknown condition "may apply"."""
+        cond = w.when(self, {"dataset": self.dataset})
+        if isinstance(cond, Unknown):
+            return WarningRecord(w.decl.message, w.decl.loc, "unknown", _waits(cond), w.decl.doc)
+        if not cond:
+            return None
+        self.coverage.add(w.cov)
+        return WarningRecord(w.decl.message, w.decl.loc, "fires", (), w.decl.doc)
 
     def _stage(self, st: CStage, args: list[Fn]) -> StageRecord:
         env = {"dataset": self.dataset}
@@ -750,3 +977,32 @@ def _dataset_attrs(e: Any) -> list[str]:
 def coverage_key(what: str, loc: A.Loc) -> tuple:
     """A cheap-to-hash coverage key for a rule item at `loc`."""
     return (what, f"{loc.file}:{loc.line}:{loc.column}")
+
+
+def _group_label(g: Any, gk: str) -> str:
+    """How a kept or dropped group is named: an entity's path, entities' paths joined by '+'."""
+    if isinstance(g, Entity):
+        return g.path
+    if isinstance(g, tuple) and g and all(isinstance(x, Entity) for x in g):
+        return "+".join(x.path for x in g)
+    return gk
+
+
+def _waits(value: Unknown) -> tuple[str, ...]:
+    """What an unknown control condition waits for: its missing facts and its errors."""
+    return tuple(sorted(value.waits | value.errors))
+
+
+def language_coverage_items(program: Program) -> dict[tuple, str]:
+    """Coverage items of the cascade and warning extensions, beyond `tester.coverage_items`:
+    each ``warn`` (exercised when it fires) and each ``error`` action (when it fires)."""
+    items: dict[tuple, str] = {}
+    for w in program.rs.warns.values():
+        items[coverage_key("warn", w.loc)] = f"warn {w.message!r}   [{w.loc}]"
+    for c in program.rs.cascades.values():
+        for st in c.steps:
+            for a in st.actions:
+                if isinstance(a, A.ErrorAction):
+                    items[coverage_key("error", a.loc)] = (
+                        f"cascade {c.name}: step {st.name!r}: error {a.message!r}   [{a.loc}]")
+    return items

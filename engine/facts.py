@@ -261,7 +261,8 @@ class ImageMeasurement(_Model):
     beam_major: Q("arcsec", "restoring beam major axis (FWHM)") = None
     beam_minor: Q("arcsec", "restoring beam minor axis (FWHM)") = None
     beam_pa: Q("deg", "restoring beam position angle") = None
-    bad_psf_channels: Count = Field(default=None, ge=0)
+    bad_psf_channels: Count = Field(default=None, ge=0, description="channels of a cube whose PSF fit failed")
+    failed: Optional[bool] = Field(default=None, description="the imaging task failed")
 
     @computed_field
     @property

@@ -241,9 +241,29 @@ class Compiler:
         scope = set(local)
         for b in binders:
             src = self._source(b.source, frozenset(scope))
+            join = self._join(b, frozenset(scope))
             scope.add(b.var)
-            out.append((b.var, src, self.expr(b.where, frozenset(scope))))
+            out.append((b.var, src, self.expr(b.where, frozenset(scope)), join))
         return out, frozenset(scope)
+
+    def _join(self, b: A.Binder, outer: frozenset[str]) -> Optional[tuple[str, VFn]]:
+        """An equality conjunct ``var.attr == expr`` of the binder's where (expr not naming var):
+        the expansion then pairs each row only with the elements whose attr matches (a hash join)."""
+        from almarules.engine.columnar.deps import names_in
+
+        def conjuncts(e: Optional[A.Expr]) -> list[A.Expr]:
+            if isinstance(e, A.Binary) and e.op == "and":
+                return conjuncts(e.left) + conjuncts(e.right)
+            return [] if e is None else [e]
+
+        for c in conjuncts(b.where):
+            if not (isinstance(c, A.Binary) and c.op == "=="):
+                continue
+            for mine, other in ((c.left, c.right), (c.right, c.left)):
+                if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
+                        and b.var not in names_in(other)):
+                    return mine.name, self.expr(other, outer)
+        return None
 
     def _source(self, e: A.Expr, local: frozenset[str]) -> VFn:
         if isinstance(e, (A.ListLit, A.SetLit)):
@@ -278,8 +298,8 @@ def expand_binders(ev: Any, fr: Frame, binders: list) -> tuple[Frame, np.ndarray
     root = np.arange(fr.n, dtype=np.int64)
     pending = np.zeros(fr.n, dtype=bool)
     inner = fr
-    for var, src, where in binders:
-        inner, parent, unknown_src = expand_source(ev, inner, var, src)
+    for var, src, where, join in binders:
+        inner, parent, unknown_src = expand_source(ev, inner, var, src, join)
         if unknown_src is not None:
             pending[root[unknown_src]] = True
         root = root[parent]
@@ -294,9 +314,18 @@ def expand_binders(ev: Any, fr: Frame, binders: list) -> tuple[Frame, np.ndarray
     return inner, root, (pending if pending.any() else None)
 
 
-def expand_source(ev: Any, fr: Frame, var: str, src: VFn) -> tuple[Frame, np.ndarray, Optional[np.ndarray]]:
-    """The frame with one row per (row, element of its collection), `var` bound to the element."""
+def expand_source(ev: Any, fr: Frame, var: str, src: VFn, join: Optional[tuple[str, VFn]] = None
+                  ) -> tuple[Frame, np.ndarray, Optional[np.ndarray]]:
+    """The frame with one row per (row, element of its collection), `var` bound to the element
+    (with a join: only the elements whose join attribute equals the row's value)."""
     coll = src(ev, fr)
+    if join is not None and not isinstance(coll, tuple) and coll.t == "rel":
+        joined = _join_expand(ev, fr, coll, join)
+        if joined is not None:
+            parent, elem = joined
+            inner = fr.sub(parent)
+            inner.vars[var] = Col("ent", elem, ekind=coll.ekind)
+            return inner, parent, coll.unk
     if isinstance(coll, tuple):  # a constant list: every row times each item
         cols = coll[1]
         k = len(cols)
@@ -317,6 +346,52 @@ def expand_source(ev: Any, fr: Frame, var: str, src: VFn) -> tuple[Frame, np.nda
     inner = fr.sub(parent)
     inner.vars[var] = Col("ent", elem, ekind=coll.ekind)
     return inner, parent, unk
+
+
+def _join_expand(ev: Any, fr: Frame, coll: Col, join: tuple[str, VFn]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(parent row, element) pairs whose keys are equal, by sorting; None when a key is unknown
+    (then the general expansion keeps the exact semantics of unknowns)."""
+    attr, other_fn = join
+    offsets, items = coll.base
+    keys = ev.column(coll.ekind, attr)
+    other = other_fn(ev, fr)
+    if other.unk is not None or keys.t != other.t or keys.t not in ("str", "ent", "num", "bool"):
+        return None
+    ikeys_col = keys.take(items) if len(items) else keys
+    if ikeys_col.unk is not None:
+        return None
+    n = fr.n
+    ikey = np.broadcast_to(np.asarray(ikeys_col.v), (len(items),))
+    qkey = np.broadcast_to(np.asarray(other.v), (n,))
+    if keys.t == "num":  # dense codes for real numbers (-0.0 == 0.0)
+        _, codes = np.unique(np.concatenate([ikey.astype(np.float64) + 0.0, qkey.astype(np.float64) + 0.0]),
+                             return_inverse=True)
+        codes = codes.reshape(-1).astype(np.int64)
+        ikey, qkey = codes[:len(items)], codes[len(items):]
+    ikey, qkey = ikey.astype(np.int64), qkey.astype(np.int64)
+    width = int(max(ikey.max(initial=0), qkey.max(initial=0))) + 1
+    cache_key = (id(offsets), id(items), attr, width)
+    hit = ev.join_cache.get(cache_key) if keys.t != "num" else None
+    if hit is not None and hit[0] is offsets:
+        _, order, ordered = hit
+    else:
+        owner_of_item = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+        comb = owner_of_item * width + ikey
+        order = np.argsort(comb, kind="stable")
+        ordered = comb[order]
+        if ev.p.origins[coll.ekind].get(attr) == "fact":
+            ev.join_cache[cache_key] = (offsets, order, ordered)
+    owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (n,))
+    if coll.unk is not None:
+        owner = np.where(coll.unk, -1, owner)
+    q = owner * width + qkey
+    lo = np.searchsorted(ordered, q, "left")
+    hi = np.searchsorted(ordered, q, "right")
+    counts = np.where(owner < 0, 0, hi - lo)
+    parent = np.repeat(np.arange(n, dtype=np.int64), counts)
+    within = np.arange(len(parent), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    elem = items[order[np.repeat(lo, counts) + within]]
+    return parent, elem
 
 
 def _with_empty(base: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -169,6 +169,7 @@ class CorpusEvaluation:
         for name, value in vp.p.params.items():
             self.params[name] = np.full(n, overrides.get(name, value), dtype=np.float64)
         self.memo: dict[tuple[str, str], Col] = {}
+        self.join_cache: dict[tuple, tuple] = {}  # sorted join keys of fact collections
         self.tables: dict[str, Table] = {}  # this evaluation's views of the corpus tables, and created ones
         self.overlay: dict[tuple[str, str], tuple[np.ndarray, Col]] = {}
         self.reasons: dict[tuple[str, str], np.ndarray] = {}

@@ -47,17 +47,15 @@ def _smooth_sizes() -> np.ndarray:
 
 def v_fft_size(n) -> Result:
     n = np.asarray(n, dtype=np.float64)
-    m = np.maximum(2.0, np.ceil(n - 1e-9))
+    bad = ~np.isfinite(n)
+    safe = np.where(bad, 2.0, n)
+    m = np.maximum(2.0, np.ceil(safe - 1e-9))
     sizes = _smooth_sizes()
     idx = np.searchsorted(sizes, m)
-    big = idx >= len(sizes)
-    out = sizes[np.minimum(idx, len(sizes) - 1)]
-    if np.any(big):  # beyond the table: the scalar search
-        flat = np.atleast_1d(out).copy()
-        for i in np.flatnonzero(np.atleast_1d(big)):
-            flat[i] = fft_size(float(np.atleast_1d(n)[i]))
-        out = flat.reshape(np.shape(out))
-    bad = ~np.isfinite(n)
+    out = np.atleast_1d(sizes[np.minimum(idx, len(sizes) - 1)]).copy()
+    for i in np.flatnonzero(np.atleast_1d(idx >= len(sizes))):  # beyond the table: the scalar search
+        out[i] = fft_size(float(np.atleast_1d(safe)[i]))
+    out = out.reshape(np.shape(m))
     return out, (bad if np.any(bad) else None)
 
 

@@ -616,6 +616,88 @@ CASES: list[tuple[str, list[tuple[str, int, int, str, str, str | None]]]] = [
          "step '2 pixels per beam' is placed after 'three pixels per beam', but cascade 'shrink' has no such step",
          "steps: '3 pixels per beam'"),
     ]),
+    # ---- cascade and warning extensions (step when, error, repeat, keep limit, several
+    # ranking keys, while seeing the candidate, cascade outcomes, warn)
+    ('step_when_not_boolean.rules', [
+        ('step_when_not_boolean.rules', 5, 21, 'type-mismatch',
+         "a step's 'when' condition must be true or false, got a number",
+         None),
+    ]),
+    ('error_when_not_boolean.rules', [
+        ('error_when_not_boolean.rules', 6, 36, 'type-mismatch',
+         "an 'error' condition must be true or false, got a number",
+         None),
+    ]),
+    ('repeat_unknown_step.rules', [
+        ('repeat_unknown_step.rules', 10, 9, 'unknown-name',
+         "step 'again' repeats unknown step '3 pixel per beam'",
+         "did you mean '3 pixels per beam'?"),
+    ]),
+    ('repeat_itself.rules', [
+        ('repeat_itself.rules', 9, 9, 'bad-repeat',
+         "step 'cell' cannot repeat itself",
+         None),
+    ]),
+    ('repeat_later_step.rules', [
+        ('repeat_later_step.rules', 8, 9, 'bad-repeat',
+         "step 'first' cannot repeat 'cell', which comes after it",
+         'a step can repeat only the steps before it'),
+    ]),
+    ('keep_limit_and_while.rules', [
+        ('keep_limit_and_while.rules', 6, 64, 'conflicting-clauses',
+         "a keep takes 'limit' or 'while', not both",
+         "'limit N' keeps the first N groups; 'while C' keeps groups while C holds"),
+    ]),
+    ('keep_limit_unit.rules', [
+        ('keep_limit_unit.rules', 6, 41, 'unit-mismatch',
+         "a 'limit' is a number of groups, got a quantity in GB",
+         None),
+    ]),
+    ('rank_second_key_collection.rules', [
+        ('rank_second_key_collection.rules', 6, 36, 'type-mismatch',
+         'cannot rank by a collection of intent',
+         None),
+    ]),
+    ('outcome_read_by_own_cascade.rules', [
+        ('outcome_read_by_own_cascade.rules', 6, 40, 'cycle',
+         "cascade 'shrink' cannot read dataset.shrink_outcome: its outcome is known only when it has finished",
+         None),
+    ]),
+    ('outcome_cycle_through_derive.rules', [
+        ('outcome_cycle_through_derive.rules', 3, 1, 'cycle',
+         'dependency cycle: dataset.cell -> cascade shrink -> dataset.cell',
+         None),
+    ]),
+    ('outcome_derived.rules', [
+        ('outcome_derived.rules', 5, 1, 'duplicate',
+         "dataset.shrink_outcome is the outcome of cascade 'shrink'; a rule cannot derive it",
+         'give the derived value another name'),
+    ]),
+    ('outcome_impossible_value.rules', [
+        ('outcome_impossible_value.rules', 5, 27, 'never-true',
+         "'satisfied' is never a value here; possible values: error, mitigated, not needed, still exceeded, unknown",
+         None),
+    ]),
+    ('warn_not_boolean.rules', [
+        ('warn_not_boolean.rules', 1, 35, 'type-mismatch',
+         "a warning's 'when' condition must be true or false, got a number",
+         None),
+    ]),
+    ('warn_duplicate.rules', [
+        ('warn_duplicate.rules', 2, 1, 'duplicate',
+         "warn 'many spectral windows' is already declared at warn_duplicate.rules:1:1",
+         'write \'override warn "many spectral windows" ...\' to replace it'),
+    ]),
+    ('override_warn_nothing.rules', [
+        ('override_warn_nothing.rules', 1, 1, 'override-nothing',
+         "override warn 'many spectral windows' names nothing declared before it",
+         None),
+    ]),
+    ('while_unknown_attribute.rules', [
+        ('while_unknown_attribute.rules', 6, 61, 'unknown-attribute',
+         "spw has no attribute 'is_larg'",
+         None),
+    ]),
 ]
 
 CASE_IDS = [c[0] for c in CASES]
@@ -677,7 +759,7 @@ def test_catalogue_size_and_codes():
         "coverage-gap", "coverage-overlap", "coverage-outside", "bad-interval", "duplicate",
         "step-never-applies", "cascade-until", "unused", "import-missing", "import-cycle",
         "override-nothing", "never-true", "not-constant", "out-of-range", "collection-shape",
-        "score-start", "io",
+        "score-start", "io", "bad-repeat", "conflicting-clauses",
     }
 
 

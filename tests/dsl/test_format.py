@@ -154,6 +154,17 @@ cascade productsize:
 override cascade other:
     step "only":
         keep spw ranked by -spw.id while count(spws) > 2
+    step "guarded" after "only"   when dataset.n > 3 GB:   # guarded
+        error "too big"   when dataset.size > 60 GB
+        error "always"
+        # before repeat
+        repeat "only",   "x"
+        keep spw ranked by spw.id,  -spw.size,not spw.ok limit (2)
+        keep image where image.intent == TARGET and image.specmode in {mfs, cube} and not image.rep ranked by a, b limit n
+
+override warn "many targets" when count(fields) > 30   # warn
+    """Warn doc."""
+warn "plain" when x
 
 override recipe main:
     """Recipe doc."""
@@ -289,6 +300,20 @@ cascade productsize:
 override cascade other:
     step "only":
         keep spw ranked by -spw.id while count(spws) > 2
+    step "guarded" after "only" when dataset.n > 3 GB:  # guarded
+        error "too big" when dataset.size > 60 GB
+        error "always"
+        # before repeat
+        repeat "only", "x"
+        keep spw ranked by spw.id, -spw.size, not spw.ok limit 2
+        keep image where image.intent == TARGET and image.specmode in {mfs, cube} and not image.rep
+            ranked by a, b
+            limit n
+
+override warn "many targets" when count(fields) > 30  # warn
+    """Warn doc."""
+
+warn "plain" when x
 
 override recipe main:
     """Recipe doc."""
@@ -313,7 +338,10 @@ def test_sample_is_canonical():
 def test_sample_covers_every_construct():
     kinds = {type(d) for d in parse_text(SAMPLE).decls}
     assert kinds == {A.Import, A.EnumDecl, A.Param, A.Derive, A.Table, A.Bands, A.Score,
-                     A.Collection, A.Cascade, A.Recipe}
+                     A.Collection, A.Cascade, A.Recipe, A.Warn}
+    actions = {type(a) for d in parse_text(SAMPLE).decls if isinstance(d, A.Cascade)
+               for s in d.steps for a in s.actions}
+    assert actions == {A.SetAction, A.KeepAction, A.DropAction, A.ErrorAction, A.RepeatAction}
 
 
 def test_expected_is_a_fixed_point():
@@ -640,11 +668,15 @@ emit_items = st.recursive(
 
 actions = st.one_of(
     st.builds(A.SetAction, st.none() | names, names, exprs, st.none() | exprs),
-    st.builds(A.KeepAction, names, st.none() | exprs, st.none() | exprs, st.none() | exprs, st.none() | exprs),
+    st.builds(A.KeepAction, names, st.none() | exprs, st.none() | exprs, st.none() | exprs, st.none() | exprs,
+              limit=st.none() | exprs, then_by=tuples(exprs, 0, 2)).filter(lambda k: k.rank is not None or not k.then_by),
     st.builds(A.DropAction, names, exprs),
+    st.builds(A.ErrorAction, texts, st.none() | exprs),
+    st.builds(A.RepeatAction, tuples(texts, 1, 3)),
 )
 steps = st.builds(A.Step, texts, tuples(actions, 1, 3),
-                  st.none() | st.tuples(st.sampled_from(["after", "before"]), texts), opt_docs)
+                  st.none() | st.tuples(st.sampled_from(["after", "before"]), texts), opt_docs,
+                  when=st.none() | exprs)
 stages = st.builds(A.Stage, names, tuples(exprs, 0, 2), st.none() | exprs)
 
 decls = st.one_of(
@@ -661,6 +693,7 @@ decls = st.one_of(
     st.builds(A.Collection, names, tuples(emit_items, 1, 3), opt_docs, st.booleans()),
     st.builds(A.Cascade, names, st.none() | exprs, tuples(steps, 1, 2), opt_docs, st.booleans()),
     st.builds(A.Recipe, names, tuples(stages, 1, 3), opt_docs, st.booleans()),
+    st.builds(A.Warn, texts, exprs, opt_docs, st.booleans()),
 )
 
 modules = st.builds(A.Module, st.just("<gen>"), opt_docs, tuples(decls, 0, 5))
