@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
@@ -325,6 +325,92 @@ _REDUCERS = {
 }
 
 
+def _join_of(b: A.Binder, names: Names, outer: frozenset[str]) -> Optional[tuple[tuple[str, ...], list[Fn]]]:
+    """The equality conjuncts ``var.attr == expr`` of a binder's where (expr not naming var)."""
+    def conjuncts(x: Optional[A.Expr]) -> list[A.Expr]:
+        if isinstance(x, A.Binary) and x.op == "and":
+            return conjuncts(x.left) + conjuncts(x.right)
+        return [] if x is None else [x]
+
+    attrs, others = [], []
+    for c in conjuncts(b.where):
+        if isinstance(c, A.Binary) and c.op == "==":
+            for mine, other in ((c.left, c.right), (c.right, c.left)):
+                if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
+                        and b.var not in _names(other)):
+                    attrs.append(mine.name)
+                    others.append(compile_expr(other, names, outer))
+                    break
+    return (tuple(attrs), others) if attrs else None
+
+
+def _names(e: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(e, A.Name):
+        out.add(e.id)
+    if isinstance(e, tuple):
+        for item in e:
+            out |= _names(item)
+    elif hasattr(e, "__dataclass_fields__"):
+        for f in e.__dataclass_fields__:
+            if f != "loc":
+                out |= _names(getattr(e, f))
+    return out
+
+
+def _joined(src: Fn, join: Optional[tuple[tuple[str, ...], list[Fn]]]) -> Fn:
+    """The binder's source narrowed to the elements whose join attributes equal the row's values
+    (a hash index per collection, built once per evaluation state), in their original order. The
+    where is still evaluated on them, so the result is the full scan's; an element whose joined
+    attribute is unknown (or not a fact) leaves the full collection to scan, as without a join."""
+    if join is None:
+        return src
+    attrs, others = join
+
+    def narrowed(ev, env):
+        coll = src(ev, env)
+        if coll.__class__ is Unknown or not coll:
+            return coll
+        key = (id(coll), attrs)
+        hit = ev.indexes.get(key)
+        if hit is None or hit[0] is not coll:
+            hit = ev.indexes[key] = (coll, _index(ev, coll, attrs))
+        index = hit[1]
+        if index is None:
+            return coll
+        want = tuple(fn(ev, env) for fn in others)
+        if any(v.__class__ is Unknown for v in want):
+            return coll
+        try:
+            return index.get(want, ())
+        except TypeError:  # an unhashable value: scan everything
+            return coll
+    return narrowed
+
+
+def _index(ev, coll, attrs: tuple[str, ...]) -> Optional[dict]:
+    """{(attr values): [elements in order]}, or None if some element's value is not a known fact
+    (derived values may change within an evaluation). Reads are not recorded as inputs."""
+    frames, ev.frames = ev.frames, []
+    try:
+        index: dict = {}
+        for item in coll:
+            if item.__class__ is not Entity:
+                return None
+            values = []
+            for attr in attrs:
+                if ev.p.origins[item.kind].get(attr) != "fact":
+                    return None
+                v = ev.attr(item, attr)
+                if v.__class__ is Unknown:
+                    return None
+                values.append(v)
+            index.setdefault(tuple(values), []).append(item)
+        return index
+    finally:
+        ev.frames = frames
+
+
 def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     """Evaluate ``func(element for v1 in c1 where p1, v2 in c2 ... else default)``.
 
@@ -335,9 +421,10 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     scope = set(local)
     for b in e.binders:
         src = compile_expr(b.source, names, frozenset(scope))
+        join = _join_of(b, names, frozenset(scope))
         scope.add(b.var)
         where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
-        binders.append((b.var, src, where))
+        binders.append((b.var, _joined(src, join), where))
     element = compile_expr(e.element, names, frozenset(scope))
     lead = [compile_expr(x, names, local) for x in e.lead]
     default = compile_expr(e.default, names, local) if e.default is not None else None

@@ -184,7 +184,8 @@ def diff(base: Program, new: Program, corpus: Corpus, examples: int = 5) -> Diff
                 continue
             unit = new.schema.kinds[kind][attr].unit or base.schema.kinds[kind][attr].unit
             path = f"{kind}.{attr}"
-            causes = [e.what for e in edits if deps_new.touches(attr, e.names) or deps_base.touches(attr, e.names)]
+            causes = [e.what for e in edits if any(
+                d.touches(attr, e.names, kind if (kind, attr) in d.direct else None) for d in (deps_new, deps_base))]
             ex = []
             for j in idx[:examples].tolist():
                 ex.append(ValueChange(dataset=names[ds[j]], entity=f"{kind}[{keys[j]}]" if kind != "dataset" else "dataset",

@@ -38,7 +38,7 @@ from almarules.dsl.loader import display_path
 from almarules.dsl.types import NumT
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity
 from almarules.engine.decisions import Decisions, Value, decisions
-from almarules.engine.evaluate import Evaluation, Program, UsageError, coverage_key
+from almarules.engine.evaluate import Evaluation, Program, UsageError, coverage_key, language_coverage_items
 
 DEFAULT_RTOL = 1e-9
 
@@ -325,6 +325,7 @@ def coverage_items(program: Program) -> dict[tuple, str]:
     for coll in program.rs.collections.values():
         for emit in _emits(coll.body):
             items[coverage_key("emit", emit.loc)] = f"collection {coll.kind}: emit   [{emit.loc}]"
+    items.update(language_coverage_items(program))
     return items
 
 

@@ -38,36 +38,57 @@ def names_in(node: Any) -> set[str]:
 
 
 class Dependencies:
-    """name -> every name its value can depend on (itself included)."""
+    """What each value can depend on: attribute names, parameters, tables, collections.
+
+    Targets are (kind, attribute) for rules, (None, name) for tables and collections. A name
+    read in an expression stands for that attribute on every kind (an over-approximation), but
+    a rule's own dependencies are its own: ``image.product_size`` does not inherit those of
+    ``dataset.product_size``."""
 
     def __init__(self, rs: RuleSet, collections: dict[str, str]):
-        direct: dict[str, set[str]] = {}
+        direct: dict[tuple, set[str]] = {}
         for target, rules in rs.derives.items():
-            attr = target.split(".", 1)[1]
-            direct.setdefault(attr, set()).update(names_in([(r.expr, r.when) for r in rules]))
+            kind, attr = target.split(".", 1)
+            direct.setdefault((kind, attr), set()).update(names_in([(r.expr, r.when) for r in rules]))
         for s in rs.scores.values():
-            direct.setdefault(s.attr, set()).update(names_in([s.start, s.when, s.clamp, s.terms]))
+            direct.setdefault((s.kind, s.attr), set()).update(names_in([s.start, s.when, s.clamp, s.terms]))
         for t in list(rs.tables.values()) + list(rs.bands.values()):
-            direct.setdefault(t.name, set()).update(names_in([r for r in t.rows]) - {t.arg})
+            direct.setdefault((None, t.name), set()).update(names_in([r for r in t.rows]) - {t.arg})
         for coll, kind in collections.items():
             if kind in rs.collections:
-                direct.setdefault(coll, set()).update(names_in(rs.collections[kind].body))
+                direct.setdefault((None, coll), set()).update(names_in(rs.collections[kind].body))
         self.direct = direct
-        self._closure: dict[str, frozenset[str]] = {}
+        self.targets: dict[str, list[tuple]] = {}  # name -> the targets it can stand for
+        for key in direct:
+            self.targets.setdefault(key[1], []).append(key)
+        self._closure: dict[tuple, frozenset[str]] = {}
 
-    def of(self, name: str) -> frozenset[str]:
-        hit = self._closure.get(name)
+    def of(self, name: str, kind: object = None) -> frozenset[str]:
+        """Every name the value of (kind, name) can depend on, itself included; without a kind,
+        of every target of that name."""
+        key = (kind, name)
+        hit = self._closure.get(key)
         if hit is None:
             seen = {name}
-            todo = [name]
+            todo = [key] if key in self.direct else list(self.targets.get(name, ()))
+            done: set[tuple] = set()
             while todo:
-                for m in self.direct.get(todo.pop(), ()):
-                    if m not in seen:
-                        seen.add(m)
-                        todo.append(m)
-            hit = self._closure[name] = frozenset(seen)
+                t = todo.pop()
+                if t in done:
+                    continue
+                done.add(t)
+                for m in self.direct.get(t, ()):
+                    seen.add(m)
+                    todo.extend(self.targets.get(m, ()))
+            hit = self._closure[key] = frozenset(seen)
         return hit
 
-    def touches(self, name: str, changed: Iterable[str]) -> bool:
-        deps = self.of(name)
+    def touches(self, name: str, changed: Iterable[str], kind: object = None) -> bool:
+        deps = self.of(name, kind)
         return any(c in deps for c in changed)
+
+    def direct_names(self, name: str) -> set[str]:
+        out: set[str] = set()
+        for t in self.targets.get(name, ()):
+            out |= self.direct[t]
+        return out

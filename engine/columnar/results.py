@@ -25,7 +25,7 @@ def derived_names(ev: Any) -> dict[str, list[str]]:
     kinds = ev.p.schema.kinds
     out: dict[str, list[str]] = {}
     for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset"):
-        names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score"))
+        names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score", "outcome"))
         if names:
             out[kind] = names
     return out

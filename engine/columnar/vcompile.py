@@ -246,9 +246,9 @@ class Compiler:
             out.append((b.var, src, self.expr(b.where, frozenset(scope)), join))
         return out, frozenset(scope)
 
-    def _join(self, b: A.Binder, outer: frozenset[str]) -> Optional[tuple[str, VFn]]:
-        """An equality conjunct ``var.attr == expr`` of the binder's where (expr not naming var):
-        the expansion then pairs each row only with the elements whose attr matches (a hash join)."""
+    def _join(self, b: A.Binder, outer: frozenset[str]) -> Optional[list[tuple[str, VFn]]]:
+        """The equality conjuncts ``var.attr == expr`` of the binder's where (expr not naming var):
+        the expansion then pairs each row only with the elements whose attributes match (a join)."""
         from almarules.engine.columnar.deps import names_in
 
         def conjuncts(e: Optional[A.Expr]) -> list[A.Expr]:
@@ -256,14 +256,16 @@ class Compiler:
                 return conjuncts(e.left) + conjuncts(e.right)
             return [] if e is None else [e]
 
+        found = []
         for c in conjuncts(b.where):
             if not (isinstance(c, A.Binary) and c.op == "=="):
                 continue
             for mine, other in ((c.left, c.right), (c.right, c.left)):
                 if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
                         and b.var not in names_in(other)):
-                    return mine.name, self.expr(other, outer)
-        return None
+                    found.append((mine.name, self.expr(other, outer)))
+                    break
+        return found or None
 
     def _source(self, e: A.Expr, local: frozenset[str]) -> VFn:
         if isinstance(e, (A.ListLit, A.SetLit)):
@@ -348,50 +350,61 @@ def expand_source(ev: Any, fr: Frame, var: str, src: VFn, join: Optional[tuple[s
     return inner, parent, unk
 
 
-def _join_expand(ev: Any, fr: Frame, coll: Col, join: tuple[str, VFn]) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """(parent row, element) pairs whose keys are equal, by sorting; None when a key is unknown
-    (then the general expansion keeps the exact semantics of unknowns)."""
-    attr, other_fn = join
+def _join_expand(ev: Any, fr: Frame, coll: Col, joins: list[tuple[str, VFn]]
+                 ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(parent row, element) pairs whose join keys are all equal, by sorting; None when a key is
+    unknown (then the general expansion keeps the exact semantics of unknowns)."""
     offsets, items = coll.base
-    keys = ev.column(coll.ekind, attr)
-    other = other_fn(ev, fr)
-    if other.unk is not None or keys.t != other.t or keys.t not in ("str", "ent", "num", "bool"):
-        return None
-    ikeys_col = keys.take(items) if len(items) else keys
-    if ikeys_col.unk is not None:
-        return None
     n = fr.n
-    ikey = np.broadcast_to(np.asarray(ikeys_col.v), (len(items),))
-    qkey = np.broadcast_to(np.asarray(other.v), (n,))
-    if keys.t == "num":  # dense codes for real numbers (-0.0 == 0.0)
-        _, codes = np.unique(np.concatenate([ikey.astype(np.float64) + 0.0, qkey.astype(np.float64) + 0.0]),
-                             return_inverse=True)
-        codes = codes.reshape(-1).astype(np.int64)
-        ikey, qkey = codes[:len(items)], codes[len(items):]
-    ikey, qkey = ikey.astype(np.int64), qkey.astype(np.int64)
-    width = int(max(ikey.max(initial=0), qkey.max(initial=0))) + 1
-    cache_key = (id(offsets), id(items), attr, width)
-    hit = ev.join_cache.get(cache_key) if keys.t != "num" else None
-    if hit is not None and hit[0] is offsets:
-        _, order, ordered = hit
-    else:
+    key_cols, row_keys = [], []
+    for attr, other_fn in joins:
+        keys = ev.column(coll.ekind, attr)
+        other = other_fn(ev, fr)
+        if other.unk is not None or keys.t != other.t or keys.t not in ("str", "ent", "num", "bool"):
+            return None
+        ik = keys.take(items) if len(items) else keys
+        if ik.unk is not None:
+            return None
+        key_cols.append(_key_array(ik, len(items), keys.t))
+        row_keys.append(_key_array(other, n, keys.t))
+    facts = all(ev.p.origins[coll.ekind].get(attr) == "fact" for attr, _ in joins)
+    cache_key = (id(offsets), id(items), tuple(attr for attr, _ in joins))
+    hit = ev.join_cache.get(cache_key) if facts else None
+    if hit is None or hit[0] is not offsets:
         owner_of_item = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
-        comb = owner_of_item * width + ikey
+        levels, comb = [], owner_of_item
+        for ik in key_cols:  # combine key by key, re-densified each time (no overflow)
+            u, inv = np.unique(ik, return_inverse=True)
+            uc, comb = np.unique(comb * len(u) + inv.reshape(-1), return_inverse=True)
+            comb = comb.reshape(-1)
+            levels.append((u, uc))
         order = np.argsort(comb, kind="stable")
-        ordered = comb[order]
-        if ev.p.origins[coll.ekind].get(attr) == "fact":
-            ev.join_cache[cache_key] = (offsets, order, ordered)
+        hit = (offsets, levels, order, comb[order])
+        if facts:
+            ev.join_cache[cache_key] = hit
+    _, levels, order, ordered = hit
     owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (n,))
-    if coll.unk is not None:
-        owner = np.where(coll.unk, -1, owner)
-    q = owner * width + qkey
-    lo = np.searchsorted(ordered, q, "left")
-    hi = np.searchsorted(ordered, q, "right")
-    counts = np.where(owner < 0, 0, hi - lo)
+    ok = np.ones(n, dtype=bool) if coll.unk is None else ~coll.unk
+    code = owner.copy()
+    for (u, uc), qk in zip(levels, row_keys):
+        pos = np.minimum(np.searchsorted(u, qk), max(len(u) - 1, 0))
+        ok &= (u[pos] == qk) if len(u) else False
+        q = code * len(u) + pos
+        pos2 = np.minimum(np.searchsorted(uc, q), max(len(uc) - 1, 0))
+        ok &= (uc[pos2] == q) if len(uc) else False
+        code = pos2
+    lo = np.searchsorted(ordered, code, "left")
+    hi = np.searchsorted(ordered, code, "right")
+    counts = np.where(ok, hi - lo, 0)
     parent = np.repeat(np.arange(n, dtype=np.int64), counts)
     within = np.arange(len(parent), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     elem = items[order[np.repeat(lo, counts) + within]]
     return parent, elem
+
+
+def _key_array(c: Col, n: int, t: str) -> np.ndarray:
+    v = np.broadcast_to(np.asarray(c.v), (n,))
+    return v.astype(np.float64) + 0.0 if t == "num" else v.astype(np.int64)  # -0.0 == 0.0
 
 
 def _with_empty(base: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,13 +12,13 @@ property test checks that both give the same decisions.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
 from almarules.dsl import ast as A
-from almarules.dsl.checker import plural
+from almarules.dsl.checker import outcome_attr, plural
 from almarules.dsl.intervals import Span
 from almarules.dsl.types import BoolT, CollT, EntityT, EnumT, NumT, StrT
 from almarules.engine.columnar.columns import (
@@ -27,7 +27,7 @@ from almarules.engine.columnar.columns import (
 from almarules.engine.columnar.deps import Dependencies
 from almarules.engine.columnar.tables import Corpus, Table
 from almarules.engine.columnar.vcompile import Compiler, Frame, VFn, expand_binders
-from almarules.engine.evaluate import Program
+from almarules.engine.evaluate import OUTCOME_OF_STATUS, Program
 from almarules.engine.values import key_text
 
 _BIG = np.int64(1) << np.int64(32)
@@ -64,15 +64,25 @@ class VAction:
     value: Optional[VFn] = None
     where: Optional[VFn] = None
     group: Optional[VFn] = None
-    rank: Optional[VFn] = None
-    while_: Optional[VFn] = None
+    rank: list[VFn] = field(default_factory=list)  # ranking keys, lexicographic
+    while_: Optional[VFn] = None  # sees dataset and the keep's kind (the candidate group's first entity)
+    limit: Optional[VFn] = None
+    when: Optional[VFn] = None  # an error action's condition
+
+
+@dataclass
+class VStep:
+    decl: A.Step
+    actions: list[VAction]
+    when: Optional[VFn] = None
 
 
 @dataclass
 class VCascade:
     decl: A.Cascade
     until: VFn
-    steps: list[tuple[A.Step, list[VAction]]]
+    steps: list[VStep]
+    by_name: dict[str, VStep] = field(default_factory=dict)
 
 
 class VProgram:
@@ -105,7 +115,8 @@ class VProgram:
                 labels = np.array([STRINGS.code(lab) for lab in t.labels], dtype=np.int32)
                 self.tables[name] = VTable(t.spans, [], labels, decl.arg)
         self.collections = {kind: self._body(coll.body, frozenset({"dataset"})) for kind, coll in rs.collections.items()}
-        self.cascades = [self._cascade(cc) for cc in rs.cascades.values()]
+        self.cascades = [self._cascade(rs.cascades[c.decl.name]) for c in program.cascades]
+        self.warns = [(w.decl, c.expr(w.decl.when, frozenset({"dataset"}))) for w in program.warns]
         ds = frozenset({"dataset"})
         self.recipes = {name: [(st, c.expr(st.when, ds)) for st in r.stages] for name, r in rs.recipes.items()}
         self.deps = Dependencies(rs, program.schema.collections)
@@ -135,11 +146,16 @@ class VProgram:
                 elif isinstance(a, A.KeepAction):
                     local = frozenset({"dataset", a.kind})
                     actions.append(VAction(a, where=c.expr(a.where, local), group=c.expr(a.group, local),
-                                           rank=c.expr(a.rank, local), while_=c.expr(a.while_, ds)))
+                                           rank=[c.expr(k, local) for k in a.rank_keys],
+                                           while_=c.expr(a.while_, local), limit=c.expr(a.limit, ds)))
+                elif isinstance(a, A.ErrorAction):
+                    actions.append(VAction(a, when=c.expr(a.when, ds)))
+                elif isinstance(a, A.RepeatAction):
+                    actions.append(VAction(a))
                 else:
                     raise Unsupported(f"cascade action {type(a).__name__}")
-            steps.append((st, actions))
-        return VCascade(cc, c.expr(cc.until, ds), steps)
+            steps.append(VStep(st, actions, c.expr(st.when, ds)))
+        return VCascade(cc, c.expr(cc.until, ds), steps, {st.decl.name: st for st in steps})
 
     def run(self, corpus: Corpus, params: Optional[dict[str, float]] = None) -> "CorpusEvaluation":
         """Evaluate on a corpus (its fact columns are shared: several evaluations can use one corpus)."""
@@ -153,8 +169,9 @@ class CascadeResult:
     """Per dataset: the cascade's status and the names of the steps applied."""
 
     name: str
-    status: np.ndarray  # object: "not needed", "satisfied", "still exceeded", "unknown"
+    status: np.ndarray  # object: "not needed", "satisfied", "still exceeded", "error", "unknown"
     steps: list[list[str]]
+    errors: list = field(default_factory=list)  # per dataset: the error action's message, or None
 
 
 class CorpusEvaluation:
@@ -175,6 +192,8 @@ class CorpusEvaluation:
         self.reasons: dict[tuple[str, str], np.ndarray] = {}
         self.coll_unknown: dict[str, np.ndarray] = {}  # created kind -> datasets whose collection is unknown
         self.cascades: list[CascadeResult] = []
+        self.outcomes: dict[str, np.ndarray] = {}  # cascade -> outcome text per dataset, once finished
+        self.warnings: list[tuple[A.Warn, np.ndarray, np.ndarray]] = []  # (decl, fired, unknown)
         self.stages: dict[str, list[tuple[A.Stage, np.ndarray, np.ndarray]]] = {}
         self._active: set[tuple[str, str]] = set()
 
@@ -239,6 +258,13 @@ class CorpusEvaluation:
                 c = self._collection_rel(ck, self.coll_unknown.get(ck))
             else:
                 c = self.table_of(kind).created[attr]
+        elif origin == "outcome":
+            cascade = self.p.outcome_of[attr]
+            if cascade not in self.outcomes:
+                c = Col("str", np.zeros(self.corpus.n, dtype=np.int32), np.ones(self.corpus.n, dtype=bool))
+            else:
+                codes, _ = STRINGS.encode(self.outcomes[cascade].tolist())
+                c = Col("str", codes)
         elif origin in ("derived", "score"):
             if key in self._active:
                 raise Unsupported(f"{kind}.{attr} depends on itself")
@@ -557,16 +583,20 @@ class CorpusEvaluation:
                 c = when(self, fr)
                 out.append((st, truth(c, fr.n), mask_of(c.unk, fr.n)))
             self.stages[name] = out
+        dsf = self.frame("dataset")
+        for decl, when in self.vp.warns:
+            c = when(self, dsf)
+            self.warnings.append((decl, truth(c, dsf.n), mask_of(c.unk, dsf.n)))
 
     def compute_all(self) -> None:
         """Compute every derived and scored column of every kind (what a report shows)."""
-        from almarules.dsl.checker import plural as _plural
+        from almarules.dsl.checker import outcome_attr, plural as _plural
 
         for kind, attrs in self.schema.kinds.items():
             if kind != "dataset" and _plural(kind) not in self.schema.collections:
                 continue
             for attr, info in attrs.items():
-                if info.origin in ("derived", "score"):
+                if info.origin in ("derived", "score", "outcome"):
                     self.column(kind, attr)
 
     def invalidate(self, changed: set[str]) -> None:
@@ -574,47 +604,92 @@ class CorpusEvaluation:
         deps = self.vp.deps
         for kind in list(self.vp.collections):
             coll = plural(kind)
-            if kind in self.tables and any(deps.touches(m, changed) for m in deps.direct.get(coll, ())
+            if kind in self.tables and any(deps.touches(m, changed) for m in deps.direct.get((None, coll), ())
                                                   if m != coll):
                 self._reemit(kind)
                 return
         for key in list(self.memo):
             kind, attr = key
             origin = self.p.origins[kind].get(attr)
-            if origin in ("derived", "score") or (kind == "dataset" and origin in ("created", "fact")
+            if origin in ("derived", "score", "outcome") or (kind == "dataset" and origin in ("created", "fact")
                                                   and attr in self.schema.collections):
-                if deps.touches(attr, changed):
+                if deps.touches(attr, changed, kind if (kind, attr) in deps.direct else None):
                     del self.memo[key]
 
     # ------------------------------------------------------------ cascades
     def _cascade(self, vc: VCascade) -> None:
+        """Run a cascade for every dataset at once, as `Evaluation._cascade` does for one."""
         n = self.corpus.n
         dsf = self.frame("dataset")
         status = np.full(n, "not needed", dtype=object)
         steps: list[list[str]] = [[] for _ in range(n)]
+        errors: list[Optional[str]] = [None] * n
         cond = vc.until(self, dsf)
         unknown = mask_of(cond.unk, n)
         status[unknown] = "unknown"
         active = ~unknown & ~truth(cond, n)
-        for st, actions in vc.steps:
+        for st in vc.steps:
             if not active.any():
                 break
-            changed: set[str] = set()
-            for action in actions:
-                changed |= self._apply(action, active)
-            self.invalidate(changed)
-            for d in np.flatnonzero(active).tolist():
-                steps[d].append(st.name)
+            applies = active.copy()
+            if st.when is not None:
+                c = st.when(self, dsf)
+                cu = mask_of(c.unk, n) & active
+                status[cu] = "unknown"
+                active &= ~cu
+                applies = active & truth(c, n)
+            if not applies.any():
+                continue
+            running = applies.copy()
+            stopped = np.full(n, None, dtype=object)
+            self._run_actions(vc, st, running, stopped, errors)
+            for d in np.flatnonzero(applies).tolist():
+                steps[d].append(st.decl.name)
             cond = vc.until(self, dsf)
-            cu = mask_of(cond.unk, n) & active
+            halted = applies & ~running
+            status[halted] = stopped[halted]
+            rest = applies & running
+            cu = mask_of(cond.unk, n) & rest
             status[cu] = "unknown"
-            done = truth(cond, n) & active
+            done = truth(cond, n) & rest
             status[done] = "satisfied"
-            active &= ~(cu | done)
+            active &= ~(halted | cu | done)
         status[active] = "still exceeded"
-        self.cascades.append(CascadeResult(vc.decl.name, status, steps))
+        self.cascades.append(CascadeResult(vc.decl.name, status, steps, errors))
+        self.outcomes[vc.decl.name] = np.array([OUTCOME_OF_STATUS[x] for x in status.tolist()], dtype=object)
+        # columns were recomputed after every action, so all are of the final state; only those
+        # that read the outcome (an error while the cascade ran) must be computed anew
+        self.invalidate({outcome_attr(vc.decl.name)})
 
-    def _apply(self, action: VAction, active: np.ndarray) -> set[str]:
+    def _run_actions(self, vc: VCascade, st: VStep, running: np.ndarray, stopped: np.ndarray,
+                     errors: list) -> None:
+        """Apply a step's actions in order to the running datasets, recomputing after each;
+        an error action (or an unknown limit or error condition) stops a dataset's step."""
+        n = self.corpus.n
+        for action in st.actions:
+            if not running.any():
+                return
+            a = action.decl
+            if isinstance(a, A.RepeatAction):
+                for name in a.steps:
+                    self._run_actions(vc, vc.by_name[name], running, stopped, errors)
+                continue
+            if isinstance(a, A.ErrorAction):
+                if action.when is None:
+                    fires, cu = running.copy(), np.zeros(n, dtype=bool)
+                else:
+                    c = action.when(self, self.frame("dataset"))
+                    cu = mask_of(c.unk, n) & running
+                    fires = truth(c, n) & running & ~cu
+                stopped[cu] = "unknown"
+                stopped[fires] = "error"
+                for d in np.flatnonzero(fires).tolist():
+                    errors[d] = a.message
+                running &= ~(cu | fires)
+                continue
+            self.invalidate(self._apply(action, running, stopped))
+
+    def _apply(self, action: VAction, active: np.ndarray, stopped: np.ndarray) -> set[str]:
         a = action.decl
         if isinstance(a, A.SetAction) and a.kind is None:
             value = action.value(self, self.frame("dataset"))
@@ -645,7 +720,7 @@ class CorpusEvaluation:
             gone = live & truth(action.where(self, fr), fr.n)
             self._set_live(table, table.live & ~gone)
             return {plural(a.kind)}
-        self._keep(action, table, fr, live)
+        self._keep(action, table, fr, active, stopped)
         return {plural(a.kind)}
 
     def _set_live(self, table: Table, live: np.ndarray) -> None:
@@ -653,19 +728,33 @@ class CorpusEvaluation:
         table.changed()
         self.invalidate({plural(table.kind)})
 
-    def _keep(self, action: VAction, table: Table, fr: Frame, live: np.ndarray) -> None:
+    def _keep(self, action: VAction, table: Table, fr: Frame, active: np.ndarray, stopped: np.ndarray) -> None:
+        """`Evaluation._keep` for every running dataset: limit first; groups ranked by their first
+        entity's keys (known before unknown, lexicographic, ties by first appearance); the first
+        kept, the rest dropped, then restored in rank order while the condition holds."""
         a: A.KeepAction = action.decl  # type: ignore[assignment]
+        n_ds = self.corpus.n
+        limit = None
+        if action.limit is not None:
+            c = action.limit(self, self.frame("dataset"))
+            lv = np.broadcast_to(np.asarray(c.v, dtype=np.float64), (n_ds,))
+            bad = (mask_of(c.unk, n_ds) | np.isnan(lv)) & active
+            stopped[bad] = "unknown"
+            active &= ~bad  # (the caller's running mask: these datasets stop here)
+            limit = np.maximum(1, np.floor(np.clip(np.nan_to_num(lv, nan=1.0), -1e15, 1e15))).astype(np.int64)
         n = fr.n
+        live = table.live & active[table.ds]
         cand = live if action.where is None else live & truth(action.where(self, fr), n)
         rows = np.flatnonzero(cand)
         if not len(rows):
             return
         if action.group is not None:
             g = action.group(self, fr)
-            if g.t not in ("ent", "str", "num", "bool"):
+            if g.t not in ("ent", "str", "num", "bool", "rel"):
                 raise Unsupported(f"grouping by a {g.t}")
-            gv = np.broadcast_to(np.asarray(g.v), (n,))[rows]
-            gkey = gv.view(np.int64) if gv.dtype == np.float64 else gv.astype(np.int64)
+            if g.t == "num":
+                g = Col("num", np.broadcast_to(np.asarray(g.v, dtype=np.float64), (n,)) + 0.0, g.unk)
+            gkey = self._identity(g, n)[rows]  # equal exactly when the key texts are
             gkey = np.where(mask_of(g.unk, n)[rows], np.int64(-(1 << 62)), gkey)  # unknown groups together
         else:
             gkey = rows.astype(np.int64)
@@ -675,30 +764,37 @@ class CorpusEvaluation:
         group = group.reshape(-1)
         first_row = rows[first_idx]
         n_groups = len(first_idx)
-        if action.rank is not None:
-            r = action.rank(self, fr)
-            if r.t not in ("num", "bool"):
+        sort_keys: list[np.ndarray] = []
+        for fn in action.rank:
+            r = fn(self, fr)
+            unk = mask_of(r.unk, n)[first_row]
+            v = np.broadcast_to(np.asarray(r.v), (n,))[first_row]
+            if r.t == "str":
+                v = _text_rank()[v]
+            elif r.t in ("num", "bool"):
+                v = v.astype(np.float64)
+            else:
                 raise Unsupported(f"ranking by a {r.t}")
-            rank = np.broadcast_to(np.asarray(r.v, dtype=np.float64), (n,))[first_row]
-            rank = np.where(mask_of(r.unk, n)[first_row], np.inf, rank)
-        else:
-            rank = np.zeros(n_groups)
+            sort_keys += [unk.astype(np.int8), np.where(unk, 0, v)]
         gds = table.ds[first_row]
-        order = np.lexsort((first_row, rank, gds))  # by dataset, rank, first appearance
+        order = np.lexsort(tuple(reversed([gds] + sort_keys + [first_row])))
         ordinal = np.empty(n_groups, dtype=np.int64)
-        starts = np.r_[0, np.flatnonzero(np.diff(gds[order])) + 1]
+        sorted_ds = gds[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_ds)) + 1]
         seg = np.repeat(starts, np.diff(np.r_[starts, n_groups]))
         ordinal[order] = np.arange(n_groups) - seg
-        count = np.bincount(gds, minlength=self.corpus.n)
+        count = np.bincount(gds, minlength=n_ds)
         row_ord = ordinal[group]
         several = count[ds] > 1
+        keep_n = limit[ds] if limit is not None else np.ones(len(rows), dtype=np.int64)
         new_live = table.live.copy()
-        new_live[rows[several & (row_ord >= 1)]] = False
+        new_live[rows[several & (row_ord >= keep_n)]] = False
         self._set_live(table, new_live)
-        if action.while_ is None:
+        if limit is not None or action.while_ is None:
             return
+        first_of_group = np.full((n_ds, int(count.max())), -1, dtype=np.int64)
+        first_of_group[gds, ordinal] = first_row
         adding = count > 1
-        dsf = self.frame("dataset")
         for k in range(1, int(count.max())):
             trying = adding & (count > k)
             if not trying.any():
@@ -707,7 +803,9 @@ class CorpusEvaluation:
             new_live = table.live.copy()
             new_live[sel] = True
             self._set_live(table, new_live)
-            ok = truth(action.while_(self, dsf), self.corpus.n)
+            dsf = self.frame("dataset")
+            dsf.vars[a.kind] = Col("ent", np.maximum(first_of_group[:, k], 0), ekind=a.kind)
+            ok = truth(action.while_(self, dsf), n_ds)
             failed = trying & ~ok
             if failed.any():
                 back = sel[failed[table.ds[sel]]]
@@ -715,6 +813,14 @@ class CorpusEvaluation:
                 new_live[back] = False
                 self._set_live(table, new_live)
                 adding &= ~failed
+
+
+def _text_rank() -> np.ndarray:
+    """code -> position of its text in sorted order (strings rank by text, not by code)."""
+    texts = STRINGS.texts
+    rank = np.empty(len(texts), dtype=np.float64)
+    rank[np.argsort(np.array(texts, dtype=object))] = np.arange(len(texts))
+    return rank
 
 
 # ---------------------------------------------------------------- helpers
