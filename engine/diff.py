@@ -90,19 +90,29 @@ def _decls(rs: RuleSet) -> dict[str, tuple[Any, set[str], str]]:
     for c in rs.collections.values():
         out[f"collection {c.kind}"] = (c.body, {plural(c.kind)}, str(c.loc))
     for c in rs.cascades.values():
-        out[f"cascade {c.name} until"] = (c.until, _cascade_names(c), str(c.loc))
+        out[f"cascade {c.name} until"] = (c.until, _step_names(c, c.steps), str(c.loc))
         for st in c.steps:
-            out[f"cascade {c.name} step {st.name!r}"] = (st.actions, _cascade_names(c), str(st.loc))
+            out[f"cascade {c.name} step {st.name!r}"] = ((st.actions, st.when), _step_names(c, [st]), str(st.loc))
     return out
 
 
-def _cascade_names(c: A.Cascade) -> set[str]:
-    """What a cascade can change: the attributes and parameters it sets, the collections it trims."""
+def _step_names(c: A.Cascade, steps) -> set[str]:
+    """What cascade steps can change: the attributes and parameters they set, the collections they
+    trim (through the steps they repeat too), and the cascade's outcome."""
     names: set[str] = {f"{c.name}_outcome"}
-    for st in c.steps:
+    by_name = {st.name: st for st in c.steps}
+    todo = list(steps)
+    seen: set[str] = set()
+    while todo:
+        st = todo.pop()
+        if st.name in seen:
+            continue
+        seen.add(st.name)
         for a in st.actions:
             if isinstance(a, A.SetAction):
                 names.add(a.name)
+            elif isinstance(a, A.RepeatAction):
+                todo.extend(by_name[n] for n in a.steps if n in by_name)
             elif getattr(a, "kind", None):
                 names.add(plural(a.kind))
     return names
@@ -163,6 +173,7 @@ def diff(base: Program, new: Program, corpus: Corpus, examples: int = 5) -> Diff
             per_dataset[d] = DatasetChange(dataset=names[d], values=0, attributes=[])
         return per_dataset[d]
 
+    ran = _steps_ran(sides)
     kinds_b, kinds_n = derived_names(sides[0].ev), derived_names(sides[1].ev)
     for kind in list(dict.fromkeys(list(kinds_b) + list(kinds_n))):
         match = _match_entities(kind, sides[0].ev, sides[1].ev)
@@ -184,8 +195,10 @@ def diff(base: Program, new: Program, corpus: Corpus, examples: int = 5) -> Diff
                 continue
             unit = new.schema.kinds[kind][attr].unit or base.schema.kinds[kind][attr].unit
             path = f"{kind}.{attr}"
+            changed_ds = set(np.unique(ds[idx]).tolist())
             causes = [e.what for e in edits if any(
-                d.touches(attr, e.names, kind if (kind, attr) in d.direct else None) for d in (deps_new, deps_base))]
+                d.touches(attr, e.names, kind if (kind, attr) in d.direct else None) for d in (deps_new, deps_base))
+                and _step_ran(e, changed_ds, ran)]
             ex = []
             for j in idx[:examples].tolist():
                 ex.append(ValueChange(dataset=names[ds[j]], entity=f"{kind}[{keys[j]}]" if kind != "dataset" else "dataset",
@@ -209,6 +222,24 @@ def diff(base: Program, new: Program, corpus: Corpus, examples: int = 5) -> Diff
     return DiffReport(base=base.rs.roots, new=new.rs.roots, datasets=corpus.n, changed_datasets=len(by_dataset),
                       changed_values=sum(a.values for a in attributes), edits=edits, attributes=attributes,
                       by_dataset=by_dataset)
+
+
+def _steps_ran(sides: list[_Side]) -> dict[str, set[int]]:
+    """``cascade NAME step 'S'`` -> datasets where the step applied in either version."""
+    ran: dict[str, set[int]] = {}
+    for side in sides:
+        for c in side.ev.cascades:
+            for d, steps in enumerate(c.steps):
+                for st in steps:
+                    ran.setdefault(f"cascade {c.name} step {st!r}", set()).add(d)
+    return ran
+
+
+def _step_ran(e: Edit, datasets: set[int], ran: dict[str, set[int]]) -> bool:
+    """A cascade step's edit can only explain changes in datasets where the step applied."""
+    if not e.what.startswith("cascade ") or " step " not in e.what:
+        return True
+    return bool(ran.get(e.what, set()) & datasets)
 
 
 def _match_entities(kind: str, eb: CorpusEvaluation, en: CorpusEvaluation):

@@ -26,18 +26,30 @@ from almarules.engine.compile import Names
 
 
 class Frame:
-    """Rows being evaluated: their count, dataset index, and variable columns."""
+    """Rows being evaluated: their count, dataset index, and variable columns. A frame made from
+    another (`sub`) gathers the other's variables only when they are read."""
 
-    __slots__ = ("n", "ds", "vars")
+    __slots__ = ("n", "ds", "vars", "_src", "_idx")
 
-    def __init__(self, n: int, ds: np.ndarray, vars: dict[str, Col]):
+    def __init__(self, n: int, ds: np.ndarray, vars: dict[str, Col], src: Optional["Frame"] = None,
+                 idx: Optional[np.ndarray] = None):
         self.n = n
         self.ds = ds
         self.vars = vars
+        self._src = src
+        self._idx = idx
+
+    def var(self, name: str) -> Col:
+        c = self.vars.get(name)
+        if c is None:
+            if self._src is None:
+                raise KeyError(name)
+            c = self.vars[name] = self._src.var(name).take(self._idx)
+        return c
 
     def sub(self, idx: np.ndarray) -> "Frame":
-        """The frame of rows idx of this one (variables gathered)."""
-        return Frame(len(idx), self.ds[idx], {k: c.take(idx) for k, c in self.vars.items()})
+        """The frame of rows idx of this one."""
+        return Frame(len(idx), self.ds[idx], {}, self, idx)
 
 
 VFn = Callable[[Any, Frame], Col]
@@ -114,7 +126,7 @@ class Compiler:
 
     def _name(self, name: str, local: frozenset[str]) -> VFn:
         if name in local:
-            return lambda ev, fr: fr.vars[name]
+            return lambda ev, fr: fr.var(name)
         if name in self.names.params:
             return lambda ev, fr: ev.param(name, fr.ds)
         if name == "dataset":

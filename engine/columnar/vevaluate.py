@@ -517,12 +517,14 @@ class CorpusEvaluation:
             ids = np.where(counts == 1, items[np.minimum(offsets[v], max(len(items) - 1, 0))] if len(items) else -1,
                            -1)
             several = np.flatnonzero(counts > 1)
-            if len(several):
-                interned: dict[tuple, int] = {}
-                for r in several.tolist():
-                    o = int(v[r])
-                    key = tuple(items[offsets[o]:offsets[o + 1]].tolist())
-                    ids[r] = -2 - interned.setdefault(key, len(interned))
+            if len(several):  # lists of several: intern them exactly, as rows of a padded matrix
+                owners = v[several]
+                width = int(counts[several].max())
+                grid = np.full((len(several), width), -1, dtype=np.int64)
+                parent, elem, within = expand(owners, offsets, items)
+                grid[parent, within] = elem
+                _, inverse = np.unique(grid, axis=0, return_inverse=True)
+                ids[several] = -2 - inverse.reshape(-1)
             return ids
         raise Unsupported(f"entity keys from {c.t} values")
 
@@ -548,26 +550,40 @@ class CorpusEvaluation:
 
     def _keys(self, table: Table, names: list[str], rows: np.ndarray) -> list[str]:
         parts = [self._key_texts(table.created[name], rows) for name in names]
-        return [".".join(t) for t in zip(*parts)] if len(parts) > 1 else list(parts[0])
+        if len(parts) == 1:
+            return parts[0]
+        return [".".join(t) for t in zip(*parts)]
 
     def _key_texts(self, c: Col, rows: np.ndarray) -> list[str]:
         """How each row's value appears in an entity key (`almarules.engine.values.key_text`)."""
         v = c.v[rows] if isinstance(c.v, np.ndarray) and c.v.ndim == 1 else np.broadcast_to(c.v, (len(rows),))
         if c.t == "ent":
-            keys = self.table_of(c.ekind).keys
-            return [keys[i] for i in v.tolist()]
+            return self._key_array(c.ekind)[v].tolist()
         if c.t == "str":
-            texts = STRINGS.texts
-            return [texts[i] for i in v.tolist()]
+            return _texts_array()[v].tolist()
         if c.t == "rel":
-            keys = self.table_of(c.ekind).keys
+            keys = self._key_array(c.ekind)
             offsets, items = c.base
-            off = offsets.tolist()
-            it = items.tolist()
-            return ["_".join(keys[j] for j in it[off[o]:off[o + 1]]) for o in v.tolist()]
+            counts = offsets[v + 1] - offsets[v]
+            out = np.empty(len(v), dtype=object)
+            one = counts == 1
+            out[one] = keys[items[offsets[v[one]]]] if one.any() else []
+            for i in np.flatnonzero(~one).tolist():
+                o = int(v[i])
+                out[i] = "_".join(keys[items[offsets[o]:offsets[o + 1]]].tolist())
+            return out.tolist()
         if c.t in ("num", "bool"):
             return [key_text(x) for x in v.tolist()]
         raise Unsupported(f"entity keys from {c.t} values")
+
+    def _key_array(self, kind: str) -> np.ndarray:
+        t = self.table_of(kind)
+        arr = getattr(t, "_key_array", None)
+        if arr is None or len(arr) != t.n:
+            arr = np.empty(t.n, dtype=object)
+            arr[:] = t.keys
+            t._key_array = arr
+        return arr
 
     # ------------------------------------------------------------ driver
     def run(self) -> None:
@@ -813,6 +829,18 @@ class CorpusEvaluation:
                 new_live[back] = False
                 self._set_live(table, new_live)
                 adding &= ~failed
+
+
+def _texts_array() -> np.ndarray:
+    """Every interned string as an object array (rebuilt when strings were added)."""
+    global _TEXTS
+    if len(_TEXTS) != len(STRINGS.texts):
+        _TEXTS = np.empty(len(STRINGS.texts), dtype=object)
+        _TEXTS[:] = STRINGS.texts
+    return _TEXTS
+
+
+_TEXTS = np.empty(0, dtype=object)
 
 
 def _text_rank() -> np.ndarray:
