@@ -49,12 +49,8 @@ class FactsError(Exception):
 # --------------------------------------------------------------------------- loading
 
 
-class _SummaryLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 floats (``5.0e9``, ``1e9``) and duplicate-key errors.
-
-    PyYAML follows YAML 1.1, where ``5.0e9`` (no sign in the exponent) is a
-    *string*; in a summary that would be a frequency "without a unit".
-    """
+class _DuplicateKeys:
+    """A loader mixin: a key given twice in one mapping is an error."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -74,6 +70,14 @@ class _SummaryLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _SummaryLoader(_DuplicateKeys, yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 floats (``5.0e9``, ``1e9``) and duplicate-key errors.
+
+    PyYAML follows YAML 1.1, where ``5.0e9`` (no sign in the exponent) is a
+    *string*; in a summary that would be a frequency "without a unit".
+    """
+
+
 _SummaryLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -91,6 +95,15 @@ _SummaryLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+if hasattr(yaml, "CSafeLoader"):
+    class _FastSummaryLoader(_DuplicateKeys, yaml.CSafeLoader):
+        """`_SummaryLoader`'s rules on libyaml's C parser (about 7x faster on large summaries)."""
+
+    _FastSummaryLoader.yaml_implicit_resolvers = _SummaryLoader.yaml_implicit_resolvers
+else:  # pragma: no cover - PyYAML without libyaml
+    _FastSummaryLoader = _SummaryLoader  # type: ignore[misc,assignment]
 
 
 def _yaml_error(source: str, exc: yaml.YAMLError) -> str:
@@ -143,9 +156,12 @@ def load_summary(path: str | Path) -> Dataset:
             raise FactsError(f"{source}: invalid JSON: {exc}") from None
     else:
         try:
-            data = yaml.load(text, Loader=_SummaryLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            raise FactsError(_yaml_error(source, exc)) from None
+            data = yaml.load(text, Loader=_FastSummaryLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            try:  # the pure-Python parser's messages are the clearer ones: parse again for them
+                data = yaml.load(text, Loader=_SummaryLoader)  # noqa: S506
+            except yaml.YAMLError as exc:
+                raise FactsError(_yaml_error(source, exc)) from None
     return parse_summary(data, source)
 
 
