@@ -146,15 +146,22 @@ def _read_dataset(paths: list[str], intents: Optional[str]):
 
 def _progress():
     """A progress line on stderr for long reads (only when stderr is a terminal)."""
+    return progress_printer(lambda pct, name, done, total: f"reading flags and weights of {name}: {pct:3d}%")
+
+
+def progress_printer(text):
+    """A callback ``show(..., done, total)`` that rewrites one stderr line, ``text(pct, ...)``,
+    when the percentage changes; None when stderr is not a terminal."""
     if not sys.stderr.isatty():
         return None
     last = {"pct": -1}
 
-    def show(name: str, done: int, total: int) -> None:
+    def show(*args) -> None:
+        done, total = args[-2], args[-1]
         pct = int(100 * done / max(total, 1))
         if pct != last["pct"]:
             last["pct"] = pct
-            sys.stderr.write(f"\rreading flags and weights of {name}: {pct:3d}%")
+            sys.stderr.write("\r" + text(pct, *args))
             if done >= total:
                 sys.stderr.write("\n")
             sys.stderr.flush()

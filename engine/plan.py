@@ -21,6 +21,7 @@ from almarules.dsl.units import format_number, parse_unit
 from almarules.engine import api
 from almarules.engine.decisions import Decisions, Value, decisions, source_text
 from almarules.engine.evaluate import Evaluation, Program
+from almarules.engine.evaluate import _dataset_attrs  # noqa: PLC2701 - the same walk as the cascades'
 from almarules.engine.facts import Dataset
 from almarules.engine.plan_model import (
     Case, CascadePlan, CascadeStepPlan, Cell, Column, ImageRow, Labelled, Plan, PlanWarning, Residual, RunTime,
@@ -472,21 +473,6 @@ def _created_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(_created_text(v) for v in value)
     return "-" if value is None else str(value)
-
-
-def _dataset_attrs(e: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == "dataset":
-        return [e.name]
-    if isinstance(e, tuple):
-        for item in e:
-            out.extend(_dataset_attrs(item))
-        return out
-    if hasattr(e, "__dataclass_fields__"):
-        for name in e.__dataclass_fields__:
-            if name != "loc":
-                out.extend(_dataset_attrs(getattr(e, name)))
-    return out
 
 
 def _called_tables(e: Any, rs: Any) -> set[str]:

@@ -45,19 +45,9 @@ def add_parsers(sub) -> None:
 
 
 def _progress(what: str):
-    if not sys.stderr.isatty():
-        return None
-    last = {"pct": -1}
+    from almarules.engine.cli import progress_printer
 
-    def show(done: int, total: int) -> None:
-        pct = int(100 * done / max(total, 1))
-        if pct != last["pct"]:
-            last["pct"] = pct
-            sys.stderr.write(f"\r{what}: {done}/{total} ({pct}%)")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-    return show
+    return progress_printer(lambda pct, done, total: f"{what}: {done}/{total} ({pct}%)")
 
 
 def _format(args) -> str:

@@ -606,10 +606,8 @@ class CorpusEvaluation:
 
     def compute_all(self) -> None:
         """Compute every derived and scored column of every kind (what a report shows)."""
-        from almarules.dsl.checker import outcome_attr, plural as _plural
-
         for kind, attrs in self.schema.kinds.items():
-            if kind != "dataset" and _plural(kind) not in self.schema.collections:
+            if kind != "dataset" and plural(kind) not in self.schema.collections:
                 continue
             for attr, info in attrs.items():
                 if info.origin in ("derived", "score", "outcome"):
