@@ -124,11 +124,12 @@ def falsity(c: Col, n: int) -> np.ndarray:
 # ---------------------------------------------------------------- CSR relations
 def csr(owner: np.ndarray, n_owners: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group `items` by `owner` (owner sorted or not; item order kept within an owner)."""
-    order = np.argsort(owner, kind="stable")
     counts = np.bincount(owner, minlength=n_owners)
     offsets = np.zeros(n_owners + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return offsets, items[order]
+    if len(owner) < 2 or bool(np.all(owner[1:] >= owner[:-1])):  # already grouped (tables are)
+        return offsets, items
+    return offsets, items[np.argsort(owner, kind="stable")]
 
 
 def expand(owner: np.ndarray, offsets: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,11 +35,23 @@ class Table:
         self.key_fn: Optional[Callable[[np.ndarray], list]] = None  # created tables: rows -> key texts
 
     def keys_of(self, rows: np.ndarray) -> list:
-        """Key texts of some rows (without building every key of a created table)."""
-        if self._keys is None and self.key_fn is not None:
-            return self.key_fn(np.asarray(rows, dtype=np.int64))
-        keys = self.keys
-        return [keys[i] for i in np.asarray(rows).tolist()]
+        """Key texts of some rows (without building every key of the table)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._keys is not None:
+            keys = self._keys
+            return [keys[i] for i in rows.tolist()]
+        if self.key_fn is not None:
+            return self.key_fn(rows)
+        within = self.within[rows] if self.within is not None else rows - self._first_rows()[rows]
+        models = self.models
+        return [entity_key(self.kind, models[r], j) for r, j in zip(rows.tolist(), within.tolist())]
+
+    def _first_rows(self) -> np.ndarray:
+        """For each row, the first row of its dataset (rows are grouped by dataset)."""
+        if self.n == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(self.ds)) + 1]
+        return np.repeat(starts, np.diff(np.r_[starts, self.n]))
 
     @property
     def keys(self) -> list:

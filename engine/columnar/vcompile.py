@@ -368,25 +368,39 @@ def _join_expand(ev: Any, fr: Frame, coll: Col, joins: list[tuple[str, VFn]]
     unknown (then the general expansion keeps the exact semantics of unknowns)."""
     offsets, items = coll.base
     n = fr.n
-    key_cols, row_keys = [], []
+    key_cols, row_keys, used = [], [], []
     for attr, other_fn in joins:
         keys = ev.column(coll.ekind, attr)
         other = other_fn(ev, fr)
         if other.unk is not None or keys.t != other.t or keys.t not in ("str", "ent", "num", "bool"):
             return None
+        if np.ndim(other.v) == 0:  # a constant: the where's mask is cheaper than sorting
+            continue
         ik = keys.take(items) if len(items) else keys
         if ik.unk is not None:
             return None
         key_cols.append(_key_array(ik, len(items), keys.t))
         row_keys.append(_key_array(other, n, keys.t))
-    facts = all(ev.p.origins[coll.ekind].get(attr) == "fact" for attr, _ in joins)
-    cache_key = (id(offsets), id(items), tuple(attr for attr, _ in joins))
+        used.append(attr)
+    if not key_cols:
+        return None
+    facts = all(ev.p.origins[coll.ekind].get(attr) == "fact" for attr in used)
+    owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (n,))
+    ok = np.ones(n, dtype=bool) if coll.unk is None else ~coll.unk
+    # integer keys whose ranges multiply within 62 bits combine directly: (owner, k1, k2, ...)
+    widths = [len(offsets)] + [int(max(ik.max(initial=0), qk.max(initial=0))) + 1 for ik, qk in zip(key_cols, row_keys)]
+    direct = (all(ik.dtype == np.int64 and ik.min(initial=0) >= 0 and qk.min(initial=0) >= 0
+                  for ik, qk in zip(key_cols, row_keys)) and float(np.prod([float(w) for w in widths])) < 2.0 ** 62)
+    cache_key = (id(offsets), id(items), tuple(used), tuple(widths) if direct else None)
     hit = ev.join_cache.get(cache_key) if facts else None
     if hit is None or hit[0] is not offsets:
         owner_of_item = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
         levels, comb = [], owner_of_item
-        for ik in key_cols:  # combine key by key, re-densified each time (no overflow)
-            u, inv = np.unique(ik, return_inverse=True)
+        for ik, w in zip(key_cols, widths[1:]):
+            if direct:
+                comb = comb * w + ik
+                continue
+            u, inv = np.unique(ik, return_inverse=True)  # dense codes, re-densified (no overflow)
             uc, comb = np.unique(comb * len(u) + inv.reshape(-1), return_inverse=True)
             comb = comb.reshape(-1)
             levels.append((u, uc))
@@ -395,9 +409,10 @@ def _join_expand(ev: Any, fr: Frame, coll: Col, joins: list[tuple[str, VFn]]
         if facts:
             ev.join_cache[cache_key] = hit
     _, levels, order, ordered = hit
-    owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (n,))
-    ok = np.ones(n, dtype=bool) if coll.unk is None else ~coll.unk
     code = owner.copy()
+    if direct:
+        for qk, w in zip(row_keys, widths[1:]):
+            code = code * w + qk
     for (u, uc), qk in zip(levels, row_keys):
         pos = np.minimum(np.searchsorted(u, qk), max(len(u) - 1, 0))
         ok &= (u[pos] == qk) if len(u) else False

@@ -558,32 +558,31 @@ class CorpusEvaluation:
         """How each row's value appears in an entity key (`almarules.engine.values.key_text`)."""
         v = c.v[rows] if isinstance(c.v, np.ndarray) and c.v.ndim == 1 else np.broadcast_to(c.v, (len(rows),))
         if c.t == "ent":
-            return self._key_array(c.ekind)[v].tolist()
+            return self._keys_of(c.ekind, v)
         if c.t == "str":
             return _texts_array()[v].tolist()
         if c.t == "rel":
-            keys = self._key_array(c.ekind)
             offsets, items = c.base
-            counts = offsets[v + 1] - offsets[v]
-            out = np.empty(len(v), dtype=object)
-            one = counts == 1
-            out[one] = keys[items[offsets[v[one]]]] if one.any() else []
-            for i in np.flatnonzero(~one).tolist():
-                o = int(v[i])
-                out[i] = "_".join(keys[items[offsets[o]:offsets[o + 1]]].tolist())
-            return out.tolist()
+            parent, elem, _ = expand(np.asarray(v, dtype=np.int64), offsets, items)
+            texts = self._keys_of(c.ekind, elem)
+            counts = np.bincount(parent, minlength=len(v))
+            if (counts == 1).all():
+                return texts
+            ends = np.cumsum(counts).tolist()
+            starts = [e - k for e, k in zip(ends, counts.tolist())]
+            return ["_".join(texts[a:b]) for a, b in zip(starts, ends)]
         if c.t in ("num", "bool"):
             return [key_text(x) for x in v.tolist()]
         raise Unsupported(f"entity keys from {c.t} values")
 
-    def _key_array(self, kind: str) -> np.ndarray:
-        t = self.table_of(kind)
-        arr = getattr(t, "_key_array", None)
-        if arr is None or len(arr) != t.n:
-            arr = np.empty(t.n, dtype=object)
-            arr[:] = t.keys
-            t._key_array = arr
-        return arr
+    def _keys_of(self, kind: str, rows: np.ndarray) -> list[str]:
+        """Key texts of rows of a kind, each distinct row keyed once."""
+        if not len(rows):
+            return []
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        texts = np.empty(len(uniq), dtype=object)
+        texts[:] = self.table_of(kind).keys_of(uniq)
+        return texts[inverse.reshape(-1)].tolist()
 
     # ------------------------------------------------------------ driver
     def run(self) -> None:
