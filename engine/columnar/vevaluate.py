@@ -218,18 +218,21 @@ class CorpusEvaluation:
         return t
 
     def frame(self, kind: str) -> Frame:
+        """Every row of a kind: the frame its rules are evaluated in."""
         t = self.table_of(kind)
         if kind == "dataset":
-            return Frame(t.n, t.ds, {"dataset": Col("ent", t.ds, ekind="dataset")})
+            return Frame(t.n, t.ds, {"dataset": Col("ent", _identity_of(t), ekind="dataset")})
         return Frame(t.n, t.ds, {"dataset": Col("ent", t.ds, ekind="dataset"),
-                                 kind: Col("ent", np.arange(t.n, dtype=np.int64), ekind=kind)})
+                                 kind: Col("ent", _identity_of(t), ekind=kind)})
 
     def attr_of(self, obj: Col, attr: str, n: int) -> Col:
         if obj.t != "ent":
             raise Unsupported(f"attribute .{attr} of a {obj.t}")
         full = self.column(obj.ekind, attr)
-        idx = np.broadcast_to(np.asarray(obj.v, dtype=np.int64), (n,))
         t = self.table_of(obj.ekind)
+        if obj.unk is None and obj.v is getattr(t, "identity", None):
+            return full  # every row of the kind, in order: the column itself
+        idx = np.broadcast_to(np.asarray(obj.v, dtype=np.int64), (n,))
         if t.n == 0:
             return Col(full.t, np.zeros(n, dtype=np.asarray(full.v).dtype), np.ones(n, dtype=bool), full.ekind,
                        full.base)
@@ -808,6 +811,7 @@ class CorpusEvaluation:
         first_of_group = np.full((n_ds, int(count.max())), -1, dtype=np.int64)
         first_of_group[gds, ordinal] = first_row
         adding = count > 1
+        redrop: list[np.ndarray] = []  # groups whose condition failed: dropped again at the end
         for k in range(1, int(count.max())):
             trying = adding & (count > k)
             if not trying.any():
@@ -821,11 +825,14 @@ class CorpusEvaluation:
             ok = truth(action.while_(self, dsf), n_ds)
             failed = trying & ~ok
             if failed.any():
-                back = sel[failed[table.ds[sel]]]
-                new_live = table.live.copy()
-                new_live[back] = False
-                self._set_live(table, new_live)
+                # datasets are independent, so a failed group can stay live until the end: the
+                # datasets still trying see none of it
+                redrop.append(sel[failed[table.ds[sel]]])
                 adding &= ~failed
+        if redrop:
+            new_live = table.live.copy()
+            new_live[np.concatenate(redrop)] = False
+            self._set_live(table, new_live)
 
 
 def _texts_array() -> np.ndarray:
@@ -849,6 +856,14 @@ def _text_rank() -> np.ndarray:
 
 
 # ---------------------------------------------------------------- helpers
+def _identity_of(t: Table) -> np.ndarray:
+    """``arange(n)`` of a table, one array per table (so a frame's own rows are recognised)."""
+    ident = getattr(t, "identity", None)
+    if ident is None or len(ident) != t.n:
+        ident = t.identity = np.arange(t.n, dtype=np.int64)
+    return ident
+
+
 def _merge(out: Optional[Col], v: Col, applies: np.ndarray, n: int) -> Col:
     if out is None:
         return Col(v.t, v.full(n).copy() if v.t != "rel" else v.full(n), None, v.ekind, v.base)
