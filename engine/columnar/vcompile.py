@@ -352,11 +352,18 @@ def expand_source(ev: Any, fr: Frame, var: str, src: VFn, join: Optional[tuple[s
         return inner, parent, None
     if coll.t != "rel":
         raise Unsupported(f"iterating over a {coll.t}")
-    owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (fr.n,))
     unk = coll.unk
-    if unk is not None:
-        owner = np.where(unk, len(coll.base[0]) - 1, owner)  # the last offset: an empty range
-    parent, elem, _ = expand(owner, *_with_empty(coll.base))
+    key = (id(coll.v), id(coll.base[0]), id(coll.base[1]))
+    hit = ev.expand_cache.get(key) if unk is None and isinstance(coll.v, np.ndarray) else None
+    if hit is not None and hit[0] is coll.v and hit[1] is coll.base:
+        parent, elem = hit[2], hit[3]
+    else:
+        owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (fr.n,))
+        if unk is not None:
+            owner = np.where(unk, len(coll.base[0]) - 1, owner)  # the last offset: an empty range
+        parent, elem, _ = expand(owner, *_with_empty(coll.base))
+        if unk is None and isinstance(coll.v, np.ndarray):  # the same collection column: expand once
+            ev.expand_cache[key] = (coll.v, coll.base, parent, elem)
     inner = fr.sub(parent)
     inner.vars[var] = Col("ent", elem, ekind=coll.ekind)
     return inner, parent, unk

@@ -187,6 +187,7 @@ class CorpusEvaluation:
             self.params[name] = np.full(n, overrides.get(name, value), dtype=np.float64)
         self.memo: dict[tuple[str, str], Col] = {}
         self.join_cache: dict[tuple, tuple] = {}  # sorted join keys of fact collections
+        self.expand_cache: dict[tuple, tuple] = {}  # (owner, base) ids -> (owner, base, parent, element)
         self.tables: dict[str, Table] = {}  # this evaluation's views of the corpus tables, and created ones
         self.overlay: dict[tuple[str, str], tuple[np.ndarray, Col]] = {}
         self.reasons: dict[tuple[str, str], np.ndarray] = {}
