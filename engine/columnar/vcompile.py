@@ -376,6 +376,7 @@ def _join_expand(ev: Any, fr: Frame, coll: Col, joins: list[tuple[str, VFn]]
     offsets, items = coll.base
     n = fr.n
     key_cols, row_keys, used = [], [], []
+    no_match = np.zeros(n, dtype=bool)
     for attr, other_fn in joins:
         keys = ev.column(coll.ekind, attr)
         other = other_fn(ev, fr)
@@ -386,14 +387,21 @@ def _join_expand(ev: Any, fr: Frame, coll: Col, joins: list[tuple[str, VFn]]
         ik = keys.take(items) if len(items) else keys
         if ik.unk is not None:
             return None
-        key_cols.append(_key_array(ik, len(items), keys.t))
-        row_keys.append(_key_array(other, n, keys.t))
+        ikey, qkey = _key_array(ik, len(items), keys.t), _key_array(other, n, keys.t)
+        if keys.t == "num":  # integral numbers (ids, counts) join as integers
+            if np.all(ikey == np.floor(ikey)) and np.all(np.abs(ikey) < 2.0 ** 53):
+                integral = (qkey == np.floor(qkey)) & (np.abs(qkey) < 2.0 ** 53)
+                no_match |= ~integral  # a fractional value matches no integral key
+                ikey = ikey.astype(np.int64)
+                qkey = np.where(integral, qkey, 0).astype(np.int64)
+        key_cols.append(ikey)
+        row_keys.append(qkey)
         used.append(attr)
     if not key_cols:
         return None
     facts = all(ev.p.origins[coll.ekind].get(attr) == "fact" for attr in used)
     owner = np.broadcast_to(np.asarray(coll.v, dtype=np.int64), (n,))
-    ok = np.ones(n, dtype=bool) if coll.unk is None else ~coll.unk
+    ok = ~no_match if coll.unk is None else ~(coll.unk | no_match)
     # integer keys whose ranges multiply within 62 bits combine directly: (owner, k1, k2, ...)
     widths = [len(offsets)] + [int(max(ik.max(initial=0), qk.max(initial=0))) + 1 for ik, qk in zip(key_cols, row_keys)]
     direct = (all(ik.dtype == np.int64 and ik.min(initial=0) >= 0 and qk.min(initial=0) >= 0

@@ -113,6 +113,8 @@ derive dataset.step = steps(dataset.mean_chan / 10)
 derive dataset.known_rep = known(dataset.representative_spw)
 derive spw.is_rep = spw.id == dataset.representative_spw
 derive spw.wide = spw.nchan in {1920, 3840} or spw.is_rep
+derive spw.joined = count(t for t in spws where t.id == spw.nchan / 128)
+derive spw.joined_text = count(f for f in fields where f.name == dataset.project)
 '''
 
 
@@ -124,7 +126,9 @@ def test_three_valued_logic_and_unknown_aggregates(tmp_path):
     datasets = [Dataset.model_validate(d) for d in [
         {"array": "12m", "spws": spws},  # representative unknown, 12m: and false, or unknown
         {"array": "7m", "spws": spws},  # and unknown, or true
-        {"array": "7m", "representative_spw": 25, "spws": spws[:2]},
+        {"array": "7m", "representative_spw": 25, "spws": spws[:2], "project": "T",
+         "fields": [{"id": 0, "name": "T"}, {"id": 1, "name": "U"}]},
+        {"spws": [{"id": 1, "nchan": 192}, {"id": 2, "nchan": 256}, {"id": 3, "nchan": 128}]},  # 1.5 joins nothing
         {"representative_spw": 5, "spws": [{"id": 5, "nchan": 64}]},  # array unknown: and false
         {"spws": [{"id": 7}]},
         {"spws": []},
