@@ -138,4 +138,4 @@ def test_three_valued_logic_and_unknown_aggregates(tmp_path):
     ev = VProgram(prog).run(Corpus(datasets, prog.schema))
     assert dataset_values(ev, 0)[("dataset", "dataset", "and_")] is False
     assert dataset_values(ev, 1)[("dataset", "dataset", "or_")] is True
-    assert dataset_values(ev, 3)[("dataset", "dataset", "and_")] is False
+    assert dataset_values(ev, 4)[("dataset", "dataset", "and_")] is False
