@@ -9,7 +9,7 @@ declaration by declaration (source locations ignored).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -380,4 +380,4 @@ def report_text(r: DiffReport, limit: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["diff", "rule_edits", "DiffReport", "report_text", "field"]
+__all__ = ["diff", "rule_edits", "DiffReport", "report_text"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from almarules.dsl import ast as A
@@ -41,14 +40,6 @@ IMAGE_COLUMNS = [
 TOTALS = [("product_size", "Product size"), ("largest_cube", "Largest cube"), ("imaging_time", "Imaging time")]
 COLOURS = ("red", "yellow", "blue", "green")
 LATER_DATA = ("measurements[", "dataset.measurements")  # facts later stages produce (the dirty image's numbers)
-
-
-@dataclass
-class PlanInput:
-    program: Program
-    facts: Dataset
-    source: str
-    sets: Sequence[str] = ()
 
 
 def build_plan(program: Program, facts: Dataset, source: str, sets: Sequence[str] = (),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -166,4 +165,4 @@ def cmd_diff(args) -> int:
 
 COMMANDS = {"plan": cmd_plan, "synth-corpus": cmd_synth_corpus, "diff": cmd_diff}
 
-__all__ = ["add_parsers", "COMMANDS", "argparse"]
+__all__ = ["add_parsers", "COMMANDS"]

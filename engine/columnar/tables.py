@@ -6,7 +6,7 @@ from the validated `Dataset` models; an absent fact is an unknown row.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -211,4 +211,4 @@ def _is_fact_collection(schema: Schema, coll: str) -> bool:
     return info is not None and info.origin == "fact"
 
 
-__all__ = ["Corpus", "Table", "enum_bits", "Any"]
+__all__ = ["Corpus", "Table", "enum_bits"]

@@ -923,4 +923,4 @@ def _empty_of(t: Any, n: int) -> Col:
     raise Unsupported(f"values of type {t}")
 
 
-__all__ = ["VProgram", "CorpusEvaluation", "CascadeResult", "Unsupported", "Any"]
+__all__ = ["VProgram", "CorpusEvaluation", "CascadeResult", "Unsupported"]
