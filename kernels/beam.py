@@ -1,0 +1,195 @@
+"""Synthesised (restoring) beam: Gaussian fit to the PSF, PSF sidelobe level, Gaussian beam image.
+
+Units: cells and beam axes in arcsec, position angles in degrees.
+
+Conventions (those of `kernels.gridding`)
+----------------------------------------
+Arrays are indexed ``image[ix, iy]``, shape ``(npix_x, npix_y)``; the phase centre is pixel
+``(npix_x // 2, npix_y // 2)`` and pixel (ix, iy) sits at the offsets (arcsec)
+
+    l = (npix_x // 2 - ix) * cell      (east)
+    m = (iy - npix_y // 2) * cell      (north)
+
+A beam is the elliptical Gaussian
+
+    G(l, m) = exp(-4 ln 2 [(x_maj / bmaj)^2 + (x_min / bmin)^2]),
+    x_maj = l sin(bpa) + m cos(bpa),    x_min = l cos(bpa) - m sin(bpa),
+
+with bmaj >= bmin the full widths at half maximum (arcsec) and bpa the position angle of the
+major axis measured from north through east (the astronomical / CASA convention), in degrees,
+reduced to (-90, 90]: bpa = 0 is a north-south major axis, bpa = +90 east-west, bpa = +45
+points the major axis north-east (to smaller ix and larger iy). For a circular beam (bmaj =
+bmin) bpa is undetermined; `fit_beam` then returns whatever the rounding gives.
+
+The offsets are the gridding's direction cosines in arcsec (SIN projection); for the fields of
+interest (|l|, |m| << 1 rad) they are the angular offsets to a relative error below 1e-6.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, optimize
+
+FOUR_LN2 = 4.0 * math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Beam:
+    """Elliptical Gaussian beam: FWHM axes in arcsec (bmaj >= bmin), bpa in degrees east of north."""
+
+    bmaj_arcsec: float
+    bmin_arcsec: float
+    bpa_deg: float
+
+
+def _offsets(npix_x: int, npix_y: int, cell_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """(l, m) offsets in arcsec of every pixel, each shape (npix_x, npix_y)."""
+    ix = np.arange(npix_x, dtype=np.float64)
+    iy = np.arange(npix_y, dtype=np.float64)
+    l = (npix_x // 2 - ix)[:, None] * float(cell_arcsec)
+    m = (iy - npix_y // 2)[None, :] * float(cell_arcsec)
+    return np.broadcast_to(l, (npix_x, npix_y)), np.broadcast_to(m, (npix_x, npix_y))
+
+
+def _quad_coefficients(beam: Beam) -> tuple[float, float, float]:
+    """(a, b, c) with -ln G = a l^2 + 2 b l m + c m^2 (l, m in arcsec)."""
+    if not (beam.bmaj_arcsec > 0 and beam.bmin_arcsec > 0):
+        raise ValueError(f"beam axes must be positive, got {beam}")
+    pa = math.radians(beam.bpa_deg)
+    s, c = math.sin(pa), math.cos(pa)
+    kmaj = FOUR_LN2 / beam.bmaj_arcsec ** 2
+    kmin = FOUR_LN2 / beam.bmin_arcsec ** 2
+    # x_maj^2 = (l s + m c)^2, x_min^2 = (l c - m s)^2
+    a = kmaj * s * s + kmin * c * c
+    b = (kmaj - kmin) * s * c
+    cc = kmaj * c * c + kmin * s * s
+    return a, b, cc
+
+
+def _beam_from_quad(a: float, b: float, c: float) -> Beam:
+    """The beam whose -ln G is a l^2 + 2 b l m + c m^2 (must be positive definite)."""
+    mat = np.array([[a, b], [b, c]], dtype=np.float64)
+    evals, evecs = np.linalg.eigh(mat)  # ascending: evals[0] belongs to the major axis
+    if not evals[0] > 0:
+        raise ValueError("the fitted quadratic form is not positive definite: no Gaussian main lobe")
+    bmaj = math.sqrt(FOUR_LN2 / evals[0])
+    bmin = math.sqrt(FOUR_LN2 / evals[1])
+    el, em = evecs[:, 0]  # major-axis direction (l east, m north)
+    pa = math.degrees(math.atan2(el, em))  # from north (m) towards east (l)
+    while pa <= -90.0:
+        pa += 180.0
+    while pa > 90.0:
+        pa -= 180.0
+    return Beam(float(bmaj), float(bmin), float(pa))
+
+
+def gaussian_image(beam: Beam, npix_x: int, npix_y: int, cell_arcsec: float) -> np.ndarray:
+    """Unit-peak elliptical Gaussian `beam` on the grid, shape (npix_x, npix_y), peak 1 at the
+    phase-centre pixel (npix_x // 2, npix_y // 2); G(l, m) as in the module docstring, sampled at
+    pixel centres (not pixel-integrated). For restoring: convolve a clean-component image with it.
+    """
+    a, b, c = _quad_coefficients(beam)
+    l, m = _offsets(int(npix_x), int(npix_y), cell_arcsec)
+    return np.exp(-(a * l * l + 2.0 * b * l * m + c * m * m))
+
+
+def _main_lobe_pixels(psf: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask of the pixels >= threshold * peak 4-connected to the phase-centre pixel."""
+    nx, ny = psf.shape
+    centre = (nx // 2, ny // 2)
+    labels, _ = ndimage.label(psf >= threshold * psf[centre])
+    return labels == labels[centre]
+
+
+def fit_beam(psf: np.ndarray, cell_arcsec: float, threshold: float = 0.35) -> Beam:
+    """Gaussian fit to the main lobe of `psf` (shape (npix_x, npix_y), centred on the phase-centre
+    pixel as `kernels.gridding.psf` makes it); returns the FWHM axes (arcsec) and position angle
+    (degrees east of north, in (-90, 90]) of the module docstring.
+
+    Method: the pixels whose value is at least `threshold` (default 0.35) times the value P0 at
+    the phase-centre pixel and that are 4-connected to it form the main lobe. The model is
+    P0 * exp(-(a l^2 + 2 b l m + c m^2)), centred on the phase centre (a PSF is centred by
+    construction) with the peak fixed to P0; (a, b, c) start from a linearised fit (least
+    squares on ln P weighted by P^2, which approximates least squares on P) and are refined by
+    nonlinear least squares on P itself over the main-lobe pixels (scipy.optimize.least_squares).
+    The axes follow from the eigenvalues of [[a, b], [b, c]]: FWHM = sqrt(4 ln 2 / eigenvalue).
+
+    Accuracy: for a PSF that is an elliptical Gaussian sampled at pixel centres the fit is exact
+    to ~1e-8 relative (no pixel integration is modelled, and none is present in a gridded PSF),
+    provided the main lobe spans a few pixels (>= 3 pixels per FWHM is ample). For a real PSF the
+    result depends on `threshold` as its main lobe is not Gaussian: for the PSF of a uniformly
+    filled uv disc (2 J1(x) / x) the fitted FWHM is 0.983, 1.003 and 1.026 times the true FWHM
+    for thresholds 0.2, 0.35 and 0.5 (measured at 10 pixels per beam, tests/kernels/test_beam.py).
+    """
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim != 2:
+        raise ValueError(f"psf must have shape (npix_x, npix_y), got {psf.shape}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    nx, ny = psf.shape
+    p0 = psf[nx // 2, ny // 2]
+    if not p0 > 0:
+        raise ValueError("the PSF is not positive at the phase-centre pixel")
+    lobe = _main_lobe_pixels(psf, threshold)
+    l_all, m_all = _offsets(nx, ny, cell_arcsec)
+    sel = lobe & (psf > 0)
+    l, m, p = l_all[sel], m_all[sel], psf[sel] / p0
+    if p.size < 5:
+        raise ValueError(f"the main lobe covers only {p.size} pixels: the cell is too large to fit a beam")
+    design = np.stack([l * l, 2.0 * l * m, m * m], axis=1)
+    y = -np.log(p)
+    wts = p  # sqrt of the weight P^2
+    coef, *_ = np.linalg.lstsq(design * wts[:, None], y * wts, rcond=None)
+    a, b, c = (float(v) for v in coef)
+    if not (a > 0 and c > 0 and a * c - b * b > 0):
+        # fall back to a circular guess from the lobe area: pi r^2 = area, exp(-k r^2) = threshold
+        r2 = sel.sum() * cell_arcsec ** 2 / math.pi
+        a = c = -math.log(threshold) / r2
+        b = 0.0
+
+    def residual(q: np.ndarray) -> np.ndarray:
+        return np.exp(-(design @ q)) - p
+
+    def jac(q: np.ndarray) -> np.ndarray:
+        return -np.exp(-(design @ q))[:, None] * design
+
+    sol = optimize.least_squares(residual, np.array([a, b, c]), jac=jac, method="lm", xtol=1e-12, ftol=1e-12)
+    return _beam_from_quad(*(float(v) for v in sol.x))
+
+
+def sidelobe_level(psf: np.ndarray, beam: Beam, cell_arcsec: float, scale: float = 3.0,
+                   to_first_null: bool = True) -> float:
+    """Largest |PSF| outside the main lobe, relative to the value at the phase-centre pixel.
+
+    The main lobe is the inside of the fitted ellipse scaled by `scale` -- the pixels with
+    (x_maj / (scale bmaj / 2))^2 + (x_min / (scale bmin / 2))^2 <= 1, i.e. semi-axes `scale`
+    half widths at half maximum (default 3: 1.5 FWHM from the centre along each axis) -- and, when
+    `to_first_null` (default), only the part of it 4-connected to the centre through pixels with
+    PSF > 0: the main lobe then ends at the first null wherever that comes before the ellipse.
+
+    Why both: a PSF's first null lies at 1.6 (ring, J0) to 2.4 (Airy-like) half widths, its first
+    sidelobe peak at 2.3-3.2; a fixed ellipse that reliably excludes the main lobe would hide the
+    first sidelobe of compact coverages. The ellipse bounds the main lobe where a PSF has no null
+    (a Gaussian-tapered coverage): there the level read is the Gaussian's tail at the ellipse,
+    exp(-ln 2 scale^2) = 0.2 % for scale 3 (6.25 % for scale 2) -- the floor of this measure.
+    With `to_first_null=False` the main lobe is the ellipse alone.
+    """
+    psf = np.asarray(psf, dtype=np.float64)
+    nx, ny = psf.shape
+    p0 = psf[nx // 2, ny // 2]
+    if not p0 > 0:
+        raise ValueError("the PSF is not positive at the phase-centre pixel")
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    scaled = Beam(beam.bmaj_arcsec * scale, beam.bmin_arcsec * scale, beam.bpa_deg)
+    inside = gaussian_image(scaled, nx, ny, cell_arcsec) >= 0.5  # (x/(s bmaj/2))^2 + ... <= 1
+    if to_first_null:
+        labels, _ = ndimage.label(psf > 0)
+        inside &= labels == labels[nx // 2, ny // 2]
+    outside = ~inside
+    if not outside.any():
+        raise ValueError("the main lobe covers the whole image: no sidelobes to measure")
+    return float(np.max(np.abs(psf[outside])) / p0)
