@@ -20,18 +20,16 @@ in Hz. Per-channel beams of a cube are written as a CASA-style ``BEAMS`` binary 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from almarules.engine.io import write_bytes_atomic
 from almarules.kernels.beam import Beam
 
 __all__ = [
@@ -111,34 +109,6 @@ def product_name(mous_id: str, field: str, intent: str, spw_ids: Iterable[int | 
     parts = [sanitize_name(mous_id), f"{sanitize_name(field)}_{abbrev}", "spw" + "_".join(spws),
              specmode, stokes, kind, "fits"]
     return ".".join(parts)
-
-
-# --------------------------------------------------------------------------- atomic bytes
-
-def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> None:
-    """Create `path` via ``writer(fh)`` on a temporary file in the same directory, fsync, rename.
-
-    On any failure the temporary file is removed and an existing `path` is left untouched. The
-    file gets the permissions a plain ``open(path, "wb")`` would give (mode 0o666 & ~umask).
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # --------------------------------------------------------------------------- writing

@@ -26,33 +26,17 @@ import numpy as np
 import pytest
 
 from almarules.kernels import deconvolve, gridding, sky
+from uvsim import alma_layout
 
 ARCSEC = math.pi / 180 / 3600
 FREQ = np.array([230e9, 230.5e9])
 NPIX, CELL = 256, 0.1
-LAT, DEC = math.radians(-23.02), math.radians(-35.0)
 THRESH = 1e-3
 
 
 def _alma_uvw(nant: int = 40, ntime: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uvw (m) of a centrally condensed 40-antenna layout tracking DEC for 2 h; unit weights."""
-    rng = np.random.default_rng(seed)
-    enu: list[np.ndarray] = []
-    while len(enu) < nant:
-        p = rng.normal(0.0, 110.0, 2)
-        if all(np.hypot(*(p - q)) >= 15.0 for q in enu):
-            enu.append(p)
-    e, n = np.array(enu).T
-    up = rng.normal(0.0, 2.0, nant)
-    xyz = np.stack([-math.sin(LAT) * n + math.cos(LAT) * up, e, math.cos(LAT) * n + math.sin(LAT) * up], axis=1)
-    a1, a2 = np.triu_indices(nant, 1)
-    bx, by, bz = (xyz[a2] - xyz[a1]).T
-    h = np.linspace(-1.0, 1.0, ntime)[:, None] * math.pi / 12
-    sd, cd = math.sin(DEC), math.cos(DEC)
-    u = np.sin(h) * bx + np.cos(h) * by
-    v = -sd * np.cos(h) * bx + sd * np.sin(h) * by + cd * bz
-    w = cd * np.cos(h) * bx - cd * np.sin(h) * by + sd * bz
-    uvw = np.stack([u.ravel(), v.ravel(), w.ravel()], axis=1)
+    """uvw (m) of the shared ALMA-like coverage (tests/kernels/uvsim.py); unit weights."""
+    uvw, _, _, _ = alma_layout(nant, ntime, seed)
     return uvw, np.ones((uvw.shape[0], FREQ.size))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from almarules.kernels import gridding, weighting
+from uvsim import alma_layout
 
 C = 299_792_458.0
 ARCSEC = math.pi / 180 / 3600
@@ -93,29 +94,12 @@ def test_errors():
 # ---------------------------------------------------------------- an ALMA-like observation
 FREQ = np.array([224e9, 226e9, 240e9, 242e9])  # Band 6 spw centres (mfs)
 NPIX, CELL = 256, 0.1  # 25.6" field, beam ~0.5" (5 pixels)
-LAT, DEC = math.radians(-23.02), math.radians(-35.0)
 
 
 def _alma_uvw(nant: int = 40, ntime: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uvw (m) of a random compact 40-antenna layout tracking DEC for 2 h around transit; also
-    per-row weights w = 1/sigma^2 (Jy^-2) from random per-antenna SEFDs (sigma_ij ~ sqrt(S_i S_j))."""
-    rng = np.random.default_rng(seed)
-    enu = []
-    while len(enu) < nant:  # centrally condensed, >= 15 m apart (12 m dishes)
-        p = rng.normal(0.0, 110.0, 2)
-        if all(np.hypot(*(p - q)) >= 15.0 for q in enu):
-            enu.append(p)
-    e, n = np.array(enu).T
-    up = rng.normal(0.0, 2.0, nant)
-    xyz = np.stack([-math.sin(LAT) * n + math.cos(LAT) * up, e, math.cos(LAT) * n + math.sin(LAT) * up], axis=1)
-    a1, a2 = np.triu_indices(nant, 1)
-    bx, by, bz = (xyz[a2] - xyz[a1]).T
-    h = np.linspace(-1.0, 1.0, ntime)[:, None] * math.pi / 12  # hour angle (rad)
-    sd, cd = math.sin(DEC), math.cos(DEC)
-    u = np.sin(h) * bx + np.cos(h) * by
-    v = -sd * np.cos(h) * bx + sd * np.sin(h) * by + cd * bz
-    w = cd * np.cos(h) * bx - cd * np.sin(h) * by + sd * bz
-    uvw = np.stack([u.ravel(), v.ravel(), w.ravel()], axis=1)
+    """uvw (m) of the shared ALMA-like coverage (tests/kernels/uvsim.py), and per-row weights
+    w = 1/sigma^2 (Jy^-2) from random per-antenna SEFDs (sigma_ij ~ sqrt(S_i S_j))."""
+    uvw, a1, a2, rng = alma_layout(nant, ntime, seed)
     sefd = rng.uniform(0.8, 1.3, nant)
     sigma = np.sqrt(sefd[a1] * sefd[a2]) * 0.25  # Jy per real/imag part
     weight = np.broadcast_to(1.0 / sigma**2, (ntime, a1.size)).reshape(-1, 1)
