@@ -94,6 +94,7 @@ def main() -> int:
         dish = min(a.dish_diameter for a in facts.antennas if a.dish_diameter)
         pb = primary_beam.pb_image(npix, npix, cell, float(np.mean(freq)), dish)
         mask = masks.pb_level_mask(pb, 0.3)
+        print(f"dirty dynamic range (peak where PB > 0.2 / sigma): {stats.dirty_dynamic_range(dirty, pb, sigma):.1f}")
         threshold = 4 * sigma  # tlimit 4 x sigma x DR correction 1 (cycle4)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
