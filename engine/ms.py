@@ -20,6 +20,8 @@ import numpy as np
 
 from almarules.engine.facts import INTENTS, Dataset
 
+from almarules.kernels.casatables import TableAccessError, close_all, open_readonly
+
 # visibilities (row x channel x correlation) read per chunk: bounds memory to ~ 9 B each
 CHUNK_ELEMENTS = 4_000_000
 
@@ -79,11 +81,8 @@ class _Tables:
     """Opens the main table and subtables read-only, with clear errors; closes them all."""
 
     def __init__(self, path: Path):
-        from casacore.tables import table
-
         self.path = path
         self.name = str(path)
-        self._table = table
         self.opened: list[Any] = []
         if not path.exists():
             raise MSError(f"{path}: no such file or directory")
@@ -99,14 +98,10 @@ class _Tables:
 
     def _open(self, name: str, what: str):
         try:
-            # "usernoread": opening never waits for another process; then one explicit read-lock attempt
-            t = self._table(name, ack=False, readonly=True, lockoptions="usernoread")
-        except RuntimeError as exc:
-            raise MSError(f"{name}: cannot open the {what}: {str(exc).splitlines()[0]}") from None
+            t = open_readonly(name, what)
+        except TableAccessError as exc:
+            raise MSError(str(exc)) from None
         self.opened.append(t)
-        t.lock(False, 1)
-        if not t.haslock(False):
-            raise MSError(f"{name}: the {what} is locked by another process; try again when it is done")
         return t
 
     def sub(self, name: str, optional: bool = False):
@@ -126,12 +121,7 @@ class _Tables:
                 raise MSError(f"{where}: missing column {col}")
 
     def close(self) -> None:
-        for t in self.opened:
-            try:
-                t.unlock()
-                t.close()
-            except RuntimeError:
-                pass
+        close_all(self.opened)
 
 
 def _col(t, name: str, default=None):

@@ -44,6 +44,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from almarules.kernels.casatables import TableAccessError, close_all, open_readonly
+
 __all__ = ["Chunk", "DataSelectionError", "select", "lsrk_frequencies", "CHUNK_ELEMENTS"]
 
 # visibilities (row x channel x correlation) read per chunk by default (~ 8-16 B each)
@@ -108,10 +110,7 @@ class _MS:
     """The main table and subtables, opened read-only with clear errors; `close` closes all."""
 
     def __init__(self, path: str | Path):
-        from casacore.tables import table
-
         self.path = Path(path)
-        self._table = table
         self._opened: list[Any] = []
         self._subs: dict[str, Any] = {}
         if not self.path.is_dir() or not (self.path / "table.dat").exists():
@@ -120,15 +119,11 @@ class _MS:
 
     def _open(self, name: str, what: str):
         try:
-            t = self._table(name, ack=False, readonly=True, lockoptions="usernoread")
-        except RuntimeError as exc:
+            t = open_readonly(name, what)
+        except TableAccessError as exc:
             self.close()
-            raise DataSelectionError(f"{name}: cannot open the {what}: {str(exc).splitlines()[0]}") from None
+            raise DataSelectionError(str(exc)) from None
         self._opened.append(t)
-        t.lock(False, 1)
-        if not t.haslock(False):
-            self.close()
-            raise DataSelectionError(f"{name}: the {what} is locked by another process; try again when it is done")
         return t
 
     def sub(self, name: str, columns: Sequence[str] = ()):
@@ -148,12 +143,7 @@ class _MS:
                 raise DataSelectionError(f"{where}: missing column {col}")
 
     def close(self) -> None:
-        for t in self._opened:
-            try:
-                t.unlock()
-                t.close()
-            except RuntimeError:
-                pass
+        close_all(self._opened)
         self._opened = []
         self._subs = {}
 

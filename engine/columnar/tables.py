@@ -33,6 +33,7 @@ class Table:
         self.created: dict[str, Col] = {}
         self._rel: Optional[tuple[np.ndarray, np.ndarray]] = None
         self.key_fn: Optional[Callable[[np.ndarray], list]] = None  # created tables: rows -> key texts
+        self.identity: Optional[np.ndarray] = None  # arange(n), one array (frames recognise their own rows)
 
     def keys_of(self, rows: np.ndarray) -> list:
         """Key texts of some rows (without building every key of the table)."""

@@ -231,7 +231,7 @@ class CorpusEvaluation:
             raise Unsupported(f"attribute .{attr} of a {obj.t}")
         full = self.column(obj.ekind, attr)
         t = self.table_of(obj.ekind)
-        if obj.unk is None and obj.v is getattr(t, "identity", None):
+        if obj.unk is None and obj.v is t.identity:
             return full  # every row of the kind, in order: the column itself
         idx = np.broadcast_to(np.asarray(obj.v, dtype=np.int64), (n,))
         if t.n == 0:
@@ -859,7 +859,7 @@ def _text_rank() -> np.ndarray:
 # ---------------------------------------------------------------- helpers
 def _identity_of(t: Table) -> np.ndarray:
     """``arange(n)`` of a table, one array per table (so a frame's own rows are recognised)."""
-    ident = getattr(t, "identity", None)
+    ident = t.identity
     if ident is None or len(ident) != t.n:
         ident = t.identity = np.arange(t.n, dtype=np.int64)
     return ident
