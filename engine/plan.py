@@ -406,39 +406,28 @@ class _Res:
             e, a = ev.resolve(self.path)
             return ev.attr(e, a)
 
-        shown: list[tuple[str, Any, Any]] = []
+        same = lambda a, b: abs(b - a) <= 1e-12 * max(abs(a), 1e-300)  # noqa: E731
+        shown: list[tuple[Span, str]] = []
         for sp in spans:
-            lo_x, hi_x = _probe_points(sp)
-            lo_v, hi_v = at(lo_x), at(hi_x)
+            lo_v, hi_v = (at(x) for x in _probe_points(sp))
             if isinstance(lo_v, Unknown) or isinstance(hi_v, Unknown):
                 continue
-            cond = _condition(sp, name)
-            if math.isinf(sp.hi):
-                if abs(hi_v - lo_v) <= 1e-12 * max(abs(lo_v), 1e-300):
-                    text = show_value(lo_v, t, unit, digits)
-                elif hi_v > lo_v:
-                    text = f">= {show_value(lo_v, t, unit, digits)}, rising with {name}"
-                else:
-                    text = f"<= {show_value(lo_v, t, unit, digits)}, falling with {name}"
-            elif abs(hi_v - lo_v) <= 1e-12 * max(abs(lo_v), 1e-300):
+            if same(lo_v, hi_v):
                 text = show_value(lo_v, t, unit, digits)
+            elif math.isinf(sp.hi):
+                trend = "rising" if hi_v > lo_v else "falling"
+                text = f"{'>=' if hi_v > lo_v else '<='} {show_value(lo_v, t, unit, digits)}, {trend} with {name}"
             else:
                 text = f"{show_value(lo_v, t, unit, digits)} - {show_value(hi_v, t, unit, digits)}"
-            shown.append((cond, text, lo_v))
-        merged: list[tuple[str, str, Any]] = []
-        for cond, text, v in shown:  # neighbouring ranges with the same value read as one
-            if merged and merged[-1][1] == text and " <= " in merged[-1][0] and not text.startswith((">", "<")):
-                lo = merged[-1][0].split(" <")[0] if " < " in merged[-1][0] and not merged[-1][0].startswith(name) else None
-                hi = cond.rsplit(" ", 1)[1]
-                merged[-1] = ((f"{lo} < {name} <= {hi}" if lo else f"{name} <= {hi}"), text, v)
-                continue
-            merged.append((cond, text, v))
-        shown = merged
-        self.cases = [Case(condition=c, text=tx) for c, tx, _ in shown]
-        if shown:
-            self.summary = "; ".join(f"{tx} if {c}" for c, tx, _ in shown)
-            first = shown[0][1]
-            self.summary_short = f"{first} if {shown[0][0]}, more above"
+            if shown and shown[-1][1] == text and shown[-1][0].hi == sp.lo:  # one value over both: one case
+                prev = shown[-1][0]
+                sp = Span(prev.lo, sp.hi, prev.lo_closed, sp.hi_closed)
+                shown.pop()
+            shown.append((sp, text))
+        self.cases = [Case(condition=_condition(sp, name), text=tx) for sp, tx in shown]
+        if self.cases:
+            self.summary = "; ".join(f"{c.text} if {c.condition}" for c in self.cases)
+            self.summary_short = f"{self.cases[0].text} if {self.cases[0].condition}, more above"
         else:
             self.summary = self.formula
 
@@ -482,14 +471,11 @@ def _called_tables(e: Any, rs: Any) -> set[str]:
 
 def _spans_of(p: Program, tables: list[str]) -> list[Span]:
     """The rows of the tables (one table: its rows; several: the common refinement)."""
-    ends: set[tuple[float, bool]] = set()
     rows: list[Span] = []
     for name in tables:
         rows.extend(p.tables[name].spans)
     if len(tables) == 1:
-        return list(rows)
-    for r in rows:
-        ends.add((r.lo, r.lo_closed))
+        return rows
     cuts = sorted({r.lo for r in rows} | {r.hi for r in rows})
     return [Span(a, b, a == cuts[0], True) for a, b in zip(cuts, cuts[1:])]
 
