@@ -150,7 +150,8 @@ def cmd_synth_corpus(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from almarules.engine.cli import _emit
+    from almarules.engine.cli import UserError, _emit
+    from almarules.engine.columnar.columns import Unsupported
     from almarules.engine.columnar.tables import Corpus
     from almarules.engine.diff import diff, report_text
 
@@ -158,7 +159,10 @@ def cmd_diff(args) -> int:
     new = _program([p for group in args.new for p in group])
     loaded = _load_corpus(args.corpus)
     corpus = Corpus(loaded.datasets, new.schema, loaded.names)
-    report = diff(base, new, corpus, examples=args.examples)
+    try:
+        report = diff(base, new, corpus, examples=args.examples)
+    except Unsupported as exc:
+        raise UserError(f"diff evaluates with the vectorised evaluator, which does not support {exc}") from None
     _emit(report.to_json() if args.json else report_text(report), args.output)
     return 0
 
