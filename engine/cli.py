@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of dataset facts")
     p.add_argument("-o", "--output", metavar="FILE")
 
-    from almarules.engine import plan_cli
+    from almarules.engine import image_cli, plan_cli
 
     plan_cli.add_parsers(sub)
+    image_cli.add_parsers(sub)
     return parser
 
 
@@ -294,10 +295,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from almarules.engine.image_cli import COMMANDS as IMAGE_COMMANDS
     from almarules.engine.plan_cli import COMMANDS as PLAN_COMMANDS
 
     try:
-        return {**COMMANDS, **PLAN_COMMANDS}[args.command](args)
+        return {**COMMANDS, **PLAN_COMMANDS, **IMAGE_COMMANDS}[args.command](args)
     except Exception as exc:  # noqa: BLE001 - every error becomes one clear message
         if args.debug:
             traceback.print_exc()
@@ -305,9 +307,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _report(exc: Exception) -> int:
+    from almarules.engine.contdat import ContDatError
     from almarules.engine.evaluate import UsageError
+    from almarules.engine.imaging.job import ImagingError
     from almarules.engine.ms import MSError
     from almarules.engine.summary import FactsError
+    from almarules.kernels.casatables import TableAccessError
+    from almarules.kernels.msdata import DataSelectionError
 
     if isinstance(exc, RuleError):
         print(exc.render(), file=sys.stderr)
@@ -315,7 +321,8 @@ def _report(exc: Exception) -> int:
         print(f"almarules: the rules have {n} problem{'s' if n != 1 else ''}; "
               f"run 'almarules check' on them", file=sys.stderr)
         return 2
-    if isinstance(exc, (UserError, UsageError, FactsError, MSError)):
+    if isinstance(exc, (UserError, UsageError, FactsError, MSError, ImagingError, ContDatError, DataSelectionError,
+                        TableAccessError)):
         print(f"almarules: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, (OSError,)):

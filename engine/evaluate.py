@@ -23,7 +23,7 @@ from almarules.dsl.checker import CheckResult, outcome_attr, plural
 from almarules.dsl.errors import RuleError
 from almarules.dsl.intervals import Span, find_row, span_of
 from almarules.dsl.loader import RuleSet
-from almarules.dsl.types import NumT, T
+from almarules.dsl.types import NumT, StrT, T
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity, parse_unit
 from almarules.engine.compile import Fn, Names, compile_expr
 from almarules.engine.facts import Dataset
@@ -308,7 +308,7 @@ class Program:
     def param_type(self, name: str) -> T:
         return self.check.param_types[name]
 
-    def resolve_set(self, assignment: str) -> tuple[str, float]:
+    def resolve_set(self, assignment: str) -> tuple[str, float | str]:
         """``imaging.max_cube_size=40GB`` -> ("max_cube_size", canonical value)."""
         if "=" not in assignment:
             raise UsageError(f"--set needs name=value, got {assignment!r}")
@@ -325,13 +325,15 @@ class Program:
         if stem is not None and self.rs.param_modules.get(name) != stem:
             raise UsageError(f"--set {assignment}: parameter {name!r} is declared in "
                              f"{self.rs.param_modules.get(name)!r}, not {stem!r}")
+        want = self.param_type(name)
+        if isinstance(want, StrT):
+            return name, text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
         if text.lower() in ("true", "false"):
-            raise UsageError(f"--set {assignment}: parameters are numbers")
+            raise UsageError(f"--set {assignment}: parameters are numbers or strings")
         try:
             value, dim = parse_quantity(text)
         except UnitError as exc:
             raise UsageError(f"--set {assignment}: {exc}") from None
-        want = self.param_type(name)
         if isinstance(want, NumT) and want.dim != dim:
             raise UsageError(f"--set {assignment}: {name} is in {want.dim.display_unit() or 'plain numbers'}, "
                              f"got {dim.display_unit() or 'a plain number'}")

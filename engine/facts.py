@@ -103,6 +103,12 @@ class ExecutionBlock(_Model):
         """80th percentile projected baseline length (m)."""
         return self.baselines.l80 if self.baselines else None
 
+    @computed_field(json_schema_extra={"from": "baselines.l75", "unit": "m"})
+    @property
+    def l75(self) -> Optional[float]:
+        """75th percentile projected baseline length (m)."""
+        return self.baselines.l75 if self.baselines else None
+
 
 class Antenna(_Model):
     name: str

@@ -15,15 +15,20 @@ CRPIX2 = ny // 2 + 1 (FITS pixels are 1-based). Channel k (0-based) is at
 
 Units: angles in degrees in the header (cells and beam axes are given in arcsec), frequencies
 in Hz. Per-channel beams of a cube are written as a CASA-style ``BEAMS`` binary table.
+`write_image` writes an array held in memory; `CubeWriter` streams a cube plane by plane.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from astropy.io import fits
@@ -37,6 +42,7 @@ __all__ = [
     "sanitize_name",
     "product_name",
     "write_image",
+    "CubeWriter",
     "read_image_wcs",
     "read_image",
     "read_provenance",
@@ -65,6 +71,9 @@ _SPECSYS: dict[str, str] = {
 #: FITS Stokes axis codes (WCS Paper I, table 7).
 _STOKES_CODE: dict[str, int] = {"I": 1, "Q": 2, "U": 3, "V": 4, "RR": -1, "LL": -2, "RL": -3, "LR": -4,
                                 "XX": -5, "YY": -6, "XY": -7, "YX": -8}
+
+#: BITPIX -> numpy dtype of the data.
+_DTYPES: dict[int, type[np.floating]] = {-32: np.float32, -64: np.float64}
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 _TOKEN = re.compile(r"^[A-Za-z0-9_+-]+$")
@@ -173,38 +182,29 @@ def _provenance_cards(header: fits.Header, provenance: Mapping[str, str | float 
         header[f"HIERARCH {PROVENANCE_PREFIX} {key}"] = value
 
 
-def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: float, cell_arcsec: float,
-                freq_hz: float, chan_width_hz: float, specframe: str = "LSRK",
-                beam: Beam | Sequence[Beam] | None = None, bunit: str = "Jy/beam", object_name: str,
-                telescope: str = "ALMA", restfreq_hz: float | None = None,
-                provenance: Mapping[str, str | float | int | bool] | None = None,
-                history: Iterable[str] = (), stokes: str = "I", bitpix: int = -32,
-                date: datetime | None = None) -> Path:
-    """Write a 4-D FITS image (RA---SIN, DEC--SIN, FREQ, STOKES) atomically; return the path.
+def _beam_list(beam: Beam | Sequence[Beam] | None, nchan: int) -> list[Beam]:
+    """[] (no beam), [one beam] (a single or all-identical beams) or one beam per channel."""
+    if beam is None:
+        return []
+    if isinstance(beam, Beam):
+        return [_check_beam(beam)]
+    beams = [_check_beam(b) for b in beam]
+    if len(beams) != nchan:
+        raise ValueError(f"{len(beams)} beams given for {nchan} channels")
+    return beams[:1] if len(set(beams)) == 1 else beams
 
-    data: ``(nx, ny)`` (mfs) or ``(nchan, nx, ny)`` in the gridding convention; written as
-    ``(1, nchan, ny, nx)``. ra_deg, dec_deg: phase centre (ICRS, deg), at pixel (nx//2, ny//2).
-    cell_arcsec: square cell (arcsec). freq_hz: centre of channel 0 (Hz); chan_width_hz: channel
-    spacing (Hz, may be negative; for mfs the bandwidth). specframe: CASA or FITS frame name,
-    written as SPECSYS. beam: one Beam, or one per channel (a cube): then a ``BEAMS`` table
-    (CASAMBM = T) and the median-area beam as BMAJ/BMIN/BPA; identical beams collapse to one.
-    provenance: ``HIERARCH ALMARULES <key>`` keywords (long strings on CONTINUE cards; trailing
-    blanks are not significant in FITS). history: HISTORY cards (wrapped at 72 characters).
-    bitpix: -32 (float32, as CASA exports) or -64. date: DATE (UTC; default now).
+
+def _primary_header(nx: int, ny: int, nchan: int, *, ra_deg: float, dec_deg: float, cell_arcsec: float,
+                    freq_hz: float, chan_width_hz: float, specframe: str, beams: Sequence[Beam], bunit: str,
+                    object_name: str, telescope: str, restfreq_hz: float | None,
+                    provenance: Mapping[str, str | float | int | bool] | None, history: Iterable[str],
+                    stokes: str, bitpix: int, date: datetime | None) -> fits.Header:
+    """The validated primary header of an ``(1, nchan, ny, nx)`` image (see `write_image`).
+
+    beams: as returned by `_beam_list`; more than one: CASAMBM = T and the median-area beam.
     """
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        arr = arr[None, :, :]
-    if arr.ndim != 3 or 0 in arr.shape:
-        raise ValueError(f"data must have shape (nx, ny) or (nchan, nx, ny), got {np.shape(data)}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"data must be real numbers, got dtype {arr.dtype}")
-    dtypes = {-32: np.float32, -64: np.float64}
-    if bitpix not in dtypes:
+    if bitpix not in _DTYPES:
         raise ValueError(f"bitpix must be -32 or -64, got {bitpix}")
-    nchan, nx, ny = arr.shape
-    cube = np.ascontiguousarray(arr.transpose(0, 2, 1), dtype=dtypes[bitpix])[None]  # (1, nchan, ny, nx)
-
     ra = _finite("ra_deg", ra_deg) % 360.0
     dec = _finite("dec_deg", dec_deg)
     cell = _finite("cell_arcsec", cell_arcsec)
@@ -221,18 +221,13 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
     if stokes.upper() not in _STOKES_CODE:
         raise ValueError(f"stokes must be one of {sorted(_STOKES_CODE)}, got {stokes!r}")
 
-    beams: list[Beam] = []
-    if isinstance(beam, Beam):
-        beams = [_check_beam(beam)]
-    elif beam is not None:
-        beams = [_check_beam(b) for b in beam]
-        if len(beams) != nchan:
-            raise ValueError(f"{len(beams)} beams given for {nchan} channels")
-        if len(set(beams)) == 1:
-            beams = beams[:1]
-
-    hdu = fits.PrimaryHDU(cube)
-    h = hdu.header
+    h = fits.Header()
+    h["SIMPLE"] = (True, "conforms to FITS standard")
+    h["BITPIX"] = (bitpix, "array data type")
+    h["NAXIS"] = (4, "number of array dimensions")
+    for i, n in enumerate((nx, ny, nchan, 1), start=1):
+        h[f"NAXIS{i}"] = n
+    h["EXTEND"] = True
     h["BTYPE"] = "Intensity"
     h["BUNIT"] = (bunit, "brightness (pixel) unit")
     h["OBJECT"] = object_name
@@ -275,12 +270,286 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
         _provenance_cards(h, provenance)
     for line in history:
         h.add_history(str(line))
+    return h
 
+
+def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: float, cell_arcsec: float,
+                freq_hz: float, chan_width_hz: float, specframe: str = "LSRK",
+                beam: Beam | Sequence[Beam] | None = None, bunit: str = "Jy/beam", object_name: str,
+                telescope: str = "ALMA", restfreq_hz: float | None = None,
+                provenance: Mapping[str, str | float | int | bool] | None = None,
+                history: Iterable[str] = (), stokes: str = "I", bitpix: int = -32,
+                date: datetime | None = None) -> Path:
+    """Write a 4-D FITS image (RA---SIN, DEC--SIN, FREQ, STOKES) atomically; return the path.
+
+    data: ``(nx, ny)`` (mfs) or ``(nchan, nx, ny)`` in the gridding convention; written as
+    ``(1, nchan, ny, nx)``. ra_deg, dec_deg: phase centre (ICRS, deg), at pixel (nx//2, ny//2).
+    cell_arcsec: square cell (arcsec). freq_hz: centre of channel 0 (Hz); chan_width_hz: channel
+    spacing (Hz, may be negative; for mfs the bandwidth). specframe: CASA or FITS frame name,
+    written as SPECSYS. beam: one Beam, or one per channel (a cube): then a ``BEAMS`` table
+    (CASAMBM = T) and the median-area beam as BMAJ/BMIN/BPA; identical beams collapse to one.
+    provenance: ``HIERARCH ALMARULES <key>`` keywords (long strings on CONTINUE cards; trailing
+    blanks are not significant in FITS). history: HISTORY cards (wrapped at 72 characters).
+    bitpix: -32 (float32, as CASA exports) or -64. date: DATE (UTC; default now).
+    Cubes larger than memory: `CubeWriter`.
+    """
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None, :, :]
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise ValueError(f"data must have shape (nx, ny) or (nchan, nx, ny), got {np.shape(data)}")
+    _check_real(arr)
+    nchan, nx, ny = arr.shape
+    beams = _beam_list(beam, nchan)
+    header = _primary_header(nx, ny, nchan, ra_deg=ra_deg, dec_deg=dec_deg, cell_arcsec=cell_arcsec,
+                             freq_hz=freq_hz, chan_width_hz=chan_width_hz, specframe=specframe, beams=beams,
+                             bunit=bunit, object_name=object_name, telescope=telescope,
+                             restfreq_hz=restfreq_hz, provenance=provenance, history=history,
+                             stokes=stokes, bitpix=bitpix, date=date)
+    cube = np.ascontiguousarray(arr.transpose(0, 2, 1), dtype=_DTYPES[bitpix])[None]  # (1, nchan, ny, nx)
+    hdu = fits.PrimaryHDU(cube)  # SIMPLE ... EXTEND from the data (PrimaryHDU(header=) would drop EXTEND)
+    hdu.header.extend(header, strip=True, end=True)  # the rest of the cards, in order
     hdul = fits.HDUList([hdu] + ([_beams_hdu(beams)] if len(beams) > 1 else []))
     hdul.verify("exception")
     target = Path(path)
     write_bytes_atomic(target, lambda fh: hdul.writeto(fh, checksum=True))
     return target
+
+
+def _check_real(arr: np.ndarray) -> None:
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"data must be real numbers, got dtype {arr.dtype}")
+
+
+# --------------------------------------------------------------------------- streaming cubes
+
+_BLOCK = 2880  # FITS block (bytes)
+_CARD = 80  # FITS header card (bytes)
+
+
+def _ones_complement_sum(buf: np.ndarray | bytes, total: int = 0) -> int:
+    """32-bit ones' complement sum (FITS checksum convention) of big-endian words, added to `total`.
+
+    buf: a whole number of 4-byte words, at a 4-byte offset in the HDU.
+    """
+    words = np.frombuffer(buf, dtype=">u4")
+    for start in range(0, words.size, 1 << 30):  # uint64 partial sums cannot overflow
+        total += int(words[start:start + (1 << 30)].sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def _encode_checksum(total: int) -> str:
+    """The 16-character CHECKSUM value that makes the HDU sum to -0 (FITS checksum, A.7.2)."""
+    value = ~total & 0xFFFFFFFF
+    excluded = set(range(0x3A, 0x41)) | set(range(0x5B, 0x61))  # punctuation between 0-9, A-Z, a-z
+    chars = [0] * 16
+    for i in range(4):
+        byte = (value >> (24 - 8 * i)) & 0xFF
+        ch = [byte // 4 + 0x30 + byte % 4] + [byte // 4 + 0x30] * 3
+        moved = True
+        while moved:
+            moved = False
+            for j in (0, 2):
+                if ch[j] in excluded or ch[j + 1] in excluded:
+                    ch[j] += 1
+                    ch[j + 1] -= 1
+                    moved = True
+        for j in range(4):
+            chars[4 * j + i] = ch[j]
+    return bytes(chars[15:] + chars[:15]).decode("ascii")
+
+
+def _header_bytes(header: fits.Header, size: int) -> bytes:
+    """`header` as exactly `size` bytes (a multiple of 2880), END in the last block.
+
+    Blank cards (legal, ignored) fill the gap before END when the header needs fewer blocks.
+    """
+    body = header.tostring(sep="", endcard=False, padding=False)
+    if len(body) + _CARD > size:
+        raise RuntimeError(f"header needs {len(body) + _CARD} bytes, only {size} reserved")
+    text = body.ljust(max(len(body), size - _BLOCK)) + "END".ljust(_CARD)
+    return text.ljust(size).encode("ascii")
+
+
+def _extension_bytes(hdu: fits.BinTableHDU) -> bytes:
+    """`hdu` as written after a primary HDU: header and padded data, with CHECKSUM/DATASUM."""
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf, checksum=True)
+    raw = buf.getvalue()
+    with fits.open(io.BytesIO(raw)) as hdul:
+        start = hdul.fileinfo(1)["hdrLoc"]
+    return raw[start:]
+
+
+class CubeWriter:
+    """Stream a FITS cube to `path` one channel plane at a time, atomically (memory: ~one plane).
+
+    The header keywords are those of `write_image`; ``nx, ny, nchan`` give the shape of the
+    gridding-convention cube ``(nchan, nx, ny)``. Use as a context manager::
+
+        with CubeWriter(path, nx, ny, nchan, ra_deg=..., ..., object_name="NGC 2872") as cw:
+            for k in range(nchan):
+                cw.write_plane(k, plane_k, beam=beam_k)   # plane_k[ix, iy], written transposed
+
+    Entering creates a temporary ``.<name>.<random>.tmp`` in the target's directory (as
+    `engine.io.write_bytes_atomic` does). A clean exit with all planes written completes the
+    file (below), fsyncs it and renames it onto `path` (0o666 & ~umask); an exception in the
+    block, an incomplete cube (ValueError) or a failure while completing removes the temporary
+    file and leaves an existing `path` untouched.
+
+    Beams: ``set_beams(beam)`` (one Beam or one per channel, any time before exit) or a beam with
+    every `write_plane` (not both); the result is as `write_image` with that ``beam``. Because the
+    primary header precedes the data, its space is reserved when entering: the header is built
+    (and validated) with the largest beam card set (BMAJ/BMIN/BPA, CASAMBM, its COMMENT) plus
+    CHECKSUM/DATASUM. At exit the final header (the same `_primary_header`, the real beams) is
+    rewritten in place over that fixed-size block range; any cards it no longer needs become blank
+    cards before END. This never moves the data (astropy's update mode may rewrite the whole
+    file when a header shrinks). The BEAMS table, if any, is appended after the padded data.
+
+    DATE is the time the file is completed unless ``date`` is given.
+
+    Checksums: DATASUM is accumulated plane by plane (the ones' complement sum is additive over
+    4-byte-aligned pieces; the zero padding adds nothing) and CHECKSUM is computed from the final
+    header, so both verify with astropy without re-reading the cube. The BEAMS table gets its own.
+    """
+
+    def __init__(self, path: str | Path, nx: int, ny: int, nchan: int, *, ra_deg: float, dec_deg: float,
+                 cell_arcsec: float, freq_hz: float, chan_width_hz: float, specframe: str = "LSRK",
+                 beam: Beam | Sequence[Beam] | None = None, bunit: str = "Jy/beam", object_name: str,
+                 telescope: str = "ALMA", restfreq_hz: float | None = None,
+                 provenance: Mapping[str, str | float | int | bool] | None = None,
+                 history: Iterable[str] = (), stokes: str = "I", bitpix: int = -32,
+                 date: datetime | None = None) -> None:
+        for name, n in (("nx", nx), ("ny", ny), ("nchan", nchan)):
+            if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        self.path = Path(path)
+        self.nx, self.ny, self.nchan = int(nx), int(ny), int(nchan)
+        self._keywords = dict(ra_deg=ra_deg, dec_deg=dec_deg, cell_arcsec=cell_arcsec, freq_hz=freq_hz,
+                              chan_width_hz=chan_width_hz, specframe=specframe, bunit=bunit,
+                              object_name=object_name, telescope=telescope, restfreq_hz=restfreq_hz,
+                              provenance=dict(provenance or {}), history=[str(x) for x in history],
+                              stokes=stokes, bitpix=bitpix, date=date)
+        widest = [Beam(2.0, 1.0, 0.0), Beam(1.0, 1.0, 0.0)]  # the header with every beam card
+        self._header_size = len(self._header(widest, 0, "0" * 16).tostring())  # validates the keywords
+        self._dtype = np.dtype(_DTYPES[bitpix]).newbyteorder(">")
+        self._beams: list[Beam] | None = None  # from set_beams
+        self._plane_beams: list[Beam] = []  # from write_plane
+        if beam is not None:
+            self.set_beams(beam)
+        self._fh: BinaryIO | None = None
+        self._tmp: Path | None = None
+        self._state = "new"  # -> "open" -> "done"
+        self._next = 0  # the next plane to write
+        self._datasum = 0
+
+    # -- header
+
+    def _header(self, beams: Sequence[Beam], datasum: int, checksum: str) -> fits.Header:
+        h = _primary_header(self.nx, self.ny, self.nchan, beams=beams, **self._keywords)
+        h["CHECKSUM"] = (checksum, "HDU checksum")
+        h["DATASUM"] = (str(datasum), "data unit checksum")
+        return h
+
+    def _final_header_bytes(self, beams: Sequence[Beam]) -> bytes:
+        """The final primary header, padded to the reserved size, with a valid CHECKSUM."""
+        h = self._header(beams, self._datasum, "0" * 16)
+        total = _ones_complement_sum(_header_bytes(h, self._header_size), self._datasum)
+        h["CHECKSUM"] = _encode_checksum(total)
+        return _header_bytes(h, self._header_size)
+
+    # -- beams and planes
+
+    def set_beams(self, beam: Beam | Sequence[Beam]) -> None:
+        """One Beam for the cube or one per channel (then a BEAMS table unless all are identical)."""
+        if self._plane_beams:
+            raise ValueError("beams were given with the planes; do not also call set_beams")
+        beams = _beam_list(beam, self.nchan)
+        self._beams = beams
+
+    def write_plane(self, k: int, plane: np.ndarray, beam: Beam | None = None) -> None:
+        """Append channel `k` (0-based, in order): ``plane[ix, iy]``, shape (nx, ny); its beam, if any."""
+        if self._state != "open" or self._fh is None:
+            raise RuntimeError("write_plane outside the with block")
+        if k != self._next:
+            raise ValueError(f"planes must be written in order: expected plane {self._next}, got {k}")
+        arr = np.asarray(plane)
+        if arr.shape != (self.nx, self.ny):
+            raise ValueError(f"plane must have shape (nx, ny) = {(self.nx, self.ny)}, got {arr.shape}")
+        _check_real(arr)
+        if beam is not None and self._beams is not None:
+            raise ValueError("beams were given with set_beams; do not also give them with the planes")
+        if k > 0 and (beam is not None) != bool(self._plane_beams):
+            raise ValueError("give a beam with every plane or with none")
+        if beam is not None:
+            self._plane_beams.append(_check_beam(beam))
+        raw = np.ascontiguousarray(arr.T, dtype=self._dtype)  # FITS plane (ny, nx), big-endian
+        self._fh.write(raw.data)
+        self._datasum = _ones_complement_sum(raw, self._datasum)
+        self._next += 1
+
+    # -- context manager
+
+    def __enter__(self) -> CubeWriter:
+        if self._state != "new":
+            raise RuntimeError("a CubeWriter can be entered only once")
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        self._tmp = Path(tmp)
+        self._state = "open"
+        try:
+            self._fh = os.fdopen(fd, "wb")
+            self._fh.write(b" " * self._header_size)  # reserved; written at exit
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        if self._next != self.nchan:
+            self._discard()
+            raise ValueError(f"only {self._next} of {self.nchan} planes written; {self.path} not written")
+        try:
+            self._complete()
+        except BaseException:
+            self._discard()
+            raise
+
+    def _complete(self) -> None:
+        assert self._fh is not None and self._tmp is not None
+        fh = self._fh
+        beams = self._beams if self._beams is not None else _beam_list(self._plane_beams or None, self.nchan)
+        data_bytes = self.nchan * self.nx * self.ny * self._dtype.itemsize
+        fh.write(b"\0" * (-data_bytes % _BLOCK))
+        if len(beams) > 1:
+            fh.write(_extension_bytes(_beams_hdu(beams)))
+        fh.seek(0)
+        fh.write(self._final_header_bytes(beams))
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        with fits.open(self._tmp) as hdul:  # headers only: the data are not read
+            hdul.verify("exception")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)
+        os.replace(self._tmp, self.path)
+        self._state = "done"
+
+    def _discard(self) -> None:
+        self._state = "done"
+        if self._fh is not None:
+            self._fh.close()
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------- reading (tests, tools)

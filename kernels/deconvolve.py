@@ -42,13 +42,16 @@ import heapq
 import math
 import warnings as _warnings
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 from scipy import signal
 
 from . import beam as _beam
 from . import gridding
+
+#: mask_update(residual, previous mask or None, major cycle) -> mask, for automatic masking.
+MaskUpdate = Callable[[np.ndarray, Optional[np.ndarray], int], np.ndarray]
 
 BLOCK = 16  # block side (pixels) of the Hogbom running-max structure
 
@@ -92,8 +95,8 @@ class CleanResult:
     """Cotton-Schwab result: model (Jy/pixel), residual (Jy/beam, from the visibilities),
     history (one MajorCycle per major cycle), warnings, stopped_by ("threshold", "niter",
     "max_major", "divergence", "stalled"), initial_peak (masked dirty-image peak, Jy/beam),
-    beam (Gaussian fitted to the PSF), sidelobe (the PSF sidelobe level used) and iterations
-    (components taken in all)."""
+    beam (Gaussian fitted to the PSF), sidelobe (the PSF sidelobe level used), iterations
+    (components taken in all) and mask (the clean mask at the end: bool, image shape)."""
 
     model: np.ndarray
     residual: np.ndarray
@@ -104,6 +107,7 @@ class CleanResult:
     beam: _beam.Beam
     sidelobe: float
     iterations: int = 0
+    mask: Optional[np.ndarray] = None
 
 
 # ---------------------------------------------------------------- helpers
@@ -336,7 +340,9 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
                   threshold: float = 0.0, niter: int = 1000, cycle_factor: float = 1.0,
                   epsilon: float = 1e-6, max_major: int = 20, minor: Literal["hogbom", "clark"] = "hogbom",
                   flags: Optional[np.ndarray] = None, wgridding: bool = True, nthreads: int = 0,
-                  patch_halfwidth: Optional[int] = None, divergence_factor: float = 1.05) -> CleanResult:
+                  patch_halfwidth: Optional[int] = None, divergence_factor: float = 1.05,
+                  mask_update: Optional[MaskUpdate] = None, dirty: Optional[np.ndarray] = None,
+                  beam: Optional[_beam.Beam] = None) -> CleanResult:
     """Cotton-Schwab CLEAN of visibilities `vis` (Jy, (nrow, nchan)) on an npix_x x npix_y image of
     `cell` arcsec.
 
@@ -353,6 +359,12 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     max(threshold, cycle_factor x sidelobe x peak), sidelobe = `kernels.beam.sidelobe_level` of
     the PSF. Also stops after `max_major` cycles ("max_major", warning) or when a minor cycle
     takes no component ("stalled", warning). Gridding accuracy: `epsilon` (ducc0's relative L2).
+
+    mask_update: for automatic masks (auto-multithresh): called as
+    ``mask_update(residual, previous_mask_or_None, cycle)`` before each major cycle's stopping
+    test; its mask replaces `mask` (an empty mask stops the clean, stopped_by "empty mask").
+    dirty: the dirty image made with the same weights (skips recomputing it); beam: the Gaussian
+    fitted to `psf` (skips refitting).
     """
     if minor not in ("hogbom", "clark"):
         raise ValueError(f"minor must be 'hogbom' or 'clark', got {minor!r}")
@@ -369,14 +381,22 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     m = np.ones((npix_x, npix_y), bool) if mask is None else np.asarray(mask, dtype=bool)
     if m.shape != (npix_x, npix_y):
         raise ValueError(f"mask must have shape {(npix_x, npix_y)}, got {m.shape}")
-    bm = _beam.fit_beam(psf, cell)
+    bm = beam if beam is not None else _beam.fit_beam(psf, cell)
     sidelobe = _beam.sidelobe_level(psf, bm, cell)
     if patch_halfwidth is None:
         patch_halfwidth = default_patch_halfwidth(psf)
     minor_fn = hogbom if minor == "hogbom" else clark
 
     model = np.zeros((npix_x, npix_y))
-    residual = gridding.dirty_image(uvw, freq, vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
+    if dirty is not None:
+        residual = np.array(dirty, dtype=np.float64)
+        if residual.shape != (npix_x, npix_y):
+            raise ValueError(f"dirty must have shape {(npix_x, npix_y)}, got {residual.shape}")
+    else:
+        residual = gridding.dirty_image(uvw, freq, vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
+    auto_mask: Optional[np.ndarray] = None
+    if mask_update is not None:
+        m = auto_mask = np.asarray(mask_update(residual, None, 0), dtype=bool)
     peak = _masked_peak(residual, m)
     initial = peak
     history: list[MajorCycle] = []
@@ -384,6 +404,9 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     total = 0
     stopped = "max_major"
     for _ in range(max_major + 1):
+        if auto_mask is not None and not auto_mask.any():
+            stopped = "empty mask"
+            break
         if peak <= threshold:
             stopped = "threshold"
             break
@@ -401,11 +424,14 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
         model = model + mr.model
         resid_vis = vis - gridding.predict(uvw, freq, model, cell, **grid_kw)
         residual = gridding.dirty_image(uvw, freq, resid_vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
+        same_mask_peak = _masked_peak(residual, m)  # divergence is judged in the mask just cleaned
+        if mask_update is not None:
+            m = auto_mask = np.asarray(mask_update(residual, m, len(history) + 1), dtype=bool)
         new_peak = _masked_peak(residual, m)
         history.append(MajorCycle(mr.iterations, cyc, mr.stopped_by, new_peak, float(model.sum())))
-        if new_peak > divergence_factor * peak:
+        if same_mask_peak > divergence_factor * peak:
             stopped = "divergence"
-            msg = (f"divergence: masked residual peak grew from {peak:.4g} to {new_peak:.4g} Jy/beam "
+            msg = (f"divergence: masked residual peak grew from {peak:.4g} to {same_mask_peak:.4g} Jy/beam "
                    f"in major cycle {len(history)} (> {100 * (divergence_factor - 1):.0f} %); stopped")
             warns.append(msg)
             _warnings.warn(msg, RuntimeWarning, stacklevel=2)
@@ -416,4 +442,4 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
             stopped = "stalled"
             warns.append("the minor cycle took no component; stopped")
             break
-    return CleanResult(model, residual, history, warns, stopped, initial, bm, sidelobe, total)
+    return CleanResult(model, residual, history, warns, stopped, initial, bm, sidelobe, total, m)

@@ -46,7 +46,8 @@ import numpy as np
 
 from almarules.kernels.casatables import TableAccessError, close_all, open_readonly
 
-__all__ = ["Chunk", "DataSelectionError", "select", "lsrk_frequencies", "CHUNK_ELEMENTS"]
+__all__ = ["Chunk", "DataSelectionError", "SpwAxis", "select", "lsrk_frequencies", "spw_axis", "field_rows",
+           "phase_centre", "CHUNK_ELEMENTS"]
 
 # visibilities (row x channel x correlation) read per chunk by default (~ 8-16 B each)
 CHUNK_ELEMENTS = 4_000_000
@@ -372,6 +373,53 @@ def _select(ms: _MS, fids: list[int], spw_id: int, chan_start: int, chan_stop: O
 
 
 # ---------------------------------------------------------------- frequency frames
+@dataclass(frozen=True)
+class SpwAxis:
+    """The channels of one spw: centre frequencies and widths (Hz) in its own frame."""
+
+    freq: np.ndarray
+    width: np.ndarray
+    frame: str
+
+
+def spw_axis(ms_path: str | Path, spw_id: int) -> SpwAxis:
+    """CHAN_FREQ, CHAN_WIDTH (Hz) and the frame name (MEAS_FREQ_REF) of one spw."""
+    ms = _MS(ms_path)
+    try:
+        freqs, ref = _spw_row(ms, int(spw_id))
+        spw_t = ms.sub("SPECTRAL_WINDOW", ("CHAN_WIDTH",))
+        width = np.asarray(spw_t.getcell("CHAN_WIDTH", int(spw_id)), dtype=np.float64)
+        if width.shape != freqs.shape:
+            raise DataSelectionError(f"{ms.path}/SPECTRAL_WINDOW: row {spw_id} column CHAN_WIDTH has "
+                                     f"{width.size} values for {freqs.size} channels")
+        return SpwAxis(freqs, width, _FRAMES.get(ref, str(ref)))
+    finally:
+        ms.close()
+
+
+def field_rows(ms_path: str | Path, name: str) -> list[int]:
+    """FIELD rows (ids) whose NAME is `name` (several for an ALMA mosaic)."""
+    ms = _MS(ms_path)
+    try:
+        names = ms.sub("FIELD", ("NAME",)).getcol("NAME")
+        return [i for i, n in enumerate(names) if n == name]
+    finally:
+        ms.close()
+
+
+def phase_centre(ms_path: str | Path, field_id: int) -> tuple[float, float, str]:
+    """(RA, Dec in degrees, direction frame) of a field's PHASE_DIR (its first polynomial term)."""
+    ms = _MS(ms_path)
+    try:
+        _check_fields(ms, [int(field_id)])
+        field_t = ms.sub("FIELD", ("PHASE_DIR",))
+        pdir = np.asarray(field_t.getcell("PHASE_DIR", int(field_id)), dtype=np.float64).reshape(-1, 2)[0]
+        ref = (field_t.getcolkeywords("PHASE_DIR").get("MEASINFO", {}) or {}).get("Ref", "J2000")
+        return float(np.degrees(pdir[0])) % 360.0, float(np.degrees(pdir[1])), str(ref)
+    finally:
+        ms.close()
+
+
 def lsrk_frequencies(ms_path: str | Path, spw_id: int, field_id: int) -> np.ndarray:
     """Channel frequencies (Hz) of one spw in the LSRK frame, as seen towards one field.
 

@@ -59,3 +59,21 @@ def shared_ms(tmp_path_factory):
 
     yield get
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def alma_sim_calibrated(shared_ms, tmp_path_factory):
+    """alma_sim.ms with CORRECTED_DATA = DATA with the true gains and bandpasses divided out (and the
+    weights rescaled), made once per session by `truthcal.calibrated_copy`; its path. Skips where the
+    shared data are absent."""
+    import json
+
+    from truthcal import calibrated_copy
+
+    src = shared_ms("alma_sim.ms")
+    truth_file = SHARED_DATA / "alma_sim.truth.json"
+    if not truth_file.exists():
+        pytest.skip(f"shared test data not found: {truth_file} (set ALMARULES_SHARED_DATA)")
+    root = tmp_path_factory.mktemp("alma_sim_calibrated")
+    yield calibrated_copy(src, json.loads(truth_file.read_text()), root / "alma_sim.ms")
+    shutil.rmtree(root, ignore_errors=True)

@@ -184,7 +184,11 @@ class CorpusEvaluation:
         self.params: dict[str, np.ndarray] = {}
         self.param_unk: dict[str, np.ndarray] = {}
         for name, value in vp.p.params.items():
-            self.params[name] = np.full(n, overrides.get(name, value), dtype=np.float64)
+            value = overrides.get(name, value)
+            if isinstance(value, str):  # a word: interned codes, as string columns hold
+                self.params[name] = np.full(n, STRINGS.code(value), dtype=np.int32)
+            else:
+                self.params[name] = np.full(n, value, dtype=np.float64)
         self.memo: dict[tuple[str, str], Col] = {}
         self.join_cache: dict[tuple, tuple] = {}  # sorted join keys of fact collections
         self.expand_cache: dict[tuple, tuple] = {}  # (owner, base) ids -> (owner, base, parent, element)
@@ -201,7 +205,8 @@ class CorpusEvaluation:
     # ------------------------------------------------------------ access
     def param(self, name: str, ds: np.ndarray) -> Col:
         unk = self.param_unk.get(name)
-        return Col("num", self.params[name][ds], unk[ds] if unk is not None else None)
+        values = self.params[name]
+        return Col("str" if values.dtype == np.int32 else "num", values[ds], unk[ds] if unk is not None else None)
 
     def table_of(self, kind: str) -> Table:
         t = self.tables.get(kind)
@@ -711,7 +716,7 @@ class CorpusEvaluation:
         if isinstance(a, A.SetAction) and a.kind is None:
             value = action.value(self, self.frame("dataset"))
             n = self.corpus.n
-            v = np.broadcast_to(np.asarray(value.v, dtype=np.float64), (n,))
+            v = np.broadcast_to(np.asarray(value.v, dtype=self.params[a.name].dtype), (n,))
             self.params[a.name] = np.where(active, v, self.params[a.name])
             if value.unk is not None:
                 self.param_unk[a.name] = mask_of(self.param_unk.get(a.name), n) | (active & value.unk)

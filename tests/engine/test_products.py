@@ -268,3 +268,222 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         products.write_bytes_atomic(path, failing)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.fits"]
+
+
+# ----------------------------------------------------------------------------- streaming cubes
+
+_ARGS = dict(ra_deg=RA, dec_deg=DEC, cell_arcsec=CELL, freq_hz=FREQ, chan_width_hz=WIDTH, object_name="NGC 2872")
+_EXTRAS = dict(restfreq_hz=230.538e9, history=["tclean-equivalent: niter=1000"],
+               provenance={"ruleset_hash": "sha256:" + "0123456789abcdef" * 4, "niter": 1000})
+
+
+def _stream(path: Path, data: np.ndarray, plane_beams: list[Beam] | None = None, **kw) -> Path:
+    """Write `data` (nchan, nx, ny) with a CubeWriter, plane by plane."""
+    nchan, nx, ny = data.shape
+    with products.CubeWriter(path, nx, ny, nchan, **{**_ARGS, **kw}) as cw:
+        for k in range(nchan):
+            cw.write_plane(k, data[k], beam=None if plane_beams is None else plane_beams[k])
+    return path
+
+
+def _cards(header: fits.Header) -> list[tuple[str, object, str]]:
+    """(keyword, value, comment) of every card but DATE, the checksums and blank cards."""
+    return [(c.keyword, c.value, c.comment) for c in header.cards
+            if c.keyword not in ("DATE", "CHECKSUM", "DATASUM", "")]
+
+
+def _assert_valid(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(path) as hdul:
+            hdul.verify("exception")
+            for hdu in hdul:
+                assert hdu.verify_checksum() == 1 and hdu.verify_datasum() == 1
+
+
+_BEAM_CASES = {
+    "none": None,
+    "single": Beam(0.9, 0.6, -35.0),
+    "per-channel": [Beam(1.0 + 0.01 * k, 0.5 + 0.02 * k, 10.0 * k) for k in range(NCHAN)],
+    "identical": [Beam(1.0, 0.8, 5.0)] * NCHAN,
+}
+
+
+@pytest.mark.parametrize("bitpix", [-32, -64])
+@pytest.mark.parametrize("case", sorted(_BEAM_CASES))
+def test_cube_writer_equals_write_image(tmp_path, case, bitpix):
+    beam = _BEAM_CASES[case]
+    data = _cube()
+    ref = _write(tmp_path / "ref.fits", data, beam=beam, bitpix=bitpix, **_EXTRAS)
+    per_plane = [beam] * NCHAN if isinstance(beam, Beam) else beam
+    # beams once for the cube (beam=, i.e. set_beams) or one with each plane
+    for name, kw, plane_beams in (("a.fits", dict(beam=beam), None), ("b.fits", {}, per_plane)):
+        path = _stream(tmp_path / name, data, plane_beams, bitpix=bitpix, **kw, **_EXTRAS)
+        _assert_valid(path)
+        d0, h0, b0 = read_image(ref)
+        d1, h1, b1 = read_image(path)
+        np.testing.assert_array_equal(d1, d0)
+        assert d1.dtype.itemsize == d0.dtype.itemsize == abs(bitpix) // 8
+        assert _cards(h1) == _cards(h0)
+        assert h1["DATASUM"] == h0["DATASUM"] and "DATE" in h1
+        assert b1 == b0
+        assert read_image_wcs(path)[0].to_header() == read_image_wcs(ref)[0].to_header()
+        with fits.open(ref) as r, fits.open(path) as s:
+            assert [hdu.name for hdu in s] == [hdu.name for hdu in r]
+            if "BEAMS" in r:
+                assert _cards(s["BEAMS"].header) == _cards(r["BEAMS"].header)
+                assert s["BEAMS"].data.tobytes() == r["BEAMS"].data.tobytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.fits", "b.fits", "ref.fits"]
+
+
+def test_cube_writer_reserved_header_shrinks_to_blank_cards(tmp_path):
+    """The header reserved for the beam cards is rewritten in place, whatever block it ends in."""
+    data = _cube()[:2]
+    shrunk = 0  # cases where the final header needs one block less than was reserved
+    for nhistory in range(40):  # moves the end of the header through a whole block
+        history = [f"step {i}" for i in range(nhistory)]
+        ref = _write(tmp_path / "ref.fits", data, history=history)
+        path = _stream(tmp_path / "s.fits", data, history=history)
+        _assert_valid(path)
+        with fits.open(ref) as r, fits.open(path) as s:
+            assert _cards(s[0].header) == _cards(r[0].header) and "BMAJ" not in s[0].header
+            assert s.fileinfo(0)["datLoc"] % 2880 == 0
+            shrunk += s.fileinfo(0)["datLoc"] > r.fileinfo(0)["datLoc"]
+            np.testing.assert_array_equal(s[0].data, r[0].data)
+    assert shrunk > 0
+
+
+def test_cube_writer_per_channel_beams_table_and_median(tmp_path):
+    beams = [Beam(1.0 + 0.01 * k, 0.5 + 0.02 * k, 10.0 * k) for k in range(NCHAN)]
+    beams[1] = Beam(2.0, 1.9, 0.0)  # largest: the median-area beam is channel 3's
+    for name, plane_beams in (("set.fits", None), ("planes.fits", beams)):
+        data = _cube()
+        nchan, nx, ny = data.shape
+        with products.CubeWriter(tmp_path / name, nx, ny, nchan, **_ARGS) as cw:
+            for k in range(nchan):
+                cw.write_plane(k, data[k], beam=None if plane_beams is None else plane_beams[k])
+            if plane_beams is None:
+                cw.set_beams(beams)  # any time before the end of the block
+        _, h, back = read_image(tmp_path / name)
+        assert back == beams
+        assert h["CASAMBM"] is True
+        assert (h["BMAJ"], h["BMIN"], h["BPA"]) == pytest.approx(
+            (beams[3].bmaj_arcsec / 3600, beams[3].bmin_arcsec / 3600, beams[3].bpa_deg), rel=1e-13)
+        with fits.open(tmp_path / name) as hdul:
+            t = hdul["BEAMS"]
+            assert (t.header["NCHAN"], t.header["NPOL"]) == (NCHAN, 1)
+            assert list(t.data["CHAN"]) == list(range(NCHAN))
+
+
+def test_cube_writer_identical_beams_collapse(tmp_path):
+    path = _stream(tmp_path / "same.fits", _cube(), [Beam(1.2, 0.9, 30.0)] * NCHAN)
+    _, h, beams = read_image(path)
+    assert "CASAMBM" not in h and len(beams) == 1
+    assert (beams[0].bmaj_arcsec, beams[0].bmin_arcsec, beams[0].bpa_deg) == pytest.approx((1.2, 0.9, 30.0), rel=1e-13)
+    with fits.open(path) as hdul:
+        assert len(hdul) == 1
+
+
+@pytest.mark.parametrize("order", [[1], [0, 0], [0, 2], [0, 1, 2, 3, 4, 5]])
+def test_cube_writer_planes_out_of_order_raise(tmp_path, order):
+    data = _cube()
+    with pytest.raises(ValueError):
+        with products.CubeWriter(tmp_path / "c.fits", NX, NY, NCHAN, **_ARGS) as cw:
+            for k in order:
+                cw.write_plane(k, data[k % NCHAN])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cube_writer_exception_keeps_existing_target(tmp_path):
+    path = _write(tmp_path / "c.fits", _cube())
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="imaging failed"):
+        with products.CubeWriter(path, NX, NY, NCHAN, **_ARGS) as cw:
+            cw.write_plane(0, _cube()[0] + 1)
+            assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1
+            raise RuntimeError("imaging failed")
+    with pytest.raises(KeyboardInterrupt):  # even a BaseException cleans up
+        with products.CubeWriter(path, NX, NY, NCHAN, **_ARGS) as cw:
+            raise KeyboardInterrupt
+    # a clean exit before all planes are written is an error too
+    with pytest.raises(ValueError, match="only 2 of 5 planes"):
+        with products.CubeWriter(path, NX, NY, NCHAN, **_ARGS) as cw:
+            cw.write_plane(0, _cube()[0])
+            cw.write_plane(1, _cube()[1])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.fits"]
+
+
+def test_cube_writer_failure_while_completing_keeps_existing_target(tmp_path, monkeypatch):
+    path = _write(tmp_path / "c.fits", _cube())
+    before = path.read_bytes()
+
+    def failing(total: int) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(products, "_encode_checksum", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _stream(path, _cube() + 1)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.fits"]
+
+
+def test_cube_writer_replaces_target_with_plain_permissions(tmp_path):
+    _write(tmp_path / "c.fits", np.zeros((2, NX, NY)))
+    path = _stream(tmp_path / "c.fits", _cube())
+    np.testing.assert_array_equal(read_image(path)[0], _cube().astype(np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.fits"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_cube_writer_bounded_memory(tmp_path):
+    import tracemalloc
+
+    n, nchan = 256, 64
+    plane = np.random.default_rng(2).normal(size=(n, n)).astype(np.float32)
+    plane_bytes = plane.nbytes  # 256 KiB; the cube is 16 MiB
+    tracemalloc.start()
+    try:
+        with products.CubeWriter(tmp_path / "big.fits", n, n, nchan, **_ARGS) as cw:
+            for k in range(nchan):
+                cw.write_plane(k, plane, beam=Beam(1.0 + k / 100, 0.8, 0.0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * plane_bytes, f"peak {peak / plane_bytes:.1f} planes"
+    _assert_valid(tmp_path / "big.fits")
+    with fits.open(tmp_path / "big.fits") as hdul:
+        assert hdul[0].data.shape == (1, nchan, n, n)
+        np.testing.assert_array_equal(hdul[0].data[0, 63], plane.T)
+        assert len(hdul["BEAMS"].data) == nchan
+
+
+def test_cube_writer_rejects_bad_use(tmp_path):
+    with pytest.raises(ValueError):
+        products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, **{**_ARGS, "cell_arcsec": 0.0})
+    with pytest.raises(ValueError):
+        products.CubeWriter(tmp_path / "x.fits", NX, 0, NCHAN, **_ARGS)
+    with pytest.raises(ValueError, match="beams given"):
+        products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, beam=[Beam(1, 1, 0)] * 2, **_ARGS)
+    cw = products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, **_ARGS)
+    with pytest.raises(RuntimeError):
+        cw.write_plane(0, _cube()[0])  # outside the with block
+    assert list(tmp_path.iterdir()) == []
+
+    cases = [
+        lambda cw: cw.write_plane(0, _cube()[0].T),  # wrong shape (ny, nx)
+        lambda cw: (cw.write_plane(0, _cube()[0], beam=Beam(1, 1, 0)), cw.write_plane(1, _cube()[1])),
+        lambda cw: (cw.write_plane(0, _cube()[0]), cw.write_plane(1, _cube()[1], beam=Beam(1, 1, 0))),
+        lambda cw: (cw.set_beams(Beam(1, 1, 0)), cw.write_plane(0, _cube()[0], beam=Beam(1, 1, 0))),
+        lambda cw: (cw.write_plane(0, _cube()[0], beam=Beam(1, 1, 0)), cw.set_beams(Beam(1, 1, 0))),
+    ]
+    for bad in cases:
+        with pytest.raises(ValueError):
+            with products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, **_ARGS) as cw:
+                bad(cw)
+    with pytest.raises(TypeError):
+        with products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, **_ARGS) as cw:
+            cw.write_plane(0, np.zeros((NX, NY), dtype=complex))
+    assert list(tmp_path.iterdir()) == []

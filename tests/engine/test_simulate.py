@@ -26,6 +26,7 @@ ACA = REPO / "examples" / "sim" / "aca_7m_band7_mosaic_2eb.yaml"
 C = 299_792_458.0
 ARCSEC = math.pi / 180 / 3600
 from conftest import SHARED_DATA  # noqa: E402  (the one place that knows where shared data is)
+from truthcal import truth_bandpass, truth_gains  # noqa: E402
 
 
 def _raw(path: Path) -> dict:
@@ -277,23 +278,11 @@ def test_reproduces_the_casa_simulation(tmp_path, shared_ms):
     ua, ub = _col(casa, "UVW"), _col(ours, "UVW")
     assert (np.linalg.norm(ua - ub, axis=1) / np.linalg.norm(ua, axis=1)).max() < 1e-5
     # CASA's DATA = g_i g_j* b_i b_j* model + noise: undo with the CASA truth, compare with our model
-    g = truth["corruptions"]["gains"]
-    gt = np.array(g["times_mjd_s"])
-    gain = np.zeros((gt.size, 40, 2), complex)
-    for k, pa in enumerate(g["per_antenna"]):
-        for p, pol in enumerate("XY"):
-            gain[:, k, p] = np.array(pa["pol"][pol]["amp"]) * np.exp(1j * np.radians(pa["pol"][pol]["phase_deg"]))
+    gt, _, gain = truth_gains(truth)
     for spw in (0, 1):
         with table(str(casa / "SPECTRAL_WINDOW"), ack=False) as t:
             freq = t.getcell("CHAN_FREQ", spw)
-        bp = np.ones((40, 2, freq.size), complex)
-        x = (np.arange(freq.size) - (freq.size - 1) / 2) / (freq.size - 1)
-        for r in truth["corruptions"]["bandpass"]["per_row"]:
-            if r["spw"] == spw:
-                k, p = g["antennas"].index(r["antenna"]), "XY".index(r["pol"])
-                amp = 1 + r["slope"] * x + r["ripple"] * np.cos(2 * np.pi * r["cycles"] * x + r["ripple_phase"])
-                ph = r["phase_offset_deg"] + 360 * r["delay_ps"] * 1e-12 * (freq - r["nu_centre_hz"])
-                bp[k, p] = amp * np.exp(1j * np.radians(ph))
+        bp = truth_bandpass(truth, spw, freq)
         sigma = truth["corruptions"]["thermal_noise"]["per_spw"][str(spw)]["sigma_jy_per_visibility_component"]
         with table(str(casa), ack=False) as t, table(str(ours), ack=False) as o:
             sa, so = t.query(f"DATA_DESC_ID=={spw}"), o.query(f"DATA_DESC_ID=={spw}")

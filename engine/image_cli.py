@@ -1,0 +1,139 @@
+"""``almarules image``: make the images of the plan's imaging list from Measurement Sets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SPECMODES = ("mfs", "cont", "cube")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("image", help="make images as the rules say: FITS products and a JSON record each",
+                       description="Make the images of the imaging list (the rules decide every parameter; "
+                                   "after the dirty image the rules give the threshold, after cleaning the QA "
+                                   "score). Select images with --field/--intent/--spw/--specmode or --image, "
+                                   "or make them all with --all.")
+    p.add_argument("dataset", nargs="+", metavar="MS", help="Measurement Set(s) of the dataset (execution blocks)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the products (created)")
+    p.add_argument("--field", help="field name")
+    p.add_argument("--intent", help="intent of the image (TARGET, PHASE, BANDPASS, CHECK, ...)")
+    p.add_argument("--spw", help="spw id(s) of the image, comma-separated (e.g. 0 or 0,1 for a cont image)")
+    p.add_argument("--specmode", choices=SPECMODES)
+    p.add_argument("--image", action="append", default=[], metavar="KEY",
+                   help="an image by its key FIELD.INTENT.SPWS.SPECMODE (repeatable)")
+    p.add_argument("--all", action="store_true", help="every image of the imaging list")
+    p.add_argument("--rules", action="append", metavar="PATH",
+                   help="rule set directory or files (repeatable); default: the shipped cycle4 set")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+                   help="override a rule parameter, e.g. --set tlimit=2")
+    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for MSs without intents")
+    p.add_argument("--contfile", metavar="FILE", help="cont.dat: continuum ranges for the cont images")
+    p.add_argument("--mous", metavar="ID", help="the OUS id that starts product names (default: from the data)")
+    p.add_argument("--extra-products", action="store_true",
+                   help="also write the non-pbcor image, residual, model, psf and mask")
+    p.add_argument("--memory", type=float, default=2.0, metavar="GB",
+                   help="cubes: visibilities held in memory at once (default 2 GB)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="gridder threads (default: all cores)")
+
+
+def _matches(key: str, args) -> bool:
+    from almarules.engine.imaging.stage import _split_key
+
+    field, intent, spws, specmode = _split_key(key)
+    if args.field is not None and field != args.field:
+        return False
+    if args.intent is not None and intent != args.intent.upper():
+        return False
+    if args.specmode is not None and specmode != args.specmode:
+        return False
+    if args.spw is not None and sorted(spws) != sorted(_spw_ids(args.spw)):
+        return False
+    return True
+
+
+def _spw_ids(text: str) -> list[int]:
+    from almarules.engine.cli import UserError
+
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--spw takes spw ids separated by commas, got {text!r}") from None
+
+
+def _choose(stage, args) -> list[str]:
+    from almarules.engine.cli import UserError
+
+    keys = stage.image_keys()
+    filters = any(v is not None for v in (args.field, args.intent, args.spw, args.specmode))
+    if args.image:
+        missing = [k for k in args.image if k not in keys]
+        if missing:
+            raise UserError(f"no image {missing[0]!r} in the imaging list; it has: {', '.join(keys)}")
+        return list(args.image)
+    if not filters and not args.all:
+        raise UserError("say which images: --all, --image KEY, or --field/--intent/--spw/--specmode; "
+                        f"the imaging list has {len(keys)}: {', '.join(keys)}")
+    chosen = [k for k in keys if _matches(k, args)]
+    if not chosen:
+        raise UserError(f"no image of the imaging list matches; it has: {', '.join(keys)}")
+    return chosen
+
+
+def _summary(records) -> str:
+    from tabulate import tabulate
+
+    def num(s, fmt="{:.3g}"):
+        return fmt.format(s.value) if s is not None and s.value is not None else "-"
+
+    rows = []
+    for r in records:
+        w = r.weblog
+        beam = (f"{w.beam_major.value:.3g} x {w.beam_minor.value:.3g} @ {w.beam_pa.value:.0f}"
+                if w.beam_major and w.beam_major.value is not None else "-")
+        rows.append([r.key, r.status, beam, num(w.sensitivity), num(w.dirty_dr), num(w.threshold), num(w.rms),
+                     num(w.pbcor_max), (f"{w.qa_score.value:.2f} {w.qa_colour.value}"
+                                        if w.qa_score and w.qa_score.value is not None else "-"),
+                     r.clean.stopped_by if r.clean else (r.error or "-")])
+    head = ["image", "status", "beam (arcsec, deg)", "sensitivity (mJy/beam)", "dirty DR", "threshold (mJy/beam)",
+            "rms (mJy/beam)", "pbcor max (mJy/beam)", "score", "clean stopped by"]
+    return tabulate(rows, head) + "\n"
+
+
+def cmd_image(args) -> int:
+    from almarules.engine.cli import UserError, _read_dataset
+    from almarules.engine.contdat import read_contdat
+    from almarules.engine.imaging.stage import Stage, make_images
+    from almarules.engine.ms import is_ms
+    from almarules.engine.plan_cli import _program
+
+    for d in args.dataset:
+        if not Path(d).exists():
+            raise UserError(f"no such dataset: {d}")
+        if not is_ms(d):
+            raise UserError(f"{d}: not a Measurement Set; imaging needs the visibilities (a summary has none)")
+    if args.memory <= 0:
+        raise UserError("--memory must be positive")
+    program = _program(args.rules)
+    facts = _read_dataset(args.dataset, args.intents)
+    contdat = read_contdat(args.contfile) if args.contfile else None
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(text: str) -> None:
+        print(f"almarules image: {text}", file=sys.stderr, flush=True)
+
+    stage = Stage(program, facts, [Path(d) for d in args.dataset], out, args.sets, args.mous, contdat,
+                  args.extra_products, int(args.memory * 1e9), args.threads, log)
+    keys = _choose(stage, args)
+    records = make_images(stage, keys)
+    sys.stdout.write(_summary(records))
+    failed = [r for r in records if r.status == "failed"]
+    print(f"{len(records) - len(failed)} of {len(records)} images made in {out}"
+          + (f"; {len(failed)} failed (see their .record.json)" if failed else ""))
+    return 2 if failed else 0
+
+
+COMMANDS = {"image": cmd_image}

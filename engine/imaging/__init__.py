@@ -1,0 +1,1 @@
+"""The imaging stage: rule-driven images from Measurement Sets (see `stage`)."""

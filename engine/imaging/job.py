@@ -1,0 +1,139 @@
+"""What the rules decide for one image: its parameters, read from the evaluated decisions in the
+units the kernels take, each with the rule (file:line) that set it.
+
+The imaging stage reads these attributes of ``image[KEY]``: cell, imsize, robust, pblimit,
+mask_pblimit, mask_method ("pb" or "auto-multithresh", with sidelobethreshold,
+noisethreshold, lownoisethreshold, negativethreshold, minbeamfrac, growiterations,
+smoothfactor and cutthreshold for the latter), niter, gain, cycle_factor, deconvolver, nterms,
+nbin and pb_model; after the dirty image, threshold and dr_correction; after cleaning, qa_score
+and qa_colour. A rule set that lacks one is an `ImagingError` naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+import astropy.units as u
+from pydantic import BaseModel
+
+from almarules.engine.decisions import Decisions, Value
+
+Scalar = Union[float, int, str, bool]
+
+
+class ImagingError(Exception):
+    """A problem with the inputs of the imaging stage the user can fix; one line, exit code 2."""
+
+
+class Setting(BaseModel):
+    """A number (or word) with its unit and where it came from (``rules/...:line:col`` or what
+    measured it)."""
+
+    value: Optional[Scalar]
+    unit: Optional[str] = None
+    source: str
+
+
+class AutoMask(BaseModel):
+    """auto-multithresh parameters (tclean's names and meanings; thresholds in sigma or
+    sidelobe levels, minbeamfrac in beams, smoothfactor in beams)."""
+
+    sidelobethreshold: float
+    noisethreshold: float
+    lownoisethreshold: float
+    negativethreshold: float
+    minbeamfrac: float
+    growiterations: int
+    smoothfactor: float
+    cutthreshold: float
+
+
+class ImageJob(BaseModel):
+    """One image of the imaging list and the parameters the rules give it (kernel units:
+    arcsec, pixels, Jy/beam, dimensionless)."""
+
+    key: str
+    field: str
+    intent: str
+    spws: list[int]
+    specmode: Literal["mfs", "cont", "cube"]
+    cell_arcsec: float
+    imsize: int
+    robust: float
+    pblimit: float
+    mask_pblimit: float
+    mask_method: Literal["pb", "auto-multithresh"]
+    automask: Optional[AutoMask] = None
+    niter: int
+    gain: float
+    cycle_factor: float
+    deconvolver: str
+    nterms: int
+    nbin: int
+    pb_model: Literal["airy", "gaussian"]
+    settings: dict[str, Setting]
+
+    @property
+    def path(self) -> str:
+        return f"image[{self.key}]"
+
+
+#: attribute -> the unit the kernels take it in (None: a plain number or a word)
+_UNITS: dict[str, Optional[str]] = {
+    "cell": "arcsec", "imsize": None, "robust": None, "pblimit": None, "mask_pblimit": None,
+    "mask_method": None, "niter": None, "gain": None, "cycle_factor": None, "deconvolver": None,
+    "nterms": None, "nbin": None, "pb_model": None,
+}
+_AUTOMASK = list(AutoMask.model_fields)
+
+
+def setting(dec: Decisions, path: str, unit: Optional[str] = None) -> Setting:
+    """The value at `path` (``image[K].cell``) in `unit`; ImagingError when the rules lack it or
+    cannot compute it yet."""
+    try:
+        v = dec.value(path)
+    except KeyError:
+        attr = path.rsplit(".", 1)[-1]
+        raise ImagingError(f"the rules ({', '.join(dec.rules)}) give no {path.split('[')[0]}.{attr}, "
+                           f"which the imaging stage needs for {path.rsplit('.', 1)[0]}") from None
+    if v.status != "known":
+        why = "; ".join(v.errors) or ("waits for " + ", ".join(v.waits_for))
+        raise ImagingError(f"{path} is {v.status} ({why}) [{v.at}]")
+    return Setting(value=_convert(v, unit), unit=unit, source=v.at or v.origin)
+
+
+def _convert(v: Value, unit: Optional[str]) -> Scalar:
+    if unit is None:
+        if v.unit:
+            raise ImagingError(f"{v.path} is in {v.unit}; the imaging stage takes a plain number [{v.at}]")
+        return v.value
+    if not v.unit:
+        raise ImagingError(f"{v.path} has no unit; the imaging stage takes it in {unit} [{v.at}]")
+    return float(u.Quantity(float(v.value), v.unit).to_value(unit))
+
+
+def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
+    """The job of image `key`; `created` holds what its collection emitted (field name, intent,
+    spw ids, specmode)."""
+    path = f"image[{key}]"
+    settings = {a: setting(dec, f"{path}.{a}", unit) for a, unit in _UNITS.items()}
+    method = settings["mask_method"].value
+    automask = None
+    if method == "auto-multithresh":
+        for a in _AUTOMASK:
+            settings[a] = setting(dec, f"{path}.{a}")
+        automask = AutoMask(**{a: settings[a].value for a in _AUTOMASK})
+    elif method != "pb":
+        raise ImagingError(f"{path}.mask_method is {method!r}; the imaging stage knows 'pb' and "
+                           f"'auto-multithresh' [{settings['mask_method'].source}]")
+    if settings["pb_model"].value not in ("airy", "gaussian"):
+        raise ImagingError(f"{path}.pb_model is {settings['pb_model'].value!r}; expected 'airy' or 'gaussian' "
+                           f"[{settings['pb_model'].source}]")
+    vals = {a: s.value for a, s in settings.items()}
+    return ImageJob(key=key, field=created["field"], intent=created["intent"], spws=created["spws"],
+                    specmode=created["specmode"], cell_arcsec=vals["cell"], imsize=int(vals["imsize"]),
+                    robust=vals["robust"], pblimit=vals["pblimit"], mask_pblimit=vals["mask_pblimit"],
+                    mask_method=method, automask=automask, niter=int(vals["niter"]), gain=vals["gain"],
+                    cycle_factor=vals["cycle_factor"], deconvolver=str(vals["deconvolver"]),
+                    nterms=int(vals["nterms"]), nbin=int(vals["nbin"]), pb_model=vals["pb_model"],
+                    settings=settings)

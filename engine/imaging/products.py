@@ -1,0 +1,165 @@
+"""Writing one image's products: FITS files named as pipeline.md says (``.pbcor.fits`` and
+``.pb.fits``; with extra products also the non-pbcor ``.image``, ``.residual``, ``.model``,
+``.psf`` and ``.mask``) and the JSON record (``.record.json``), all atomically. Cubes stream
+plane by plane (`engine.products.CubeWriter`), so memory does not grow with the channels.
+
+Headers: SIN projection at the field's phase centre (converted to ICRS), the frequency axis in
+LSRK, Stokes I, BMAJ/BMIN/BPA (a cube: per-channel beams in a BEAMS table), BUNIT, and
+provenance keywords: the rule set and its hash, the ``--set`` assignments, the image parameters
+with the rule lines that set them, the threshold, the MSs and the data column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+
+import numpy as np
+
+from almarules import __version__
+from almarules.engine import products as fitsio
+from almarules.engine.imaging.job import ImageJob
+from almarules.engine.imaging.record import ImageRecord, Product
+from almarules.engine.io import write_atomic
+from almarules.kernels import msdata
+from almarules.kernels.beam import Beam
+
+if TYPE_CHECKING:
+    from almarules.engine.imaging.stage import Stage
+
+BASIC = ("pbcor", "pb")
+EXTRA = ("image", "residual", "model", "psf", "mask")
+_BUNIT = {"pbcor": "Jy/beam", "image": "Jy/beam", "residual": "Jy/beam", "model": "Jy/pixel", "psf": "",
+          "pb": "", "mask": ""}
+_HAS_BEAM = {"pbcor", "image", "residual"}
+
+
+class ProductWriter:
+    """Names, headers and atomic writes of one image's products."""
+
+    def __init__(self, stage: "Stage", job: ImageJob, rec: ImageRecord):
+        self.stage, self.job, self.rec = stage, job, rec
+        self.kinds = BASIC + (EXTRA if stage.extra_products else ())
+
+    # ------------------------------------------------------------ names
+    def mous(self) -> str:
+        f = self.stage.facts
+        return self.stage.mous or f.mous_id or f.project or self.stage.ms_paths[0].stem
+
+    def path(self, kind: str, suffix: str = "fits") -> Path:
+        name = fitsio.product_name(self.mous(), self.job.field, self.job.intent, self.job.spws, self.job.specmode,
+                                   "I", kind)
+        if suffix != "fits":
+            name = name[: -len("fits")] + suffix
+        return self.stage.out_dir / name
+
+    # ------------------------------------------------------------ headers
+    def _centre(self) -> tuple[float, float]:
+        from astropy.coordinates import SkyCoord
+        import astropy.units as u
+
+        data = self.rec.data
+        ms = data.measurement_sets[0] if data else str(self.stage.ms_paths[0])
+        fid = (data.field_ids.get(ms) or [0])[0] if data else msdata.field_rows(ms, self.job.field)[0]
+        ra, dec, frame = msdata.phase_centre(ms, fid)
+        frames = {"J2000": "fk5", "ICRS": "icrs", "B1950": "fk4", "GALACTIC": "galactic"}
+        if frame.upper() not in frames:
+            return ra, dec
+        c = SkyCoord(ra * u.deg, dec * u.deg, frame=frames[frame.upper()])
+        if frame.upper() == "GALACTIC":
+            c = SkyCoord(l=ra * u.deg, b=dec * u.deg, frame="galactic")
+        icrs = c.icrs
+        return float(icrs.ra.deg), float(icrs.dec.deg)
+
+    def _provenance(self) -> dict[str, str | float | int | bool]:
+        rec, job = self.rec, self.job
+        prov: dict[str, str | float | int | bool] = {
+            "version": __version__, "rules": ", ".join(rec.rules), "rules_sha256": rec.rules_sha256,
+            "image": job.key, "set": "; ".join(rec.settings) or "none",
+        }
+        for name, s in job.settings.items():
+            prov[f"param.{name}"] = s.value if not isinstance(s.value, float) or math.isfinite(s.value) else "nan"
+            prov[f"param.{name}.rule"] = s.source
+        if rec.weblog.threshold:
+            prov["threshold_mJy"] = float(rec.weblog.threshold.value)
+            prov["threshold.rule"] = rec.weblog.threshold.source
+        if rec.data:
+            prov["ms"] = ", ".join(Path(m).name for m in rec.data.measurement_sets)
+            prov["column"] = rec.data.column
+            prov["channels"] = rec.data.channel_selection
+        return prov
+
+    def _header(self, freq_hz: float, width_hz: float) -> dict:
+        ra, dec = self._centre()
+        restfreq = None
+        spws = {s.id: s for s in (self.stage.facts.spws or [])}
+        for sid in self.job.spws:
+            rf = getattr(spws.get(sid), "rest_frequencies", None)
+            if rf:
+                restfreq = float(rf[0])
+                break
+        return dict(ra_deg=ra, dec_deg=dec, cell_arcsec=self.job.cell_arcsec, freq_hz=freq_hz,
+                    chan_width_hz=width_hz, specframe="LSRK", object_name=self.job.field,
+                    telescope=self.stage.facts.telescope or "ALMA", restfreq_hz=restfreq,
+                    provenance=self._provenance(),
+                    history=[f"almarules {__version__} image {self.job.key}", f"rules: {', '.join(self.rec.rules)}"])
+
+    def _product(self, kind: str, path: Path) -> None:
+        self.rec.products.append(Product(kind=kind, file=path.name, bytes=path.stat().st_size))
+
+    # ------------------------------------------------------------ writing
+    def write_plane_products(self, freq_hz: float, bandwidth_hz: float, beam: Beam, planes: dict) -> None:
+        """Write the 2-D products (mfs, cont); `planes` maps kind -> array (gridding convention)."""
+        head = self._header(freq_hz, bandwidth_hz)
+        for kind in self.kinds:
+            path = self.path(kind)
+            fitsio.write_image(path, planes[kind], beam=beam if kind in _HAS_BEAM else None, bunit=_BUNIT[kind],
+                               **head)
+            self._product(kind, path)
+
+    @contextlib.contextmanager
+    def cube(self, nchan: int, freq0_hz: float, width_hz: float,
+             beams: Sequence[Optional[Beam]]) -> Iterator["CubeSink"]:
+        """Stream the cube products plane by plane; on error nothing is left half-written."""
+        head = self._header(freq0_hz, width_hz)
+        n = self.job.imsize
+        good = [b for b in beams if b is not None]
+        fill = good[len(good) // 2] if good else None
+        chan_beams = [b if b is not None else fill for b in beams]
+        with contextlib.ExitStack() as stack:
+            writers = {}
+            for kind in self.kinds:
+                w = fitsio.CubeWriter(self.path(kind), nx=n, ny=n, nchan=nchan, bunit=_BUNIT[kind], **head)
+                writers[kind] = stack.enter_context(w)
+                if kind in _HAS_BEAM and fill is not None:
+                    w.set_beams(chan_beams)
+            sink = CubeSink(writers)
+            yield sink
+        for kind in self.kinds:
+            self._product(kind, self.path(kind))
+        sink.products = self.rec.products
+
+    def write_record(self) -> Path:
+        path = self.path("record", "json")
+        write_atomic(path, self.rec.to_json())
+        return path
+
+
+class CubeSink:
+    """Receives the planes of channel k (kind -> array) and keeps the pbcor extremes (Jy/beam)."""
+
+    def __init__(self, writers: dict):
+        self.writers = writers
+        self.pbcor_max = -math.inf
+        self.pbcor_min = math.inf
+        self.products: list[Product] = []
+
+    def write(self, k: int, planes: dict) -> None:
+        pb = planes["pbcor"]
+        if np.isfinite(pb).any():
+            self.pbcor_max = max(self.pbcor_max, float(np.nanmax(pb)))
+            self.pbcor_min = min(self.pbcor_min, float(np.nanmin(pb)))
+        for kind, w in self.writers.items():
+            w.write_plane(k, planes[kind])

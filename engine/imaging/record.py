@@ -1,0 +1,118 @@
+"""The record of one image: every number the weblog shows for it (pipeline.md, "The weblog"),
+each with its unit and where it came from, plus the clean's course, the data, the products and
+the timings. Written next to the FITS products as ``<product stem>.record.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from almarules import __version__
+from almarules.engine.imaging.job import Setting
+
+
+class Weblog(BaseModel):
+    """The numbers of an image page of the weblog."""
+
+    centre_frequency: Optional[Setting] = None
+    beam_major: Optional[Setting] = None
+    beam_minor: Optional[Setting] = None
+    beam_pa: Optional[Setting] = None
+    sensitivity: Optional[Setting] = None
+    threshold: Optional[Setting] = None
+    dirty_dr: Optional[Setting] = None
+    dr_correction: Optional[Setting] = None
+    rms: Optional[Setting] = None
+    pbcor_max: Optional[Setting] = None
+    pbcor_min: Optional[Setting] = None
+    fractional_bandwidth: Optional[Setting] = None
+    aggregate_bandwidth: Optional[Setting] = None
+    qa_score: Optional[Setting] = None
+    qa_colour: Optional[Setting] = None
+
+
+class MajorCycleRecord(BaseModel):
+    iterations: int
+    cycle_threshold: float = Field(description="Jy/beam")
+    minor_stopped_by: str
+    peak_after: float = Field(description="masked residual peak after the cycle, Jy/beam")
+    model_flux: float = Field(description="sum of the model after the cycle, Jy")
+
+
+class CleanRecord(BaseModel):
+    """The course of the clean (a cube: summed over channels, with the channels' own records)."""
+
+    iterations: int
+    major_cycles: int
+    stopped_by: str
+    initial_peak: Optional[float] = Field(None, description="masked dirty peak, Jy/beam")
+    final_peak: Optional[float] = Field(None, description="masked residual peak at the end, Jy/beam")
+    model_flux: Optional[float] = Field(None, description="Jy")
+    psf_sidelobe: Optional[float] = None
+    mask_pixels: Optional[int] = None
+    history: list[MajorCycleRecord] = Field(default_factory=list)
+
+
+class DataRecord(BaseModel):
+    """The visibilities imaged."""
+
+    measurement_sets: list[str]
+    field_ids: dict[str, list[int]] = Field(description="MS name -> FIELD rows of the field")
+    column: str
+    rows: int
+    channels: int = Field(description="(binned) channels per spw summed over spws")
+    visibilities: int = Field(description="unflagged Stokes I samples")
+    flagged_fraction: float
+    channel_selection: str = Field(description="how the channels were chosen (all, cont.dat, ...)")
+
+
+class ChannelRecord(BaseModel):
+    """One channel of a cube (Jy/beam, arcsec, deg, Hz in the FITS frame)."""
+
+    channel: int
+    frequency: float
+    sensitivity: Optional[float]
+    dirty_peak: Optional[float]
+    rms: Optional[float]
+    peak: Optional[float]
+    beam_major: Optional[float]
+    beam_minor: Optional[float]
+    beam_pa: Optional[float]
+    iterations: int
+    stopped_by: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Product(BaseModel):
+    kind: str
+    file: str
+    bytes: int
+
+
+class ImageRecord(BaseModel):
+    """Everything about one image made by the imaging stage."""
+
+    almarules: str = __version__
+    key: str
+    field: str
+    intent: str
+    spws: list[int]
+    specmode: str
+    status: Literal["ok", "failed"]
+    error: Optional[str] = None
+    rules: list[str]
+    rules_sha256: str
+    settings: list[str] = Field(default_factory=list, description="--set assignments")
+    parameters: dict[str, Setting] = Field(default_factory=dict)
+    weblog: Weblog = Field(default_factory=Weblog)
+    clean: Optional[CleanRecord] = None
+    data: Optional[DataRecord] = None
+    channels: list[ChannelRecord] = Field(default_factory=list)
+    products: list[Product] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per step")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"

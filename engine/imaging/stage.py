@@ -1,0 +1,440 @@
+"""The imaging stage: the rules decide, the kernels compute.
+
+For each image of the imaging list (or the ones asked for):
+
+1. the rules give its parameters (`job.read_job`);
+2. its visibilities are read (`data`), Briggs-weighted, gridded: PSF, fitted beam, dirty image,
+   theoretical sensitivity from the weights (heuristics.md section 4) and the dirty dynamic
+   range (section 5);
+3. these go into the facts as the image's *measurement* and the rules are evaluated again: the
+   DR correction and the clean threshold come out;
+4. Cotton-Schwab clean with the rules' mask, niter, gain and cycle factor; restore; pbcor;
+5. the rms outside the mask goes into the measurement and the rules are evaluated again: the
+   image QA score (section 6);
+6. FITS products named as pipeline.md says and a JSON record, written atomically.
+
+Cubes go one channel at a time (per-channel weights, PSF, beam and clean) in two passes: the
+first measures every channel's sensitivity and dirty peak (the cube's sensitivity is the median
+over channels, its dirty peak the largest), the second cleans to the one threshold and streams the
+planes to disk. Channel data are read in chunks of at most `memory_limit` bytes, and kept for the
+second pass only when the whole cube fits in it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from almarules.engine import api
+from almarules.engine.contdat import ContDat
+from almarules.engine.decisions import Decisions, decisions
+from almarules.engine.evaluate import Program
+from almarules.engine.facts import Dataset, ImageMeasurement
+from almarules.engine.imaging import data as vdata
+from almarules.engine.imaging import plane
+from almarules.engine.imaging.job import ImageJob, ImagingError, Setting, read_job, setting
+from almarules.engine.imaging.products import ProductWriter
+from almarules.engine.imaging.record import (ChannelRecord, CleanRecord, DataRecord, ImageRecord,
+                                             MajorCycleRecord, Weblog)
+from almarules.kernels.beam import Beam
+from almarules.kernels.msdata import DataSelectionError
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Stage:
+    """The inputs of an imaging run and the facts as they grow with each image's measurements."""
+
+    program: Program
+    facts: Dataset
+    ms_paths: list[Path]
+    out_dir: Path
+    sets: Sequence[str] = ()
+    mous: Optional[str] = None
+    contdat: Optional[ContDat] = None
+    extra_products: bool = False
+    memory_limit: int = 2 * 1024 ** 3
+    nthreads: int = 0
+    log: Optional[Progress] = None
+    dec: Decisions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.dec = self.evaluate()
+
+    # ------------------------------------------------------------ the rules
+    def evaluate(self) -> Decisions:
+        return decisions(api.run(self.program, self.facts, self.sets, ", ".join(map(str, self.ms_paths))))
+
+    def image_keys(self) -> list[str]:
+        return list(self.dec.entities.get("image", []))
+
+    def job(self, key: str) -> ImageJob:
+        if key not in self.image_keys():
+            close = [k for k in self.image_keys() if k.split(".")[0] == key.split(".")[0]]
+            raise ImagingError(f"no image {key!r} in the imaging list"
+                               + (f"; this field has {', '.join(close)}" if close else
+                                  f"; the list has {len(self.image_keys())} images (see 'almarules plan')"))
+        field_name, intent, spws, specmode = _split_key(key)
+        return read_job(self.dec, key, {"field": field_name, "intent": intent, "spws": spws, "specmode": specmode})
+
+    def measure(self, job: ImageJob, **numbers) -> Decisions:
+        """Record `numbers` (ImageMeasurement fields, Jy/beam, arcsec, deg) for the image and
+        evaluate the rules again."""
+        old = [m for m in (self.facts.measurements or []) if m.key == job.key]
+        base = old[0].model_dump(exclude={"key"}) if old else {
+            "field": job.field, "intent": job.intent, "spws": job.spws, "specmode": job.specmode}
+        base.update({k: v for k, v in numbers.items() if v is not None and not _nan(v)})
+        others = [m for m in (self.facts.measurements or []) if m.key != job.key]
+        self.facts = self.facts.model_copy(update={"measurements": others + [ImageMeasurement(**base)]})
+        self.dec = self.evaluate()
+        return self.dec
+
+    def dish(self) -> float:
+        return float(setting(self.dec, "dataset.dish_min", "m").value)
+
+    def say(self, text: str) -> None:
+        if self.log:
+            self.log(text)
+
+
+def _split_key(key: str) -> tuple[str, str, list[int], str]:
+    """``FIELD.INTENT.0_1.cont`` -> (FIELD, INTENT, [0, 1], cont); the field may hold dots."""
+    head, intent, spws, specmode = key.rsplit(".", 3)
+    return head, intent, [int(s) for s in spws.split("_")], specmode
+
+
+def _nan(v) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def _measured(value: Optional[float], unit: str, how: str) -> Setting:
+    ok = value is not None and math.isfinite(value)
+    return Setting(value=float(value) if ok else None, unit=unit, source=f"measured: {how}")
+
+
+def _ruled(dec: Decisions, job: ImageJob, attr: str, unit: Optional[str] = None) -> Optional[Setting]:
+    try:
+        return setting(dec, f"{job.path}.{attr}", unit)
+    except ImagingError:
+        return None
+
+
+# ---------------------------------------------------------------- one image
+def make_image(stage: Stage, key: str) -> ImageRecord:
+    """Make one image; a failure the user can act on becomes a record with status "failed"."""
+    t0 = time.perf_counter()
+    rec = ImageRecord(key=key, field="", intent="", spws=[], specmode="", status="ok", rules=stage.dec.rules,
+                      rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets))
+    try:
+        job = stage.job(key)
+        rec.field, rec.intent, rec.spws, rec.specmode = job.field, job.intent, job.spws, job.specmode
+        rec.parameters = job.settings
+        writer = ProductWriter(stage, job, rec)
+        if job.specmode == "cube":
+            _cube(stage, job, rec, writer)
+        else:
+            _continuum(stage, job, rec, writer)
+    except (ImagingError, DataSelectionError) as exc:
+        rec.status, rec.error = "failed", str(exc)
+        if rec.field:
+            stage.measure(job, failed=True)
+    rec.timings["total"] = time.perf_counter() - t0
+    if rec.field:
+        ProductWriter(stage, job, rec).write_record()
+    return rec
+
+
+def _data_record(sel: vdata.Selection, vs_rows: int, nchan: int, nvis: int, nflag: int, column: str) -> DataRecord:
+    total = nvis + nflag
+    return DataRecord(measurement_sets=sel.ms_names, field_ids=sel.field_ids(), column=column, rows=vs_rows,
+                      channels=nchan, visibilities=nvis, flagged_fraction=nflag / total if total else 1.0,
+                      channel_selection=sel.how)
+
+
+def _column(notes: Sequence[str]) -> str:
+    return "DATA" if any("DATA" in n and "CORRECTED" in n for n in notes) else "CORRECTED_DATA"
+
+
+def _bandwidths(sel: vdata.Selection) -> tuple[float, float, float]:
+    """(centre frequency LSRK, aggregate bandwidth, fractional bandwidth) in Hz, Hz, 1."""
+    lo, hi = sel.lsrk_edges()
+    agg = sum(s.bandwidth * s.doppler for s in sel.spws) / max(1, len({s.ms for s in sel.spws}))
+    centre = (lo + hi) / 2
+    return centre, agg, (hi - lo) / centre
+
+
+def _weblog_frequency(rec: ImageRecord, sel: vdata.Selection) -> None:
+    centre, agg, frac = _bandwidths(sel)
+    how = "the selected channels' LSRK edges (casacore measures)"
+    rec.weblog.centre_frequency = _measured(centre / 1e9, "GHz", f"mid point of {how}")
+    rec.weblog.aggregate_bandwidth = _measured(agg / 1e9, "GHz", "sum of the selected channel widths (LSRK)")
+    rec.weblog.fractional_bandwidth = _measured(frac, "", f"span / centre of {how}")
+
+
+def _threshold(stage: Stage, job: ImageJob, rec: ImageRecord, sigma: float, peak: float, dr: float) -> float:
+    dec = stage.measure(job, sensitivity=sigma, dirty_peak=peak, dirty_dr=dr)
+    rec.weblog.sensitivity = _ruled(dec, job, "sensitivity", "mJy/beam")
+    rec.weblog.dirty_dr = _ruled(dec, job, "dirty_dr")
+    rec.weblog.dr_correction = _ruled(dec, job, "dr_correction")
+    thr = setting(dec, f"{job.path}.threshold", "Jy/beam")
+    rec.weblog.threshold = Setting(value=float(thr.value) * 1e3, unit="mJy/beam", source=thr.source)
+    return float(thr.value)
+
+
+def _score(stage: Stage, job: ImageJob, rec: ImageRecord, rms: float, beam: Optional[Beam],
+           residual_rms: Optional[float]) -> None:
+    dec = stage.measure(job, rms=rms, residual_rms=residual_rms,
+                        beam_major=beam.bmaj_arcsec if beam else None, beam_minor=beam.bmin_arcsec if beam else None,
+                        beam_pa=beam.bpa_deg if beam else None)
+    rec.weblog.rms = _ruled(dec, job, "rms", "mJy/beam")
+    rec.weblog.qa_score = _ruled(dec, job, "qa_score")
+    rec.weblog.qa_colour = _ruled(dec, job, "qa_colour")
+
+
+def _beam_weblog(rec: ImageRecord, b: Beam, how: str) -> None:
+    rec.weblog.beam_major = _measured(b.bmaj_arcsec, "arcsec", how)
+    rec.weblog.beam_minor = _measured(b.bmin_arcsec, "arcsec", how)
+    rec.weblog.beam_pa = _measured(b.bpa_deg, "deg", how)
+
+
+def _clean_record(results: Sequence, masks_px: int) -> CleanRecord:
+    if len(results) == 1:
+        r = results[0]
+        return CleanRecord(iterations=r.iterations, major_cycles=len(r.history), stopped_by=r.stopped_by,
+                           initial_peak=r.initial_peak, final_peak=r.history[-1].residual_peak if r.history else
+                           r.initial_peak, model_flux=float(r.model.sum()), psf_sidelobe=r.sidelobe,
+                           mask_pixels=masks_px,
+                           history=[MajorCycleRecord(iterations=h.iterations, cycle_threshold=h.cycle_threshold,
+                                                     minor_stopped_by=h.minor_stopped_by, peak_after=h.residual_peak,
+                                                     model_flux=h.model_flux) for h in r.history])
+    reasons = sorted({r.stopped_by for r in results})
+    return CleanRecord(iterations=sum(r.iterations for r in results),
+                       major_cycles=max((len(r.history) for r in results), default=0),
+                       stopped_by=", ".join(reasons), model_flux=float(sum(r.model.sum() for r in results)),
+                       mask_pixels=masks_px)
+
+
+def _sanity(rec: ImageRecord, rms: float, sigma: float) -> None:
+    if sigma > 0 and math.isfinite(rms) and not 0.1 < rms / sigma < 10:
+        rec.warnings.append(
+            f"the measured rms ({rms:.3g} Jy/beam) is {rms / sigma:.3g} x the sensitivity from the weights "
+            f"({sigma:.3g} Jy/beam): the WEIGHT column may not hold absolute 1/sigma^2 weights, or the data "
+            f"are not calibrated")
+
+
+def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter") -> None:
+    t = time.perf_counter()
+    sel = vdata.select_channels(stage.ms_paths, job.field, job.spws, job.specmode, 1, stage.contdat)
+    rec.warnings += sel.notes
+    vs = vdata.read(sel)
+    rec.timings["read"] = time.perf_counter() - t
+    rec.warnings += [n for n in vs.notes if n not in rec.warnings]
+    rec.data = _data_record(sel, vs.uvw.shape[0], sum(s.nchan_selected for s in sel.spws), vs.nvis,
+                            int(vs.flag.sum()), _column(vs.notes))
+    _weblog_frequency(rec, sel)
+    stage.say(f"{job.key}: {vs.nvis:,} visibilities, {job.imsize}x{job.imsize} pixels of "
+              f"{job.cell_arcsec:.4g} arcsec")
+
+    t = time.perf_counter()
+    d = plane.dirty_plane(job, vs, stage.nthreads)
+    ref_freq = float(np.average(vs.freq)) if not vs.flattened else float(vs.freq[0])
+    pb = plane.pb_plane(job, ref_freq, stage.dish())
+    peak, dr = plane.dirty_dr(d, pb)
+    rec.timings["dirty"] = time.perf_counter() - t
+    threshold = _threshold(stage, job, rec, d.sensitivity, peak, dr)
+
+    t = time.perf_counter()
+    cleaned, notes = plane.clean_plane(job, vs, d, pb, threshold, stage.nthreads)
+    rec.timings["clean"] = time.perf_counter() - t
+    rec.warnings += cleaned.result.warnings
+    rec.clean = _clean_record([cleaned.result], int(cleaned.mask.sum()))
+    st = plane.plane_stats(job, cleaned, pb)
+    _beam_weblog(rec, d.beam, "Gaussian fit to the PSF main lobe (kernels.beam.fit_beam)")
+    rec.weblog.pbcor_max = _measured(float(np.nanmax(cleaned.pbcor)) * 1e3, "mJy/beam", "max of the pbcor image")
+    rec.weblog.pbcor_min = _measured(float(np.nanmin(cleaned.pbcor)) * 1e3, "mJy/beam", "min of the pbcor image")
+    resid = plane.stats.image_stats(cleaned.result.residual, mask=cleaned.mask, pb=pb, pblimit=job.pblimit)
+    _score(stage, job, rec, st.rms_outside_mask, d.beam, resid.rms_outside_mask)
+    _sanity(rec, st.rms_outside_mask, d.sensitivity)
+    if notes:
+        rec.warnings.append(notes[-1])
+
+    t = time.perf_counter()
+    freq_lsrk = rec.weblog.centre_frequency.value * 1e9
+    bw = rec.weblog.aggregate_bandwidth.value * 1e9
+    writer.write_plane_products(freq_lsrk, bw, d.beam, {
+        "pbcor": cleaned.pbcor, "pb": pb, "image": cleaned.image, "residual": cleaned.result.residual,
+        "model": cleaned.result.model, "psf": d.psf, "mask": cleaned.mask.astype(np.float32)})
+    rec.timings["write"] = time.perf_counter() - t
+
+
+# ---------------------------------------------------------------- cubes
+@dataclass
+class _Pass1:
+    sigma: list[Optional[float]] = field(default_factory=list)
+    peak: list[Optional[float]] = field(default_factory=list)
+    beams: list[Optional[Beam]] = field(default_factory=list)
+    kept: list = field(default_factory=list)  # VisSets of the chunks, when they fit in memory
+    kept_bytes: int = 0
+    reread: bool = False
+
+
+def _chunks(nout: int, per_chunk: int) -> list[tuple[int, int]]:
+    return [(a, min(a + per_chunk, nout)) for a in range(0, nout, per_chunk)]
+
+
+def _channel(vs, j: int):
+    from almarules.kernels.visset import VisSet
+
+    return VisSet(vs.uvw, vs.freq[j:j + 1], vs.vis[:, j:j + 1], vs.weight[:, j:j + 1], vs.flag[:, j:j + 1],
+                  vs.flattened, vs.notes)
+
+
+def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter") -> None:
+    sel = vdata.select_channels(stage.ms_paths, job.field, job.spws, "cube", job.nbin, stage.contdat)
+    if len(job.spws) != 1:
+        raise ImagingError(f"{job.path}: a cube is made of one spw, this one has {job.spws}")
+    rec.warnings += sel.notes
+    nout = sel.spws[0].nchan_selected // job.nbin
+    ax = sel.spws[0].axis
+    doppler = sel.spws[0].doppler
+    freqs = ax.freq[:nout * job.nbin].reshape(nout, job.nbin).mean(axis=1)  # own frame, bin centres
+    width = float(np.sum(ax.width[:job.nbin]))
+    stage.say(f"{job.key}: {nout} channels of {abs(width) * doppler / 1e6:.4g} MHz, {job.imsize}x{job.imsize} "
+              f"pixels of {job.cell_arcsec:.4g} arcsec")
+    _weblog_frequency(rec, sel)
+    dish = stage.dish()
+
+    # pass 1: per-channel sensitivity, beam and dirty peak
+    t = time.perf_counter()
+    first = vdata.read(sel, job.nbin, (0, 1))
+    per_chunk = max(1, int(stage.memory_limit // max(first.nbytes, 1)))
+    p1 = _Pass1()
+    rows = nvis = nflag = 0
+    notes: tuple[str, ...] = ()
+    for a, b in _chunks(nout, per_chunk):
+        vs = first if (a, b) == (0, 1) else vdata.read(sel, job.nbin, (a, b))
+        rows, notes = vs.uvw.shape[0], vs.notes
+        nvis += vs.nvis
+        nflag += int(vs.flag.sum())
+        for j in range(b - a):
+            _pass1_channel(stage, job, _channel(vs, j), freqs[a + j], dish, p1)
+        _keep(p1, vs, stage.memory_limit)
+        stage.say(f"{job.key}: measured channels {b}/{nout}")
+    rec.timings["dirty"] = time.perf_counter() - t
+    rec.warnings += [n for n in notes if n not in rec.warnings]
+    rec.data = _data_record(sel, rows, nout, nvis, nflag, _column(notes))
+    sig = [s for s in p1.sigma if s is not None]
+    if not sig:
+        raise ImagingError(f"{job.path}: every channel is flagged")
+    sigma = float(np.median(sig))
+    peak = max(p for p in p1.peak if p is not None)
+    threshold = _threshold(stage, job, rec, sigma, peak, peak / sigma)
+
+    # pass 2: clean every channel to the threshold, stream the planes
+    t = time.perf_counter()
+    chans: list[ChannelRecord] = []
+    results = []
+    rms2 = npx = 0.0
+    mask_px = 0
+    with writer.cube(nout, freqs[0] * doppler, width * doppler, p1.beams) as cube:
+        sources = iter(p1.kept) if not p1.reread else (vdata.read(sel, job.nbin, c) for c in _chunks(nout, per_chunk))
+        k = 0
+        for vs in sources:
+            for j in range(vs.freq.size):
+                cr, res, st, planes = _pass2_channel(stage, job, _channel(vs, j), k, freqs[k], dish, p1, threshold)
+                chans.append(cr)
+                if res is not None:
+                    results.append(res)
+                    mask_px += int(planes["mask"].sum())
+                if st is not None and st.n_outside:
+                    rms2 += st.rms_outside_mask ** 2 * st.n_outside
+                    npx += st.n_outside
+                cube.write(k, planes)
+                k += 1
+            stage.say(f"{job.key}: cleaned channels {k}/{nout}")
+    rec.timings["clean"] = time.perf_counter() - t
+    rec.channels = chans
+    rec.clean = _clean_record(results, mask_px) if results else None
+    for c in chans:
+        rec.warnings += [f"channel {c.channel}: {w}" for w in c.warnings]
+    good = [b for b in p1.beams if b is not None]
+    median_beam = sorted(good, key=lambda b: b.bmaj_arcsec * b.bmin_arcsec)[len(good) // 2]
+    _beam_weblog(rec, median_beam, "median-area Gaussian fit to the channel PSFs")
+    rec.weblog.pbcor_max = _measured(cube.pbcor_max * 1e3, "mJy/beam", "max of the pbcor cube")
+    rec.weblog.pbcor_min = _measured(cube.pbcor_min * 1e3, "mJy/beam", "min of the pbcor cube")
+    rms = math.sqrt(rms2 / npx) if npx else float("nan")
+    _score(stage, job, rec, rms, median_beam, None)
+    _sanity(rec, rms, sigma)
+    rec.products = cube.products
+
+
+def _keep(p1: _Pass1, vs, limit: int) -> None:
+    if p1.reread:
+        return
+    p1.kept_bytes += vs.nbytes
+    if p1.kept_bytes > limit:
+        p1.kept, p1.reread = [], True
+    else:
+        p1.kept.append(vs)
+
+
+def _pass1_channel(stage: Stage, job: ImageJob, vs, freq: float, dish: float, p1: _Pass1) -> None:
+    if vs.nvis == 0:
+        p1.sigma.append(None), p1.peak.append(None), p1.beams.append(None)
+        return
+    d = plane.dirty_plane(job, vs, stage.nthreads)
+    peak, _ = plane.dirty_dr(d, plane.pb_plane(job, freq, dish))
+    p1.sigma.append(d.sensitivity)
+    p1.peak.append(peak)
+    p1.beams.append(d.beam)
+
+
+def _pass2_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: float, p1: _Pass1,
+                   threshold: float):
+    pb = plane.pb_plane(job, freq, dish)
+    n = job.imsize
+    if vs.nvis == 0:
+        blank = np.full((n, n), np.nan)
+        planes = {"pbcor": blank, "pb": pb, "image": blank, "residual": blank, "model": np.zeros((n, n)),
+                  "psf": np.zeros((n, n)), "mask": np.zeros((n, n), np.float32)}
+        cr = ChannelRecord(channel=k, frequency=freq, sensitivity=None, dirty_peak=None, rms=None, peak=None,
+                           beam_major=None, beam_minor=None, beam_pa=None, iterations=0, stopped_by="no data")
+        return cr, None, None, planes
+    d = plane.dirty_plane(job, vs, stage.nthreads)
+    cleaned, _ = plane.clean_plane(job, vs, d, pb, threshold, stage.nthreads)
+    st = plane.plane_stats(job, cleaned, pb)
+    r = cleaned.result
+    cr = ChannelRecord(channel=k, frequency=freq, sensitivity=p1.sigma[k], dirty_peak=p1.peak[k],
+                       rms=st.rms_outside_mask, peak=st.peak, beam_major=d.beam.bmaj_arcsec,
+                       beam_minor=d.beam.bmin_arcsec, beam_pa=d.beam.bpa_deg, iterations=r.iterations,
+                       stopped_by=r.stopped_by, warnings=list(r.warnings))
+    planes = {"pbcor": cleaned.pbcor, "pb": pb, "image": cleaned.image, "residual": r.residual, "model": r.model,
+              "psf": d.psf, "mask": cleaned.mask.astype(np.float32)}
+    return cr, r, st, planes
+
+
+# ---------------------------------------------------------------- the list
+def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[ImageRecord]:
+    """Make the images `keys` (default: the whole imaging list, in its order)."""
+    keys = list(keys) if keys else stage.image_keys()
+    if not keys:
+        raise ImagingError("the rules' imaging list is empty for this dataset")
+    records = []
+    for i, key in enumerate(keys, 1):
+        rec = make_image(stage, key)
+        records.append(rec)
+        w = rec.weblog
+        tail = (f"failed: {rec.error}" if rec.status == "failed" else
+                f"rms {w.rms.value:.3g} mJy/beam, threshold {w.threshold.value:.3g} mJy/beam, "
+                f"score {w.qa_score.value:.2f} {w.qa_colour.value}" if w.rms and w.threshold and w.qa_score
+                and w.qa_colour else "done")
+        stage.say(f"[{i}/{len(keys)}] {key}: {rec.timings['total']:.1f} s; {tail}")
+    return records
