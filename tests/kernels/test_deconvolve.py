@@ -185,3 +185,37 @@ def test_hogbom_iteration_cost_does_not_scale_with_image_size(obs):
     assert w256 < 10 * 41 * 41  # patch + its blocks, not the image (65536 pixels)
     assert t256 > 0 and t1024 > 0
     assert t1024 / t256 < 4.0
+
+
+def test_mask_update_is_called_every_major_cycle_and_its_mask_used(obs):
+    """An automatic mask (auto-multithresh's interface): called before every stopping test with the
+    residual, the previous mask and the cycle number; components only go inside it."""
+    srcs = [(1.0, -20, 15), (0.3, 25, 30)]
+    ix, iy = np.meshgrid(np.arange(NPIX), np.arange(NPIX), indexing="ij")
+    pa = _pixel(-20, 15)
+    calls = []
+
+    def update(residual, previous, cycle):
+        calls.append((cycle, None if previous is None else int(previous.sum())))
+        return np.hypot(ix - pa[0], iy - pa[1]) <= 10
+
+    r = _clean(obs, _vis(obs[0], srcs), mask_update=update)
+    assert [c for c, _ in calls] == list(range(len(r.history) + 1))
+    assert calls[0][1] is None and all(p == int(r.mask.sum()) for _, p in calls[1:])
+    assert np.all(r.model[~r.mask] == 0.0) and r.model.sum() == pytest.approx(1.0, rel=0.01)
+
+
+def test_an_empty_automatic_mask_stops_the_clean(obs):
+    r = _clean(obs, _vis(obs[0], [(1.0, 0, 0)]), mask_update=lambda res, prev, k: np.zeros(res.shape, bool))
+    assert r.stopped_by == "empty mask" and r.iterations == 0 and not r.model.any()
+
+
+def test_given_dirty_image_and_beam_give_the_same_clean(obs):
+    uvw, w, psf = obs
+    vis = _vis(uvw, [(1.0, 3, -4)])
+    dirty = gridding.dirty_image(uvw, FREQ, vis, w, NPIX, NPIX, CELL, epsilon=1e-6)
+    a = _clean(obs, vis)
+    b = _clean(obs, vis, dirty=dirty, beam=a.beam)
+    assert b.iterations == a.iterations and np.allclose(a.model, b.model, atol=1e-9)
+    with pytest.raises(ValueError, match="dirty must have shape"):
+        _clean(obs, vis, dirty=dirty[:-1])
