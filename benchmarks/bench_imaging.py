@@ -113,7 +113,34 @@ def main() -> int:
         print(f"restored peak {image.max() * 1e3:.2f} mJy/beam; residual rms outside the mask "
               f"{st.rms_outside_mask * 1e3:.4f} mJy/beam ({st.rms_outside_mask / sigma:.2f} sigma)")
         print(f"whole image: {total:.2f} s for {nvis:,} visibilities and {npix}^2 pixels")
+        stage_figures(ms, Path(tmp) / "products", facts)
     return 0
+
+
+def stage_figures(ms: Path, out: Path, facts) -> None:
+    """The imaging stage (almarules image --all) on the same MS: every image of its plan."""
+    import resource
+
+    from almarules.engine.api import default_rules, load_program
+    from almarules.engine.imaging.stage import Stage, make_images
+
+    t0 = time.perf_counter()
+    stage = Stage(load_program(default_rules()), facts, [ms], out)
+    records = make_images(stage, stage.image_keys())
+    total = time.perf_counter() - t0
+    print(f"\nimaging stage, every image of the plan ({len(records)}), cycle4 rules, uncalibrated DATA:")
+    print(f"  {'image':<28} {'vis':>10} {'pixels':>7} {'chan':>5} {'read':>6} {'dirty':>6} {'clean':>6} "
+          f"{'write':>6} {'total':>6}  s")
+    for r in records:
+        t = r.timings
+        print(f"  {r.key:<28} {r.data.visibilities if r.data else 0:>10,} {int(r.parameters['imsize'].value):>7} "
+              f"{r.data.channels if r.data else 0:>5} " + " ".join(f"{t.get(k, 0):>6.2f}" for k in
+                                                              ("read", "dirty", "clean", "write", "total")))
+    cubes = [r for r in records if r.specmode == "cube"]
+    nchan = sum(len(r.channels) for r in cubes)
+    print(f"  all {len(records)} images: {total:.1f} s; cubes {sum(r.timings['total'] for r in cubes):.1f} s for "
+          f"{nchan} channels ({sum(r.timings['total'] for r in cubes) / max(nchan, 1) * 1e3:.0f} ms per channel, "
+          f"two passes); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":
