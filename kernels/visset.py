@@ -28,7 +28,8 @@ __all__ = ["VisSet", "join"]
 class VisSet:
     """Samples for one image: uvw (n, 3) m, freq (nchan,) Hz, vis (n, nchan) Jy, weight
     (n, nchan) Jy^-2 (0 where flagged), flag (n, nchan) bool; `flattened` when spws were joined
-    by flattening (module docstring); notes from the selection (e.g. "read DATA")."""
+    by flattening (module docstring); notes from the selection (e.g. "read DATA"); columns: the
+    data columns read."""
 
     uvw: np.ndarray
     freq: np.ndarray
@@ -37,6 +38,7 @@ class VisSet:
     flag: np.ndarray
     flattened: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    columns: tuple[str, ...] = ("DATA",)
 
     @property
     def nvis(self) -> int:
@@ -67,10 +69,11 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
         raise ValueError("no visibilities were selected")
     axes = {c.freq.tobytes() for c in chunks}
     notes = _notes(chunks)
+    columns = tuple(sorted({c.column for c in chunks}))
     if len(axes) == 1:
         return VisSet(np.concatenate([c.uvw for c in chunks]), chunks[0].freq.copy(),
                       np.concatenate([c.vis for c in chunks]), np.concatenate([c.weight for c in chunks]),
-                      np.concatenate([c.flag for c in chunks]), False, notes)
+                      np.concatenate([c.flag for c in chunks]), False, notes, columns)
     if freq_ref is None:
         wsum = sum(float(c.weight.sum()) for c in chunks)
         if wsum > 0:
@@ -81,4 +84,4 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
     return VisSet(np.concatenate(uvw), np.array([freq_ref]),
                   np.concatenate([c.vis.reshape(-1, 1) for c in chunks]),
                   np.concatenate([c.weight.reshape(-1, 1) for c in chunks]),
-                  np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes)
+                  np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes, columns)

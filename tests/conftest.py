@@ -77,3 +77,14 @@ def alma_sim_calibrated(shared_ms, tmp_path_factory):
     root = tmp_path_factory.mktemp("alma_sim_calibrated")
     yield calibrated_copy(src, json.loads(truth_file.read_text()), root / "alma_sim.ms")
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ngc5921_calibrated(shared_ms, tmp_path_factory):
+    """ngc5921.ms calibrated by `vlacal.calibrated_ngc5921` (bandpass and gains solved on its
+    calibrators, flux scale from 3C286), made once per session; its path."""
+    from vlacal import calibrated_ngc5921
+
+    root = tmp_path_factory.mktemp("ngc5921_calibrated")
+    yield calibrated_ngc5921(shared_ms("ngc5921.ms"), root / "ngc5921.ms")
+    shutil.rmtree(root, ignore_errors=True)

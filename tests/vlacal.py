@@ -35,7 +35,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from almarules.kernels import gaincal
 
@@ -211,13 +210,3 @@ def _apply(x: dict, wchan: np.ndarray, has_ws: bool, sol: dict):
         if has_ws:
             _, wspec[m], _ = gaincal.apply(x["DATA"][m], wchan[m], x["FLAG"][m], a1[m], a2[m], g, sol["bandpass"])
     return vis, flag, wrow, wspec
-
-
-@pytest.fixture(scope="session")
-def ngc5921_calibrated(shared_ms, tmp_path_factory):
-    """ngc5921.ms calibrated by `calibrated_ngc5921`, made once per session; its path (the JSON
-    summary at `summary_path(path)`). Skips where the shared data are absent."""
-    src = shared_ms("ngc5921.ms")
-    root = tmp_path_factory.mktemp("ngc5921_calibrated")
-    yield calibrated_ngc5921(src, root / "ngc5921.ms")
-    shutil.rmtree(root, ignore_errors=True)

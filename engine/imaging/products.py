@@ -45,8 +45,16 @@ class ProductWriter:
 
     # ------------------------------------------------------------ names
     def mous(self) -> str:
+        """The OUS id that starts the names: --mous, the data's, else the project code or MS name."""
         f = self.stage.facts
-        return self.stage.mous or f.mous_id or f.project or self.stage.ms_paths[0].stem
+        name = self.stage.mous or f.mous_id
+        if name:
+            return name
+        fallback = f.project or self.stage.ms_paths[0].stem
+        note = f"the data hold no MOUS id: product names start with {fallback!r} (give one with --mous)"
+        if note not in self.rec.warnings:
+            self.rec.warnings.append(note)
+        return fallback
 
     def path(self, kind: str, suffix: str = "fits") -> Path:
         name = fitsio.product_name(self.mous(), self.job.field, self.job.intent, self.job.spws, self.job.specmode,

@@ -159,10 +159,6 @@ def _data_record(sel: vdata.Selection, vs_rows: int, nchan: int, nvis: int, nfla
                       channel_selection=sel.how)
 
 
-def _column(notes: Sequence[str]) -> str:
-    return "DATA" if any("DATA" in n and "CORRECTED" in n for n in notes) else "CORRECTED_DATA"
-
-
 def _bandwidths(sel: vdata.Selection) -> tuple[float, float, float]:
     """(centre frequency LSRK, aggregate bandwidth, fractional bandwidth) in Hz, Hz, 1."""
     lo, hi = sel.lsrk_edges()
@@ -238,7 +234,7 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
     rec.timings["read"] = time.perf_counter() - t
     rec.warnings += [n for n in vs.notes if n not in rec.warnings]
     rec.data = _data_record(sel, vs.uvw.shape[0], sum(s.nchan_selected for s in sel.spws), vs.nvis,
-                            int(vs.flag.sum()), _column(vs.notes))
+                            int(vs.flag.sum()), ", ".join(vs.columns))
     _weblog_frequency(rec, sel)
     stage.say(f"{job.key}: {vs.nvis:,} visibilities, {job.imsize}x{job.imsize} pixels of "
               f"{job.cell_arcsec:.4g} arcsec")
@@ -319,18 +315,20 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
     p1 = _Pass1()
     rows = nvis = nflag = 0
     notes: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
     for a, b in _chunks(nout, per_chunk):
         vs = first if (a, b) == (0, 1) else vdata.read(sel, job.nbin, (a, b))
-        rows, notes = vs.uvw.shape[0], vs.notes
+        rows, notes, columns = vs.uvw.shape[0], vs.notes, vs.columns
         nvis += vs.nvis
         nflag += int(vs.flag.sum())
         for j in range(b - a):
             _pass1_channel(stage, job, _channel(vs, j), freqs[a + j], dish, p1)
+            if _report(a + j + 1, nout):
+                stage.say(f"{job.key}: pass 1 (sensitivity, dirty peak): channel {a + j + 1}/{nout}")
         _keep(p1, vs, stage.memory_limit)
-        stage.say(f"{job.key}: measured channels {b}/{nout}")
     rec.timings["dirty"] = time.perf_counter() - t
     rec.warnings += [n for n in notes if n not in rec.warnings]
-    rec.data = _data_record(sel, rows, nout, nvis, nflag, _column(notes))
+    rec.data = _data_record(sel, rows, nout, nvis, nflag, ", ".join(columns))
     sig = [s for s in p1.sigma if s is not None]
     if not sig:
         raise ImagingError(f"{job.path}: every channel is flagged")
@@ -359,7 +357,8 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
                     npx += st.n_outside
                 cube.write(k, planes)
                 k += 1
-            stage.say(f"{job.key}: cleaned channels {k}/{nout}")
+                if _report(k, nout):
+                    stage.say(f"{job.key}: pass 2 (clean): channel {k}/{nout}")
     rec.timings["clean"] = time.perf_counter() - t
     rec.channels = chans
     rec.clean = _clean_record(results, mask_px) if results else None
@@ -374,6 +373,11 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
     _score(stage, job, rec, rms, median_beam, None)
     _sanity(rec, rms, sigma)
     rec.products = cube.products
+
+
+def _report(done: int, total: int) -> bool:
+    """Progress at every quarter of the channels."""
+    return done == total or done % max(1, total // 4) == 0
 
 
 def _keep(p1: _Pass1, vs, limit: int) -> None:
