@@ -68,6 +68,21 @@ class DataRecord(BaseModel):
     channel_selection: str = Field(description="how the channels were chosen (all, cont.dat, ...)")
 
 
+class StatsRecord(BaseModel):
+    """QA statistics of the non-pbcor restored image inside the pblimit (Jy/beam; a cube: over
+    all channels). Offsets of the peak from the phase centre in arcsec, east and north."""
+
+    peak: float
+    peak_pixel: tuple[int, int] = Field(description="(ix, iy), ix increasing westwards")
+    peak_offset_arcsec: tuple[float, float] = Field(description="(east, north) of the phase centre")
+    peak_channel: Optional[int] = None
+    min: float
+    rms_outside_mask: float
+    rms_annulus: Optional[float] = Field(None, description="rms in 0.2 <= PB < 0.3 outside the mask")
+    pixels_outside_mask: int
+    pixels_annulus: int
+
+
 class ChannelRecord(BaseModel):
     """One channel of a cube (Jy/beam, arcsec, deg, Hz in the FITS frame)."""
 
@@ -77,6 +92,8 @@ class ChannelRecord(BaseModel):
     dirty_peak: Optional[float]
     rms: Optional[float]
     peak: Optional[float]
+    min: Optional[float] = None
+    rms_annulus: Optional[float] = None
     beam_major: Optional[float]
     beam_minor: Optional[float]
     beam_pa: Optional[float]
@@ -107,6 +124,7 @@ class ImageRecord(BaseModel):
     settings: list[str] = Field(default_factory=list, description="--set assignments")
     parameters: dict[str, Setting] = Field(default_factory=dict)
     weblog: Weblog = Field(default_factory=Weblog)
+    stats: Optional[StatsRecord] = None
     clean: Optional[CleanRecord] = None
     data: Optional[DataRecord] = None
     channels: list[ChannelRecord] = Field(default_factory=list)

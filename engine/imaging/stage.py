@@ -40,7 +40,7 @@ from almarules.engine.imaging import plane
 from almarules.engine.imaging.job import ImageJob, ImagingError, Setting, read_job, setting
 from almarules.engine.imaging.products import ProductWriter
 from almarules.engine.imaging.record import (ChannelRecord, CleanRecord, DataRecord, ImageRecord,
-                                             MajorCycleRecord, Weblog)
+                                             MajorCycleRecord, StatsRecord)
 from almarules.kernels.beam import Beam
 from almarules.kernels.msdata import DataSelectionError
 
@@ -218,6 +218,15 @@ def _clean_record(results: Sequence, masks_px: int) -> CleanRecord:
                        mask_pixels=masks_px)
 
 
+def _stats_record(job: ImageJob, st, channel: Optional[int] = None) -> StatsRecord:
+    ix, iy = st.peak_pixel
+    n, cell = job.imsize, job.cell_arcsec
+    finite = (lambda v: float(v) if math.isfinite(v) else None)
+    return StatsRecord(peak=st.peak, peak_pixel=(ix, iy), peak_offset_arcsec=((n // 2 - ix) * cell, (iy - n // 2) * cell),
+                       peak_channel=channel, min=st.min, rms_outside_mask=st.rms_outside_mask,
+                       rms_annulus=finite(st.rms_annulus), pixels_outside_mask=st.n_outside, pixels_annulus=st.n_annulus)
+
+
 def _sanity(rec: ImageRecord, rms: float, sigma: float) -> None:
     if sigma > 0 and math.isfinite(rms) and not 0.1 < rms / sigma < 10:
         rec.warnings.append(
@@ -253,6 +262,7 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
     rec.warnings += cleaned.result.warnings
     rec.clean = _clean_record([cleaned.result], int(cleaned.mask.sum()))
     st = plane.plane_stats(job, cleaned, pb)
+    rec.stats = _stats_record(job, st)
     _beam_weblog(rec, d.beam, "Gaussian fit to the PSF main lobe (kernels.beam.fit_beam)")
     rec.weblog.pbcor_max = _measured(float(np.nanmax(cleaned.pbcor)) * 1e3, "mJy/beam", "max of the pbcor image")
     rec.weblog.pbcor_min = _measured(float(np.nanmin(cleaned.pbcor)) * 1e3, "mJy/beam", "min of the pbcor image")
@@ -342,6 +352,8 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
     results = []
     rms2 = npx = 0.0
     mask_px = 0
+    best: Optional[tuple] = None  # (stats, channel) of the channel holding the cube's peak
+    low = math.inf
     with writer.cube(nout, freqs[0] * doppler, width * doppler, p1.beams) as cube:
         sources = iter(p1.kept) if not p1.reread else (vdata.read(sel, job.nbin, c) for c in _chunks(nout, per_chunk))
         k = 0
@@ -355,6 +367,10 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
                 if st is not None and st.n_outside:
                     rms2 += st.rms_outside_mask ** 2 * st.n_outside
                     npx += st.n_outside
+                if st is not None and math.isfinite(st.peak):
+                    low = min(low, st.min)
+                    if best is None or st.peak > best[0].peak:
+                        best = (st, k)
                 cube.write(k, planes)
                 k += 1
                 if _report(k, nout):
@@ -370,6 +386,10 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
     rec.weblog.pbcor_max = _measured(cube.pbcor_max * 1e3, "mJy/beam", "max of the pbcor cube")
     rec.weblog.pbcor_min = _measured(cube.pbcor_min * 1e3, "mJy/beam", "min of the pbcor cube")
     rms = math.sqrt(rms2 / npx) if npx else float("nan")
+    if best is not None:
+        rec.stats = _stats_record(job, best[0], best[1])
+        rec.stats.min, rec.stats.rms_outside_mask, rec.stats.pixels_outside_mask = low, rms, int(npx)
+        rec.stats.rms_annulus, rec.stats.pixels_annulus = None, 0  # per channel in rec.channels
     _score(stage, job, rec, rms, median_beam, None)
     _sanity(rec, rms, sigma)
     rec.products = cube.products
@@ -417,7 +437,9 @@ def _pass2_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: f
     st = plane.plane_stats(job, cleaned, pb)
     r = cleaned.result
     cr = ChannelRecord(channel=k, frequency=freq, sensitivity=p1.sigma[k], dirty_peak=p1.peak[k],
-                       rms=st.rms_outside_mask, peak=st.peak, beam_major=d.beam.bmaj_arcsec,
+                       rms=st.rms_outside_mask, peak=st.peak, min=st.min,
+                       rms_annulus=st.rms_annulus if math.isfinite(st.rms_annulus) else None,
+                       beam_major=d.beam.bmaj_arcsec,
                        beam_minor=d.beam.bmin_arcsec, beam_pa=d.beam.bpa_deg, iterations=r.iterations,
                        stopped_by=r.stopped_by, warnings=list(r.warnings))
     planes = {"pbcor": cleaned.pbcor, "pb": pb, "image": cleaned.image, "residual": r.residual, "model": r.model,

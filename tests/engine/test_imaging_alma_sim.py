@@ -112,6 +112,8 @@ def test_target_continuum_point_and_gaussian(made, truth):
     peak, x, y = fit_peak(image, (n // 2, n // 2), 3)
     assert peak == pytest.approx(point["flux_jy_at_ref"], rel=0.01 + 5 * sigma / point["flux_jy_at_ref"])
     assert math.hypot(x - n // 2, y - n // 2) < 0.1
+    assert rec.stats.peak_pixel == (n // 2, n // 2)
+    assert rec.stats.rms_outside_mask * 1e3 == pytest.approx(rec.weblog.rms.value, rel=1e-9)
     # the Gaussian: clean components and residual in a disc of 1.5 arcsec about its true position
     beam = Beam(rec.weblog.beam_major.value, rec.weblog.beam_minor.value, rec.weblog.beam_pa.value)
     centre = expected_pixel(gauss["offset_east_arcsec"], gauss["offset_north_arcsec"], n, cell)
@@ -148,6 +150,7 @@ def test_line_in_the_cube_at_its_lsrk_frequency(made, truth):
     want = line["peak_jy"] + truth["sky_model"]["target"]["components"][0]["flux_jy_at_ref"]
     assert centre[k] == pytest.approx(want, abs=5 * sigma + 0.01 * want)
     assert len(beams) == cube.shape[0] == len(rec.channels) == 120
+    assert rec.stats.peak_channel == k and rec.stats.peak_offset_arcsec == (0.0, 0.0)
     assert head["CASAMBM"] is True
 
 
