@@ -43,6 +43,7 @@ from almarules.engine.imaging.record import (ChannelRecord, CleanRecord, DataRec
                                              MajorCycleRecord, StatsRecord)
 from almarules.kernels.beam import Beam
 from almarules.kernels.msdata import DataSelectionError
+from almarules.kernels.stats import image_stats
 
 Progress = Callable[[str], None]
 
@@ -266,7 +267,7 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
     _beam_weblog(rec, d.beam, "Gaussian fit to the PSF main lobe (kernels.beam.fit_beam)")
     rec.weblog.pbcor_max = _measured(float(np.nanmax(cleaned.pbcor)) * 1e3, "mJy/beam", "max of the pbcor image")
     rec.weblog.pbcor_min = _measured(float(np.nanmin(cleaned.pbcor)) * 1e3, "mJy/beam", "min of the pbcor image")
-    resid = plane.stats.image_stats(cleaned.result.residual, mask=cleaned.mask, pb=pb, pblimit=job.pblimit)
+    resid = image_stats(cleaned.result.residual, mask=cleaned.mask, pb=pb, pblimit=job.pblimit)
     _score(stage, job, rec, st.rms_outside_mask, d.beam, resid.rms_outside_mask)
     _sanity(rec, st.rms_outside_mask, d.sensitivity)
     if notes:
