@@ -90,7 +90,7 @@ def test_calibrators_at_the_phase_centre_with_their_flux(made, truth, cal):
     for spw in (0, 1):
         key = f"{sky['field']}.{intent}.{spw}.mfs"
         rec = records[key]
-        n, cell = int(rec.parameters["imsize"].value), float(rec.parameters["cell"].value)
+        n = int(rec.parameters["imsize"].value)
         peak, x, y = fit_peak(plane(_file(out, key, "image")), (n // 2, n // 2), 5)
         nu = rec.weblog.centre_frequency.value * 1e9
         want = _flux(sky, nu)
