@@ -38,9 +38,9 @@ def add_parsers(sub) -> None:
 
 
 def _matches(key: str, args) -> bool:
-    from almarules.engine.imaging.stage import _split_key
+    from almarules.engine.imaging.stage import split_key
 
-    field, intent, spws, specmode = _split_key(key)
+    field, intent, spws, specmode = split_key(key)
     if args.field is not None and field != args.field:
         return False
     if args.intent is not None and intent != args.intent.upper():

@@ -143,11 +143,9 @@ class ProductWriter:
                 writers[kind] = stack.enter_context(w)
                 if kind in _HAS_BEAM and fill is not None:
                     w.set_beams(chan_beams)
-            sink = CubeSink(writers)
-            yield sink
+            yield CubeSink(writers)
         for kind in self.kinds:
             self._product(kind, self.path(kind))
-        sink.products = self.rec.products
 
     def write_record(self) -> Path:
         path = self.path("record", "json")
@@ -162,7 +160,6 @@ class CubeSink:
         self.writers = writers
         self.pbcor_max = -math.inf
         self.pbcor_min = math.inf
-        self.products: list[Product] = []
 
     def write(self, k: int, planes: dict) -> None:
         pb = planes["pbcor"]

@@ -83,7 +83,7 @@ class Stage:
             raise ImagingError(f"no image {key!r} in the imaging list"
                                + (f"; this field has {', '.join(close)}" if close else
                                   f"; the list has {len(self.image_keys())} images (see 'almarules plan')"))
-        field_name, intent, spws, specmode = _split_key(key)
+        field_name, intent, spws, specmode = split_key(key)
         return read_job(self.dec, key, {"field": field_name, "intent": intent, "spws": spws, "specmode": specmode})
 
     def measure(self, job: ImageJob, **numbers) -> Decisions:
@@ -106,7 +106,7 @@ class Stage:
             self.log(text)
 
 
-def _split_key(key: str) -> tuple[str, str, list[int], str]:
+def split_key(key: str) -> tuple[str, str, list[int], str]:
     """``FIELD.INTENT.0_1.cont`` -> (FIELD, INTENT, [0, 1], cont); the field may hold dots."""
     head, intent, spws, specmode = key.rsplit(".", 3)
     return head, intent, [int(s) for s in spws.split("_")], specmode
@@ -134,6 +134,7 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
     t0 = time.perf_counter()
     rec = ImageRecord(key=key, field="", intent="", spws=[], specmode="", status="ok", rules=stage.dec.rules,
                       rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets))
+    job: Optional[ImageJob] = None
     try:
         job = stage.job(key)
         rec.field, rec.intent, rec.spws, rec.specmode = job.field, job.intent, job.spws, job.specmode
@@ -145,10 +146,10 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
             _continuum(stage, job, rec, writer)
     except (ImagingError, DataSelectionError) as exc:
         rec.status, rec.error = "failed", str(exc)
-        if rec.field:
+        if job is not None:
             stage.measure(job, failed=True)
     rec.timings["total"] = time.perf_counter() - t0
-    if rec.field:
+    if job is not None:
         ProductWriter(stage, job, rec).write_record()
     return rec
 
@@ -393,7 +394,6 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
         rec.stats.rms_annulus, rec.stats.pixels_annulus = None, 0  # per channel in rec.channels
     _score(stage, job, rec, rms, median_beam, None)
     _sanity(rec, rms, sigma)
-    rec.products = cube.products
 
 
 def _report(done: int, total: int) -> bool:
