@@ -292,6 +292,8 @@ class _Pass1:
     kept: list = field(default_factory=list)  # VisSets of the chunks, when they fit in memory
     kept_bytes: int = 0
     reread: bool = False
+    dirty: dict[int, plane.Dirty] = field(default_factory=dict)  # channel -> its dirty plane, while they fit
+    dirty_bytes: int = 0
 
 
 def _chunks(nout: int, per_chunk: int) -> list[tuple[int, int]]:
@@ -334,7 +336,7 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
         nvis += vs.nvis
         nflag += int(vs.flag.sum())
         for j in range(b - a):
-            _pass1_channel(stage, job, _channel(vs, j), freqs[a + j], dish, p1)
+            _pass1_channel(stage, job, _channel(vs, j), a + j, freqs[a + j], dish, p1)
             if _report(a + j + 1, nout):
                 stage.say(f"{job.key}: pass 1 (sensitivity, dirty peak): channel {a + j + 1}/{nout}")
         _keep(p1, vs, stage.memory_limit)
@@ -411,7 +413,9 @@ def _keep(p1: _Pass1, vs, limit: int) -> None:
         p1.kept.append(vs)
 
 
-def _pass1_channel(stage: Stage, job: ImageJob, vs, freq: float, dish: float, p1: _Pass1) -> None:
+def _pass1_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: float, p1: _Pass1) -> None:
+    """Measure channel k; keep its weights, PSF and dirty image for pass 2 while they fit in the
+    memory limit (with the visibilities), so that pass 2 does not grid them again."""
     if vs.nvis == 0:
         p1.sigma.append(None), p1.peak.append(None), p1.beams.append(None)
         return
@@ -420,6 +424,10 @@ def _pass1_channel(stage: Stage, job: ImageJob, vs, freq: float, dish: float, p1
     p1.sigma.append(d.sensitivity)
     p1.peak.append(peak)
     p1.beams.append(d.beam)
+    size = d.imaging_weight.nbytes + d.psf.nbytes + d.image.nbytes
+    if p1.kept_bytes + p1.dirty_bytes + size <= stage.memory_limit:
+        p1.dirty[k] = d
+        p1.dirty_bytes += size
 
 
 def _pass2_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: float, p1: _Pass1,
@@ -433,7 +441,7 @@ def _pass2_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: f
         cr = ChannelRecord(channel=k, frequency=freq, sensitivity=None, dirty_peak=None, rms=None, peak=None,
                            beam_major=None, beam_minor=None, beam_pa=None, iterations=0, stopped_by="no data")
         return cr, None, None, planes
-    d = plane.dirty_plane(job, vs, stage.nthreads)
+    d = p1.dirty.pop(k, None) or plane.dirty_plane(job, vs, stage.nthreads)
     cleaned, _ = plane.clean_plane(job, vs, d, pb, threshold, stage.nthreads)
     st = plane.plane_stats(job, cleaned, pb)
     r = cleaned.result
