@@ -43,7 +43,7 @@ def _lark() -> Lark:
         postlex=_RulesIndenter(),
         propagate_positions=True,
         maybe_placeholders=False,
-        cache=False,
+        cache=True,  # grammar analysis cached in the temp dir, keyed by grammar, options and lark version
     )
 
 

@@ -42,7 +42,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
+
+from almarules.kernels.convolve import convolve_same
 
 from .beam import Beam, gaussian_image
 
@@ -108,7 +110,7 @@ def convolve_beam(image: np.ndarray, beam: Beam, cell_arcsec: float) -> np.ndarr
     aligned with the input (a delta at pixel p becomes the Gaussian centred at p)."""
     img = np.asarray(image, dtype=np.float64)
     ker = gaussian_kernel(beam, cell_arcsec, img.shape)
-    return signal.fftconvolve(img, ker, mode="same")
+    return convolve_same(img, ker)
 
 
 def _prune(mask: np.ndarray, min_pixels: float) -> tuple[np.ndarray, int]:
