@@ -184,36 +184,15 @@ def _levenberg_marquardt(design: np.ndarray, p: np.ndarray, q: np.ndarray, max_i
     return q
 
 
-def sidelobe_level(psf: np.ndarray, beam: Beam, cell_arcsec: float, scale: float = 3.0,
-                   to_first_null: bool = True) -> float:
-    """Largest |PSF| outside the main lobe, relative to the value at the phase-centre pixel.
-
-    The main lobe is the inside of the fitted ellipse scaled by `scale` -- the pixels with
-    (x_maj / (scale bmaj / 2))^2 + (x_min / (scale bmin / 2))^2 <= 1, i.e. semi-axes `scale`
-    half widths at half maximum (default 3: 1.5 FWHM from the centre along each axis) -- and, when
-    `to_first_null` (default), only the part of it 4-connected to the centre through pixels with
-    PSF > 0: the main lobe then ends at the first null wherever that comes before the ellipse.
-
-    Why both: a PSF's first null lies at 1.6 (ring, J0) to 2.4 (Airy-like) half widths, its first
-    sidelobe peak at 2.3-3.2; a fixed ellipse that reliably excludes the main lobe would hide the
-    first sidelobe of compact coverages. The ellipse bounds the main lobe where a PSF has no null
-    (a Gaussian-tapered coverage): there the level read is the Gaussian's tail at the ellipse,
-    exp(-ln 2 scale^2) = 0.2 % for scale 3 (6.25 % for scale 2) -- the floor of this measure.
-    With `to_first_null=False` the main lobe is the ellipse alone.
-    """
-    psf = np.asarray(psf, dtype=np.float64)
-    nx, ny = psf.shape
-    p0 = psf[nx // 2, ny // 2]
+def sidelobe_level(psf: np.ndarray, beam: Beam, cell_arcsec: float) -> float:
+    """CASA's PSF sidelobe level (tclean's, SIImageStore's), relative to the PSF value P0 at the
+    phase-centre pixel: max(|min PSF|, max(PSF - P0 G)) / P0 with G the unit-peak Gaussian of
+    `beam` (the fit to the PSF) on the PSF's grid -- the deepest negative sidelobe or the largest
+    excess over the fitted main lobe, wherever it lies. It drives the Cotton-Schwab cycle
+    threshold (`kernels.deconvolve`) and auto-multithresh's sidelobe threshold (`kernels.masks`)."""
+    p = np.asarray(psf, dtype=np.float64)
+    p0 = float(p[p.shape[0] // 2, p.shape[1] // 2])
     if not p0 > 0:
         raise ValueError("the PSF is not positive at the phase-centre pixel")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}")
-    scaled = Beam(beam.bmaj_arcsec * scale, beam.bmin_arcsec * scale, beam.bpa_deg)
-    inside = gaussian_image(scaled, nx, ny, cell_arcsec) >= 0.5  # (x/(s bmaj/2))^2 + ... <= 1
-    if to_first_null:
-        labels, _ = ndimage.label(psf > 0)
-        inside &= labels == labels[nx // 2, ny // 2]
-    outside = ~inside
-    if not outside.any():
-        raise ValueError("the main lobe covers the whole image: no sidelobes to measure")
-    return float(np.max(np.abs(psf[outside])) / p0)
+    g = gaussian_image(beam, p.shape[0], p.shape[1], cell_arcsec)
+    return max(abs(min(float(p.min()), 0.0)), max(float((p - p0 * g).max()), 0.0)) / p0

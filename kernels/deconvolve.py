@@ -9,23 +9,28 @@ PSF. ``psf`` is any 2-D array whose peak sits at its pixel ``(shape[0] // 2, sha
 components: a residual peak r gives the component gain * r / P0 (Jy/pixel) and subtracts
 gain * r / P0 * psf shifted to the peak.
 
-PSF patch. The minor cycles subtract only a (2 h + 1)^2 patch of the PSF around its peak,
-``patch_halfwidth`` = h pixels; the default is h = ceil(3 x FWHM_major) of the Gaussian fitted to
-the PSF (`kernels.beam.fit_beam`, in pixels), at least 8 and at most what the PSF array holds:
-three beams either side, beyond the first sidelobes. Outside the patch the minor-cycle residual
-is therefore wrong by at most (largest |PSF| / P0 outside the patch) x (flux subtracted); the
-Cotton-Schwab major cycle recomputes the residual exactly from the visibilities, and the cycle
-threshold (cycle_factor x sidelobe level x peak) keeps each minor cycle from going deeper than
-that error matters.
+Hogbom (CASA's hclean): each component subtracts gain * r / P0 times the PSF centred on it
+wherever the shifted PSF array overlaps the image -- with a PSF of the image's size (what CASA
+makes and `kernels.gridding.psf` makes here) that is the whole image, far sidelobes included.
+Only the residual inside the clean mask decides the picks, so the loop works on the active set
+of masked pixels: one iteration = argmax of |residual| over the set, a gather of the PSF at the
+set's offsets from the peak (a PSF window of twice the mask's bounding box, zero beyond the PSF
+array) and an update of the set: O(mask pixels) per iteration, independent of the image size
+(without a mask the set is the whole image, as in CASA). The residual outside the mask is
+brought up to date once at the end by an FFT convolution of the components with the PSF, which
+is what pixel-by-pixel subtraction gives (or skipped inside Cotton-Schwab, whose major cycle
+recomputes it). Ties go to the first pixel in CASA's scan order (iy, then ix); CASA stops on
+|peak| < cycle threshold where we stop on <=, and CASA's inclusive loop may take cycle_niter + 1
+components where we take at most niter.
 
-Hogbom cost per iteration (no full-image work): the image is tiled into B x B blocks (B = 16);
-each block's max of |residual| x mask and its position are kept, and a heap (lazy deletion,
-rebuilt when it holds more than 4 x nblocks + 64 entries) gives the largest block max. One
-iteration = pop stale heap entries, read the peak, subtract the patch ((2h+1)^2 pixels), recompute
-the maxima of the K <= (ceil((2h+1)/B) + 1)^2 blocks the patch overlaps (K B^2 pixels) and push
-K entries: O((2h+1)^2 + K B^2 + K log nblocks) -- independent of the image size but for the log
-(and the amortised O(1) heap rebuild), plus a fixed Python overhead (~tens of microseconds),
-which dominates for ALMA-sized patches.
+Cycle threshold (CASA's tclean): max(threshold, peak x min(max(cyclefactor x sidelobe, 0.05),
+0.8)), peak = the masked residual peak after the major cycle, sidelobe = `psf_sidelobe_level`
+(max of the deepest negative PSF value and of the PSF's excess over its fitted Gaussian).
+
+PSF patch (Clark only). Clark's inner loop subtracts only a (2 h + 1)^2 patch of the PSF around
+its peak, ``patch_halfwidth`` = h pixels; the default is h = ceil(3 x FWHM_major) of the Gaussian
+fitted to the PSF (`kernels.beam.fit_beam`, in pixels), at least 8 and at most what the PSF array
+holds.
 
 Clark (simplified from CASA's): each round finds the masked peak on the full image, takes the
 active set = masked pixels with |residual| > max(stop, active_fraction x peak) (active_fraction
@@ -38,35 +43,30 @@ the active set and no beam-patch size search (CASA's psfpatchsize) are applied.
 
 from __future__ import annotations
 
-import heapq
 import math
 import warnings as _warnings
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
 import numpy as np
-from scipy import signal
 
 from . import beam as _beam
 from . import gridding
+from .convolve import convolve_full
 
 #: mask_update(residual, previous mask or None, major cycle) -> mask, for automatic masking.
 MaskUpdate = Callable[[np.ndarray, Optional[np.ndarray], int], np.ndarray]
-
-BLOCK = 16  # block side (pixels) of the Hogbom running-max structure
-
 
 @dataclass
 class MinorResult:
     """Result of a minor cycle.
 
     model: components found (Jy/pixel), residual shape; residual: the updated residual
-    (Jy/beam; for Hogbom exact inside PSF-patch reach of the components, see module docstring);
-    iterations: components subtracted; peak: max |residual| inside the mask at exit (Jy/beam);
-    stopped_by: "niter", "threshold", "cycle_threshold", "empty" (nothing inside the mask) or
-    "diverging" (the peak rose above twice its starting value, e.g. gain > 1); work_pixels: total
-    pixels read or written by the iteration loop (patch updates and block refreshes), a
-    size-independent measure of the per-iteration cost.
+    (Jy/beam; module docstring for what each minor cycle updates); iterations: components
+    subtracted; peak: max |residual| inside the mask at exit (Jy/beam); stopped_by: "niter",
+    "threshold", "cycle_threshold", "empty" (nothing inside the mask) or "diverging" (the peak
+    rose above twice its starting value, e.g. gain > 1); work_pixels: pixels updated by the
+    iteration loop (Hogbom: iterations x active-set size), a measure of its cost.
     """
 
     model: np.ndarray
@@ -170,82 +170,70 @@ def _stop_reason(peak: float, threshold: float, cycle_threshold: float) -> str:
     return "threshold" if peak <= threshold else "cycle_threshold"
 
 
+psf_sidelobe_level = _beam.sidelobe_level  # CASA's measure (kernels.beam)
+
+
 # ---------------------------------------------------------------- Hogbom
+
+def _psf_window(p: np.ndarray, bx: int, by: int) -> np.ndarray:
+    """W[dx + bx, dy + by] = psf[cx + dx, cy + dy] for |dx| <= bx, |dy| <= by, 0 where that lies
+    outside the PSF array (CASA's hclean subtracts only where the shifted PSF overlaps)."""
+    cx, cy = p.shape[0] // 2, p.shape[1] // 2
+    win = np.zeros((2 * bx + 1, 2 * by + 1))
+    x0, x1 = max(cx - bx, 0), min(cx + bx + 1, p.shape[0])
+    y0, y1 = max(cy - by, 0), min(cy + by + 1, p.shape[1])
+    win[x0 - cx + bx:x1 - cx + bx, y0 - cy + by:y1 - cy + by] = p[x0:x1, y0:y1]
+    return win
+
+
+def subtract_components(residual: np.ndarray, model: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """residual - model (*) psf / P0 with the PSF centred on each component and cut to its array
+    (CASA's hclean subtraction, whole image), by one FFT convolution; Jy/beam."""
+    p = np.asarray(psf, dtype=np.float64)
+    cx, cy = p.shape[0] // 2, p.shape[1] // 2
+    nx, ny = residual.shape
+    full = convolve_full(model, p / p[cx, cy])  # full[k] = sum_j model[j] psf[k - j]
+    return residual - full[cx:cx + nx, cy:cy + ny]
+
 
 def hogbom(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray] = None, gain: float = 0.1,
            threshold: float = 0.0, niter: int = 1000, cycle_threshold: float = 0.0,
-           patch_halfwidth: Optional[int] = None) -> MinorResult:
-    """Hogbom CLEAN of `residual` (Jy/beam) with a PSF patch (module docstring).
+           full_residual: bool = True) -> MinorResult:
+    """Hogbom CLEAN of `residual` (Jy/beam) with the full PSF, as CASA's hclean (module docstring).
 
     Each iteration takes the pixel of largest |residual| inside `mask` (bool, True = may hold
-    components; None = everywhere), adds gain * r / P0 to the model there and subtracts that
-    times the PSF patch. Stops when the masked peak is <= max(threshold, cycle_threshold)
+    components; None = everywhere; ties go to the first in CASA's scan order, iy then ix), adds
+    gain * r / P0 to the model there and subtracts gain * r / P0 times the PSF centred on it
+    wherever that overlaps. Stops when the masked peak is <= max(threshold, cycle_threshold)
     (absolute, Jy/beam), after `niter` iterations, or if the peak exceeds twice its initial value.
-    Per-iteration cost independent of the image size: see the module docstring.
+
+    Cost: the masked pixels are the active set; an iteration gathers the PSF at their offsets
+    from the peak, O(mask pixels) (the whole image without a mask). The residual outside the mask
+    never decides a pick; with `full_residual` (default) it is brought up to date at the end by
+    one FFT convolution of the components with the PSF (exactly what iteration-by-iteration
+    subtraction gives), else it is left as it was there (a Cotton-Schwab major cycle recomputes it).
     """
     res, p, m, p0 = _check(residual, psf, mask, gain, niter)
-    pat, h = _patch(p, patch_halfwidth)
-    pat = pat / p0  # unit peak: subtract (gain * r) * pat, model gets gain * r / P0
-    nx, ny = res.shape
-    nbx, nby = -(-nx // BLOCK), -(-ny // BLOCK)
-    # padded working arrays (padding has mask 0, so it never wins)
-    rp = np.zeros((nbx * BLOCK, nby * BLOCK))
-    rp[:nx, :ny] = res
-    mf = np.zeros_like(rp)
-    mf[:nx, :ny] = m
-    model = np.zeros_like(rp)
-    bmax = np.empty((nbx, nby))
-    barg = np.empty((nbx, nby), dtype=np.int64)
-    version = np.zeros((nbx, nby), dtype=np.int64)
-    heap: list[tuple[float, int, int, int]] = []
-
-    def refresh(bx0: int, bx1: int, by0: int, by1: int) -> int:
-        """Recompute the maxima of blocks [bx0, bx1) x [by0, by1); returns pixels read."""
-        kx, ky = bx1 - bx0, by1 - by0
-        sl = (slice(bx0 * BLOCK, bx1 * BLOCK), slice(by0 * BLOCK, by1 * BLOCK))
-        score = np.abs(rp[sl]) * mf[sl]
-        blk = score.reshape(kx, BLOCK, ky, BLOCK).transpose(0, 2, 1, 3).reshape(kx, ky, BLOCK * BLOCK)
-        am = blk.argmax(axis=-1)
-        mx = np.take_along_axis(blk, am[..., None], axis=-1)[..., 0]
-        bmax[bx0:bx1, by0:by1] = mx
-        barg[bx0:bx1, by0:by1] = am
-        version[bx0:bx1, by0:by1] += 1
-        for i in range(kx):
-            for j in range(ky):
-                bx, by = bx0 + i, by0 + j
-                heapq.heappush(heap, (-float(mx[i, j]), int(version[bx, by]), bx, by))
-        return kx * ky * BLOCK * BLOCK
-
-    def rebuild() -> None:
-        heap[:] = [(-float(bmax[i, j]), int(version[i, j]), i, j) for i in range(nbx) for j in range(nby)]
-        heapq.heapify(heap)
-
-    # initial maxima: one vectorised pass (setup, O(image))
-    score = (np.abs(rp) * mf).reshape(nbx, BLOCK, nby, BLOCK).transpose(0, 2, 1, 3).reshape(nbx, nby, -1)
-    barg[:] = score.argmax(axis=-1)
-    bmax[:] = np.take_along_axis(score, barg[..., None], axis=-1)[..., 0]
-    rebuild()
-
-    def top() -> tuple[float, int, int]:
-        while True:
-            negv, ver, bx, by = heap[0]
-            if ver == version[bx, by]:
-                a = int(barg[bx, by])
-                return -negv, bx * BLOCK + a // BLOCK, by * BLOCK + a % BLOCK
-            heapq.heappop(heap)
-
+    model = np.zeros_like(res)
+    if not m.any():
+        return MinorResult(model, res, 0, 0.0, "empty", 0)
+    ys, xs = np.nonzero(m.T)  # CASA's scan order: iy outer, ix inner
+    bx, by = int(xs.max() - xs.min()), int(ys.max() - ys.min())
+    win = (_psf_window(p, bx, by) / p0).ravel()
+    wy = 2 * by + 1
+    lin = xs * wy + ys  # window index of an active pixel = lin + (bx - px) * wy + (by - py)
+    vals = res[xs, ys].copy()
+    comps = np.zeros(vals.size)
+    absb, buf = np.empty(vals.size), np.empty(vals.size)
+    idx = np.empty(vals.size, dtype=np.int64)
     stop = max(float(threshold), float(cycle_threshold))
-    peak0, _, _ = top()
-    limit = 2.0 * peak0
-    it, work = 0, 0
-    stopped = "niter"
-    max_heap = 4 * nbx * nby + 64
-    empty = not m.any()
+    np.abs(vals, out=absb)
+    limit = 2.0 * float(absb.max())
+    it, stopped, peak = 0, "niter", 0.0
     while True:
-        peak, ix, iy = top()
-        if empty:
-            stopped = "empty"
-            break
+        np.abs(vals, out=absb)
+        j = int(np.argmax(absb))
+        peak = float(absb[j])
         if peak <= stop:
             stopped = _stop_reason(peak, float(threshold), float(cycle_threshold))
             break
@@ -255,18 +243,18 @@ def hogbom(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray] = N
         if it >= niter:
             stopped = "niter"
             break
-        r = rp[ix, iy]
-        c = gain * r
-        model[ix, iy] += c / p0
-        x0, x1 = max(ix - h, 0), min(ix + h + 1, nx)
-        y0, y1 = max(iy - h, 0), min(iy + h + 1, ny)
-        rp[x0:x1, y0:y1] -= c * pat[x0 - ix + h:x1 - ix + h, y0 - iy + h:y1 - iy + h]
-        work += (x1 - x0) * (y1 - y0)
-        work += refresh(x0 // BLOCK, (x1 - 1) // BLOCK + 1, y0 // BLOCK, (y1 - 1) // BLOCK + 1)
-        if len(heap) > max_heap:
-            rebuild()
+        c = gain * vals[j]
+        comps[j] += c / p0
+        np.add(lin, (bx - int(xs[j])) * wy + (by - int(ys[j])), out=idx)
+        np.take(win, idx, out=buf)
+        buf *= c
+        vals -= buf
         it += 1
-    return MinorResult(model[:nx, :ny].copy(), rp[:nx, :ny].copy(), it, float(peak), stopped, work)
+    model[xs, ys] = comps
+    if full_residual and it:
+        res = subtract_components(res, model, p)
+    res[xs, ys] = vals
+    return MinorResult(model, res, it, peak, stopped, it * vals.size)
 
 
 # ---------------------------------------------------------------- Clark
@@ -322,7 +310,7 @@ def clark(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray] = No
             work += xs.size
             it += 1
         model += delta
-        full = signal.fftconvolve(delta, p, mode="full")  # full[k] = sum_j delta[j] psf[k - j]
+        full = convolve_full(delta, p)  # full[k] = sum_j delta[j] psf[k - j]
         res -= full[cx:cx + nx, cy:cy + ny]
         work += nx * ny
     return MinorResult(model, res, it, peak, stopped, work)
@@ -342,7 +330,8 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
                   flags: Optional[np.ndarray] = None, wgridding: bool = True, nthreads: int = 0,
                   patch_halfwidth: Optional[int] = None, divergence_factor: float = 1.05,
                   mask_update: Optional[MaskUpdate] = None, dirty: Optional[np.ndarray] = None,
-                  beam: Optional[_beam.Beam] = None) -> CleanResult:
+                  beam: Optional[_beam.Beam] = None, min_psf_fraction: float = 0.05,
+                  max_psf_fraction: float = 0.8) -> CleanResult:
     """Cotton-Schwab CLEAN of visibilities `vis` (Jy, (nrow, nchan)) on an npix_x x npix_y image of
     `cell` arcsec.
 
@@ -355,16 +344,19 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     image); stop if its masked peak is <= threshold (Jy/beam), if `niter` components have been
     taken, or if the peak grew by more than `divergence_factor` (5 %) since the previous cycle
     (stopped_by "divergence", with a warning; model and residual are those of the divergent
-    cycle); else run the minor cycle (`hogbom` or `clark`) down to cycle threshold =
-    max(threshold, cycle_factor x sidelobe x peak), sidelobe = `kernels.beam.sidelobe_level` of
-    the PSF. Also stops after `max_major` cycles ("max_major", warning) or when a minor cycle
-    takes no component ("stalled", warning). Gridding accuracy: `epsilon` (ducc0's relative L2).
+    cycle); else run the minor cycle (`hogbom` or `clark`) down to CASA's cycle threshold =
+    max(threshold, peak x min(max(cycle_factor x sidelobe, min_psf_fraction), max_psf_fraction)),
+    sidelobe = `psf_sidelobe_level` (CASA's measure). Also stops after `max_major` cycles
+    ("max_major", warning) or when a minor cycle takes no component ("stalled", warning).
+    Gridding accuracy: `epsilon` (ducc0's relative L2).
 
     mask_update: for automatic masks (auto-multithresh): called as
     ``mask_update(residual, previous_mask_or_None, cycle)`` before each major cycle's stopping
     test; its mask replaces `mask` (an empty mask stops the clean, stopped_by "empty mask").
     dirty: the dirty image made with the same weights (skips recomputing it); beam: the Gaussian
-    fitted to `psf` (skips refitting).
+    fitted to `psf` (skips refitting). min_psf_fraction, max_psf_fraction: CASA's
+    minpsffraction, maxpsffraction. patch_halfwidth: Clark's PSF patch (Hogbom uses the whole
+    PSF).
     """
     if minor not in ("hogbom", "clark"):
         raise ValueError(f"minor must be 'hogbom' or 'clark', got {minor!r}")
@@ -382,10 +374,16 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     if m.shape != (npix_x, npix_y):
         raise ValueError(f"mask must have shape {(npix_x, npix_y)}, got {m.shape}")
     bm = beam if beam is not None else _beam.fit_beam(psf, cell)
-    sidelobe = _beam.sidelobe_level(psf, bm, cell)
-    if patch_halfwidth is None:
-        patch_halfwidth = default_patch_halfwidth(psf)
-    minor_fn = hogbom if minor == "hogbom" else clark
+    sidelobe = psf_sidelobe_level(psf, bm, cell)
+    fraction = min(max(cycle_factor * sidelobe, min_psf_fraction), max_psf_fraction)
+    if minor == "hogbom":
+        def minor_fn(res: np.ndarray, mask_: np.ndarray, n: int, cyc: float) -> MinorResult:
+            return hogbom(res, psf, mask_, gain, threshold, n, cyc, full_residual=False)
+    else:
+        h = default_patch_halfwidth(psf) if patch_halfwidth is None else patch_halfwidth
+
+        def minor_fn(res: np.ndarray, mask_: np.ndarray, n: int, cyc: float) -> MinorResult:
+            return clark(res, psf, mask_, gain, threshold, n, cyc, patch_halfwidth=h)
 
     model = np.zeros((npix_x, npix_y))
     if dirty is not None:
@@ -418,8 +416,8 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
             warns.append(f"stopped after max_major = {max_major} major cycles with residual peak "
                          f"{peak:.4g} Jy/beam > threshold {threshold:.4g} Jy/beam")
             break
-        cyc = max(float(threshold), cycle_factor * sidelobe * peak)
-        mr = minor_fn(residual, psf, m, gain, threshold, niter - total, cyc, patch_halfwidth=patch_halfwidth)
+        cyc = max(float(threshold), fraction * peak)
+        mr = minor_fn(residual, m, niter - total, cyc)
         total += mr.iterations
         model = model + mr.model
         resid_vis = vis - gridding.predict(uvw, freq, model, cell, **grid_kw)

@@ -25,6 +25,7 @@ import time
 import numpy as np
 import pytest
 
+from almarules.kernels import beam as beammod
 from almarules.kernels import deconvolve, gridding, sky
 from uvsim import alma_layout
 
@@ -86,6 +87,7 @@ def test_point_source_flux_and_position(obs, offset, minor):
     assert r.history[-1].model_flux == pytest.approx(r.model.sum())
     assert sum(h.iterations for h in r.history) == r.iterations
     assert r.initial_peak == pytest.approx(1.0, rel=1e-4)  # a 1 Jy source reads 1 Jy/beam
+    assert 0.05 < r.sidelobe < 0.8  # so the cycle threshold is sidelobe x peak (CASA's clamp inactive)
     assert r.history[0].cycle_threshold == pytest.approx(r.sidelobe * r.initial_peak)
 
 
@@ -141,7 +143,6 @@ def test_divergence_with_gain_above_one(obs):
 
 def test_hogbom_alone_on_a_shifted_psf(obs):
     # a residual that is exactly S x PSF shifted: Hogbom stays on that pixel, geometric decay
-    # (30 iterations would run below the PSF's far sidelobes that the patch leaves in place)
     psf = obs[2]
     s, shift = 0.7, (10, -6)
     res = s * np.roll(psf, shift, axis=(0, 1))
@@ -159,32 +160,116 @@ def test_hogbom_alone_on_a_shifted_psf(obs):
 
 
 def _hogbom_loop_time(n: int, psf: np.ndarray) -> tuple[float, float]:
-    """(seconds, pixels touched) per iteration of the loop alone: best-of-3 of 2100 minus 100
-    iterations, so the O(image) setup cancels. The same 128 x 128 noise field sits at the centre of
-    both images (block-aligned), so both runs pick the same pixels."""
+    """(seconds, pixels updated) per iteration of the loop alone: best-of-3 of 1100 minus 100
+    iterations, so the O(image) setup cancels. The same 128 x 128 noise field and the same
+    64 x 64 mask sit at the centre of both images, so both runs pick the same pixels."""
     res = np.zeros((n, n))
     res[n // 2 - 64:n // 2 + 64, n // 2 - 64:n // 2 + 64] = np.random.default_rng(1).standard_normal((128, 128))
+    mask = np.zeros((n, n), bool)
+    mask[n // 2 - 32:n // 2 + 32, n // 2 - 32:n // 2 + 32] = True
 
     def run(niter: int) -> tuple[float, int]:
         best, work = math.inf, 0
         for _ in range(3):
             t0 = time.perf_counter()
-            mr = deconvolve.hogbom(res, psf, None, 0.1, 0.0, niter, 0.0, patch_halfwidth=20)
+            mr = deconvolve.hogbom(res, psf, mask, 0.1, 0.0, niter, 0.0, full_residual=False)
             best, work = min(best, time.perf_counter() - t0), mr.work_pixels
         return best, work
 
-    (ts, ws), (tb, wb) = run(100), run(2100)
-    return (tb - ts) / 2000, (wb - ws) / 2000
+    (ts, ws), (tb, wb) = run(100), run(1100)
+    return (tb - ts) / 1000, (wb - ws) / 1000
 
 
-def test_hogbom_iteration_cost_does_not_scale_with_image_size(obs):
+def test_hogbom_iteration_cost_scales_with_the_mask_not_the_image(obs):
     psf = obs[2]
     t256, w256 = _hogbom_loop_time(256, psf)
     t1024, w1024 = _hogbom_loop_time(1024, psf)
-    assert w1024 == w256  # the same picks touch the same pixels, whatever the image size
-    assert w256 < 10 * 41 * 41  # patch + its blocks, not the image (65536 pixels)
+    assert w1024 == w256 == 64 * 64  # the active set: the mask, whatever the image size
     assert t256 > 0 and t1024 > 0
-    assert t1024 / t256 < 4.0
+    assert t1024 / t256 < 4.0  # (full-image work per iteration would give ~16)
+
+
+# ---------------------------------------------------------------- the whole PSF, as CASA's hclean
+def _far_sidelobe_psf(n: int = 128, fwhm: float = 5.0, far: int = 40, level: float = 0.15) -> np.ndarray:
+    """A PSF (peak 1 at n // 2) with a Gaussian main lobe and two point-symmetric sidelobes of
+    `level` at +-(far, far // 2) pixels -- beyond the +-3 beam patch a patch Hogbom subtracts."""
+    ix, iy = np.meshgrid(np.arange(n) - n // 2, np.arange(n) - n // 2, indexing="ij")
+    g = lambda x, y: np.exp(-4 * math.log(2) * (x * x + y * y) / fwhm**2)  # noqa: E731
+    return g(ix, iy) + level * (g(ix - far, iy - far // 2) + g(ix + far, iy + far // 2))
+
+
+def test_hogbom_subtracts_far_sidelobes_and_recovers_a_point_source_exactly():
+    # residual = S x PSF centred on px: with the whole PSF subtracted each iteration removes the
+    # fraction gain of everything, sidelobes included: one component, S (1 - (1 - g)^n) on px,
+    # residual S (1 - g)^n PSF everywhere. A +-3 beam patch would leave 0.15 S sidelobes to
+    # be cleaned as (spurious) sources.
+    psf = _far_sidelobe_psf()
+    s, px, gain, thr = 0.8, (70, 60), 0.2, 1e-4
+    res = s * np.roll(psf, (px[0] - 64, px[1] - 64), axis=(0, 1))
+    mr = deconvolve.hogbom(res, psf, None, gain=gain, threshold=thr, niter=1000)
+    n = math.ceil(math.log(thr / s) / math.log(1 - gain))  # first n with S (1-g)^n <= thr
+    assert mr.stopped_by == "threshold" and mr.iterations == n
+    assert np.count_nonzero(mr.model) == 1 and mr.model[px] == pytest.approx(s * (1 - (1 - gain) ** n), rel=1e-12)
+    np.testing.assert_allclose(mr.residual, s * (1 - gain) ** n * np.roll(psf, (px[0] - 64, px[1] - 64), axis=(0, 1)),
+                               atol=1e-12)
+
+
+def test_hogbom_with_a_mask_updates_the_whole_residual_at_the_end():
+    # a mask around the source only: picks come from the mask, but the returned residual is the
+    # exact whole-image one (the far sidelobes, outside the mask, are gone too); without
+    # full_residual the outside is left as it was
+    psf = _far_sidelobe_psf()
+    s, px = 0.8, (70, 60)
+    res = s * np.roll(psf, (px[0] - 64, px[1] - 64), axis=(0, 1))
+    ix, iy = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    mask = np.hypot(ix - px[0], iy - px[1]) <= 6
+    a = deconvolve.hogbom(res, psf, mask, gain=0.2, threshold=1e-4, niter=1000)
+    assert np.count_nonzero(a.model) == 1 and np.max(np.abs(a.residual)) <= 1e-4
+    b = deconvolve.hogbom(res, psf, mask, gain=0.2, threshold=1e-4, niter=1000, full_residual=False)
+    assert np.array_equal(b.model, a.model) and b.iterations == a.iterations
+    np.testing.assert_allclose(b.residual[mask], a.residual[mask], atol=1e-12)
+    assert np.array_equal(b.residual[~mask], res[~mask])
+
+
+def test_hogbom_psf_smaller_than_the_image_subtracts_only_where_it_overlaps():
+    # a 5 x 5 PSF of ones: a component at px subtracts gain x r on px +- 2 only
+    psf = np.ones((5, 5))
+    res = np.zeros((16, 16))
+    res[8, 8], res[8, 12] = 1.0, 0.5
+    mr = deconvolve.hogbom(res, psf, None, gain=0.5, threshold=0.0, niter=1)
+    expect = res.copy()
+    expect[6:11, 6:11] -= 0.5
+    np.testing.assert_allclose(mr.residual, expect, atol=1e-15)
+    assert mr.model[8, 8] == 0.5 and np.count_nonzero(mr.model) == 1
+
+
+def test_hogbom_ties_go_to_casa_scan_order():
+    # hclean scans iy outer, ix inner and keeps the first strict maximum
+    res = np.zeros((8, 8))
+    res[5, 2] = res[2, 5] = res[6, 5] = 1.0
+    mr = deconvolve.hogbom(res, np.pad(np.ones((1, 1)), 3), None, gain=0.5, threshold=0.0, niter=1)
+    assert mr.model[5, 2] == 0.5 and np.count_nonzero(mr.model) == 1
+
+
+# ---------------------------------------------------------------- CASA's cycle control
+def test_psf_sidelobe_level_is_casas_measure():
+    # a PSF = its Gaussian + a positive bump of 0.12 and a dip of -0.07 far out: CASA's level is
+    # max(|min PSF|, max(PSF - Gaussian)) = 0.12; with a deeper dip, the dip
+    b = beammod.Beam(0.6, 0.4, 30.0)
+    g = beammod.gaussian_image(b, 64, 64, 0.1)
+    psf = g.copy()
+    psf[10, 50] += 0.12
+    psf[50, 12] -= 0.07
+    assert deconvolve.psf_sidelobe_level(psf, b, 0.1) == pytest.approx(0.12, rel=1e-9)
+    psf[50, 12] -= 0.2
+    assert deconvolve.psf_sidelobe_level(psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
+    assert deconvolve.psf_sidelobe_level(2.0 * psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
+
+
+@pytest.mark.parametrize("cycle_factor, fraction", [(100.0, 0.8), (1e-3, 0.05)])
+def test_cycle_threshold_fraction_is_clamped_as_in_casa(obs, cycle_factor, fraction):
+    r = _clean(obs, _vis(obs[0], [(1.0, 0, 0)]), cycle_factor=cycle_factor, niter=3)
+    assert r.history[0].cycle_threshold == pytest.approx(fraction * r.initial_peak, rel=1e-12)
 
 
 def test_mask_update_is_called_every_major_cycle_and_its_mask_used(obs):
