@@ -5,7 +5,8 @@ The imaging stage reads these attributes of ``image[KEY]``: cell, imsize, robust
 mask_pblimit, mask_method ("pb" or "auto-multithresh", with sidelobethreshold,
 noisethreshold, lownoisethreshold, negativethreshold, minbeamfrac, growiterations,
 smoothfactor and cutthreshold for the latter), niter, gain, cycle_factor, deconvolver, nterms,
-nbin and pb_model; after the dirty image, threshold and dr_correction; after cleaning, qa_score
+nbin and pb_model (a model of `kernels.primary_beam` by name: "ALMA", "ACA", "VLA", "EVLA",
+"airy", "gaussian"); after the dirty image, threshold and dr_correction; after cleaning, qa_score
 and qa_colour. A rule set that lacks one is an `ImagingError` naming it.
 """
 
@@ -17,6 +18,7 @@ import astropy.units as u
 from pydantic import BaseModel
 
 from almarules.engine.decisions import Decisions, Value
+from almarules.kernels.primary_beam import MODEL_NAMES, ModelName
 
 Scalar = Union[float, int, str, bool]
 
@@ -70,7 +72,8 @@ class ImageJob(BaseModel):
     deconvolver: str
     nterms: int
     nbin: int
-    pb_model: Literal["airy", "gaussian"]
+    pb_model: ModelName
+    gridder: Literal["standard", "wproject"]
     settings: dict[str, Setting]
 
     @property
@@ -82,7 +85,7 @@ class ImageJob(BaseModel):
 _UNITS: dict[str, Optional[str]] = {
     "cell": "arcsec", "imsize": None, "robust": None, "pblimit": None, "mask_pblimit": None,
     "mask_method": None, "niter": None, "gain": None, "cycle_factor": None, "deconvolver": None,
-    "nterms": None, "nbin": None, "pb_model": None,
+    "nterms": None, "nbin": None, "pb_model": None, "gridder": None,
 }
 _AUTOMASK = list(AutoMask.model_fields)
 
@@ -126,9 +129,9 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
     elif method != "pb":
         raise ImagingError(f"{path}.mask_method is {method!r}; the imaging stage knows 'pb' and "
                            f"'auto-multithresh' [{settings['mask_method'].source}]")
-    if settings["pb_model"].value not in ("airy", "gaussian"):
-        raise ImagingError(f"{path}.pb_model is {settings['pb_model'].value!r}; expected 'airy' or 'gaussian' "
-                           f"[{settings['pb_model'].source}]")
+    if settings["pb_model"].value not in MODEL_NAMES:
+        raise ImagingError(f"{path}.pb_model is {settings['pb_model'].value!r}; the primary-beam models are "
+                           f"{', '.join(repr(m) for m in MODEL_NAMES)} [{settings['pb_model'].source}]")
     vals = {a: s.value for a, s in settings.items()}
     return ImageJob(key=key, field=created["field"], intent=created["intent"], spws=created["spws"],
                     specmode=created["specmode"], cell_arcsec=vals["cell"], imsize=int(vals["imsize"]),
@@ -136,4 +139,4 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
                     mask_method=method, automask=automask, niter=int(vals["niter"]), gain=vals["gain"],
                     cycle_factor=vals["cycle_factor"], deconvolver=str(vals["deconvolver"]),
                     nterms=int(vals["nterms"]), nbin=int(vals["nbin"]), pb_model=vals["pb_model"],
-                    settings=settings)
+                    gridder=vals["gridder"], settings=settings)
