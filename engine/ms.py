@@ -2,10 +2,11 @@
 
 Metadata come from the subtables and from the main table's index columns (TIME,
 ANTENNA1/2, FIELD_ID, DATA_DESC_ID, SCAN_NUMBER, STATE_ID, INTERVAL, UVW); the flag and
-weight pass streams FLAG, FLAG_ROW, WEIGHT (and WEIGHT_SPECTRUM when filled) in chunks of
-at most `CHUNK_ELEMENTS` visibilities, never DATA. Several MSs are the execution blocks
-of one dataset. Every problem with the input is an `MSError`: one line naming the table
-and column.
+weight pass streams FLAG, FLAG_ROW, WEIGHT (and WEIGHT_SPECTRUM when filled) of the
+cross-correlation rows (ANTENNA1 != ANTENNA2: what imaging uses) in chunks of at most
+`CHUNK_ELEMENTS` visibilities, never DATA. Several MSs are the execution blocks of one
+dataset. Every problem with the input is an `MSError`: one line naming the table and column,
+casacore's read errors (a truncated or damaged data file) included.
 """
 
 from __future__ import annotations
@@ -124,15 +125,6 @@ class _Tables:
         close_all(self.opened)
 
 
-def _col(t, name: str, default=None):
-    if name not in t.colnames() or t.nrows() == 0:
-        return default
-    try:
-        return t.getcol(name)
-    except RuntimeError:
-        return default
-
-
 def _mjd_utc(seconds: np.ndarray | float, ref: str) -> Any:
     """MJD seconds in the column's time scale -> MJD seconds UTC."""
     if ref.upper() == "UTC":
@@ -171,6 +163,8 @@ def read_one(path: Path, intents_map: Optional[dict[str, list[str]]] = None,
     tabs = _Tables(path)
     try:
         return _read(tabs, intents_map or {}, progress)
+    except TableAccessError as exc:  # a read that failed (damaged file): names the table and column
+        raise MSError(str(exc)) from None
     finally:
         tabs.close()
 
@@ -291,12 +285,9 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
         sid = int(dd_spw[d])
         if sid in spws:
             continue
-        try:
-            freqs = spw_t.getcell("CHAN_FREQ", sid)
-            widths = spw_t.getcell("CHAN_WIDTH", sid)
-            ebw = spw_t.getcell("EFFECTIVE_BW", sid)
-        except RuntimeError as exc:
-            raise MSError(f"{tabs.path}/SPECTRAL_WINDOW: row {sid}: {str(exc).splitlines()[0]}") from None
+        freqs = spw_t.getcell("CHAN_FREQ", sid)
+        widths = spw_t.getcell("CHAN_WIDTH", sid)
+        ebw = spw_t.getcell("EFFECTIVE_BW", sid)
         nchan = int(spw_t.getcell("NUM_CHAN", sid))
         if len(freqs) != nchan:
             raise MSError(f"{tabs.path}/SPECTRAL_WINDOW: row {sid} column CHAN_FREQ has {len(freqs)} values "
@@ -341,7 +332,7 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
     diameters = ant_t.getcol("DISH_DIAMETER")
     used_ants = sorted(set(np.unique(a1)) | set(np.unique(a2)))
     antennas = [{"name": str(names[i]), "station": str(stations[i]), "position": [float(x) for x in positions[i]],
-                 "dish_diameter": float(diameters[i])} for i in used_ants]
+                 "dish_diameter": _dish(diameters[i])} for i in used_ants]
     cross = a1 != a2
     baselines = None
     if np.any(cross):
@@ -384,7 +375,8 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
     }
 
     # ------------------------------------------------ flags and weights (streamed)
-    weights = _flag_weight_pass(tabs, main, ddid, dd_spw, fld, field_names, spws, interval, time, eb_id, progress)
+    weights = _flag_weight_pass(tabs, main, ddid, dd_spw, fld, field_names, spws, interval, time, eb_id, cross,
+                                progress)
 
     project = None
     if obs_t is not None and obs_t.nrows():
@@ -404,12 +396,9 @@ def _rest_frequencies(source_t) -> dict[int, set[float]]:
         return out
     spw_ids = source_t.getcol("SPECTRAL_WINDOW_ID") if "SPECTRAL_WINDOW_ID" in source_t.colnames() else None
     for row in range(source_t.nrows()):
-        try:
-            if not source_t.iscelldefined("REST_FREQUENCY", row):
-                continue
-            values = source_t.getcell("REST_FREQUENCY", row)
-        except RuntimeError:
+        if not source_t.iscelldefined("REST_FREQUENCY", row):
             continue
+        values = source_t.getcell("REST_FREQUENCY", row)
         sid = int(spw_ids[row]) if spw_ids is not None else -1
         out[sid].update(float(v) for v in np.ravel(values) if v > 0)
     return out
@@ -430,20 +419,19 @@ def _projected_lengths(main, cross: np.ndarray) -> np.ndarray:
 def _eb_id(tabs: _Tables, obs_t) -> str:
     """The execution block uid from OBSERVATION.SCHEDULE when ALMA wrote it, else the MS name."""
     if obs_t is not None and obs_t.nrows() and "SCHEDULE" in obs_t.colnames():
-        try:
-            if obs_t.iscelldefined("SCHEDULE", 0):
-                for item in obs_t.getcell("SCHEDULE", 0):
-                    if str(item).startswith("ExecBlock "):
-                        return str(item).split(" ", 1)[1].strip()
-        except RuntimeError:
-            pass
+        if obs_t.iscelldefined("SCHEDULE", 0):
+            for item in obs_t.getcell("SCHEDULE", 0):
+                if str(item).startswith("ExecBlock "):
+                    return str(item).split(" ", 1)[1].strip()
     return tabs.path.name
 
 
 def _flag_weight_pass(tabs: _Tables, main, ddid, dd_spw, fld, field_names, spws, interval, time, eb_id,
-                      progress) -> list[dict]:
-    """Per field and spw: flagged fraction, sum of weights of unflagged parallel-hand
-    visibilities (Jy^-2), rows and time on source; streamed one data description at a time."""
+                      cross: np.ndarray, progress) -> list[dict]:
+    """Per field and spw, over the cross-correlation rows (ANTENNA1 != ANTENNA2: what imaging
+    uses; autocorrelations carry weights too but are never imaged): flagged fraction, sum of
+    weights of unflagged parallel-hand visibilities (Jy^-2), rows and time on source; streamed
+    one data description at a time."""
     has_spectrum = "WEIGHT_SPECTRUM" in main.colnames()
     has_flag_row = "FLAG_ROW" in main.colnames()
     acc: dict[tuple[str, int], dict] = {}
@@ -451,7 +439,10 @@ def _flag_weight_pass(tabs: _Tables, main, ddid, dd_spw, fld, field_names, spws,
     done = 0
     for d in np.unique(ddid):
         sid = int(dd_spw[d])
-        rows_idx = np.flatnonzero(ddid == d)
+        rows_idx = np.flatnonzero((ddid == d) & cross)
+        done += int(np.count_nonzero(ddid == d)) - rows_idx.size  # autocorrelation rows: not read
+        if rows_idx.size == 0:
+            continue
         corr = spws[sid]["_corr"]
         parallel = np.array([c in _PARALLEL for c in corr])
         nchan = spws[sid]["nchan"]
@@ -461,14 +452,11 @@ def _flag_weight_pass(tabs: _Tables, main, ddid, dd_spw, fld, field_names, spws,
         use_spectrum = has_spectrum and _spectrum_filled(sub)
         for start in range(0, len(rows_idx), step):
             n = min(step, len(rows_idx) - start)
-            try:
-                flag = sub.getcol("FLAG", start, n)  # (n, nchan, ncorr)
-                weight = sub.getcol("WEIGHT", start, n)  # (n, ncorr)
-                wspec = sub.getcol("WEIGHT_SPECTRUM", start, n) if use_spectrum else None
-                frow = sub.getcol("FLAG_ROW", start, n) if has_flag_row else None
-            except RuntimeError as exc:
-                raise MSError(f"{tabs.path}: main table rows of DATA_DESC_ID {d}: "
-                              f"{str(exc).splitlines()[0]}") from None
+            # a failed read is a TableAccessError naming the column (kernels.casatables)
+            flag = sub.getcol("FLAG", start, n)  # (n, nchan, ncorr)
+            weight = sub.getcol("WEIGHT", start, n)  # (n, ncorr)
+            wspec = sub.getcol("WEIGHT_SPECTRUM", start, n) if use_spectrum else None
+            frow = sub.getcol("FLAG_ROW", start, n) if has_flag_row else None
             if flag.shape[1:] != (nchan, len(corr)):
                 raise MSError(f"{tabs.path}: main table column FLAG has cells of shape {flag.shape[1:]}, "
                               f"but spw {sid} has {nchan} channels and {len(corr)} correlations")
@@ -509,11 +497,14 @@ def _flag_weight_pass(tabs: _Tables, main, ddid, dd_spw, fld, field_names, spws,
     return out
 
 
+def _dish(d: float) -> Optional[float]:
+    """DISH_DIAMETER (m), or None (unknown) where the MS holds 0, a negative or a non-finite size."""
+    d = float(d)
+    return d if math.isfinite(d) and d > 0 else None
+
+
 def _spectrum_filled(sub) -> bool:
-    try:
-        return bool(sub.nrows()) and bool(sub.iscelldefined("WEIGHT_SPECTRUM", 0))
-    except RuntimeError:
-        return False
+    return bool(sub.nrows()) and bool(sub.iscelldefined("WEIGHT_SPECTRUM", 0))
 
 
 # ---------------------------------------------------------------- several EBs
@@ -525,14 +516,15 @@ def read_ms(paths: Iterable[str | Path], intents: Optional[dict[str, list[str]]]
         if unknown:
             raise MSError(f"--intents: unknown intent {unknown[0]!r} (known: {', '.join(INTENTS)})")
     parts = []
-    for p in paths:
-        path = Path(p)
+    paths = [Path(p) for p in paths]
+    for path in paths:
         cb = (lambda done, total, name=path.name: progress(name, done, total)) if progress else None
         parts.append(read_one(path, intents, cb))
-    return _merge(parts)
+    return _merge(parts, ", ".join(str(p) for p in paths))
 
 
-def _merge(parts: list[_EB]) -> Dataset:
+def _merge(parts: list[_EB], source: str) -> Dataset:
+    """One Dataset of the EBs' facts; facts the schema refuses are a one-line FactsError naming `source`."""
     antennas: dict[str, dict] = {}
     spws: dict[int, dict] = {}
     fields: dict[str, dict] = {}
@@ -563,7 +555,9 @@ def _merge(parts: list[_EB]) -> Dataset:
         "ebs": ebs, "antennas": list(antennas.values()), "spws": [spws[k] for k in sorted(spws)],
         "fields": sorted(fields.values(), key=lambda f: f["id"]), "scans": scans, "weights": weights,
     }
-    return Dataset.model_validate(data)
+    from almarules.engine.summary import parse_summary
+
+    return parse_summary(data, source)
 
 
 def _union_intents(a: Optional[list[str]], b: Optional[list[str]]) -> Optional[list[str]]:

@@ -20,8 +20,8 @@ Conventions and choices
 * Weights: WEIGHT_SPECTRUM when the column exists and its cells are filled, else WEIGHT
   broadcast over the channels.
 * Data column: ``CORRECTED_DATA`` by default; when it is absent (or its cells are not filled)
-  ``DATA`` is read instead and the fact is recorded in `Chunk.notes`. Any other column asked for
-  must exist.
+  ``DATA`` is read instead and the fact is recorded in `Chunk.notes`; an MS with neither is an
+  error naming it (`data_column`). Any other column asked for must exist.
 * Channels ``chan_start <= c < chan_stop`` (Python slice convention), averaged in bins of
   ``nbin`` adjacent channels: weighted mean of the unflagged samples, weight = sum of their
   weights (the inverse variance of the mean), a bin with no unflagged sample is flagged. The
@@ -32,22 +32,24 @@ Conventions and choices
 * Arrays are float64 / complex128 whatever the column types.
 
 Every problem with the input is a `DataSelectionError` whose message names the table and the
-column. Tables are opened read-only, without waiting for locks held by other processes (like
+column, read errors of casacore (a truncated or damaged data file) included. Tables are opened read-only, without waiting for locks held by other processes (like
 `engine.ms`), and closed when the generator is exhausted or closed.
 """
 
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from almarules.kernels.casatables import TableAccessError, close_all, open_readonly
 
 __all__ = ["Chunk", "DataSelectionError", "SpwAxis", "select", "lsrk_frequencies", "spw_axis", "field_rows",
-           "phase_centre", "CHUNK_ELEMENTS"]
+           "phase_centre", "data_column", "CHUNK_ELEMENTS"]
 
 # visibilities (row x channel x correlation) read per chunk by default (~ 8-16 B each)
 CHUNK_ELEMENTS = 4_000_000
@@ -74,8 +76,12 @@ class Chunk:
         uvw: (n, 3) float64, metres (the MS UVW column).
         vis: (n, nchan) complex128, Stokes I in the data column's unit (Jy when calibrated);
             0 where flagged.
-        weight: (n, nchan) float64, Stokes I weights (inverse variance, Jy^-2 for absolute
-            weights); 0 where flagged.
+        weight: (n, nchan) float64, the Stokes I sample's weight as CASA grids it: the sum of
+            the two hands' weights (Jy^-2 for absolute weights); 0 where flagged. It is the basis
+            of the imaging weights (`kernels.weighting`) and their normalisation.
+        noise_weight: (n, nchan) float64, the inverse variance of the Stokes I sample,
+            4 / (1/w_p + 1/w_q) (<= weight; equal when the hands' weights are); 0 where flagged.
+            The sensitivity comes from it (`stokes_i` says why the two differ).
         flag: (n, nchan) bool, True = do not use.
         time: (n,) float64, MS TIME (MJD seconds, in the column's time scale).
         antenna1, antenna2: (n,) int32 antenna ids.
@@ -100,6 +106,11 @@ class Chunk:
     frame: str
     column: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    noise_weight: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.noise_weight is None:
+            self.noise_weight = self.weight
 
     @property
     def nrow(self) -> int:
@@ -149,14 +160,62 @@ class _MS:
         self._subs = {}
 
 
+@contextmanager
+def _read_errors() -> Iterator[None]:
+    """casacore read errors (`TableAccessError`, naming table and column) as `DataSelectionError`s."""
+    try:
+        yield
+    except TableAccessError as exc:
+        raise DataSelectionError(str(exc)) from None
+
+
+def _converting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: `_read_errors` around a function that reads an MS."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _read_errors():
+            return fn(*args, **kwargs)
+
+    return call
+
+
 def _filled(t, column: str) -> bool:
     """The column exists and its first cell holds a value (optional MS columns may be empty)."""
     if column not in t.colnames():
         return False
+    return t.nrows() == 0 or bool(t.iscelldefined(column, 0))
+
+
+def _data_column(ms: "_MS", column: str) -> tuple[str, list[str]]:
+    """The data column to read, and notes: CORRECTED_DATA falls back to DATA (see the module doc)."""
+    main = ms.main
+    if _filled(main, column):
+        return column, []
+    if column == "CORRECTED_DATA":
+        if _filled(main, "DATA"):
+            why = "absent" if column not in main.colnames() else "not filled"
+            return "DATA", [f"{ms.path}: column CORRECTED_DATA {why}; read DATA instead"]
+        have = [c for c in ("CORRECTED_DATA", "DATA") if c in main.colnames()]
+        if not have:
+            raise DataSelectionError(f"{ms.path} (main table): no DATA column (and no CORRECTED_DATA): "
+                                     f"no visibilities to image")
+        raise DataSelectionError(f"{ms.path} (main table): column {' and '.join(have)} holds no data "
+                                 f"(and {'DATA' if 'DATA' not in have else 'CORRECTED_DATA'} is absent): "
+                                 f"no visibilities to image")
+    if column not in main.colnames():
+        raise DataSelectionError(f"{ms.path} (main table): missing column {column}")
+    raise DataSelectionError(f"{ms.path} (main table): column {column} holds no data")
+
+
+@_converting
+def data_column(ms_path: str | Path, column: str = "CORRECTED_DATA") -> str:
+    """The data column `select` reads from an MS for `column` (CORRECTED_DATA falls back to DATA);
+    a `DataSelectionError` naming the MS and the column when it has none to read."""
+    ms = _MS(ms_path)
     try:
-        return t.nrows() == 0 or bool(t.iscelldefined(column, 0))
-    except RuntimeError:
-        return False
+        return _data_column(ms, column)[0]
+    finally:
+        ms.close()
 
 
 def _spw_row(ms: _MS, spw_id: int) -> tuple[np.ndarray, int]:
@@ -165,13 +224,9 @@ def _spw_row(ms: _MS, spw_id: int) -> tuple[np.ndarray, int]:
     if not 0 <= spw_id < spw_t.nrows():
         raise DataSelectionError(f"{ms.path}/SPECTRAL_WINDOW: unknown spw {spw_id} "
                                  f"(the table has {spw_t.nrows()} rows)")
-    try:
-        freqs = np.asarray(spw_t.getcell("CHAN_FREQ", spw_id), dtype=np.float64)
-        nchan = int(spw_t.getcell("NUM_CHAN", spw_id))
-        ref = int(spw_t.getcell("MEAS_FREQ_REF", spw_id))
-    except RuntimeError as exc:
-        raise DataSelectionError(f"{ms.path}/SPECTRAL_WINDOW: row {spw_id} column CHAN_FREQ: "
-                                 f"{str(exc).splitlines()[0]}") from None
+    freqs = np.asarray(spw_t.getcell("CHAN_FREQ", spw_id), dtype=np.float64)
+    nchan = int(spw_t.getcell("NUM_CHAN", spw_id))
+    ref = int(spw_t.getcell("MEAS_FREQ_REF", spw_id))
     if freqs.shape != (nchan,):
         raise DataSelectionError(f"{ms.path}/SPECTRAL_WINDOW: row {spw_id} column CHAN_FREQ has "
                                  f"{freqs.size} values but NUM_CHAN is {nchan}")
@@ -202,12 +257,21 @@ def _parallel_hands(ms: _MS, pol_id: int) -> tuple[int, int, list[int]]:
 
 
 # ---------------------------------------------------------------- Stokes I and binning
-def stokes_i(vis_p: np.ndarray, vis_q: np.ndarray, w_p: np.ndarray, w_q: np.ndarray,
-             flag_p: np.ndarray, flag_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stokes I = (P + Q) / 2 of two parallel hands, with weight 4 / (1/w_p + 1/w_q) (Jy^-2).
+def stokes_i(vis_p: np.ndarray, vis_q: np.ndarray, w_p: np.ndarray, w_q: np.ndarray, flag_p: np.ndarray,
+             flag_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stokes I = (P + Q) / 2 of two parallel hands: (vis, weight, noise_weight, flag).
+
+    weight = w_p + w_q is CASA's: tclean grids the hands' mean with the mean of their weights
+    (twice that here: the scale cancels in the imaging weights) and apparentsens takes 1/sum(w_p +
+    w_q) as the variance. The variance of (P + Q) / 2 is (1/w_p + 1/w_q) / 4, so the inverse
+    variance is noise_weight = 4 / (1/w_p + 1/w_q), the harmonic mean: equal to weight when the
+    hands' weights are equal, smaller otherwise. Imaging follows CASA (weight), the sensitivity
+    follows the variance (noise_weight): where calibration left the hands' weights unequal,
+    CASA's apparentsens is optimistic by the ratio of the arithmetic to the harmonic mean.
+    The mean itself is unweighted, as in CASA: a weighted mean would leak Stokes Q into I.
 
     A sample is flagged where either hand is flagged or has a weight that is not positive and
-    finite; flagged samples get vis 0 and weight 0. Returns (vis, weight, flag).
+    finite; flagged samples get vis 0 and weights 0.
     """
     w_p = np.asarray(w_p, dtype=np.float64)
     w_q = np.asarray(w_q, dtype=np.float64)
@@ -215,28 +279,35 @@ def stokes_i(vis_p: np.ndarray, vis_q: np.ndarray, w_p: np.ndarray, w_q: np.ndar
             | ~(np.isfinite(w_p) & (w_p > 0)) | ~(np.isfinite(w_q) & (w_q > 0)))
     good = ~flag
     with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.where(good, 4.0 / (1.0 / w_p + 1.0 / w_q), 0.0)
+        noise = np.where(good, 4.0 / (1.0 / w_p + 1.0 / w_q), 0.0)
+    weight = np.where(good, w_p + w_q, 0.0)
     vis = np.where(good, 0.5 * (np.asarray(vis_p, np.complex128) + np.asarray(vis_q, np.complex128)), 0.0)
-    return vis.astype(np.complex128), weight, flag
+    return vis.astype(np.complex128), weight, noise, flag
 
 
-def bin_channels(vis: np.ndarray, weight: np.ndarray, flag: np.ndarray,
-                 nbin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bin_channels(vis: np.ndarray, weight: np.ndarray, noise_weight: np.ndarray, flag: np.ndarray,
+                 nbin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Average `nbin` adjacent channels (last axis; its length a multiple of nbin).
 
-    Weighted mean of the unflagged samples; the bin's weight is the sum of their weights (Jy^-2);
-    a bin without unflagged samples is flagged, with vis 0 and weight 0. Returns (vis, weight, flag).
+    The bin is the `weight`-weighted mean of its unflagged samples, its weight their sum; its
+    noise weight is the inverse variance of that mean, (sum w)^2 / sum(w^2 / noise_weight)
+    (= the sum of the noise weights when they equal the weights). A bin without unflagged
+    samples is flagged, with vis 0 and weights 0. Returns (vis, weight, noise_weight, flag).
     """
     if nbin == 1:
-        return vis, weight, flag
+        return vis, weight, noise_weight, flag
     n, nchan = vis.shape
-    w = np.where(flag, 0.0, weight).reshape(n, nchan // nbin, nbin)
-    v = np.where(flag, 0.0, vis).reshape(n, nchan // nbin, nbin)
+    shape = (n, nchan // nbin, nbin)
+    w = np.where(flag, 0.0, weight).reshape(shape)
+    v = np.where(flag, 0.0, vis).reshape(shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(flag, 0.0, weight * weight / np.where(flag, 1.0, noise_weight)).reshape(shape)
     wsum = w.sum(axis=2)
-    bflag = flag.reshape(n, nchan // nbin, nbin).all(axis=2) | ~(wsum > 0)
+    bflag = flag.reshape(shape).all(axis=2) | ~(wsum > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         bvis = np.where(bflag, 0.0, (w * v).sum(axis=2) / np.where(bflag, 1.0, wsum))
-    return bvis.astype(np.complex128), np.where(bflag, 0.0, wsum), bflag
+        bnoise = np.where(bflag, 0.0, wsum * wsum / np.where(bflag, 1.0, var.sum(axis=2)))
+    return bvis.astype(np.complex128), np.where(bflag, 0.0, wsum), bnoise, bflag
 
 
 # ---------------------------------------------------------------- selection
@@ -270,7 +341,8 @@ def select(ms_path: str | Path, field_ids: int | Sequence[int], spw_id: int, cha
         raise DataSelectionError(f"chunk_rows must be a positive integer, got {chunk_rows}")
     ms = _MS(ms_path)
     try:
-        yield from _select(ms, fids, spw_id, chan_start, chan_stop, nbin, column, chunk_rows)
+        with _read_errors():
+            yield from _select(ms, fids, spw_id, chan_start, chan_stop, nbin, column, chunk_rows)
     finally:
         ms.close()
 
@@ -294,16 +366,7 @@ def _select(ms: _MS, fids: list[int], spw_id: int, chan_start: int, chan_stop: O
     nout = (stop - start) // nbin
     freq_out = freqs[start:stop].reshape(nout, nbin).mean(axis=1)
 
-    notes: list[str] = []
-    if not _filled(main, column):
-        if column == "CORRECTED_DATA" and _filled(main, "DATA"):
-            why = "absent" if column not in main.colnames() else "not filled"
-            notes.append(f"{ms.path}: column CORRECTED_DATA {why}; read DATA instead")
-            column = "DATA"
-        elif column not in main.colnames():
-            raise DataSelectionError(f"{ms.path} (main table): missing column {column}")
-        else:
-            raise DataSelectionError(f"{ms.path} (main table): column {column} holds no data")
+    column, notes = _data_column(ms, column)
 
     dd_t = ms.sub("DATA_DESCRIPTION", ("SPECTRAL_WINDOW_ID", "POLARIZATION_ID"))
     dd_spw = dd_t.getcol("SPECTRAL_WINDOW_ID") if dd_t.nrows() else np.zeros(0, int)
@@ -337,39 +400,31 @@ def _select(ms: _MS, fids: list[int], spw_id: int, chan_start: int, chan_stop: O
         blc, trc = [start, c0], [stop - 1, c1]
         for r0 in range(0, rows.size, step):
             n = min(step, rows.size - r0)
-            what = column
-            try:
-                data = sub.getcolslice(column, blc, trc, [], r0, n)  # (n, nchan, ncorr)
-                what = "FLAG"
-                flag = sub.getcolslice("FLAG", blc, trc, [], r0, n)
-                what = "WEIGHT_SPECTRUM" if use_spectrum else "WEIGHT"
-                if use_spectrum:
-                    wsp = sub.getcolslice("WEIGHT_SPECTRUM", blc, trc, [], r0, n)
-                    w_p, w_q = wsp[:, :, ip], wsp[:, :, iq]
-                else:
-                    wrow = sub.getcol("WEIGHT", r0, n)  # (n, ncorr)
-                    w_p = np.broadcast_to(wrow[:, c0 + ip, None], (n, stop - start))
-                    w_q = np.broadcast_to(wrow[:, c0 + iq, None], (n, stop - start))
-                what = "UVW"
-                uvw = sub.getcol("UVW", r0, n)
-                what = "FLAG_ROW"
-                frow = sub.getcol("FLAG_ROW", r0, n) if has_flag_row else np.zeros(n, bool)
-            except RuntimeError as exc:
-                raise DataSelectionError(f"{ms.path} (main table): column {what}, rows of DATA_DESC_ID {d}: "
-                                         f"{str(exc).splitlines()[0]}") from None
+            # a failed read is a TableAccessError naming the column (kernels.casatables)
+            data = sub.getcolslice(column, blc, trc, [], r0, n)  # (n, nchan, ncorr)
+            flag = sub.getcolslice("FLAG", blc, trc, [], r0, n)
+            if use_spectrum:
+                wsp = sub.getcolslice("WEIGHT_SPECTRUM", blc, trc, [], r0, n)
+                w_p, w_q = wsp[:, :, ip], wsp[:, :, iq]
+            else:
+                wrow = sub.getcol("WEIGHT", r0, n)  # (n, ncorr)
+                w_p = np.broadcast_to(wrow[:, c0 + ip, None], (n, stop - start))
+                w_q = np.broadcast_to(wrow[:, c0 + iq, None], (n, stop - start))
+            uvw = sub.getcol("UVW", r0, n)
+            frow = sub.getcol("FLAG_ROW", r0, n) if has_flag_row else np.zeros(n, bool)
             if data.shape != (n, stop - start, c1 - c0 + 1) or flag.shape != data.shape:
                 raise DataSelectionError(f"{ms.path} (main table): column {column} or FLAG has cells of shape "
                                          f"{data.shape[1:]} / {flag.shape[1:]}, expected "
                                          f"({stop - start}, {c1 - c0 + 1}) for spw {spw_id}")
             frow = np.asarray(frow, bool)[:, None]
-            vis, weight, fl = stokes_i(data[:, :, ip], data[:, :, iq], w_p, w_q,
-                                       flag[:, :, ip] | frow, flag[:, :, iq] | frow)
-            vis, weight, fl = bin_channels(vis, weight, fl, nbin)
+            vis, weight, noise, fl = stokes_i(data[:, :, ip], data[:, :, iq], w_p, w_q,
+                                              flag[:, :, ip] | frow, flag[:, :, iq] | frow)
+            vis, weight, noise, fl = bin_channels(vis, weight, noise, fl, nbin)
             idx = rows[r0:r0 + n]
             yield Chunk(uvw=np.asarray(uvw, np.float64), vis=vis, weight=weight, flag=fl,
                         time=np.asarray(time_all[idx], np.float64), antenna1=a1[idx], antenna2=a2[idx],
                         field_id=fld[idx], row=idx.astype(np.int64), freq=freq_out.copy(), frame=frame,
-                        column=column, notes=tuple(notes))
+                        column=column, notes=tuple(notes), noise_weight=noise)
 
 
 # ---------------------------------------------------------------- frequency frames
@@ -382,6 +437,7 @@ class SpwAxis:
     frame: str
 
 
+@_converting
 def spw_axis(ms_path: str | Path, spw_id: int) -> SpwAxis:
     """CHAN_FREQ, CHAN_WIDTH (Hz) and the frame name (MEAS_FREQ_REF) of one spw."""
     ms = _MS(ms_path)
@@ -397,6 +453,7 @@ def spw_axis(ms_path: str | Path, spw_id: int) -> SpwAxis:
         ms.close()
 
 
+@_converting
 def field_rows(ms_path: str | Path, name: str) -> list[int]:
     """FIELD rows (ids) whose NAME is `name` (several for an ALMA mosaic)."""
     ms = _MS(ms_path)
@@ -407,6 +464,7 @@ def field_rows(ms_path: str | Path, name: str) -> list[int]:
         ms.close()
 
 
+@_converting
 def phase_centre(ms_path: str | Path, field_id: int) -> tuple[float, float, str]:
     """(RA, Dec in degrees, direction frame) of a field's PHASE_DIR (its first polynomial term)."""
     ms = _MS(ms_path)
@@ -420,6 +478,7 @@ def phase_centre(ms_path: str | Path, field_id: int) -> tuple[float, float, str]
         ms.close()
 
 
+@_converting
 def lsrk_frequencies(ms_path: str | Path, spw_id: int, field_id: int) -> np.ndarray:
     """Channel frequencies (Hz) of one spw in the LSRK frame, as seen towards one field.
 

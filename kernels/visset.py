@@ -27,7 +27,9 @@ __all__ = ["VisSet", "join"]
 @dataclass
 class VisSet:
     """Samples for one image: uvw (n, 3) m, freq (nchan,) Hz, vis (n, nchan) Jy, weight
-    (n, nchan) Jy^-2 (0 where flagged), flag (n, nchan) bool; `flattened` when spws were joined
+    (n, nchan) Jy^-2 (0 where flagged; the basis of the imaging weights, CASA's), flag (n, nchan)
+    bool, noise_weight (n, nchan) Jy^-2 the samples' inverse variances (default: weight; see
+    `kernels.msdata.stokes_i` for when they differ); `flattened` when spws were joined
     by flattening (module docstring); notes from the selection (e.g. "read DATA"); columns: the
     data columns read."""
 
@@ -39,6 +41,11 @@ class VisSet:
     flattened: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
     columns: tuple[str, ...] = ("DATA",)
+    noise_weight: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.noise_weight is None:
+            self.noise_weight = self.weight
 
     @property
     def nvis(self) -> int:
@@ -47,7 +54,9 @@ class VisSet:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.uvw, self.freq, self.vis, self.weight, self.flag))
+        arrays = (self.uvw, self.freq, self.vis, self.weight, self.flag)
+        extra = self.noise_weight.nbytes if self.noise_weight is not self.weight else 0
+        return sum(a.nbytes for a in arrays) + extra
 
 
 def _notes(chunks: Iterable[Chunk]) -> tuple[str, ...]:
@@ -73,7 +82,8 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
     if len(axes) == 1:
         return VisSet(np.concatenate([c.uvw for c in chunks]), chunks[0].freq.copy(),
                       np.concatenate([c.vis for c in chunks]), np.concatenate([c.weight for c in chunks]),
-                      np.concatenate([c.flag for c in chunks]), False, notes, columns)
+                      np.concatenate([c.flag for c in chunks]), False, notes, columns,
+                      np.concatenate([c.noise_weight for c in chunks]))
     if freq_ref is None:
         wsum = sum(float(c.weight.sum()) for c in chunks)
         if wsum > 0:
@@ -84,4 +94,5 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
     return VisSet(np.concatenate(uvw), np.array([freq_ref]),
                   np.concatenate([c.vis.reshape(-1, 1) for c in chunks]),
                   np.concatenate([c.weight.reshape(-1, 1) for c in chunks]),
-                  np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes, columns)
+                  np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes, columns,
+                  np.concatenate([c.noise_weight.reshape(-1, 1) for c in chunks]))

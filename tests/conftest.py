@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from almarules.kernels.casameasures import setup_measures
+
+setup_measures()  # before any test opens a table: current leap seconds and EOP (kernels/casameasures.py)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 

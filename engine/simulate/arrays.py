@@ -45,6 +45,9 @@ class ArrayLayout:
 
 def _observatory(name: str) -> tuple[float, float, float]:
     """WGS84 (lon, lat, height) of an observatory of CASA's Observatories table."""
+    from almarules.kernels.casameasures import setup_measures
+
+    setup_measures()
     try:
         from casacore.measures import measures
 

@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
+from almarules.kernels.casameasures import setup_measures
+
 from .config import SimConfig, load_sim_config
 from .errors import SimConfigError, SimError
 from .execution_block import _simulate_eb, _Timer
@@ -49,6 +51,7 @@ def simulate(config: SimConfig | str | Path, out_path: str | Path, seed: Optiona
     Raises `SimConfigError` for an inconsistent config, `SimError` when the outputs exist
     (unless `overwrite`) or the schedule cannot be observed (source below min_elevation).
     """
+    setup_measures()  # current leap seconds / Earth orientation for casacore, before its first use
     cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
     seed = cfg.seed if seed is None else int(seed)
     if seed < 0:

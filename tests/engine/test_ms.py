@@ -304,3 +304,94 @@ def test_eval_runs_cycle4_on_each_shared_ms(shared_ms, capsys):
         assert main(["eval", str(shared_ms(name)), "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
         assert not [v for v in data["values"] if v["status"] == "error"]
+
+
+# ---------------------------------------------------------------- cross-correlations only (issue 10)
+def test_ngc5921_weights_are_cross_correlations_only(shared_ms):
+    """ngc5921 holds 1619 autocorrelation rows with weights; imaging never uses them, so the facts'
+    natural-weighting sums must not include them (they made the target's sigma_nat 3.6 % too low)."""
+    from casacore.tables import table, taql
+
+    ms = shared_ms("ngc5921.ms")
+    names = list(table(str(ms / "FIELD"), ack=False).getcol("NAME"))
+    t = table(str(ms), ack=False)
+    expected = {}
+    try:  # independent sums: unflagged WEIGHT_SPECTRUM (filled; both hands RR, LL) of cross rows
+        assert taql("select from $t where ANTENNA1 == ANTENNA2").nrows() == 1619
+        total = "select gsum(sum(iif(FLAG || FLAG_ROW, 0., WEIGHT_SPECTRUM))) as w from $t where "
+        for fid, name in enumerate(names):
+            cross = f"ANTENNA1 != ANTENNA2 and FIELD_ID == {fid}"
+            expected[name] = (taql(total + cross).getcol("w")[0], taql(total + f"FIELD_ID == {fid}").getcol("w")[0],
+                              taql(f"select from $t where {cross}").nrows())
+    finally:
+        t.close()
+    d = read_ms([ms])
+    assert sorted(w.field for w in d.weights) == sorted(names)
+    for w in d.weights:
+        cross, every, rows = expected[w.field]
+        assert w.sum_weight == pytest.approx(cross, rel=1e-12) and w.rows == rows
+        assert every > cross * 1.07, "the autocorrelations' weights would have made a difference"
+    target = next(w for w in d.weights if w.field == "N5921_2")
+    assert target.sum_weight == 18044208.0  # with the 918 autocorrelation rows: 19432224
+    assert target.sensitivity == pytest.approx(235.413e-6, rel=1e-5)  # was 226.850e-6 Jy
+    # CASA 6.7 (casatools imager: selectvis(field="2", spw="0"), defineimage(stokes="I"),
+    # weight("natural"), apparentsens(), measured 2026-12-06) gives 2.9659294544e-05: 1/sqrt of the
+    # sum over cross-correlation rows of WEIGHT x 63 channels (CASA takes WEIGHT per channel; this
+    # MS's WEIGHT_SPECTRUM is WEIGHT / 63). With the autocorrelations it would be 2.858e-05.
+    assert target.sum_weight * 63 == pytest.approx(1 / 2.9659294544e-05 ** 2, rel=1e-7)
+
+
+# ---------------------------------------------------------------- damaged tables: one clear line (issue 10)
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "almarules", *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def truncated_alma_sim(shared_ms, tmp_path_factory) -> Path:
+    """A copy of alma_sim.ms whose main-table data file table.f0 (TIME, DATA_DESC_ID, ... : the
+    IncrementalStMan columns) is cut to half its length."""
+    ms = tmp_path_factory.mktemp("truncated") / "alma_sim.ms"
+    shutil.copytree(shared_ms("alma_sim.ms"), ms)
+    f0 = ms / "table.f0"
+    with open(f0, "r+b") as f:
+        f.truncate(f0.stat().st_size // 2)
+    return ms
+
+
+@pytest.mark.parametrize("command", ["facts", "eval", "image"])
+def test_truncated_main_table_is_one_clear_line(truncated_alma_sim, tmp_path, command):
+    argv = [command, str(truncated_alma_sim)] + (["--all", "-o", str(tmp_path / "img")] if command == "image" else [])
+    proc = _cli(*argv)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert lines[0] == (f"almarules: {truncated_alma_sim}: cannot read column TIME of the main table: "
+                        f"FilebufIO::readBlock - incorrect number of bytes read for file "
+                        f"(a data file of the table is truncated or damaged)")
+
+
+def test_truncated_file_in_python_is_an_ms_error(truncated_alma_sim):
+    with pytest.raises(MSError, match=r"cannot read column TIME of the main table"):
+        read_ms([truncated_alma_sim])
+
+
+def test_ms_without_data_column(tmp_path):
+    """Facts need no visibilities; an image does, and says which MS lacks which column."""
+    from casacore.tables import table
+
+    from almarules.engine.simulate import simulate
+
+    ms = Path(simulate(Path(__file__).resolve().parents[2] / "examples" / "sim" / "alma_12m_band6_small.yaml",
+                       tmp_path / "nodata.ms")["ms"][0])
+    t = table(str(ms), readonly=False, ack=False)
+    t.removecols(["DATA"])
+    t.close()
+    facts = _cli("facts", str(ms), "--json")
+    assert facts.returncode == 0, facts.stderr
+    assert json.loads(facts.stdout)["fields"]
+    proc = _cli("image", str(ms), "--field", "SIMGAL_1", "--spw", "0", "--specmode", "mfs", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0] == (f"almarules: {ms} (main table): no DATA column (and no CORRECTED_DATA): "
+                        f"no visibilities to image")  # before any image is attempted

@@ -67,7 +67,8 @@ def collect(chunks) -> dict:
     chunks = list(chunks)
     assert chunks, "no chunk"
     out = {k: np.concatenate([getattr(c, k) for c in chunks])
-           for k in ("uvw", "vis", "weight", "flag", "time", "antenna1", "antenna2", "field_id", "row")}
+           for k in ("uvw", "vis", "weight", "noise_weight", "flag", "time", "antenna1", "antenna2", "field_id",
+                     "row")}
     for c in chunks:
         np.testing.assert_array_equal(c.freq, chunks[0].freq)
     out["freq"] = chunks[0].freq
@@ -86,8 +87,10 @@ def test_stokes_i_values_weights_and_metadata(tmp_path):
     np.testing.assert_array_equal(got["row"], rows)
     xx, yy = v["DATA"][rows, :, 0], v["DATA"][rows, :, 1]
     np.testing.assert_allclose(got["vis"], (xx + yy) / 2, rtol=0, atol=0)
-    # 4 / (1/2 + 1/6) = 6 on every sample
-    np.testing.assert_array_equal(got["weight"], np.full((9, N_CHAN), 6.0))
+    # CASA's weight is the sum of the hands' weights 2 + 6 = 8; the inverse variance of
+    # (XX + YY) / 2 is 4 / (1/2 + 1/6) = 6 on every sample
+    np.testing.assert_array_equal(got["weight"], np.full((9, N_CHAN), 8.0))
+    np.testing.assert_allclose(got["noise_weight"], np.full((9, N_CHAN), 6.0), rtol=1e-15)
     assert not got["flag"].any()
     np.testing.assert_array_equal(got["uvw"], v["UVW"][rows])
     np.testing.assert_array_equal(got["time"], v["TIME"][rows])
@@ -123,11 +126,12 @@ def test_flags_flag_row_and_bad_weights(tmp_path):
     expect[3, :] = True  # FLAG_ROW
     expect[4, :] = True  # zero weight on YY
     np.testing.assert_array_equal(got["flag"], expect)
-    assert np.all(got["weight"][expect] == 0) and np.all(got["vis"][expect] == 0)
+    assert np.all(got["weight"][expect] == 0) and np.all(got["noise_weight"][expect] == 0)
+    assert np.all(got["vis"][expect] == 0)
     good = ~expect
     xx, yy = v["DATA"][3:, :, 0], v["DATA"][3:, :, 1]
     np.testing.assert_array_equal(got["vis"][good], ((xx + yy) / 2)[good])
-    assert np.all(got["weight"][good] == 6.0)
+    assert np.all(got["weight"][good] == 8.0) and np.allclose(got["noise_weight"][good], 6.0, rtol=1e-15)
 
 
 def test_weight_spectrum_used_when_filled(tmp_path):
@@ -142,8 +146,9 @@ def test_weight_spectrum_used_when_filled(tmp_path):
     t.putcol("WEIGHT_SPECTRUM", ws.astype(np.float32))
     t.close()
     got = collect(select(path, [0, 1], 0))
+    np.testing.assert_allclose(got["weight"], ws[:, :, 0] + ws[:, :, 1], rtol=1e-15)
     expect = 4.0 / (1.0 / ws[:, :, 0] + 1.0 / ws[:, :, 1])
-    np.testing.assert_allclose(got["weight"], expect, rtol=1e-15)
+    np.testing.assert_allclose(got["noise_weight"], expect, rtol=1e-15)
 
 
 def test_binning_exact(tmp_path):
@@ -159,11 +164,13 @@ def test_binning_exact(tmp_path):
     t.close()
     got = collect(select(path, [0, 1], 0, chan_start=2, chan_stop=8, nbin=2))
     # independent reference: per row, per bin, weighted mean over unflagged channels
-    wi = 4.0 / (1.0 / w[:, 0] + 1.0 / w[:, 1])
+    wc = w[:, 0] + w[:, 1]  # CASA's weight of a Stokes I sample
+    wi = 4.0 / (1.0 / w[:, 0] + 1.0 / w[:, 1])  # its inverse variance
     i_all = (v["DATA"][:, :, 0] + v["DATA"][:, :, 1]) / 2
     f_i = flag[:, :, 0] | flag[:, :, 1]
     exp_vis = np.zeros((12, 3), complex)
     exp_w = np.zeros((12, 3))
+    exp_n = np.zeros((12, 3))
     exp_f = np.zeros((12, 3), bool)
     for r in range(12):
         for b, (c0, c1) in enumerate(((2, 4), (4, 6), (6, 8))):
@@ -171,12 +178,14 @@ def test_binning_exact(tmp_path):
             if not ok:
                 exp_f[r, b] = True
                 continue
-            exp_w[r, b] = wi[r] * len(ok)
-            exp_vis[r, b] = sum(wi[r] * i_all[r, c] for c in ok) / exp_w[r, b]
+            exp_w[r, b] = wc[r] * len(ok)
+            exp_n[r, b] = wi[r] * len(ok)  # the mean of k samples of equal variance
+            exp_vis[r, b] = sum(wc[r] * i_all[r, c] for c in ok) / exp_w[r, b]
     np.testing.assert_array_equal(got["flag"], exp_f)
     assert exp_f[5, 1] and not exp_f[5, 0]
     np.testing.assert_allclose(got["vis"], exp_vis, rtol=1e-14, atol=0)
     np.testing.assert_allclose(got["weight"], exp_w, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(got["noise_weight"], exp_n, rtol=1e-14, atol=0)
     # bin (2,3) holds channel 3 alone
     np.testing.assert_allclose(got["vis"][:, 0], i_all[:, 3], rtol=1e-14)
     np.testing.assert_allclose(got["freq"], [(v["FREQ"][c] + v["FREQ"][c + 1]) / 2 for c in (2, 4, 6)], rtol=1e-15)
@@ -190,10 +199,16 @@ def test_bin_channels_weighted_mean_unit():
     vis = np.array([[1 + 1j, 3 - 1j, 5, 7]])
     w = np.array([[1.0, 3.0, 2.0, 2.0]])
     f = np.array([[False, False, True, True]])
-    bv, bw, bf = bin_channels(vis, w, f, 2)
+    noise = np.array([[0.5, 2.0, 1.0, 1.0]])  # inverse variances
+    bv, bw, bn, bf = bin_channels(vis, w, noise, f, 2)
     np.testing.assert_allclose(bv, [[(1 + 1j + 3 * (3 - 1j)) / 4, 0]])
     np.testing.assert_array_equal(bw, [[4.0, 0.0]])
+    # var((1 a + 3 b) / 4) = (1 / 0.5 + 9 / 2) / 16 = 6.5 / 16
+    np.testing.assert_allclose(bn, [[16 / 6.5, 0.0]], rtol=1e-15)
     np.testing.assert_array_equal(bf, [[False, True]])
+    # equal weights and noise weights: the bin's noise weight is their sum
+    _, bw, bn, _ = bin_channels(vis, w, w, np.zeros_like(f), 2)
+    np.testing.assert_allclose(bn, bw, rtol=1e-15)
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 5, 100])
@@ -350,3 +365,40 @@ def test_full_polarisation_uses_parallel_hands(shared_ms):
     np.testing.assert_array_equal(got["flag"], ~good)
     expect = (data[:, :, 0].astype(np.complex128) + data[:, :, 3]) / 2
     np.testing.assert_allclose(got["vis"][good], expect[good], rtol=1e-15)
+
+
+# ---------------------------------------------------------------- clear errors (issue 10)
+def test_truncated_data_file_names_the_column(tmp_path):
+    """A main-table data file cut short: casacore's RuntimeError becomes a DataSelectionError that
+    names the MS, the table and the column (it used to escape as a RuntimeError)."""
+    from almarules.kernels.msdata import field_rows, spw_axis
+
+    path, _ = make_ms(tmp_path, n_auto=0)
+    sizes = {p: p.stat().st_size for p in path.glob("table.f*") if p.suffix != ".lock"}
+    biggest = max(sizes, key=sizes.get)  # the file holding the visibilities
+    with open(biggest, "r+b") as f:
+        f.truncate(sizes[biggest] // 4)
+    with pytest.raises(DataSelectionError) as err:
+        collect(select(path, [0, 1], 0))
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: cannot read column ") and " of the main table: " in msg
+    assert "\n" not in msg
+    # subtables are still readable: metadata calls work
+    assert field_rows(path, "TARGET_1") == [1] and spw_axis(path, 0).freq.size == N_CHAN
+
+
+def test_no_data_column_at_all(tmp_path):
+    from almarules.kernels.msdata import data_column
+
+    path, _ = make_ms(tmp_path, n_auto=0)
+    assert data_column(path) == "DATA"
+    t = _table(path)
+    t.removecols("DATA")
+    t.close()
+    expected = f"{path} (main table): no DATA column (and no CORRECTED_DATA): no visibilities to image"
+    with pytest.raises(DataSelectionError) as err:
+        data_column(path)
+    assert str(err.value) == expected
+    with pytest.raises(DataSelectionError) as err:
+        next(select(path, 0, 0))
+    assert str(err.value) == expected
