@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Loc:
-    """A span in a rule file; lines and columns count from 1."""
+    """A span in a rule file; lines and columns count from 1 (ordered by file, line, column)."""
 
     file: str
     line: int
@@ -179,12 +179,28 @@ class EnumDecl:
 
 
 @dataclass(frozen=True)
+class Allowed:
+    """What a parameter accepts: ``in (0, 1]`` (an interval, for numbers; ends in the
+    parameter's unit) or ``in {"airy", "gaussian"}`` (a set of strings)."""
+
+    interval: Optional[Interval] = None
+    values: tuple[str, ...] = ()
+    loc: Loc = _loc()
+
+    def __str__(self) -> str:
+        if self.interval is not None:
+            return str(self.interval)
+        return "{" + ", ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in self.values) + "}"
+
+
+@dataclass(frozen=True)
 class Param:
     name: str
     value: Expr
     doc: Optional[str] = None
     override: bool = False
     loc: Loc = _loc()
+    allowed: Optional[Allowed] = None  # the `in ...` clause
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from almarules.dsl import allowed
 from almarules.dsl import ast as A
 from almarules.dsl.errors import Finding
 from almarules.dsl.functions import AGGREGATES, CONSTANTS, FUNCTIONS, SignatureError, aggregate_type
@@ -188,6 +189,8 @@ class Checker:
             t = self.infer(p.value, _Scope({}), constant=True)
             self.stack.pop()
             self.param_types[p.name] = t
+            default = allowed.constant_value(p.value, self.rs.params)
+            self.findings.extend(allowed.problems(p, t, default))
         self._overridden_params()
 
     def _overridden_params(self) -> None:
@@ -917,7 +920,14 @@ class Checker:
                            f"parameter {a.name} is {pt.describe()}, the step sets {t.describe()}")
             if a.where is not None:
                 self.error(a.where.loc, "syntax", "'where' selects entities; a parameter has one value")
-            default = self.rs.params[a.name].value
+            decl = self.rs.params[a.name]
+            value = allowed.constant_value(a.value, self.rs.params)
+            if decl.allowed is not None and compatible(t, pt) and value is not None \
+                    and not allowed.accepts(decl.allowed, value):
+                self.error(a.value.loc, "out-of-range",
+                           f"step {step.name!r} sets param {a.name} to a value it does not accept: "
+                           f"it takes {allowed.describe(decl.allowed)} ({decl.allowed.loc})")
+            default = decl.value
             if _literal_canonical(default) is not None and _literal_canonical(default) == _literal_canonical(a.value):
                 self.error(a.loc, "step-never-applies",
                            f"step {step.name!r} can never change anything: {a.name} is already "

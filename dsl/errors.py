@@ -37,11 +37,16 @@ class Finding:
         return "\n".join(lines)
 
 
+def finding_order(f: Finding) -> tuple:
+    """Findings in reading order: file, line, column, then code and message."""
+    return (f.loc.file, f.loc.line, f.loc.column, f.code, f.message)
+
+
 class RuleError(Exception):
     """Raised when rule files cannot be loaded; carries every finding."""
 
     def __init__(self, findings: list[Finding], sources: Optional[dict[str, str]] = None):
-        self.findings = sorted(findings)
+        self.findings = sorted(findings, key=finding_order)
         self.sources = sources or {}
         super().__init__(self.render())
 

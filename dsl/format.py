@@ -27,7 +27,8 @@ Layout
   line\"\"\"``; otherwise the quotes go on their own lines around the text.
   Docs that a triple-quoted string cannot carry (leading or trailing spaces,
   a ``\"\"\"`` inside) fall back to an escaped ``"..."`` string.
-* Clause order is fixed: derive -- doc, ``unit``, ``digits``, ``when``, ``priority``;
+* Clause order is fixed: param -- doc, ``in`` (accepted values: ``in (0, 1]``,
+  ``in {"airy", "gaussian"}``); derive -- doc, ``unit``, ``digits``, ``when``, ``priority``;
   score -- doc, ``when``, ``start``, the terms (``- 0.1 "reason" when c``),
   ``clamp [lo, hi]``; cascade -- doc, ``until``, the steps; step -- header
   ``step "name" after "x" when cond:``, doc, the actions; keep -- ``where``,
@@ -154,6 +155,13 @@ _OPERANDS = {
     _P_PROD: (_P_PROD, _P_UNARY),
     _P_POW: (_P_POSTFIX, _P_UNARY),
 }
+
+
+def format_allowed(a: A.Allowed) -> str:
+    """``(0, 1]`` or ``{"airy", "gaussian"}``: a parameter's ``in`` clause without the keyword."""
+    if a.interval is not None:
+        return format_interval(a.interval)
+    return "{" + ", ".join(_string(v) for v in a.values) + "}"
 
 
 def _prec(e: A.Expr) -> int:
@@ -403,7 +411,10 @@ class _Formatter:
             self._line(f"{ov}enum {d.name} = {{{', '.join(d.members)}}}", "", h)
         elif isinstance(d, A.Param):
             self._line(f"{ov}param {d.name} = {_expr(d.value)}", "", h)
-            self._doc(d.doc, inner, self._next_doc(h))
+            body = range(h + 1, region.stop) if h is not None else range(0)
+            self._doc(d.doc, inner, self._find(body, lambda ll: ll.first.startswith('"')))
+            if d.allowed is not None:
+                self._line(f"in {format_allowed(d.allowed)}", inner, self._ll(d.allowed))
         elif isinstance(d, A.Derive):
             self._line(f"{ov}derive {d.kind}.{d.attr} = {_expr(d.expr)}", "", h)
             body = range(h + 1, region.stop) if h is not None else range(0)

@@ -4,13 +4,15 @@ A rule set is the union of its files' declarations. ``import "path"`` loads a
 file or a directory (every ``*.rules`` in it, sorted) relative to the importing
 file, once. A declaration prefixed with ``override`` replaces (or, for tables,
 scores and cascades, patches) the declaration of that name loaded before it (a
-warning is named by its message; an overriding cascade step keeps its own ``when``); a
+warning is named by its message; an overriding cascade step keeps its own ``when``; an
+overriding parameter keeps the accepted values (``in ...``) unless it gives its own); a
 plain declaration whose name is taken is a duplicate. Nothing here executes code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -44,12 +46,19 @@ class RuleSet:
     overridden: list[A.Decl] = field(default_factory=list)
 
     def digest(self) -> str:
-        """SHA-256 over the sources of every file, in load order (for provenance)."""
+        """SHA-256 of the rule set for provenance, independent of where it lies and of the working
+        directory: over each file, in load order, its path relative to the directory holding all
+        the set's files (POSIX separators), a NUL, its text (UTF-8), a NUL."""
+        files = [Path(m.path).resolve() for m in self.modules]
         h = hashlib.sha256()
-        for m in self.modules:
-            h.update(m.path.encode())
+        if not files:
+            return h.hexdigest()
+        base = Path(os.path.commonpath([str(f.parent) for f in files]))
+        for f, m in zip(files, self.modules, strict=True):
+            h.update(f.relative_to(base).as_posix().encode())
             h.update(b"\0")
             h.update(m.source.encode())
+            h.update(b"\0")
         return h.hexdigest()
 
     def all_derives(self) -> list[A.Derive]:
@@ -234,6 +243,9 @@ class _Loader:
                     continue
                 steps.insert(at + 1 if where == "after" else at, step)
             return replace(old, until=new.until or old.until, steps=tuple(steps), doc=new.doc or old.doc)
+        if isinstance(old, A.Param) and isinstance(new, A.Param):
+            # a new default keeps the accepted values unless it declares its own
+            return replace(new, override=False, allowed=new.allowed or old.allowed)
         return replace(new, override=False) if hasattr(new, "override") else new
 
 

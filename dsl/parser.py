@@ -211,10 +211,16 @@ class _ToAst(Transformer):
         ov, ch = self._split_override(ch)
         return A.EnumDecl(str(ch[0]), tuple(str(c) for c in ch[1:]), ov, self._loc(meta))
 
+    def allowed_range(self, meta, ch):
+        return ("in", A.Allowed(interval=ch[0], loc=self._loc(meta)))
+
+    def allowed_values(self, meta, ch):
+        return ("in", A.Allowed(values=tuple(_unquote(str(c)) for c in ch), loc=self._loc(meta)))
+
     def param_decl(self, meta, ch):
         ov, ch = self._split_override(ch)
-        doc = ch[2][1] if len(ch) > 2 else None
-        return A.Param(str(ch[0]), ch[1], doc, ov, self._loc(meta))
+        clauses = self._once(meta, ch[2:], f"param {ch[0]}")
+        return A.Param(str(ch[0]), ch[1], clauses.get("doc"), ov, self._loc(meta), clauses.get("in"))
 
     def when_clause(self, meta, ch):
         return ("when", ch[0])

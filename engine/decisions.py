@@ -76,7 +76,7 @@ class SkippedStep(BaseModel):
 class Cascade(BaseModel):
     name: str
     at: str
-    status: str  # "not needed", "satisfied", "still exceeded", "error", "unknown"
+    status: str  # "not needed", "mitigated", "still exceeded", "error", "unknown"
     before: dict[str, str]
     steps: list[Step]  # the steps applied, in order
     waits_for: list[str] = Field(default_factory=list)

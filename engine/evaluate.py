@@ -18,9 +18,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from almarules.dsl import allowed as allowed_values
 from almarules.dsl import ast as A
 from almarules.dsl.checker import CheckResult, outcome_attr, plural
-from almarules.dsl.errors import RuleError
+from almarules.dsl.errors import Finding, RuleError
 from almarules.dsl.intervals import Span, find_row, span_of
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import NumT, StrT, T
@@ -155,9 +156,10 @@ class SkippedStep:
     position: int  # how many steps were applied before it (where a report lists it)
 
 
-# CascadeRecord.status -> the value of the cascade's ``dataset.NAME_outcome`` attribute
-# (its values are exactly `OUTCOMES`, the type the checker gives the attribute)
-OUTCOME_OF_STATUS = {"not needed": "not needed", "satisfied": "mitigated", "still exceeded": "still exceeded",
+# CascadeRecord.status -> the value of the cascade's ``dataset.NAME_outcome`` attribute. One
+# vocabulary everywhere (reports, corpus rows, diffs, rule tests): the status *is* the outcome,
+# one of `OUTCOMES`, the type the checker gives the attribute.
+OUTCOME_OF_STATUS = {"not needed": "not needed", "mitigated": "mitigated", "still exceeded": "still exceeded",
                      "error": "error", "unknown": "unknown"}
 
 
@@ -165,7 +167,7 @@ OUTCOME_OF_STATUS = {"not needed": "not needed", "satisfied": "mitigated", "stil
 class CascadeRecord:
     name: str
     loc: A.Loc
-    status: str  # "not needed", "satisfied", "still exceeded", "error", "unknown"
+    status: str  # "not needed", "mitigated", "still exceeded", "error", "unknown"
     before: dict[str, Any]
     steps: list[StepRecord] = field(default_factory=list)  # the steps applied, in order
     waits: tuple[str, ...] = ()
@@ -224,6 +226,7 @@ class Program:
         for name, p in rs.params.items():
             value = compile_expr(p.value, self.names, frozenset())(None, {})
             self.params[name] = value
+        self._check_defaults()
         # kind -> attribute -> its rules, highest priority first
         self.derives: dict[str, dict[str, list[CDerive]]] = {}
         for target, rules in rs.derives.items():
@@ -263,6 +266,15 @@ class Program:
                         for name, r in rs.recipes.items()}
         self.recipe_args = {name: [[self._c(a, frozenset({"dataset"})) for a in st.args] for st in r.stages]
                             for name, r in rs.recipes.items()}
+
+    def _check_defaults(self) -> None:
+        """A default the checker could not evaluate (it calls a function) must satisfy its ``in``."""
+        bad = [Finding(p.value.loc, "out-of-range", f"the default of param {name} is not "
+                                                    f"{allowed_values.describe(p.allowed)}")
+               for name, p in self.rs.params.items()
+               if p.allowed is not None and not allowed_values.accepts(p.allowed, self.params[name])]
+        if bad:
+            raise RuleError(bad, self.rs.sources)
 
     def _c(self, e: Optional[A.Expr], local: frozenset[str]) -> Optional[Fn]:
         return None if e is None else compile_expr(e, self.names, local)
@@ -325,9 +337,15 @@ class Program:
         if stem is not None and self.rs.param_modules.get(name) != stem:
             raise UsageError(f"--set {assignment}: parameter {name!r} is declared in "
                              f"{self.rs.param_modules.get(name)!r}, not {stem!r}")
+        value = self._set_value(name, text, assignment)
+        self._check_allowed(name, value, text, assignment)
+        return name, value
+
+    def _set_value(self, name: str, text: str, assignment: str) -> float | str:
+        """The canonical value of ``--set`` text for parameter `name` (of the parameter's type)."""
         want = self.param_type(name)
         if isinstance(want, StrT):
-            return name, text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+            return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
         if text.lower() in ("true", "false"):
             raise UsageError(f"--set {assignment}: parameters are numbers or strings")
         try:
@@ -337,7 +355,24 @@ class Program:
         if isinstance(want, NumT) and want.dim != dim:
             raise UsageError(f"--set {assignment}: {name} is in {want.dim.display_unit() or 'plain numbers'}, "
                              f"got {dim.display_unit() or 'a plain number'}")
-        return name, value
+        if math.isnan(value):
+            raise UsageError(f"--set {assignment}: {name} needs a number")
+        return value
+
+    def _check_allowed(self, name: str, value: float | str, text: str, assignment: str) -> None:
+        """Refuse a value outside the parameter's ``in`` clause: one line naming the parameter,
+        the value, what it accepts and where that is declared."""
+        clause = self.rs.params[name].allowed
+        if clause is None or allowed_values.accepts(clause, value):
+            return
+        hint = ""
+        if clause.values and isinstance(value, str):
+            import difflib
+
+            close = difflib.get_close_matches(value, list(clause.values), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"--set {assignment}: param {name} does not accept {text}: it takes "
+                         f"{allowed_values.describe(clause)} (declared at {clause.loc}){hint}")
 
     def run(self, dataset: Dataset, params: Optional[dict[str, float]] = None,
             source: str = "<facts>", param_origins: Optional[dict[str, str]] = None,
@@ -668,7 +703,7 @@ class Evaluation:
               keep limit that is unknown ends it with status "unknown". Either way the step is
               recorded as applied, with the changes made before it stopped.
            c. after an applied step, ``until`` is evaluated again: unknown -> "unknown", stop;
-              true -> "satisfied" (outcome "mitigated"), stop.
+              true -> "mitigated", stop.
         3. Every step visited without ``until`` becoming true: "still exceeded".
 
         The outcome (`OUTCOME_OF_STATUS`) is set when the cascade finishes; read while it runs,
@@ -717,7 +752,7 @@ class Evaluation:
                 self._unknown(record, cond)
                 return
             if cond:
-                record.status = "satisfied"
+                record.status = "mitigated"
                 return
         record.status = "still exceeded"
 

@@ -6,6 +6,7 @@ import difflib
 from typing import Any
 
 from almarules.dsl import ast as A
+from almarules.dsl.format import format_allowed
 from almarules.engine.decisions import source_text
 from almarules.engine.evaluate import Evaluation, UsageError, param_unit
 from almarules.engine.present import input_text, show_value
@@ -52,7 +53,9 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
         value = ev.param_overlay[name][0] if name in ev.param_overlay else ev.params[name]
         origin = ev.param_overlay[name][1] if name in ev.param_overlay else ev.param_origins.get(name, "default")
         text = show_value(value, ev.p.param_type(name), param_unit(decl))
-        out.append(f"{indent}param {name} = {text}   [{origin}; declared {decl.loc}]")
+        accepts = (f"; accepts {format_allowed(decl.allowed)} ({decl.allowed.loc})"
+                   if decl.allowed is not None else "")
+        out.append(f"{indent}param {name} = {text}   [{origin}; declared {decl.loc}{accepts}]")
         return
     if path.startswith(("table:", "band:")):
         what, name, index = path.split(":")

@@ -10,9 +10,11 @@ rule language sees; `FACT_KINDS` maps kind name -> model.
 """
 
 import math
+from functools import partial
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field
+from pydantic_core import PydanticCustomError
 
 from almarules.dsl.units import UnitError, parse_quantity, parse_unit
 
@@ -59,13 +61,57 @@ def _no_bool(value: Any) -> Any:
 Count = Annotated[Optional[int], BeforeValidator(_no_bool)]
 
 
-def Q(unit: str, description: str):
-    """An optional float quantity stored in `unit`."""
+def _limits(unit: str, gt: Optional[float] = None, ge: Optional[float] = None, le: Optional[float] = None,
+            nonzero: bool = False, finite: bool = True):
+    """A check that a quantity (in `unit`) is finite (unless not `finite`) and physically possible;
+    a violation is a ``fact_range`` error whose message names the limit and the value, in `unit`."""
+    u = f" {unit}" if unit else ""
+
+    def fail(text: str, value: float):
+        return PydanticCustomError("fact_range", "{text}", {"text": f"{text} (got {value:g}{u})"})
+
+    def check(value: Optional[float]) -> Optional[float]:
+        if value is None:
+            return value
+        if not finite and math.isnan(value):
+            return value
+        if finite and not math.isfinite(value):
+            raise PydanticCustomError("fact_range", "{text}", {"text": f"must be a finite number (got {value})"})
+        if gt is not None and not value > gt:
+            raise fail(f"must be greater than {gt:g}{u}", value)
+        if ge is not None and not value >= ge:
+            raise fail(f"must be at least {ge:g}{u}", value)
+        if le is not None and not value <= le:
+            raise fail(f"must be at most {le:g}{u}", value)
+        if nonzero and value == 0:
+            raise fail("must not be 0", value)
+        return value
+
+    return check
+
+
+def Q(unit: str, description: str, *, gt: Optional[float] = None, ge: Optional[float] = None,
+      le: Optional[float] = None, nonzero: bool = False, finite: bool = True):
+    """An optional float quantity stored in `unit`: finite, and within the given limits (in `unit`).
+    ``finite=False`` (measured values) lets NaN and inf through: a measurement that failed."""
     return Annotated[
         Optional[float],
         BeforeValidator(_unit_converter(unit)),
-        Field(default=None, description=description, json_schema_extra={"unit": unit}),
+        AfterValidator(_limits(unit, gt, ge, le, nonzero, finite)),
+        Field(default=None, description=description, json_schema_extra={"unit": unit, **_schema_limits(gt, ge, le)}),
     ]
+
+
+def _schema_limits(gt: Optional[float], ge: Optional[float], le: Optional[float]) -> dict[str, float]:
+    """The JSON Schema keywords of a quantity's limits."""
+    pairs = (("exclusiveMinimum", gt), ("minimum", ge), ("maximum", le))
+    return {k: v for k, v in pairs if v is not None}
+
+
+# A frequency in a list (Hz): finite and positive.
+Frequency = Annotated[float, AfterValidator(_limits("Hz", gt=0))]
+# An ITRF coordinate (m): finite.
+Coordinate = Annotated[float, AfterValidator(_limits("m"))]
 
 
 class _Model(BaseModel):
@@ -75,10 +121,10 @@ class _Model(BaseModel):
 class BaselineStats(_Model):
     """Projected baseline lengths of one execution block (m)."""
 
-    min: Q("m", "shortest projected baseline") = None
-    max: Q("m", "longest projected baseline") = None
-    l75: Q("m", "75th percentile of projected baseline lengths") = None
-    l80: Q("m", "80th percentile of projected baseline lengths") = None
+    min: Q("m", "shortest projected baseline", ge=0) = None
+    max: Q("m", "longest projected baseline", ge=0) = None
+    l75: Q("m", "75th percentile of projected baseline lengths", ge=0) = None
+    l80: Q("m", "80th percentile of projected baseline lengths", ge=0) = None
 
 
 class ExecutionBlock(_Model):
@@ -88,7 +134,7 @@ class ExecutionBlock(_Model):
     ms_name: Optional[str] = None
     start: Q("s", "start time, MJD seconds (UTC)") = None
     end: Q("s", "end time, MJD seconds (UTC)") = None
-    integration_time: Q("s", "typical integration time") = None
+    integration_time: Q("s", "typical integration time", gt=0) = None
     n_antennas: Count = Field(default=None, description="antennas with data")
     syscal_rows: Count = Field(default=None, description="rows in the SYSCAL (Tsys) table")
     history_origins: Optional[list[str]] = Field(default=None, description="ORIGIN of HISTORY rows")
@@ -113,9 +159,9 @@ class ExecutionBlock(_Model):
 class Antenna(_Model):
     name: str
     station: Optional[str] = None
-    position: Optional[tuple[float, float, float]] = Field(
+    position: Optional[tuple[Coordinate, Coordinate, Coordinate]] = Field(
         default=None, description="ITRF position (m)", json_schema_extra={"unit": "m"})
-    dish_diameter: Q("m", "dish diameter") = None
+    dish_diameter: Q("m", "dish diameter", gt=0) = None
 
 
 class SpectralWindow(_Model):
@@ -123,17 +169,17 @@ class SpectralWindow(_Model):
 
     id: int
     name: Optional[str] = None
-    nchan: Count = Field(default=None, description="number of channels")
-    channel_frequencies: Optional[list[float]] = Field(
+    nchan: Count = Field(default=None, ge=1, description="number of channels")
+    channel_frequencies: Optional[list[Frequency]] = Field(
         default=None, description="channel centre frequencies (Hz)", json_schema_extra={"unit": "Hz"})
-    start_frequency: Q("Hz", "centre frequency of the first channel") = None
-    channel_width: Q("Hz", "channel width (negative when frequency decreases)") = None
-    effective_bw: Q("Hz", "effective noise bandwidth of one channel") = None
+    start_frequency: Q("Hz", "centre frequency of the first channel", gt=0) = None
+    channel_width: Q("Hz", "channel width (negative when frequency decreases)", nonzero=True) = None
+    effective_bw: Q("Hz", "effective noise bandwidth of one channel", gt=0) = None
     frame: Optional[str] = Field(default=None, description="frequency frame (TOPO, LSRK, ...)")
     correlator_mode: Optional[Literal["TDM", "FDM"]] = None
     online_hanning: Optional[bool] = None
     intents: Optional[list[Intent]] = Field(default=None, description="intents of scans observing it")
-    rest_frequencies: Optional[list[float]] = Field(
+    rest_frequencies: Optional[list[Frequency]] = Field(
         default=None, description="line rest frequencies in the SOURCE table for this spw (Hz)",
         json_schema_extra={"unit": "Hz"})
     rows: Count = Field(default=None, description="main-table rows of this spw (all execution blocks)")
@@ -190,7 +236,7 @@ class FieldFacts(_Model):
     id: int
     name: str
     ra: Q("deg", "right ascension (J2000)") = None
-    dec: Q("deg", "declination (J2000)") = None
+    dec: Q("deg", "declination (J2000)", ge=-90, le=90) = None
     intents: Optional[list[Intent]] = None
     pointings: Optional[list[Pointing]] = Field(
         default=None, description="mosaic pointings; one (or none) for a single field")
@@ -238,10 +284,10 @@ class WeightSum(_Model):
     field: str
     spw: int
     eb: Optional[str] = None
-    sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities") = None
-    flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1)
+    sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities", ge=0) = None
+    flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     rows: Count = Field(default=None, description="main-table rows")
-    time_on_source: Q("s", "integration time on this field in this spw") = None
+    time_on_source: Q("s", "integration time on this field in this spw", ge=0) = None
 
     @computed_field(json_schema_extra={"from": "sum_weight", "unit": "Jy"})
     @property
@@ -252,6 +298,10 @@ class WeightSum(_Model):
         return 1.0 / math.sqrt(self.sum_weight)
 
 
+# A quantity measured on an image: NaN/inf mean the measurement failed (kept; the QA rules score it).
+MQ = partial(Q, finite=False)
+
+
 class ImageMeasurement(_Model):
     """Numbers measured on an image by a later stage, keyed by field/intent/spws/specmode."""
 
@@ -259,16 +309,23 @@ class ImageMeasurement(_Model):
     intent: Intent
     spws: list[int]
     specmode: Literal["mfs", "cont", "cube"]
-    sensitivity: Q("Jy/beam", "theoretical sensitivity") = None
-    dirty_peak: Q("Jy/beam", "peak of the dirty image where PB > 0.2") = None
+    sensitivity: MQ("Jy/beam", "theoretical sensitivity") = None
+    dirty_peak: MQ("Jy/beam", "peak of the dirty image where PB > 0.2") = None
     dirty_dr: Optional[float] = Field(default=None, ge=0, description="dirty dynamic range")
-    residual_rms: Q("Jy/beam", "rms of the residual") = None
-    rms: Q("Jy/beam", "rms of the non-pbcor image outside the clean mask") = None
-    beam_major: Q("arcsec", "restoring beam major axis (FWHM)") = None
-    beam_minor: Q("arcsec", "restoring beam minor axis (FWHM)") = None
-    beam_pa: Q("deg", "restoring beam position angle") = None
+    residual_rms: MQ("Jy/beam", "rms of the residual") = None
+    rms: MQ("Jy/beam", "rms of the non-pbcor image outside the clean mask") = None
+    beam_major: MQ("arcsec", "restoring beam major axis (FWHM)") = None
+    beam_minor: MQ("arcsec", "restoring beam minor axis (FWHM)") = None
+    beam_pa: MQ("deg", "restoring beam position angle") = None
     bad_psf_channels: Count = Field(default=None, ge=0, description="channels of a cube whose PSF fit failed")
     failed: Optional[bool] = Field(default=None, description="the imaging task failed")
+    data_column: Optional[Literal["DATA", "CORRECTED_DATA"]] = Field(
+        default=None, description="the MS column the visibilities were read from")
+    calibrated: Optional[bool] = Field(
+        default=None, description="the visibilities were calibrated (false: DATA read because CORRECTED_DATA "
+                                   "was absent or empty)")
+    clean_diverged: Optional[bool] = Field(
+        default=None, description="the clean stopped because the residual grew (a cube: in some channel)")
 
     @computed_field
     @property
@@ -285,7 +342,7 @@ class Dataset(_Model):
     telescope: Optional[str] = None
     array: Optional[ArrayKind] = Field(default=None, description="array kind")
     representative_spw: Optional[int] = None
-    representative_frequency: Q("Hz", "science goal representative frequency") = None
+    representative_frequency: Q("Hz", "science goal representative frequency", gt=0) = None
     ebs: Optional[list[ExecutionBlock]] = None
     antennas: Optional[list[Antenna]] = None
     spws: Optional[list[SpectralWindow]] = None

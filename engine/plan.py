@@ -14,6 +14,7 @@ import re
 from typing import Any, Optional, Sequence
 
 from almarules.dsl import ast as A
+from almarules.dsl.format import format_allowed
 from almarules.dsl.intervals import Span, span_of
 from almarules.dsl.types import NumT
 from almarules.dsl.units import format_number, parse_unit
@@ -49,6 +50,12 @@ def build_plan(program: Program, facts: Dataset, source: str, sets: Sequence[str
     dec = decisions(ev)
     b = _Builder(program, facts, source, sets, ev, dec)
     return b.plan(title)
+
+
+def params_allowed(program: Program) -> dict[str, str]:
+    """Each parameter with an ``in`` clause -> what it accepts and where: '(0, 1]   [file:line:col]'."""
+    return {name: f"{format_allowed(p.allowed)}   [{p.allowed.loc}]"
+            for name, p in sorted(program.rs.params.items()) if p.allowed is not None}
 
 
 class _Builder:
@@ -98,7 +105,8 @@ class _Builder:
             source=self.source, rules=self.dec.rules, rules_sha256=self.dec.rules_sha256, settings=self.sets,
             overview=self.overview(), warnings=[], recipe=self.recipe(), columns=columns, images=images,
             totals=self.totals(len(images)), cascades=cascades, scores=scores,
-            residuals=[r.model for r in residuals.values()], runtime=runtime, decisions=self.dec)
+            residuals=[r.model for r in residuals.values()], runtime=runtime, decisions=self.dec,
+            params_allowed=params_allowed(self.p))
         plan.warnings = self.warnings(plan, residuals)
         return plan
 
@@ -172,7 +180,7 @@ class _Builder:
     def cascades(self) -> list[CascadePlan]:
         out = []
         for c in self.dec.cascades:
-            outcome = {"satisfied": "mitigated"}.get(c.status, c.status)
+            outcome = c.status  # one of OUTCOMES, the words of dataset.NAME_outcome
             steps = [CascadeStepPlan(name=s.name, at=s.at, status=getattr(s, "status", "applied"),
                                      changes=s.changes, after=s.after) for s in c.steps]
             message = getattr(c, "message", None) or (", ".join(c.waits_for) if c.waits_for else None)

@@ -55,11 +55,12 @@ def cell_refs(plan: Plan) -> list[str]:
 class Index:
     """Values and parameters of `Decisions` by path / name (built once: plans hold hundreds)."""
 
-    def __init__(self, decisions: Decisions):
+    def __init__(self, decisions: Decisions, params_allowed: Optional[dict[str, str]] = None):
         self.values: dict[str, Value] = {}
         for v in decisions.values:
             self.values.setdefault(v.path, v)
         self.params: dict[str, Param] = {p.name: p for p in decisions.params}
+        self.allowed: dict[str, str] = params_allowed or {}  # param -> what it accepts (Plan.params_allowed)
 
     def value(self, path: str) -> Optional[Value]:
         return self.values.get(path)
@@ -95,6 +96,7 @@ class Derivation:
     origin: Optional[str] = None
     rule: Optional[str] = None
     at: Optional[str] = None
+    allowed: Optional[str] = None  # a parameter's accepted values and where declared
     formula: Optional[str] = None
     doc: Optional[str] = None
     inputs: list[Input] = field(default_factory=list)
@@ -131,7 +133,7 @@ def derivation(ref: str, index: Index) -> Derivation:
     item = index.lookup(ref)
     if isinstance(item, Param):
         return Derivation(ref=ref, kind="param", path=ref, text=item.text, origin=item.origin,
-                          rule=f"param {item.name}", at=item.at)
+                          rule=f"param {item.name}", at=item.at, allowed=index.allowed.get(item.name))
     if item is None:
         return Derivation(ref=ref, kind="missing", path=ref, text="(not in these decisions)", status="unknown")
     return Derivation(ref=ref, kind="value", path=item.path, text=item.text, status=item.status,
@@ -145,7 +147,7 @@ def derivations(plan: Plan, refs: Optional[Iterable[str]] = None, closure: bool 
                 index: Optional[Index] = None) -> list[Derivation]:
     """Derivations of `refs` (default: `cell_refs(plan)`); with `closure`, also of every input
     that is itself a value or param, breadth first, so a reader can walk down to the facts."""
-    index = index or Index(plan.decisions)
+    index = index or Index(plan.decisions, plan.params_allowed)
     todo = list(dict.fromkeys(cell_refs(plan) if refs is None else refs))
     seen = set(todo)
     out: list[Derivation] = []

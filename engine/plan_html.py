@@ -128,7 +128,7 @@ def code(text: str) -> str:
 class _Page:
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.index = Index(plan.decisions)
+        self.index = Index(plan.decisions, plan.params_allowed)
         refs = cell_refs(plan)
         for c in plan.cascades:  # cascade sizes name values: link them too
             keys = list(c.before) + [k for s in c.steps for k in s.after]
@@ -305,6 +305,8 @@ class _Page:
         rows: list[tuple[str, str]] = []
         if d.kind == "param":
             rows.append(("parameter", escape(d.origin or "")))
+            if d.allowed:
+                rows.append(("accepts", code(d.allowed)))
         elif d.kind == "missing":
             rows.append(("note", "this ref names no value in the decisions"))
         elif d.origin:

@@ -188,6 +188,8 @@ class _Renderer:
                     f"#### {code(d.path)} = {escape(d.text)}", ""]
             if d.kind == "param":
                 out.append(f"- parameter ({escape(d.origin or '')}), declared at {code(d.at or '')}")
+                if d.allowed:
+                    out.append(f"- accepts {code(d.allowed)}")
             elif d.rule or d.at:
                 out.append(f"- rule: {code(d.rule or '')}" + (f" at {code(d.at)}" if d.at else ""))
             if d.doc:

@@ -126,6 +126,8 @@ class Plan(BaseModel):
     residuals: list[Residual]
     runtime: Optional[RunTime] = None
     decisions: Decisions
+    # parameter name -> the values it accepts and where that is declared: '(0, 1]   [imaging.rules:9:5]'
+    params_allowed: dict[str, str] = {}
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

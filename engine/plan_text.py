@@ -148,6 +148,8 @@ def derivation_lines(d: Derivation) -> list[str]:
     out = [f"{d.path} = {d.text}" + (f"   {d.rule_at()}" if d.rule_at() else "")]
     if d.kind == "param":
         out.append(f"    parameter ({d.origin})")
+        if d.allowed:
+            out.append(f"    accepts {d.allowed}")
     if d.doc:
         out.append(f"    {d.doc}")
     if d.formula:

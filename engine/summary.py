@@ -332,6 +332,10 @@ def _length(value: Any) -> str:
     return str(len(value)) if isinstance(value, (list, tuple)) else _short(value)
 
 
+_LIMIT_WORDS = {"greater_than_equal": "at least", "greater_than": "greater than",
+                "less_than_equal": "at most", "less_than": "less than"}
+
+
 def _describe(err: dict) -> str:
     """One line (without the source) for one pydantic error."""
     kind = err["type"]
@@ -366,6 +370,13 @@ def _describe(err: dict) -> str:
         hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""
         return f"{path}: {_short(value)} is not one of {', '.join(allowed)}{hint}"
 
+    if kind == "fact_range":  # an impossible value: the limit and the value are in the message
+        return f"{path}: {err['msg']}"
+    limit = next((ctx[k] for k in ("ge", "gt", "le", "lt") if k in ctx), None)
+    if kind in _LIMIT_WORDS and limit is not None:
+        return f"{path}: must be {_LIMIT_WORDS[kind]} {limit:g} (got {_short(value)})"
+    if kind == "finite_number":
+        return f"{path}: must be a finite number (got {_short(value)})"
     unit = _unit_of(loc)
     if kind == "value_error":
         message = str(ctx.get("error", err["msg"]))

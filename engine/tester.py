@@ -14,7 +14,7 @@
           image[T.TARGET.0.cube].threshold: unknown (waits for measurements[T.TARGET.0.cube])
           dataset.importdata_score.reasons: [no phase calibrator]
           cascade productsize: [bin channels, image to PB 0.5]
-          cascade productsize.status: satisfied
+          cascade productsize.status: mitigated
           entities.image: [T.TARGET.0.mfs, ...]
 
 Tolerances: ``± 0.1%`` (relative) or ``± 0.01 mJy/beam`` (absolute, any compatible unit);
@@ -56,6 +56,7 @@ class FileResult:
     rules: Optional[str]
     outcomes: list[Outcome] = field(default_factory=list)
     error: Optional[str] = None
+    rules_broken: bool = False  # the rule set does not load or check (a usage error: exit 2)
 
 
 @dataclass
@@ -67,6 +68,11 @@ class Report:
     @property
     def ok(self) -> bool:
         return all(f.error is None and all(o.passed for o in f.outcomes) for f in self.files)
+
+    @property
+    def rules_broken(self) -> bool:
+        """Some test file's rule set has findings (shown once per rule set in `text`)."""
+        return any(f.rules_broken for f in self.files)
 
 
 # ---------------------------------------------------------------- expectations
@@ -177,6 +183,7 @@ def _merge(base: Any, over: Any) -> Any:
 class _Programs:
     def __init__(self) -> None:
         self.cache: dict[tuple[str, ...], Program] = {}
+        self.broken: dict[tuple[str, ...], str] = {}  # rule set -> the file whose error showed its findings
 
     def get(self, paths: list[Path]) -> Program:
         from almarules.engine.api import load_program
@@ -185,6 +192,14 @@ class _Programs:
         if key not in self.cache:
             self.cache[key] = load_program([display_path(p) for p in paths])
         return self.cache[key]
+
+    def failure(self, paths: list[Path], exc: RuleError, shown_in: str) -> str:
+        """The findings of a rule set that does not check, rendered once; later files refer back."""
+        key = tuple(str(p.resolve()) for p in paths)
+        if key in self.broken:
+            return f"the rules do not check (findings shown under {self.broken[key]})"
+        self.broken[key] = shown_in
+        return f"the rules do not check:\n{exc.render()}"
 
 
 def _explain_line(v: Value) -> str:
@@ -276,7 +291,8 @@ def run_file(path: Path, programs: _Programs, coverage: dict[str, set]) -> FileR
     try:
         program = programs.get(rule_paths)
     except RuleError as exc:
-        result.error = f"{display_path(path)}: the rules do not check:\n{exc.render()}"
+        result.error = f"{display_path(path)}: {programs.failure(rule_paths, exc, display_path(path))}"
+        result.rules_broken = True
         return result
     defaults = doc.get("defaults") or {}
     for i, test in enumerate(doc["tests"]):

@@ -169,7 +169,7 @@ class CascadeResult:
     """Per dataset: the cascade's status and the names of the steps applied."""
 
     name: str
-    status: np.ndarray  # object: "not needed", "satisfied", "still exceeded", "error", "unknown"
+    status: np.ndarray  # object: "not needed", "mitigated", "still exceeded", "error", "unknown"
     steps: list[list[str]]
     errors: list = field(default_factory=list)  # per dataset: the error action's message, or None
 
@@ -674,7 +674,7 @@ class CorpusEvaluation:
             cu = mask_of(cond.unk, n) & rest
             status[cu] = "unknown"
             done = truth(cond, n) & rest
-            status[done] = "satisfied"
+            status[done] = "mitigated"
             active &= ~(halted | cu | done)
         status[active] = "still exceeded"
         self.cascades.append(CascadeResult(vc.decl.name, status, steps, errors))

@@ -9,6 +9,7 @@ and hint -- and never raise. Paths are relative to ``broken/`` (the tests chdir 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -778,11 +779,28 @@ def test_truncated_broken_files_never_crash_the_checker(tmp_path, monkeypatch, e
 
 
 # ---------------------------------------------------------------- the command line
-@pytest.mark.parametrize("entry", ["unknown_name.rules", "unterminated_string.rules",
-                                   "table_gap.rules", "circular_import/cycle_a.rules"])
-def test_cli_check_broken_file_exits_1_with_location_and_caret(in_broken, capsys, entry):
+def _alone(tmp_path: Path, monkeypatch, *entries: str) -> None:
+    """Copy broken files into a scratch directory of their own and chdir there: the CLI checks
+    a file inside a directory of .rules files as part of that rule set, and ``broken/`` is a
+    catalogue of independent files, not a set."""
+    for entry in entries:
+        src = BROKEN / entry
+        if "/" in entry:  # a multi-file case: its own directory is its rule set
+            shutil.copytree(src.parent, tmp_path / src.parent.name)
+        else:
+            (tmp_path / entry).write_bytes(src.read_bytes())
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("entry,checked", [
+    ("unknown_name.rules", "unknown_name.rules"), ("unterminated_string.rules", "unterminated_string.rules"),
+    ("table_gap.rules", "table_gap.rules"),
+    # a file of a set is checked in its set and only its own findings are shown: the cycle is found at cycle_b
+    ("circular_import/cycle_a.rules", "circular_import/cycle_b.rules")])
+def test_cli_check_broken_file_exits_1_with_location_and_caret(tmp_path, monkeypatch, capsys, entry, checked):
     expected = dict(CASES)[entry]
-    assert main(["check", entry]) == 1
+    _alone(tmp_path, monkeypatch, entry)
+    assert main(["check", checked]) == 1
     out = capsys.readouterr().out
     lines = out.splitlines()
     for file, line, column, code, message, _hint in expected:
@@ -794,12 +812,47 @@ def test_cli_check_broken_file_exits_1_with_location_and_caret(in_broken, capsys
     assert lines[-1] == f"{n} finding{'s' if n != 1 else ''} in 1 rule set"
 
 
-def test_cli_check_several_files_reports_each(in_broken, capsys):
-    assert main(["check", "table_overlap.rules", "unused_param.rules"]) == 1
+def test_cli_check_several_files_reports_each(tmp_path, monkeypatch, capsys):
+    for sub, entry in (("a", "table_overlap.rules"), ("b", "unused_param.rules")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / entry).write_bytes((BROKEN / entry).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "a/table_overlap.rules", "b/unused_param.rules"]) == 1
     out = capsys.readouterr().out
-    assert "table_overlap.rules:3:5: error[coverage-overlap]:" in out
-    assert "unused_param.rules:1:1: error[unused]: parameter 'robust' is never used" in out
+    assert "a/table_overlap.rules:3:5: error[coverage-overlap]:" in out
+    assert "b/unused_param.rules:1:1: error[unused]: parameter 'robust' is never used" in out
     assert out.splitlines()[-1] == "2 findings in 2 rule sets"
+
+
+def test_cli_check_file_of_a_rule_set_is_checked_in_its_set(capsys):
+    """threshold.rules uses names that other cycle4 files declare (the image collection, tables):
+    checked alone it had 15 findings; as part of its set it has none."""
+    path = str(REPO / "rules" / "alma" / "cycle4" / "threshold.rules")
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: 1 rule set") and "no findings" in out
+
+
+def test_cli_check_file_in_a_set_reports_only_that_files_findings(tmp_path, capsys):
+    """Two files of one set, each with a problem: checking one file names only its own."""
+    (tmp_path / "a.rules").write_text("param p = 1\nderive dataset.a = p + nosuch\n")
+    (tmp_path / "b.rules").write_text("derive dataset.b = dataset.a + 1 GHz\n")
+    assert main(["check", str(tmp_path / "b.rules")]) == 1
+    out = capsys.readouterr().out
+    *shown, last = out.splitlines()
+    assert "b.rules:1:20: error[unit-mismatch]" in shown[0]
+    assert not any("nosuch" in line or "a.rules" in line for line in shown)
+    assert last == f"1 finding in 1 rule set; 1 more in other files of {tmp_path} (check the directory to see them)"
+    assert main(["check", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "2 findings in 1 rule set"
+
+
+def test_cli_check_clean_file_says_its_set_has_findings_elsewhere(tmp_path, monkeypatch, capsys):
+    """'ok' for one file must not read as 'the set is fine' when other files of it have findings."""
+    _alone(tmp_path, monkeypatch, "circular_import/cycle_a.rules")
+    assert main(["check", "circular_import/cycle_a.rules"]) == 0
+    assert capsys.readouterr().out == ("ok: 1 rule set, 2 files, no findings in the files given; "
+                                       "1 more in other files of circular_import (check the directory to see them)\n")
 
 
 def test_cli_check_nonexistent_path_exits_2_with_one_line(capsys):

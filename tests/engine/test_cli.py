@@ -125,6 +125,12 @@ def test_fmt_check_on_shipped_rules(capsys):
     assert main(["fmt", "--check", CYCLE4]) == 0
 
 
+def test_fmt_check_passes_on_every_shipped_rule_file(capsys):
+    """Every shipped rule set (cycle4, cycle5, current) is in canonical layout."""
+    assert main(["fmt", "--check", str(REPO / "rules")]) == 0
+    assert capsys.readouterr().out.endswith(" files already formatted\n")
+
+
 def test_fmt_rewrites_in_place(tmp_path, capsys):
     f = tmp_path / "x.rules"
     f.write_text("param   a=3  GB   # size\nderive dataset.y=a*2\n")

@@ -288,14 +288,14 @@ BAD_SUMMARIES = [
         measurements:
           - {field: Elias_29, intent: TARGET, spws: [17], specmode: mfs, dirty_dr: -3}
         """,
-        ["measurements[0].dirty_dr: Input should be greater than or equal to 0 (got -3)"],
+        ["measurements[0].dirty_dr: must be at least 0 (got -3)"],
         id="negative-dirty-dr"),
     pytest.param(
         """
         weights:
           - {field: Elias_29, spw: 17, flagged_fraction: 1.5}
         """,
-        ["weights[0].flagged_fraction: Input should be less than or equal to 1 (got 1.5)"],
+        ["weights[0].flagged_fraction: must be at most 1 (got 1.5)"],
         id="flagged-fraction-above-one"),
     pytest.param(
         """
