@@ -100,38 +100,71 @@ def _emit(text: str, output: Optional[str]) -> None:
 
 
 # ---------------------------------------------------------------- commands
-def cmd_check(args) -> int:
-    from almarules.dsl.loader import rule_set_dirs
-    from almarules.engine.api import check_rules
+def _check_targets(raws: list[str]) -> dict[Path, Optional[set[str]]]:
+    """Rule sets to check -> the files whose findings to report (None: all of them).
 
-    sets: list[Path] = []
-    for raw in args.paths:
+    A directory is checked as every rule set at or below it. A ``.rules`` file inside a rule
+    set (a directory holding ``.rules`` files) is checked as part of that set, so names it
+    takes from its sibling files resolve; only that file's findings are reported."""
+    from almarules.dsl.loader import display_path, rule_set_dirs
+
+    targets: dict[Path, Optional[set[str]]] = {}
+    for raw in raws:
         path = Path(raw)
         if not path.exists():
             raise UserError(f"no such file or directory: {raw}")
-        found = rule_set_dirs(path)
-        if not found:
-            raise UserError(f"no .rules files under {raw}")
-        sets.extend(found)
+        if path.is_dir():
+            found = rule_set_dirs(path)
+            if not found:
+                raise UserError(f"no .rules files under {raw}")
+            for s in found:
+                targets[s] = None
+            continue
+        home = path.parent if path.suffix == ".rules" else path
+        if home not in targets:
+            targets[home] = set()
+        if targets[home] is not None:
+            targets[home].add(display_path(path))
+    return targets
+
+
+def cmd_check(args) -> int:
+    from almarules.dsl.errors import finding_order
+    from almarules.dsl.loader import display_path
+    from almarules.engine.api import check_rules
+
+    targets = _check_targets(args.paths)
     seen = set()
     findings = []
     sources: dict[str, str] = {}
     nfiles = 0
-    for s in sets:
+    elsewhere: dict[str, int] = {}  # rule set -> findings in files not asked about
+    for s, only in targets.items():
         rs, result = check_rules([s])
         nfiles += len(rs.modules)
         sources.update(rs.sources)
         for f in result.findings:
+            if only is not None and f.loc.file not in only:
+                elsewhere[display_path(s)] = elsewhere.get(display_path(s), 0) + 1
+                continue
             if (f.loc, f.code, f.message) not in seen:
                 seen.add((f.loc, f.code, f.message))
                 findings.append(f)
-    for f in sorted(findings, key=lambda f: (f.loc.file, f.loc.line, f.loc.column)):
+    for f in sorted(findings, key=finding_order):
         print(f.render(sources.get(f.loc.file)))
+    n = len(targets)
+    sets = f"{n} rule set{'s' if n != 1 else ''}"
+    note = "".join(f"; {k} more in other files of {d} (check the directory to see them)"
+                   for d, k in elsewhere.items())
     if findings:
-        print(f"{len(findings)} finding{'s' if len(findings) != 1 else ''} in {len(sets)} rule set{'s' if len(sets) != 1 else ''}")
+        print(f"{_plural(len(findings), 'finding')} in {sets}{note}")
         return 1
-    print(f"ok: {len(sets)} rule set{'s' if len(sets) != 1 else ''}, {nfiles} files, no findings")
+    print(f"ok: {sets}, {nfiles} files, no findings{' in the files given' if elsewhere else ''}{note}")
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _read_dataset(paths: list[str], intents: Optional[str]):
@@ -231,6 +264,9 @@ def cmd_test(args) -> int:
             raise UserError(f"no such file or directory: {raw}")
     report = run_tests([Path(p) for p in args.paths], coverage=not args.no_coverage)
     sys.stdout.write(report.text)
+    if report.rules_broken:
+        print("almarules: the rules have problems (listed above); run 'almarules check' on them", file=sys.stderr)
+        return 2
     return 0 if report.ok else 1
 
 
@@ -290,23 +326,34 @@ COMMANDS = {"check": cmd_check, "facts": cmd_facts, "eval": cmd_eval, "explain":
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
-    from almarules.engine.image_cli import COMMANDS as IMAGE_COMMANDS
-    from almarules.engine.plan_cli import COMMANDS as PLAN_COMMANDS
-
+    """Run one command; every error becomes one clear message and an exit code (0 ok, 1 findings,
+    2 usage or data errors, 3 internal errors, 130 interrupted by Ctrl-C)."""
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from almarules.kernels.casameasures import setup_measures
+
+        setup_measures()  # current leap seconds and EOP for casacore before anything opens a table
+        if not args.command:
+            parser.print_help()
+            return 2
+        from almarules.engine.image_cli import COMMANDS as IMAGE_COMMANDS
+        from almarules.engine.plan_cli import COMMANDS as PLAN_COMMANDS
+
         return {**COMMANDS, **PLAN_COMMANDS, **IMAGE_COMMANDS}[args.command](args)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one clear message
-        if args.debug:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one clear message
+        if args is not None and getattr(args, "debug", False):
             traceback.print_exc()
         return _report(exc)
 
 
-def _report(exc: Exception) -> int:
+def _report(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        print("almarules: interrupted (nothing half-written is left; finished products are kept)",
+              file=sys.stderr)
+        return 130
+
     from almarules.engine.contdat import ContDatError
     from almarules.engine.evaluate import UsageError
     from almarules.engine.imaging.job import ImagingError
@@ -328,8 +375,6 @@ def _report(exc: Exception) -> int:
     if isinstance(exc, (OSError,)):
         print(f"almarules: {exc}", file=sys.stderr)
         return 2
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
     print(f"almarules: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
           file=sys.stderr)
     return 3

@@ -13,7 +13,11 @@ def add_parsers(sub) -> None:
                        description="Make the images of the imaging list (the rules decide every parameter; "
                                    "after the dirty image the rules give the threshold, after cleaning the QA "
                                    "score). Select images with --field/--intent/--spw/--specmode or --image, "
-                                   "or make them all with --all.")
+                                   "or make them all with --all. Each image gets a status: ok; uncalibrated "
+                                   "(read from DATA: no filled CORRECTED_DATA), diverged (the clean stopped "
+                                   "because the residual grew), both with a WARNING line and a capped QA score; "
+                                   "or failed (exit code 2). Ctrl-C stops with exit code 130 and leaves no "
+                                   "partial product.")
     p.add_argument("dataset", nargs="+", metavar="MS", help="Measurement Set(s) of the dataset (execution blocks)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the products (created)")
     p.add_argument("--field", help="field name")
@@ -32,6 +36,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--mous", metavar="ID", help="the OUS id that starts product names (default: from the data)")
     p.add_argument("--extra-products", action="store_true",
                    help="also write the non-pbcor image, residual, model, psf and mask")
+    p.add_argument("--data-calibrated", action="store_true",
+                   help="the DATA column holds calibrated visibilities (a split MS, a simulation without "
+                        "corruptions): an image read from DATA is then not marked uncalibrated")
     p.add_argument("--memory", type=float, default=2.0, metavar="GB",
                    help="cubes: visibilities held in memory at once (default 2 GB)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="gridder threads (default: all cores)")
@@ -61,10 +68,25 @@ def _spw_ids(text: str) -> list[int]:
         raise UserError(f"--spw takes spw ids separated by commas, got {text!r}") from None
 
 
+def _empty_list(stage) -> str:
+    """Why the imaging list is empty, and what to do about it."""
+    fields = stage.facts.fields or []
+    if fields and not any(f.intents for f in fields):
+        names = ", ".join(f.name for f in fields)
+        return ("the imaging list is empty: the data declare no intents (no field is marked TARGET, PHASE, "
+                f"BANDPASS, ...; fields: {names}). Declare them with --intents FILE, a YAML file mapping "
+                "field name -> intents, e.g. 'N5921_2: [TARGET]' (examples/intents/ holds files for the "
+                "shared VLA data: ngc5921.yaml, day2_TDEM0003.yaml)")
+    return ("the imaging list is empty for this dataset: no field has an intent the rules image "
+            "(see 'almarules plan' on it for the imaging list and why)")
+
+
 def _choose(stage, args) -> list[str]:
     from almarules.engine.cli import UserError
 
     keys = stage.image_keys()
+    if not keys:
+        raise UserError(_empty_list(stage))
     filters = any(v is not None for v in (args.field, args.intent, args.spw, args.specmode))
     if args.image:
         missing = [k for k in args.image if k not in keys]
@@ -78,6 +100,12 @@ def _choose(stage, args) -> list[str]:
     if not chosen:
         raise UserError(f"no image of the imaging list matches; it has: {', '.join(keys)}")
     return chosen
+
+
+def _concerns(records) -> str:
+    """One WARNING line per concern of an image whose status is not ok (empty if none)."""
+    lines = [f"WARNING {r.key}: {c}" for r in records for c in r.concerns]
+    return "".join(line + "\n" for line in lines)
 
 
 def _summary(records) -> str:
@@ -106,6 +134,7 @@ def cmd_image(args) -> int:
     from almarules.engine.imaging.stage import Stage, make_images
     from almarules.engine.ms import is_ms
     from almarules.engine.plan_cli import _program
+    from almarules.kernels import msdata
 
     for d in args.dataset:
         if not Path(d).exists():
@@ -115,6 +144,8 @@ def cmd_image(args) -> int:
     if args.memory <= 0:
         raise UserError("--memory must be positive")
     program = _program(args.rules)
+    for d in args.dataset:
+        msdata.data_column(d)  # one clear line, before any work, when an MS has no visibilities to image
     facts = _read_dataset(args.dataset, args.intents)
     contdat = read_contdat(args.contfile) if args.contfile else None
     out = Path(args.output)
@@ -126,14 +157,22 @@ def cmd_image(args) -> int:
         print(f"almarules image: {text}", file=sys.stderr, flush=True)
 
     stage = Stage(program, facts, [Path(d) for d in args.dataset], out, args.sets, args.mous, contdat,
-                  args.extra_products, int(args.memory * 1e9), args.threads, log)
+                  args.extra_products, int(args.memory * 1e9), args.threads, log, args.data_calibrated)
     keys = _choose(stage, args)
     records = make_images(stage, keys)
     sys.stdout.write(_summary(records))
+    sys.stdout.write(_concerns(records))
+    print(_closing(records, out))
+    return 2 if any(r.status == "failed" for r in records) else 0
+
+
+def _closing(records, out: Path) -> str:
+    """The last line: how many images were made, and how many are not ok, by status."""
     failed = [r for r in records if r.status == "failed"]
-    print(f"{len(records) - len(failed)} of {len(records)} images made in {out}"
-          + (f"; {len(failed)} failed (see their .record.json)" if failed else ""))
-    return 2 if failed else 0
+    text = f"{len(records) - len(failed)} of {len(records)} images made in {out}"
+    flagged = {s: sum(r.status == s for r in records) for s in ("uncalibrated", "diverged")}
+    text += "".join(f"; {n} {s} (see WARNING above)" for s, n in flagged.items() if n)
+    return text + (f"; {len(failed)} failed (see their .record.json)" if failed else "")
 
 
 COMMANDS = {"image": cmd_image}

@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +44,7 @@ __all__ = [
     "product_name",
     "write_image",
     "CubeWriter",
+    "Observation",
     "read_image_wcs",
     "read_image",
     "read_provenance",
@@ -67,6 +69,72 @@ _SPECSYS: dict[str, str] = {
     "LGROUP": "LOCALGRP", "LOCALGRP": "LOCALGRP", "CMB": "CMBDIPOL", "CMBDIPOL": "CMBDIPOL",
     "REST": "SOURCE", "SOURCE": "SOURCE",
 }
+
+#: SPECSYS -> VELREF (AIPS convention, as CASA's exportfits writes it): 1 LSR, 2 heliocentric,
+#: 3 observatory, +256 for the radio velocity definition.
+_VELREF: dict[str, int] = {"LSRK": 257, "BARYCENT": 258, "HELIOCEN": 258, "TOPOCENT": 259}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the data say about the observation, for the header (as CASA's exportfits writes it).
+
+    date_obs_mjd_s: start of the data imaged, MJD seconds in UTC (the MS TIME of the earliest
+    row) -> DATE-OBS (ISO, UTC), MJD-OBS (days), TIMESYS = 'UTC'. observer -> OBSERVER.
+    obsgeo_m: ITRF (X, Y, Z) of the array reference position, metres -> OBSGEO-X/Y/Z and the
+    equivalent geodetic OBSGEO-L/B/H (WGS84; deg, deg, m) that wcslib would otherwise derive.
+    """
+
+    date_obs_mjd_s: float | None = None
+    observer: str | None = None
+    obsgeo_m: tuple[float, float, float] | None = None
+
+
+def _observation_cards(h: fits.Header, obs: Observation, ra: float, dec: float, telescope: str) -> None:
+    from astropy.time import Time
+
+    h["INSTRUME"] = telescope
+    if obs.observer:
+        h["OBSERVER"] = obs.observer
+    if obs.date_obs_mjd_s is not None:
+        t = _finite("date_obs_mjd_s", obs.date_obs_mjd_s)
+        when = Time(t / 86400.0, format="mjd", scale="utc")
+        when.precision = 6
+        h["DATE-OBS"] = (when.isot, "start of the observation (UTC)")
+        h["MJD-OBS"] = (t / 86400.0, "DATE-OBS as MJD (UTC, days)")
+        h["TIMESYS"] = ("UTC", "time scale of DATE-OBS and MJD-OBS")
+    h["OBSRA"] = (ra, "pointing centre RA (deg)")
+    h["OBSDEC"] = (dec, "pointing centre Dec (deg)")
+    if obs.obsgeo_m is not None:
+        xyz = [_finite("obsgeo_m", v) for v in obs.obsgeo_m]
+        for axis, v in zip("XYZ", xyz, strict=True):
+            h[f"OBSGEO-{axis}"] = (v, f"array reference position ITRF {axis} (m)")
+        for axis, v, what in zip("LBH", _wcslib_geodetic(xyz), ("longitude (deg)", "latitude (deg)", "height (m)"),
+                                 strict=True):
+            h[f"OBSGEO-{axis}"] = (v, f"array reference {what}")
+
+
+def _wcslib_geodetic(xyz: Sequence[float]) -> tuple[float, float, float]:
+    """(OBSGEO-L, -B, -H) as wcslib derives them from OBSGEO-X/Y/Z (its 'obsfix').
+
+    Written with X/Y/Z so that readers built on wcslib (astropy, CARTA) find the pair consistent
+    and change nothing; wcslib's geodetic height differs from an exact WGS84 one by metres (3 m
+    at ALMA), below any use in imaging.
+    """
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning
+
+    probe = fits.Header()  # wcslib's fix needs celestial axes to act on
+    probe["NAXIS"] = 2
+    probe["CTYPE1"], probe["CTYPE2"] = "RA---SIN", "DEC--SIN"
+    for axis, v in zip("XYZ", xyz, strict=True):
+        probe[f"OBSGEO-{axis}"] = float(v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        geo = WCS(probe).wcs.obsgeo
+    return float(geo[3]), float(geo[4]), float(geo[5])
+
 
 #: FITS Stokes axis codes (WCS Paper I, table 7).
 _STOKES_CODE: dict[str, int] = {"I": 1, "Q": 2, "U": 3, "V": 4, "RR": -1, "LL": -2, "RL": -3, "LR": -4,
@@ -198,7 +266,8 @@ def _primary_header(nx: int, ny: int, nchan: int, *, ra_deg: float, dec_deg: flo
                     freq_hz: float, chan_width_hz: float, specframe: str, beams: Sequence[Beam], bunit: str,
                     object_name: str, telescope: str, restfreq_hz: float | None,
                     provenance: Mapping[str, str | float | int | bool] | None, history: Iterable[str],
-                    stokes: str, bitpix: int, date: datetime | None) -> fits.Header:
+                    stokes: str, bitpix: int, date: datetime | None,
+                    observation: Observation | None = None) -> fits.Header:
     """The validated primary header of an ``(1, nchan, ny, nx)`` image (see `write_image`).
 
     beams: as returned by `_beam_list`; more than one: CASAMBM = T and the median-area beam.
@@ -257,6 +326,9 @@ def _primary_header(nx: int, ny: int, nchan: int, *, ra_deg: float, dec_deg: flo
         if rest <= 0:
             raise ValueError("restfreq_hz must be positive")
         h["RESTFRQ"] = (rest, "rest frequency (Hz)")
+    if specsys in _VELREF:
+        h["VELREF"] = (_VELREF[specsys], "1 LSR, 2 HEL, 3 OBS, +256 radio (AIPS)")
+    _observation_cards(h, observation or Observation(), ra, dec, telescope)
     if beams:
         ref = beams[0] if len(beams) == 1 else _median_area_beam(beams)
         h["BMAJ"] = (ref.bmaj_arcsec / 3600.0, "beam major axis FWHM (deg)")
@@ -279,7 +351,7 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
                 telescope: str = "ALMA", restfreq_hz: float | None = None,
                 provenance: Mapping[str, str | float | int | bool] | None = None,
                 history: Iterable[str] = (), stokes: str = "I", bitpix: int = -32,
-                date: datetime | None = None) -> Path:
+                date: datetime | None = None, observation: Observation | None = None) -> Path:
     """Write a 4-D FITS image (RA---SIN, DEC--SIN, FREQ, STOKES) atomically; return the path.
 
     data: ``(nx, ny)`` (mfs) or ``(nchan, nx, ny)`` in the gridding convention; written as
@@ -291,6 +363,9 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
     provenance: ``HIERARCH ALMARULES <key>`` keywords (long strings on CONTINUE cards; trailing
     blanks are not significant in FITS). history: HISTORY cards (wrapped at 72 characters).
     bitpix: -32 (float32, as CASA exports) or -64. date: DATE (UTC; default now).
+    observation: DATE-OBS, MJD-OBS, TIMESYS, OBSERVER, OBSGEO-* (see `Observation`); OBSRA/OBSDEC
+    (the phase centre), INSTRUME (= telescope) and, for LSRK/BARYCENT/TOPOCENT, VELREF are always
+    written, as CASA's exportfits does.
     Cubes larger than memory: `CubeWriter`.
     """
     arr = np.asarray(data)
@@ -305,7 +380,7 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
                              freq_hz=freq_hz, chan_width_hz=chan_width_hz, specframe=specframe, beams=beams,
                              bunit=bunit, object_name=object_name, telescope=telescope,
                              restfreq_hz=restfreq_hz, provenance=provenance, history=history,
-                             stokes=stokes, bitpix=bitpix, date=date)
+                             stokes=stokes, bitpix=bitpix, date=date, observation=observation)
     cube = np.ascontiguousarray(arr.transpose(0, 2, 1), dtype=_DTYPES[bitpix])[None]  # (1, nchan, ny, nx)
     hdu = fits.PrimaryHDU(cube)  # SIMPLE ... EXTEND from the data (PrimaryHDU(header=) would drop EXTEND)
     hdu.header.extend(header, strip=True, end=True)  # the rest of the cards, in order
@@ -421,7 +496,7 @@ class CubeWriter:
                  telescope: str = "ALMA", restfreq_hz: float | None = None,
                  provenance: Mapping[str, str | float | int | bool] | None = None,
                  history: Iterable[str] = (), stokes: str = "I", bitpix: int = -32,
-                 date: datetime | None = None) -> None:
+                 date: datetime | None = None, observation: Observation | None = None) -> None:
         for name, n in (("nx", nx), ("ny", ny), ("nchan", nchan)):
             if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
@@ -431,7 +506,7 @@ class CubeWriter:
                               chan_width_hz=chan_width_hz, specframe=specframe, bunit=bunit,
                               object_name=object_name, telescope=telescope, restfreq_hz=restfreq_hz,
                               provenance=dict(provenance or {}), history=[str(x) for x in history],
-                              stokes=stokes, bitpix=bitpix, date=date)
+                              stokes=stokes, bitpix=bitpix, date=date, observation=observation)
         widest = [Beam(2.0, 1.0, 0.0), Beam(1.0, 1.0, 0.0)]  # the header with every beam card
         self._header_size = len(self._header(widest, 0, "0" * 16).tostring())  # validates the keywords
         self._dtype = np.dtype(_DTYPES[bitpix]).newbyteorder(">")

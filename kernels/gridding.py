@@ -114,6 +114,19 @@ def _grid(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np.ndarray
     return dirty
 
 
+def max_w_phase(uvw_m: np.ndarray, freq_hz: np.ndarray, npix_x: int, npix_y: int, cell_arcsec: float) -> float:
+    """The largest phase (rad) the w-term takes over the image: 2 pi max|w| max(nu) / c (1 - n)
+    at the image corner, n = sqrt(1 - l^2 - m^2) (module docstring), l, m the corner's offsets.
+    Gridding without the w-term (``wgridding=False``) errs by at most this phase per sample."""
+    uvw, freq = _geometry(uvw_m, freq_hz)
+    if uvw.shape[0] == 0:
+        return 0.0
+    l = npix_x / 2 * float(cell_arcsec) * ARCSEC
+    m = npix_y / 2 * float(cell_arcsec) * ARCSEC
+    one_minus_n = (l * l + m * m) / (1.0 + math.sqrt(max(1.0 - l * l - m * m, 0.0)))  # 1 - n, no cancellation
+    return 2.0 * math.pi * float(np.abs(uvw[:, 2]).max()) * float(freq.max()) / 299_792_458.0 * one_minus_n
+
+
 def dirty_image(uvw_m: np.ndarray, freq_hz: np.ndarray, vis: np.ndarray, weight: np.ndarray,
                 npix_x: int, npix_y: int, cell_arcsec: float, epsilon: float = 1e-6,
                 wgridding: bool = True, nthreads: int = 0,

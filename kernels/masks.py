@@ -29,7 +29,7 @@ auto-multithresh (Kepley et al. 2020, PASP 132:024505, section 3; CASA tclean
 Simplifications against CASA: a single 2-D plane (cubes: per channel, no per-channel bookkeeping
 of which channels already converged); no minpercentchange / "stop masking" logic, no
 verbose/fastnoise switch (the noise always excludes prev_mask); the sidelobe level is an input
-(e.g. `kernels.beam.sidelobe_level`); the peak for the sidelobe threshold is the positive peak;
+(`kernels.beam.sidelobe_level`, CASA's measure); the peak for the sidelobe threshold is the positive peak;
 smoothing is an FFT convolution with a sampled (not pixel-integrated) Gaussian, zero-padded at
 the image edge; labelling and dilation use 8-connectivity (the 3x3 square), which may differ
 from CASA's choice by single pixels at region corners.

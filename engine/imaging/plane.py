@@ -50,27 +50,57 @@ def dirty_plane(job: ImageJob, vs: VisSet, nthreads: int = 0) -> Dirty:
     n, cell = job.imsize, job.cell_arcsec
     if vs.nvis == 0:
         raise ImagingError(f"{job.path}: every visibility is flagged")
-    kw = dict(flags=vs.flag)
+    kw = dict(flags=vs.flag, per_channel=job.specmode == "cube")  # CASA's cube vs mfs uv cells
     try:
         iw = weighting.briggs(vs.uvw, vs.freq, vs.weight, n, n, cell, job.robust, **kw)
     except ValueError as exc:
         raise ImagingError(f"{job.path}: weighting: {exc} (cell {cell:.4g} arcsec, {n} pixels)") from None
-    sigma = weighting.sensitivity(vs.weight, iw, flags=vs.flag)
-    grid = dict(flags=vs.flag, epsilon=EPSILON, nthreads=nthreads)
+    sigma = weighting.sensitivity(vs.noise_weight, iw, flags=vs.flag)  # variance, not CASA's weights
+    grid = dict(flags=vs.flag, epsilon=EPSILON, nthreads=nthreads, wgridding=job.gridder == "wproject")
     psf = gridding.psf(vs.uvw, vs.freq, iw, n, n, cell, **grid)
     try:
         fitted = beamfit.fit_beam(psf, cell)
     except ValueError as exc:
         raise ImagingError(f"{job.path}: the PSF main lobe cannot be fitted ({exc}); too few baselines "
                            f"or too coarse a cell") from None
-    side = beamfit.sidelobe_level(psf, fitted, cell)
+    side = beamfit.sidelobe_level(psf, fitted, cell)  # CASA's measure, as the cycle threshold's
     dirty = gridding.dirty_image(vs.uvw, vs.freq, vs.vis, iw, n, n, cell, **grid)
     return Dirty(iw, sigma, psf, fitted, side, dirty)
 
 
 def pb_plane(job: ImageJob, freq_hz: float, dish_m: float) -> np.ndarray:
-    """The primary beam of the image at `freq_hz` (the rules' pb_model)."""
+    """The primary beam of the image at `freq_hz`: the rules' pb_model (a `kernels.primary_beam`
+    model by name); `dish_m` (the smallest physical dish, m) sizes the generic "airy" and
+    "gaussian" models, the telescopes' models carry their own apertures."""
     return primary_beam.pb_image(job.imsize, job.imsize, job.cell_arcsec, freq_hz, dish_m, model=job.pb_model)
+
+
+def pb_notes(job: ImageJob, dish_m: float) -> list[str]:
+    """The record's warning when the primary beam is a generic model (no telescope model chosen
+    by the rules, or one forced by name), saying which; none for a telescope's model."""
+    if job.pb_model not in primary_beam.GENERIC_MODELS:
+        return []
+    used = primary_beam.describe(job.pb_model, 1e9, dish_m)  # the generic models scale as 1 / nu
+    return [f"primary beam: the generic model {used} [{job.settings['pb_model'].source}], not a measured "
+            f"beam of the telescope; PB-corrected fluxes away from the phase centre are only as good as it"]
+
+
+#: the largest w-term phase (rad) over an image that gridder "standard" ignores without a warning
+W_PHASE_WARN = 0.1
+
+
+def w_term_warnings(job: ImageJob, vs: VisSet) -> list[str]:
+    """The record's warning when the rules' gridder ignores a w-term phase over W_PHASE_WARN rad at
+    the image corners (`kernels.gridding.max_w_phase`): positions and fluxes far from the phase
+    centre then suffer, as in tclean's standard gridder; none otherwise."""
+    if job.gridder == "wproject" or vs.nvis == 0:
+        return []
+    phase = gridding.max_w_phase(vs.uvw, vs.freq, job.imsize, job.imsize, job.cell_arcsec)
+    if phase <= W_PHASE_WARN:
+        return []
+    return [f"the w-term reaches {phase:.3g} rad at the image corners and gridder 'standard' ignores it "
+            f"[{job.settings['gridder'].source}]: sources far from the phase centre are distorted; "
+            f"gridder 'wproject' corrects it"]
 
 
 def dirty_dr(d: Dirty, pb: np.ndarray) -> tuple[float, float]:
@@ -116,6 +146,7 @@ def clean_plane(job: ImageJob, vs: VisSet, d: Dirty, pb: np.ndarray, threshold: 
             vs.uvw, vs.freq, vs.vis, vs.weight, d.imaging_weight, n, n, cell, psf=d.psf, mask=mask,
             gain=job.gain, threshold=threshold, niter=job.niter, cycle_factor=job.cycle_factor, epsilon=EPSILON,
             minor=job.deconvolver, flags=vs.flag, nthreads=nthreads, mask_update=update, dirty=d.image,
+            wgridding=job.gridder == "wproject",
             beam=d.beam)
     image = restore.restore(result.model, result.residual, d.beam, cell)
     final_mask = result.mask if result.mask is not None else np.zeros((n, n), bool)

@@ -31,6 +31,7 @@ class Weblog(BaseModel):
     aggregate_bandwidth: Optional[Setting] = None
     qa_score: Optional[Setting] = None
     qa_colour: Optional[Setting] = None
+    qa_reasons: list[str] = Field(default_factory=list, description="the score's terms that applied, e.g. a cap")
 
 
 class MajorCycleRecord(BaseModel):
@@ -108,6 +109,13 @@ class Product(BaseModel):
     bytes: int
 
 
+#: The status of an image, worst first: "failed" (no image; `error` says why), "uncalibrated"
+#: (made from the DATA column because CORRECTED_DATA was absent or empty), "diverged" (the clean
+#: stopped because the residual grew; a cube: in some channel), "ok". An image both uncalibrated
+#: and diverged is "uncalibrated"; `concerns` lists every such problem in words.
+Status = Literal["ok", "diverged", "uncalibrated", "failed"]
+
+
 class ImageRecord(BaseModel):
     """Everything about one image made by the imaging stage."""
 
@@ -117,8 +125,10 @@ class ImageRecord(BaseModel):
     intent: str
     spws: list[int]
     specmode: str
-    status: Literal["ok", "failed"]
+    status: Status
     error: Optional[str] = None
+    concerns: list[str] = Field(default_factory=list,
+                                description="why the status is not ok (shown on the terminal too)")
     rules: list[str]
     rules_sha256: str
     settings: list[str] = Field(default_factory=list, description="--set assignments")

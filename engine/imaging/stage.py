@@ -63,6 +63,7 @@ class Stage:
     memory_limit: int = 2 * 1024 ** 3
     nthreads: int = 0
     log: Optional[Progress] = None
+    data_calibrated: bool = False  # the user says DATA holds calibrated visibilities (--data-calibrated)
     dec: Decisions = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,12 +134,13 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
     """Make one image; a failure the user can act on becomes a record with status "failed"."""
     t0 = time.perf_counter()
     rec = ImageRecord(key=key, field="", intent="", spws=[], specmode="", status="ok", rules=stage.dec.rules,
-                      rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets))
+                      rules_sha256=stage.program.rs.digest(), settings=list(stage.sets))
     job: Optional[ImageJob] = None
     try:
         job = stage.job(key)
         rec.field, rec.intent, rec.spws, rec.specmode = job.field, job.intent, job.spws, job.specmode
         rec.parameters = job.settings
+        rec.warnings += plane.pb_notes(job, stage.dish())
         writer = ProductWriter(stage, job, rec)
         if job.specmode == "cube":
             _cube(stage, job, rec, writer)
@@ -148,10 +150,20 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
         rec.status, rec.error = "failed", str(exc)
         if job is not None:
             stage.measure(job, failed=True)
+    except KeyboardInterrupt:
+        _discard_products(stage, rec)
+        raise
+    _judge(rec, stage.data_calibrated)
     rec.timings["total"] = time.perf_counter() - t0
     if job is not None:
         ProductWriter(stage, job, rec).write_record()
     return rec
+
+
+def _discard_products(stage: Stage, rec: ImageRecord) -> None:
+    """Remove the products of an interrupted image already written (an image is whole or absent)."""
+    for p in rec.products:
+        (stage.out_dir / p.file).unlink(missing_ok=True)
 
 
 def _data_record(sel: vdata.Selection, vs_rows: int, nchan: int, nvis: int, nflag: int, column: str) -> DataRecord:
@@ -177,8 +189,52 @@ def _weblog_frequency(rec: ImageRecord, sel: vdata.Selection) -> None:
     rec.weblog.fractional_bandwidth = _measured(frac, "", f"span / centre of {how}")
 
 
+def _column_facts(rec: ImageRecord, data_calibrated: bool) -> dict:
+    """The measurement's data_column and calibrated: DATA read from any MS (CORRECTED_DATA absent
+    or empty there) makes the image uncalibrated, unless the user says DATA is calibrated."""
+    if rec.data is None:
+        return {}
+    columns = {c.strip() for c in rec.data.column.split(",") if c.strip()}
+    if not columns <= {"DATA", "CORRECTED_DATA"}:
+        return {}
+    data = "DATA" in columns
+    return {"data_column": "DATA" if data else "CORRECTED_DATA", "calibrated": data_calibrated or not data}
+
+
+def _diverged_channels(rec: ImageRecord) -> list[int]:
+    return [c.channel for c in rec.channels if c.stopped_by == "divergence"]
+
+
+def _clean_diverged(rec: ImageRecord) -> Optional[bool]:
+    """The clean stopped on divergence (a cube: in some channel); None when there was no clean."""
+    if rec.clean is None:
+        return None
+    return "divergence" in rec.clean.stopped_by.split(", ") or bool(_diverged_channels(rec))
+
+
+def _judge(rec: ImageRecord, data_calibrated: bool) -> None:
+    """The status and concerns of a made image (see `record.Status`)."""
+    if rec.status == "failed":
+        return
+    facts = _column_facts(rec, data_calibrated)
+    if facts.get("calibrated") is False:
+        rec.concerns.append(
+            "uncalibrated: the visibilities were read from the DATA column (CORRECTED_DATA absent or empty), "
+            "so fluxes, noise and QA score describe uncalibrated data (calibrate first; if DATA holds "
+            "calibrated visibilities, e.g. a split MS, say so with --data-calibrated)")
+    if _clean_diverged(rec):
+        chans = _diverged_channels(rec)
+        where = (f" in {len(chans)} of {len(rec.channels)} channels (first: channel {chans[0]})" if chans
+                 else "")
+        rec.concerns.append(f"diverged: the clean stopped because the residual grew{where}; the image holds "
+                            f"clean artefacts (see the record's clean history and warnings)")
+    rec.status = ("uncalibrated" if facts.get("calibrated") is False else
+                  "diverged" if _clean_diverged(rec) else "ok")
+
+
 def _threshold(stage: Stage, job: ImageJob, rec: ImageRecord, sigma: float, peak: float, dr: float) -> float:
-    dec = stage.measure(job, sensitivity=sigma, dirty_peak=peak, dirty_dr=dr)
+    dec = stage.measure(job, sensitivity=sigma, dirty_peak=peak, dirty_dr=dr,
+                        **_column_facts(rec, stage.data_calibrated))
     rec.weblog.sensitivity = _ruled(dec, job, "sensitivity", "mJy/beam")
     rec.weblog.dirty_dr = _ruled(dec, job, "dirty_dr")
     rec.weblog.dr_correction = _ruled(dec, job, "dr_correction")
@@ -189,12 +245,17 @@ def _threshold(stage: Stage, job: ImageJob, rec: ImageRecord, sigma: float, peak
 
 def _score(stage: Stage, job: ImageJob, rec: ImageRecord, rms: float, beam: Optional[Beam],
            residual_rms: Optional[float]) -> None:
-    dec = stage.measure(job, rms=rms, residual_rms=residual_rms,
+    dec = stage.measure(job, rms=rms, residual_rms=residual_rms, clean_diverged=_clean_diverged(rec),
                         beam_major=beam.bmaj_arcsec if beam else None, beam_minor=beam.bmin_arcsec if beam else None,
                         beam_pa=beam.bpa_deg if beam else None)
     rec.weblog.rms = _ruled(dec, job, "rms", "mJy/beam")
     rec.weblog.qa_score = _ruled(dec, job, "qa_score")
     rec.weblog.qa_colour = _ruled(dec, job, "qa_colour")
+    try:
+        reasons = dec.value(f"{job.path}.qa_score").reasons
+    except KeyError:
+        reasons = []
+    rec.weblog.qa_reasons = [f"{r.sign}{r.amount:.3g} {r.reason}" for r in reasons]
 
 
 def _beam_weblog(rec: ImageRecord, b: Beam, how: str) -> None:
@@ -244,6 +305,7 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
     vs = vdata.read(sel)
     rec.timings["read"] = time.perf_counter() - t
     rec.warnings += [n for n in vs.notes if n not in rec.warnings]
+    rec.warnings += plane.w_term_warnings(job, vs)
     rec.data = _data_record(sel, vs.uvw.shape[0], sum(s.nchan_selected for s in sel.spws), vs.nvis,
                             int(vs.flag.sum()), ", ".join(vs.columns))
     _weblog_frequency(rec, sel)
@@ -252,8 +314,9 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
 
     t = time.perf_counter()
     d = plane.dirty_plane(job, vs, stage.nthreads)
-    ref_freq = float(np.average(vs.freq)) if not vs.flattened else float(vs.freq[0])
-    pb = plane.pb_plane(job, ref_freq, stage.dish())
+    # tclean's mfs PB is at the image's reference frequency, the mid point of the selected
+    # channels' LSRK edges (the mean channel frequency misses it by up to 3e-3 of the PB)
+    pb = plane.pb_plane(job, rec.weblog.centre_frequency.value * 1e9, stage.dish())
     peak, dr = plane.dirty_dr(d, pb)
     rec.timings["dirty"] = time.perf_counter() - t
     threshold = _threshold(stage, job, rec, d.sensitivity, peak, dr)
@@ -304,7 +367,7 @@ def _channel(vs, j: int):
     from almarules.kernels.visset import VisSet
 
     return VisSet(vs.uvw, vs.freq[j:j + 1], vs.vis[:, j:j + 1], vs.weight[:, j:j + 1], vs.flag[:, j:j + 1],
-                  vs.flattened, vs.notes)
+                  vs.flattened, vs.notes, vs.columns, vs.noise_weight[:, j:j + 1])
 
 
 def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter") -> None:
@@ -325,6 +388,7 @@ def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter"
     # pass 1: per-channel sensitivity, beam and dirty peak
     t = time.perf_counter()
     first = vdata.read(sel, job.nbin, (0, 1))
+    rec.warnings += plane.w_term_warnings(job, first)  # one channel: the spw's spread in nu is small
     per_chunk = max(1, int(stage.memory_limit // max(first.nbytes, 1)))
     p1 = _Pass1()
     rows = nvis = nflag = 0
@@ -468,6 +532,8 @@ def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[Imag
         records.append(rec)
         w = rec.weblog
         tail = (f"failed: {rec.error}" if rec.status == "failed" else
+                f"{rec.status.upper()}, score {w.qa_score.value:.2f} {w.qa_colour.value}"
+                if rec.status != "ok" and w.qa_score and w.qa_colour else
                 f"rms {w.rms.value:.3g} mJy/beam, threshold {w.threshold.value:.3g} mJy/beam, "
                 f"score {w.qa_score.value:.2f} {w.qa_colour.value}" if w.rms and w.threshold and w.qa_score
                 and w.qa_colour else "done")

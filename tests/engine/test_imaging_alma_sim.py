@@ -30,6 +30,8 @@ from almarules.kernels.masks import beam_area_pixels
 from conftest import SHARED_DATA
 from imaging_checks import expected_pixel, fit_peak, integrated, plane
 
+REPO = Path(__file__).resolve().parents[2]
+
 MOUS = "almarules-sim-band6"
 # the line (LSRK 229.000016 GHz, FWHM 23 MHz) left out of spw 1, +-2.6 FWHM, as findcont would
 CONT_DAT = """Field: SIMGAL_1
@@ -170,8 +172,17 @@ def test_wcs_beam_and_provenance_headers(made, truth):
     assert head["CRVAL3"] == pytest.approx(rec.weblog.centre_frequency.value * 1e9)
     prov = read_provenance(head)
     assert prov["rules_sha256"] == rec.rules_sha256
-    assert prov["param.cell.rule"].endswith("imaging.rules:67:1")
+    assert "rules/alma/cycle4/imaging.rules:" in prov["param.cell.rule"]
+    assert _rule_text(prov["param.cell.rule"]).startswith("derive image.cell = ")
     assert prov["threshold_mJy"] == pytest.approx(rec.weblog.threshold.value)
     pb, _, _ = read_image(_file(out, key, "pb"))
     assert pb[0, data.shape[1] // 2, data.shape[2] // 2] == pytest.approx(1.0)
     assert np.isnan(data[0, 0, 0])  # beyond the pblimit
+
+
+def _rule_text(source: str) -> str:
+    """The first line of the rule at ``.../FILE.rules:LINE:COL`` (sources name rules by line, which
+    edits elsewhere in the file move)."""
+    path, line, _ = source.rsplit(":", 2)
+    full = Path(path) if Path(path).is_absolute() else REPO / path
+    return full.read_text().splitlines()[int(line) - 1]

@@ -36,7 +36,8 @@ def test_raw_data_image_without_crashing_and_say_so(shared_ms, tmp_path, repo):
     assert [r.key for r in records] == list(CALIBRATORS) + ["N5921_2.TARGET.0.mfs", "N5921_2.TARGET.0.cont",
                                                              "N5921_2.TARGET.0.cube"]
     for r in records:
-        assert r.status == "ok", r.error
+        assert r.status == "uncalibrated", r.error  # raw data: not "ok" (issue 10)
+        assert r.concerns[0].startswith("uncalibrated: the visibilities were read from the DATA column")
         assert r.data.column == "DATA" and any("read DATA instead" in w for w in r.warnings)
         assert r.data.rows > 0 and 0 <= r.data.flagged_fraction < 1
     cube = records[-1]

@@ -487,3 +487,51 @@ def test_cube_writer_rejects_bad_use(tmp_path):
         with products.CubeWriter(tmp_path / "x.fits", NX, NY, NCHAN, **_ARGS) as cw:
             cw.write_plane(0, np.zeros((NX, NY), dtype=complex))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_atomic_write_leaves_nothing(tmp_path):
+    from almarules.engine.io import write_bytes_atomic
+
+    def interrupted(fh):
+        fh.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_bytes_atomic(tmp_path / "a.json", interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ALMA's array reference position, ITRF (m), as CASA 6.7 exportfits writes it (OBSGEO-X/Y/Z)
+ALMA_XYZ = (2225142.180269, -5440307.370349, -2481029.851874)
+
+
+def test_observation_keywords_open_without_fixes(tmp_path):
+    """DATE-OBS/MJD-OBS/TIMESYS from MJD seconds, OBSGEO-*, OBSRA/OBSDEC, VELREF; astropy's WCS
+    reads them and changes nothing (no FITSFixedWarning)."""
+    from astropy.coordinates import EarthLocation
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    # MJD 60476 + 9655.144 s = 2024-06-15 02:40:55.144 UTC (60476 is 2024-06-15: 60000 is 2023-02-25)
+    obs = products.Observation(date_obs_mjd_s=60476 * 86400.0 + 9655.144, observer="Jane Doe", obsgeo_m=ALMA_XYZ)
+    for path, writer in ((tmp_path / "i.fits", "image"), (tmp_path / "c.fits", "cube")):
+        if writer == "image":
+            _write(path, _cube(), observation=obs, telescope="ALMA", restfreq_hz=230.538e9)
+        else:
+            with products.CubeWriter(path, NX, NY, NCHAN, observation=obs, telescope="ALMA", restfreq_hz=230.538e9,
+                                     **_ARGS) as cw:
+                for k in range(NCHAN):
+                    cw.write_plane(k, _cube()[k])
+        h = fits.getheader(path)
+        assert h["DATE-OBS"] == "2024-06-15T02:40:55.144000" and h["TIMESYS"] == "UTC"
+        assert h["MJD-OBS"] == pytest.approx(60476 + 9655.144 / 86400, abs=1e-11)
+        assert (h["OBSERVER"], h["TELESCOP"], h["INSTRUME"]) == ("Jane Doe", "ALMA", "ALMA")
+        assert (h["OBSRA"], h["OBSDEC"], h["VELREF"], h["SPECSYS"]) == (RA, DEC, 257, "LSRK")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FITSFixedWarning)
+            w = WCS(h)
+        assert list(w.wcs.obsgeo[:3]) == pytest.approx(ALMA_XYZ, abs=1e-6)
+        # geodetic L/B agree with astropy's exact WGS84 conversion; H within wcslib's few metres
+        lon, lat, height = EarthLocation.from_geocentric(*ALMA_XYZ, unit="m").to_geodetic("WGS84")
+        assert h["OBSGEO-L"] == pytest.approx(lon.deg, abs=1e-6) and h["OBSGEO-B"] == pytest.approx(lat.deg, abs=1e-4)
+        assert abs(h["OBSGEO-H"] - height.to_value("m")) < 5
+        assert w.wcs.restfrq == 230.538e9 and w.wcs.specsys == "LSRK"
