@@ -27,16 +27,20 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from almarules.engine.io import write_bytes_atomic
 from almarules.kernels.beam import Beam
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+_MJD0 = datetime(1858, 11, 17)  # MJD 0, the origin of MS TIME (seconds)
 
 __all__ = [
     "INTENT_ABBREVIATIONS",
@@ -91,16 +95,13 @@ class Observation:
 
 
 def _observation_cards(h: fits.Header, obs: Observation, ra: float, dec: float, telescope: str) -> None:
-    from astropy.time import Time
-
     h["INSTRUME"] = telescope
     if obs.observer:
         h["OBSERVER"] = obs.observer
     if obs.date_obs_mjd_s is not None:
         t = _finite("date_obs_mjd_s", obs.date_obs_mjd_s)
-        when = Time(t / 86400.0, format="mjd", scale="utc")
-        when.precision = 6
-        h["DATE-OBS"] = (when.isot, "start of the observation (UTC)")
+        when = _MJD0 + timedelta(seconds=t)  # UTC; a date inside a leap second is not representable
+        h["DATE-OBS"] = (when.isoformat(timespec="microseconds"), "start of the observation (UTC)")
         h["MJD-OBS"] = (t / 86400.0, "DATE-OBS as MJD (UTC, days)")
         h["TIMESYS"] = ("UTC", "time scale of DATE-OBS and MJD-OBS")
     h["OBSRA"] = (ra, "pointing centre RA (deg)")
@@ -115,25 +116,22 @@ def _observation_cards(h: fits.Header, obs: Observation, ra: float, dec: float, 
 
 
 def _wcslib_geodetic(xyz: Sequence[float]) -> tuple[float, float, float]:
-    """(OBSGEO-L, -B, -H) as wcslib derives them from OBSGEO-X/Y/Z (its 'obsfix').
-
-    Written with X/Y/Z so that readers built on wcslib (astropy, CARTA) find the pair consistent
-    and change nothing; wcslib's geodetic height differs from an exact WGS84 one by metres (3 m
-    at ALMA), below any use in imaging.
-    """
-    import warnings
-
-    from astropy.wcs import FITSFixedWarning
-
-    probe = fits.Header()  # wcslib's fix needs celestial axes to act on
-    probe["NAXIS"] = 2
-    probe["CTYPE1"], probe["CTYPE2"] = "RA---SIN", "DEC--SIN"
-    for axis, v in zip("XYZ", xyz, strict=True):
-        probe[f"OBSGEO-{axis}"] = float(v)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        geo = WCS(probe).wcs.obsgeo
-    return float(geo[3]), float(geo[4]), float(geo[5])
+    """(OBSGEO-L, -B, -H) in deg, deg, m as wcslib derives them from OBSGEO-X/Y/Z (its 'obsfix'):
+    on the IAU 1976 ellipsoid of WCS Paper VII (a = 6378140 m, f = 1 / 298.2577), latitude by
+    four fixed-point iterations of zeta = z / (1 - n e^2 / rho). Written with X/Y/Z, readers
+    built on wcslib (astropy, CARTA) find the pair consistent (to 1 m) and change nothing; the
+    height differs from a WGS84 one by metres, below any use in imaging."""
+    a, f = 6378140.0, 1.0 / 298.2577
+    e2 = (2.0 - f) * f
+    x, y, z = (float(v) for v in xyz)
+    r2 = x * x + y * y
+    zeta, rho, sinlat, n = z, 0.0, 0.0, a
+    for _ in range(4):
+        rho = math.sqrt(r2 + zeta * zeta)
+        sinlat = zeta / rho
+        n = a / math.sqrt(1.0 - e2 * sinlat * sinlat)
+        zeta = z / (1.0 - n * e2 / rho)
+    return math.degrees(math.atan2(y, x)), math.degrees(math.asin(sinlat)), rho - n
 
 
 #: FITS Stokes axis codes (WCS Paper I, table 7).
@@ -629,8 +627,10 @@ class CubeWriter:
 
 # --------------------------------------------------------------------------- reading (tests, tools)
 
-def read_image_wcs(path: str | Path) -> tuple[WCS, fits.Header]:
+def read_image_wcs(path: str | Path) -> tuple["WCS", fits.Header]:
     """The 4-D WCS and the primary header of a FITS image."""
+    from astropy.wcs import WCS
+
     with fits.open(path) as hdul:
         header = hdul[0].header.copy()
     return WCS(header), header

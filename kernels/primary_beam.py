@@ -113,8 +113,19 @@ def casa_u(r2_deg2: np.ndarray, freq_hz: float, max_u: float) -> np.ndarray:
 _AIRY_TABLES: dict["AiryModel", np.ndarray] = {}  # the pattern at CASA's u samples, per model
 
 
+class _LookedUp:
+    """A model tclean looks up at single-precision squared radii (`power_r2`)."""
+
+    def power_r2(self, r2_deg2: np.ndarray, freq_hz: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def power(self, r_arcsec, freq_hz: float) -> np.ndarray:
+        """Power at radii `r_arcsec` (arcsec)."""
+        return self.power_r2(radius2_deg2(r_arcsec), freq_hz)
+
+
 @dataclass(frozen=True)
-class AiryModel:
+class AiryModel(_LookedUp):
     """Airy pattern of a `dish_m` aperture with a `blockage_m` central blockage, 0 beyond
     u = r[arcmin] nu[GHz] > `max_u`; CASA's form and scale (module docstring)."""
 
@@ -134,14 +145,10 @@ class AiryModel:
     def _table(self) -> np.ndarray:
         table = _AIRY_TABLES.get(self)
         if table is None:
-            grid = np.floor(np.arange(CASA_SAMPLES) * 1.0) / ((CASA_SAMPLES - 1) / self.max_u)
+            grid = np.arange(CASA_SAMPLES) / ((CASA_SAMPLES - 1) / self.max_u)  # CASA's u samples
             table = casa_airy_power(grid * K_CASA * self.dish_m, self.blockage_m / self.dish_m)
             _AIRY_TABLES[self] = table
         return table
-
-    def power(self, r_arcsec, freq_hz: float) -> np.ndarray:
-        """Power at radii `r_arcsec` (arcsec)."""
-        return self.power_r2(radius2_deg2(r_arcsec), freq_hz)
 
     def describe(self) -> str:
         return (f"Airy pattern of a {self.dish_m:g} m aperture with a {self.blockage_m:.4g} m blockage, "
@@ -149,7 +156,7 @@ class AiryModel:
 
 
 @dataclass(frozen=True)
-class PolyModel:
+class PolyModel(_LookedUp):
     """Power pattern sum_i a_i u^(2i), u = r[arcmin] nu[GHz], clipped at 0, 0 beyond `max_u`."""
 
     coefficients: tuple[float, ...]
@@ -161,10 +168,6 @@ class PolyModel:
         u = casa_u(r2_deg2, freq_hz, self.max_u)
         p = np.polynomial.polynomial.polyval(np.nan_to_num(u) ** 2, self.coefficients)
         return np.where(np.isnan(u), 0.0, np.clip(p, 0.0, None))
-
-    def power(self, r_arcsec, freq_hz: float) -> np.ndarray:
-        """Power at radii `r_arcsec` (arcsec)."""
-        return self.power_r2(radius2_deg2(r_arcsec), freq_hz)
 
     def describe(self) -> str:
         return (f"EVLA polynomial fitted at {self.fitted_at_mhz:g} MHz "

@@ -114,6 +114,22 @@ def _observer(ms: str) -> tuple[Optional[str], Optional[str]]:
         return cell("OBSERVER"), cell("TELESCOPE_NAME")
 
 
+#: casacore direction frames that need no epoch or position to convert to ICRS
+_FIXED_FRAMES = frozenset({"ICRS", "J2000", "B1950", "B1950_VLA", "GALACTIC", "SUPERGAL", "ECLIPTIC"})
+
+
+def to_icrs(ra_deg: float, dec_deg: float, frame: str) -> tuple[float, float]:
+    """(RA, Dec) in ICRS (deg) of a direction in one of casacore's time-independent celestial
+    frames (`_FIXED_FRAMES`); a direction in any other frame is returned unchanged."""
+    from casacore.measures import measures
+
+    if frame.upper() not in _FIXED_FRAMES:
+        return ra_deg, dec_deg
+    dm = measures()
+    d = dm.measure(dm.direction(frame.upper(), f"{ra_deg!r}deg", f"{dec_deg!r}deg"), "ICRS")
+    return math.degrees(d["m0"]["value"]) % 360.0, math.degrees(d["m1"]["value"])
+
+
 class ProductWriter:
     """Names, headers and atomic writes of one image's products."""
 
@@ -143,21 +159,14 @@ class ProductWriter:
 
     # ------------------------------------------------------------ headers
     def _centre(self) -> tuple[float, float]:
-        from astropy.coordinates import SkyCoord
-        import astropy.units as u
-
+        """The phase centre in ICRS (deg), converted from the FIELD table's frame by casacore's
+        measures as CASA does (J2000 -> ICRS is the IAU 2000 frame bias, ~20 mas: not astropy's
+        FK5, whose catalogue frame differs from the dynamical J2000 by another ~20 mas)."""
         data = self.rec.data
         ms = data.measurement_sets[0] if data else str(self.stage.ms_paths[0])
         fid = (data.field_ids.get(ms) or [0])[0] if data else msdata.field_rows(ms, self.job.field)[0]
         ra, dec, frame = msdata.phase_centre(ms, fid)
-        frames = {"J2000": "fk5", "ICRS": "icrs", "B1950": "fk4", "GALACTIC": "galactic"}
-        if frame.upper() not in frames:
-            return ra, dec
-        c = SkyCoord(ra * u.deg, dec * u.deg, frame=frames[frame.upper()])
-        if frame.upper() == "GALACTIC":
-            c = SkyCoord(l=ra * u.deg, b=dec * u.deg, frame="galactic")
-        icrs = c.icrs
-        return float(icrs.ra.deg), float(icrs.dec.deg)
+        return to_icrs(ra, dec, frame)
 
     def _provenance(self) -> dict[str, str | float | int | bool]:
         rec, job = self.rec, self.job

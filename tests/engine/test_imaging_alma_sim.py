@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 
 import astropy.units as u
+import erfa
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 
 from almarules.engine.contdat import parse_contdat
 from almarules.engine.api import default_rules, load_dataset, load_program
@@ -162,10 +162,13 @@ def test_wcs_beam_and_provenance_headers(made, truth):
     rec = records[key]
     data, head, beams = read_image(_file(out, key, "pbcor"))
     field = next(f for f in truth["fields"] if f["name"] == "SIMGAL_1")
-    icrs = SkyCoord(field["ra_deg"] * u.deg, field["dec_deg"] * u.deg, frame="fk5").icrs
+    # the MS's J2000 is the dynamical one: ICRS by the IAU 2000 frame bias (erfa), as CASA converts
+    a, d = np.radians(field["ra_deg"]), np.radians(field["dec_deg"])
+    v = erfa.bp00(2451545.0, 0.0)[0].T @ np.array([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    ra_icrs, dec_icrs = np.degrees(np.arctan2(v[1], v[0])) % 360.0, np.degrees(np.arcsin(v[2]))
     assert head["CTYPE1"] == "RA---SIN" and head["CTYPE2"] == "DEC--SIN" and head["RADESYS"] == "ICRS"
-    assert head["CRVAL1"] == pytest.approx(icrs.ra.deg, abs=1e-9)
-    assert head["CRVAL2"] == pytest.approx(icrs.dec.deg, abs=1e-9)
+    assert head["CRVAL1"] == pytest.approx(ra_icrs, abs=1e-9)
+    assert head["CRVAL2"] == pytest.approx(dec_icrs, abs=1e-9)
     assert head["CDELT2"] * 3600 == pytest.approx(rec.parameters["cell"].value)
     assert head["BUNIT"] == "Jy/beam" and head["CTYPE4"] == "STOKES" and head["CRVAL4"] == 1
     assert beams[0].bmaj_arcsec == pytest.approx(rec.weblog.beam_major.value, rel=1e-6)

@@ -535,3 +535,48 @@ def test_observation_keywords_open_without_fixes(tmp_path):
         assert h["OBSGEO-L"] == pytest.approx(lon.deg, abs=1e-6) and h["OBSGEO-B"] == pytest.approx(lat.deg, abs=1e-4)
         assert abs(h["OBSGEO-H"] - height.to_value("m")) < 5
         assert w.wcs.restfrq == 230.538e9 and w.wcs.specsys == "LSRK"
+
+
+@pytest.mark.parametrize("xyz", [(2225142.180269, -5440307.370349, -2481029.851874),  # ALMA (alma_sim)
+                                 (-1601185.365, -5041977.547, 3554875.87)])  # VLA (ngc5921)
+def test_geodetic_obsgeo_is_what_wcslib_derives(xyz):
+    """OBSGEO-L/B/H agree with wcslib's own obsfix (astropy.wcs), so readers change nothing."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from almarules.engine.products import _wcslib_geodetic
+
+    probe = fits.Header()
+    probe["NAXIS"] = 2
+    probe["CTYPE1"], probe["CTYPE2"] = "RA---SIN", "DEC--SIN"
+    for axis, v in zip("XYZ", xyz, strict=True):
+        probe[f"OBSGEO-{axis}"] = v
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        want = WCS(probe).wcs.obsgeo[3:]
+    got = _wcslib_geodetic(xyz)
+    np.testing.assert_allclose(got[:2], want[:2], rtol=0, atol=1e-9)
+    assert abs(got[2] - want[2]) < 1e-6
+
+
+def test_phase_centres_go_to_icrs_by_the_iau2000_frame_bias():
+    """J2000 -> ICRS is the IAU 2000 frame bias (erfa.bp00's rb, independent of casacore), as CASA
+    converts; astropy's FK5 frame is the FK5 catalogue's and sits ~20 mas away, so it is not used."""
+    import math
+
+    import erfa
+
+    from almarules.engine.imaging.products import to_icrs
+
+    rb = erfa.bp00(2451545.0, 0.0)[0]
+    for ra, dec in ((240.0, -25.0), (10.0, 80.0), (359.9, -89.0)):
+        a, d = math.radians(ra), math.radians(dec)
+        w = rb.T @ np.array([math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d)])
+        want = (math.degrees(math.atan2(w[1], w[0])) % 360.0, math.degrees(math.asin(w[2])))
+        got = to_icrs(ra, dec, "J2000")
+        assert abs(got[0] - want[0]) * math.cos(d) < 1e-10 and abs(got[1] - want[1]) < 1e-10
+        assert abs(got[0] - ra) * math.cos(d) > 1e-6  # the bias (~10-20 mas) is applied
+    assert to_icrs(12.0, 34.0, "ICRS") == (12.0, 34.0)
+    assert to_icrs(12.0, 34.0, "AZEL") == (12.0, 34.0)  # needs a time and place: left as it is
