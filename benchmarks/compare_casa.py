@@ -325,7 +325,8 @@ def sigma_metrics(record: dict, ms: Path, chans: list[int], apparentsens: list[f
     both = compare_exact.sigmas(ms, record)
     if record["specmode"] == "cube":
         both = [both[c] for c in chans]
-    casa_def = [b[1] for b in both]
+    cube = record["specmode"] == "cube"
+    casa_def = [b[2] for b in both]  # with the imaging weights apparentsens uses (mfs ones for a cube channel)
     true = cm.sigma_metric(ours, apparentsens, None)
     check = max((abs(cm.rel(b[0], o) or 0.0) for b, o in zip(both, ours, strict=True) if o is not None), default=0.0)
     true.name = "sigma vs apparentsens"
@@ -336,8 +337,16 @@ def sigma_metrics(record: dict, ms: Path, chans: list[int], apparentsens: list[f
     same = cm.sigma_metric(casa_def, apparentsens, None if relative else TARGETS["sigma"])
     same.name = "sigma, CASA's definition"
     same.how = (f"{same.how + '; ' if same.how else ''}sqrt(sum W^2 / (w_XX + w_YY)) / sum W from almarules' "
-                f"imaging weights against apparentsens" + (f"; not judged: {relative}" if relative else ""))
-    return [true, same]
+                f"{'mfs ' if cube else ''}imaging weights against apparentsens"
+                + (f"; not judged: {relative}" if relative else ""))
+    out = [true, same]
+    if cube:
+        tc = cm.sigma_metric([b[1] for b in both], apparentsens, None)
+        tc.name = "sigma, CASA's definition, cube weights"
+        tc.how = (f"{tc.how}; the cube's own imaging weights (tclean's BriggsCubeWeightor convention): apparentsens "
+                  f"weighs a selected channel as mfs does, so it cannot give this one")
+        out.append(tc)
+    return out
 
 
 def grid_metric(stem: Path, casa_grid: dict) -> cm.Metric:

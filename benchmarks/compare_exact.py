@@ -42,23 +42,33 @@ def _weights(vs, p: dict, cube: bool):
                             per_channel=cube)
 
 
-def sigmas(ms: Path, record: dict) -> list[tuple[float, float]]:
-    """(almarules' sigma, CASA's convention's sigma) in Jy/beam per plane (one for mfs; every
-    channel of a cube)."""
+def sigmas(ms: Path, record: dict) -> list[tuple[float, float, float]]:
+    """Per plane (one for mfs; every channel of a cube), in Jy/beam: almarules' sigma, CASA's
+    definition's sigma with the same imaging weights, and CASA's definition's sigma with mfs
+    imaging weights -- what apparentsens computes for one channel of a cube, since the imager
+    tool weighs a selection as mfs does (VisImagingWeight) where tclean's cube uses
+    BriggsCubeWeightor (equal to the second for mfs)."""
     from almarules.kernels import weighting
 
     vs, p = _visibilities(ms, record)
     cube = record["specmode"] == "cube"
     iw = _weights(vs, p, cube)
+    as_mfs = _weights(vs, p, False) if not cube else None
     cols = [slice(j, j + 1) for j in range(vs.freq.size)] if cube else [slice(None)]
     out = []
     for c in cols:
         w, f = iw[:, c], vs.flag[:, c]
         if not (w[~f] > 0).any():
-            out.append((math.nan, math.nan))
+            out.append((math.nan, math.nan, math.nan))
             continue
+        if cube:
+            n, cell = int(p["imsize"]), float(p["cell"])
+            mfs_w = weighting.briggs(vs.uvw, vs.freq[c], vs.weight[:, c], n, n, cell, float(p["robust"]), flags=f)
+        else:
+            mfs_w = as_mfs
         out.append((weighting.sensitivity(vs.noise_weight[:, c], w, flags=f),
-                    weighting.sensitivity(vs.weight[:, c], w, flags=f)))
+                    weighting.sensitivity(vs.weight[:, c], w, flags=f),
+                    weighting.sensitivity(vs.weight[:, c], mfs_w, flags=f)))
     return out
 
 
