@@ -24,7 +24,7 @@ recomputes it). Ties go to the first pixel in CASA's scan order (iy, then ix); C
 components where we take at most niter.
 
 Cycle threshold (CASA's tclean): max(threshold, peak x min(max(cyclefactor x sidelobe, 0.05),
-0.8)), peak = the masked residual peak after the major cycle, sidelobe = `psf_sidelobe_level`
+0.8)), peak = the masked residual peak after the major cycle, sidelobe = `kernels.beam.sidelobe_level`
 (max of the deepest negative PSF value and of the PSF's excess over its fitted Gaussian).
 
 PSF patch (Clark only). Clark's inner loop subtracts only a (2 h + 1)^2 patch of the PSF around
@@ -170,9 +170,6 @@ def _stop_reason(peak: float, threshold: float, cycle_threshold: float) -> str:
     return "threshold" if peak <= threshold else "cycle_threshold"
 
 
-psf_sidelobe_level = _beam.sidelobe_level  # CASA's measure (kernels.beam)
-
-
 # ---------------------------------------------------------------- Hogbom
 
 def _psf_window(p: np.ndarray, bx: int, by: int) -> np.ndarray:
@@ -187,12 +184,13 @@ def _psf_window(p: np.ndarray, bx: int, by: int) -> np.ndarray:
 
 
 def subtract_components(residual: np.ndarray, model: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    """residual - model (*) psf / P0 with the PSF centred on each component and cut to its array
-    (CASA's hclean subtraction, whole image), by one FFT convolution; Jy/beam."""
+    """residual - model (*) psf, the PSF centred on each component (Jy/pixel) and cut to its array
+    (CASA's hclean subtraction, whole image), by one FFT convolution; Jy/beam. A component
+    gain * r / P0 subtracts gain * r * psf / P0, as the minor cycles do pixel by pixel."""
     p = np.asarray(psf, dtype=np.float64)
     cx, cy = p.shape[0] // 2, p.shape[1] // 2
     nx, ny = residual.shape
-    full = convolve_full(model, p / p[cx, cy])  # full[k] = sum_j model[j] psf[k - j]
+    full = convolve_full(model, p)  # full[k] = sum_j model[j] psf[k - j]
     return residual - full[cx:cx + nx, cy:cy + ny]
 
 
@@ -272,7 +270,6 @@ def clark(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray] = No
     if active_fraction is None:
         active_fraction = max(0.05, _outside_patch_level(p, h, p0))
     nx, ny = res.shape
-    cx, cy = p.shape[0] // 2, p.shape[1] // 2
     model = np.zeros_like(res)
     stop = max(float(threshold), float(cycle_threshold))
     it, work = 0, 0
@@ -310,8 +307,7 @@ def clark(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray] = No
             work += xs.size
             it += 1
         model += delta
-        full = convolve_full(delta, p)  # full[k] = sum_j delta[j] psf[k - j]
-        res -= full[cx:cx + nx, cy:cy + ny]
+        res = subtract_components(res, delta, p)
         work += nx * ny
     return MinorResult(model, res, it, peak, stopped, work)
 
@@ -346,7 +342,7 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     (stopped_by "divergence", with a warning; model and residual are those of the divergent
     cycle); else run the minor cycle (`hogbom` or `clark`) down to CASA's cycle threshold =
     max(threshold, peak x min(max(cycle_factor x sidelobe, min_psf_fraction), max_psf_fraction)),
-    sidelobe = `psf_sidelobe_level` (CASA's measure). Also stops after `max_major` cycles
+    sidelobe = `kernels.beam.sidelobe_level` (CASA's measure). Also stops after `max_major` cycles
     ("max_major", warning) or when a minor cycle takes no component ("stalled", warning).
     Gridding accuracy: `epsilon` (ducc0's relative L2).
 
@@ -374,7 +370,7 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
     if m.shape != (npix_x, npix_y):
         raise ValueError(f"mask must have shape {(npix_x, npix_y)}, got {m.shape}")
     bm = beam if beam is not None else _beam.fit_beam(psf, cell)
-    sidelobe = psf_sidelobe_level(psf, bm, cell)
+    sidelobe = _beam.sidelobe_level(psf, bm, cell)
     fraction = min(max(cycle_factor * sidelobe, min_psf_fraction), max_psf_fraction)
     if minor == "hogbom":
         def minor_fn(res: np.ndarray, mask_: np.ndarray, n: int, cyc: float) -> MinorResult:

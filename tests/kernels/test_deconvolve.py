@@ -260,10 +260,10 @@ def test_psf_sidelobe_level_is_casas_measure():
     psf = g.copy()
     psf[10, 50] += 0.12
     psf[50, 12] -= 0.07
-    assert deconvolve.psf_sidelobe_level(psf, b, 0.1) == pytest.approx(0.12, rel=1e-9)
+    assert beammod.sidelobe_level(psf, b, 0.1) == pytest.approx(0.12, rel=1e-9)
     psf[50, 12] -= 0.2
-    assert deconvolve.psf_sidelobe_level(psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
-    assert deconvolve.psf_sidelobe_level(2.0 * psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
+    assert beammod.sidelobe_level(psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
+    assert beammod.sidelobe_level(2.0 * psf, b, 0.1) == pytest.approx(0.27, rel=1e-9)
 
 
 @pytest.mark.parametrize("cycle_factor, fraction", [(100.0, 0.8), (1e-3, 0.05)])
@@ -304,3 +304,27 @@ def test_given_dirty_image_and_beam_give_the_same_clean(obs):
     assert b.iterations == a.iterations and np.allclose(a.model, b.model, atol=1e-9)
     with pytest.raises(ValueError, match="dirty must have shape"):
         _clean(obs, vis, dirty=dirty[:-1])
+
+
+def test_hogbom_residual_outside_the_mask_is_the_pixel_by_pixel_subtraction_for_any_psf_peak():
+    """With P0 != 1 (an unnormalised PSF), the residual outside the mask (one FFT convolution at
+    the end) equals subtracting each component's PSF directly, as inside the mask."""
+    rng = np.random.default_rng(5)
+    n = 48
+    psf = 0.8 * np.exp(-((np.arange(n)[:, None] - n // 2) ** 2 + (np.arange(n)[None, :] - n // 2) ** 2) / 18.0)
+    psf += 0.02 * rng.normal(size=(n, n)) * (psf < 0.1)
+    psf[n // 2, n // 2] = 0.8
+    residual = rng.normal(size=(n, n))
+    residual[20, 25] += 10.0
+    mask = np.zeros((n, n), bool)
+    mask[15:30, 18:32] = True
+    r = deconvolve.hogbom(residual, psf, mask, gain=0.2, niter=30)
+    want = residual.copy()
+    c = n // 2
+    for ix, iy in zip(*np.nonzero(r.model), strict=True):  # direct subtraction, component by component
+        for px in range(n):
+            for py in range(n):
+                qx, qy = px - ix + c, py - iy + c
+                if 0 <= qx < n and 0 <= qy < n:
+                    want[px, py] -= r.model[ix, iy] * psf[qx, qy]
+    np.testing.assert_allclose(r.residual, want, atol=1e-9)
