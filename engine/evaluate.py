@@ -156,18 +156,13 @@ class SkippedStep:
     position: int  # how many steps were applied before it (where a report lists it)
 
 
-# CascadeRecord.status -> the value of the cascade's ``dataset.NAME_outcome`` attribute. One
-# vocabulary everywhere (reports, corpus rows, diffs, rule tests): the status *is* the outcome,
-# one of `OUTCOMES`, the type the checker gives the attribute.
-OUTCOME_OF_STATUS = {"not needed": "not needed", "mitigated": "mitigated", "still exceeded": "still exceeded",
-                     "error": "error", "unknown": "unknown"}
-
-
 @dataclass
 class CascadeRecord:
     name: str
     loc: A.Loc
-    status: str  # "not needed", "mitigated", "still exceeded", "error", "unknown"
+    # one of the checker's OUTCOMES ("not needed", "mitigated", "still exceeded", "error",
+    # "unknown"): one vocabulary everywhere (reports, corpus rows, diffs, rule tests)
+    status: str
     before: dict[str, Any]
     steps: list[StepRecord] = field(default_factory=list)  # the steps applied, in order
     waits: tuple[str, ...] = ()
@@ -176,8 +171,8 @@ class CascadeRecord:
 
     @property
     def outcome(self) -> str:
-        """The value of ``dataset.NAME_outcome``: one of `OUTCOMES`."""
-        return OUTCOME_OF_STATUS[self.status]
+        """The value of ``dataset.NAME_outcome``: the status."""
+        return self.status
 
 
 @dataclass
@@ -706,7 +701,7 @@ class Evaluation:
               true -> "mitigated", stop.
         3. Every step visited without ``until`` becoming true: "still exceeded".
 
-        The outcome (`OUTCOME_OF_STATUS`) is set when the cascade finishes; read while it runs,
+        The outcome (the status) is set when the cascade finishes; read while it runs,
         ``dataset.NAME_outcome`` is an error value. Every cached value is dropped at the end, so
         no value computed during the cascade outlives it.
         """

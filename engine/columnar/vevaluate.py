@@ -27,7 +27,7 @@ from almarules.engine.columnar.columns import (
 from almarules.engine.columnar.deps import Dependencies
 from almarules.engine.columnar.tables import Corpus, Table
 from almarules.engine.columnar.vcompile import Compiler, Frame, VFn, expand_binders
-from almarules.engine.evaluate import OUTCOME_OF_STATUS, Program
+from almarules.engine.evaluate import Program
 from almarules.engine.values import key_text
 
 _BIG = np.int64(1) << np.int64(32)
@@ -678,7 +678,7 @@ class CorpusEvaluation:
             active &= ~(halted | cu | done)
         status[active] = "still exceeded"
         self.cascades.append(CascadeResult(vc.decl.name, status, steps, errors))
-        self.outcomes[vc.decl.name] = np.array([OUTCOME_OF_STATUS[x] for x in status.tolist()], dtype=object)
+        self.outcomes[vc.decl.name] = status.copy()  # the status is the outcome
         # columns were recomputed after every action, so all are of the final state; only those
         # that read the outcome (an error while the cascade ran) must be computed anew
         self.invalidate({outcome_attr(vc.decl.name)})
