@@ -507,6 +507,57 @@ def _spectrum_filled(sub) -> bool:
     return bool(sub.nrows()) and bool(sub.iscelldefined("WEIGHT_SPECTRUM", 0))
 
 
+# ---------------------------------------------------------------- observation (FITS headers)
+@dataclass(frozen=True)
+class ObservationInfo:
+    """What an image's FITS header says of the observation, from one MS: the earliest TIME of the
+    rows of the fields and spws imaged (MJD seconds, UTC; the integration's centre, as CASA's
+    DATE-OBS), OBSERVATION.OBSERVER and TELESCOPE_NAME of its first row, and the mean
+    ANTENNA.POSITION (ITRF X, Y, Z in metres)."""
+
+    first_time_utc: Optional[float]
+    observer: Optional[str]
+    telescope: Optional[str]
+    antenna_centre_m: Optional[tuple[float, float, float]]
+
+
+def observation_info(path: str | Path, field_ids: Iterable[int], spws: Iterable[int]) -> ObservationInfo:
+    """The `ObservationInfo` of the MS at `path` for these FIELD ids and spw ids; MSError naming
+    the table and column when it cannot be read."""
+    tabs = _Tables(Path(path))
+    try:
+        return _observation_info(tabs, sorted({int(f) for f in field_ids}), {int(s) for s in spws})
+    except TableAccessError as exc:
+        raise MSError(str(exc)) from None
+    finally:
+        tabs.close()
+
+
+def _observation_info(tabs: _Tables, field_ids: list[int], spws: set[int]) -> ObservationInfo:
+    dd = tabs.sub("DATA_DESCRIPTION")
+    dds = [i for i, s in enumerate(dd.getcol("SPECTRAL_WINDOW_ID")) if int(s) in spws]
+    first = None
+    if dds and field_ids:
+        main = tabs.main
+        rows = np.flatnonzero(np.isin(main.getcol("FIELD_ID"), field_ids) & np.isin(main.getcol("DATA_DESC_ID"), dds))
+        if rows.size:
+            ref = str((main.getcolkeywords("TIME").get("MEASINFO", {}) or {}).get("Ref", "UTC"))
+            first = float(_mjd_utc(float(main.getcol("TIME")[rows].min()), ref))
+    obs = tabs.sub("OBSERVATION", optional=True)
+
+    def cell(column: str) -> Optional[str]:
+        if obs is None or obs.nrows() == 0 or column not in obs.colnames():
+            return None
+        return str(obs.getcell(column, 0)).strip() or None
+
+    ant = tabs.sub("ANTENNA")
+    centre = None
+    if ant.nrows():
+        xyz = np.asarray(ant.getcol("POSITION"), dtype=np.float64).mean(axis=0)
+        centre = (float(xyz[0]), float(xyz[1]), float(xyz[2]))
+    return ObservationInfo(first, cell("OBSERVER"), cell("TELESCOPE_NAME"), centre)
+
+
 # ---------------------------------------------------------------- several EBs
 def read_ms(paths: Iterable[str | Path], intents: Optional[dict[str, list[str]]] = None,
             progress: Optional[Callable[[str, int, int], None]] = None) -> Dataset:

@@ -83,10 +83,10 @@ _VELREF: dict[str, int] = {"LSRK": 257, "BARYCENT": 258, "HELIOCEN": 258, "TOPOC
 class Observation:
     """What the data say about the observation, for the header (as CASA's exportfits writes it).
 
-    date_obs_mjd_s: start of the data imaged, MJD seconds in UTC (the MS TIME of the earliest
+    date_obs_mjd_s: the first integration imaged, MJD seconds in UTC (the MS TIME of the earliest
     row) -> DATE-OBS (ISO, UTC), MJD-OBS (days), TIMESYS = 'UTC'. observer -> OBSERVER.
     obsgeo_m: ITRF (X, Y, Z) of the array reference position, metres -> OBSGEO-X/Y/Z and the
-    equivalent geodetic OBSGEO-L/B/H (WGS84; deg, deg, m) that wcslib would otherwise derive.
+    geodetic OBSGEO-L/B/H (deg, deg, m) exactly as wcslib would derive them (`_wcslib_geodetic`).
     """
 
     date_obs_mjd_s: float | None = None
@@ -101,7 +101,7 @@ def _observation_cards(h: fits.Header, obs: Observation, ra: float, dec: float, 
     if obs.date_obs_mjd_s is not None:
         t = _finite("date_obs_mjd_s", obs.date_obs_mjd_s)
         when = _MJD0 + timedelta(seconds=t)  # UTC; a date inside a leap second is not representable
-        h["DATE-OBS"] = (when.isoformat(timespec="microseconds"), "start of the observation (UTC)")
+        h["DATE-OBS"] = (when.isoformat(timespec="microseconds"), "first integration imaged (UTC)")
         h["MJD-OBS"] = (t / 86400.0, "DATE-OBS as MJD (UTC, days)")
         h["TIMESYS"] = ("UTC", "time scale of DATE-OBS and MJD-OBS")
     h["OBSRA"] = (ra, "pointing centre RA (deg)")

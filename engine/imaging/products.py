@@ -26,6 +26,7 @@ from almarules.engine import products as fitsio
 from almarules.engine.imaging.job import ImageJob
 from almarules.engine.imaging.record import ImageRecord, Product
 from almarules.engine.io import write_atomic
+from almarules.engine.ms import observation_info
 from almarules.kernels import msdata
 from almarules.kernels.beam import Beam
 
@@ -51,67 +52,18 @@ def _itrf_xyz(position: dict) -> tuple[float, float, float]:
     return (r * math.cos(lat) * math.cos(lon), r * math.cos(lat) * math.sin(lon), r * math.sin(lat))
 
 
-def _array_position(ms: str, telescope: str) -> Optional[tuple[float, float, float]]:
+def _array_position(telescope: str, antenna_centre: Optional[tuple[float, float, float]]
+                    ) -> Optional[tuple[float, float, float]]:
     """ITRF (X, Y, Z) in metres of the observatory named `telescope` in casacore's observatory
-    table (as CASA uses it), else the mean ANTENNA.POSITION; None if neither is known."""
+    table (as CASA uses it), else `antenna_centre` (the mean antenna position)."""
     from casacore.measures import measures
-    from casacore.tables import table
 
     dm = measures()
     name = _OBSERVATORY_ALIASES.get(telescope.upper(), telescope.upper())
     known = {o.upper(): o for o in dm.obslist()}
     if name in known:
         return _itrf_xyz(dm.observatory(known[name]))
-    with table(f"{ms}/ANTENNA", ack=False) as ant:
-        if ant.nrows() == 0:
-            return None
-        xyz = np.asarray(ant.getcol("POSITION"), dtype=np.float64).mean(axis=0)
-    return float(xyz[0]), float(xyz[1]), float(xyz[2])
-
-
-#: casacore epoch references -> astropy time scales (UTC needs no conversion)
-_TIME_SCALES = {"TAI": "tai", "TT": "tt", "TDT": "tt", "TDB": "tdb", "UT1": "ut1", "TCG": "tcg", "TCB": "tcb"}
-
-
-def _utc_seconds(t: float, ref: str) -> float:
-    """MJD seconds in the time scale `ref` (casacore name) -> MJD seconds in UTC (an unknown
-    scale is taken as UTC)."""
-    scale = _TIME_SCALES.get(ref.upper())
-    if scale is None:
-        return t
-    from astropy.time import Time
-
-    utc = Time(t / 86400.0, format="mjd", scale=scale).utc
-    return (utc.jd1 - 2400000.5) * 86400.0 + utc.jd2 * 86400.0
-
-
-def _first_time(ms: str, field_ids: Sequence[int], spws: Sequence[int]) -> Optional[float]:
-    """The earliest TIME (MJD seconds, converted to UTC from the column's scale, e.g. TAI for
-    VLA data) of the MS rows of these fields and spws."""
-    from casacore.tables import table, taql
-
-    with table(f"{ms}/DATA_DESCRIPTION", ack=False) as dd:
-        dds = [i for i, s in enumerate(dd.getcol("SPECTRAL_WINDOW_ID")) if int(s) in set(spws)]
-    if not dds or not field_ids:
-        return None
-    with table(ms, ack=False) as main:
-        ref = str((main.getcolkeywords("TIME").get("MEASINFO", {}) or {}).get("Ref", "UTC"))
-        sel = taql(f"SELECT TIME FROM $main WHERE FIELD_ID IN {list(map(int, field_ids))} "
-                   f"AND DATA_DESC_ID IN {dds}")
-        times = sel.getcol("TIME") if sel.nrows() else None
-        sel.close()
-    return _utc_seconds(float(np.min(times)), ref) if times is not None else None
-
-
-def _observer(ms: str) -> tuple[Optional[str], Optional[str]]:
-    """(OBSERVATION.OBSERVER, OBSERVATION.TELESCOPE_NAME) of the first row, if any."""
-    from casacore.tables import table
-
-    with table(f"{ms}/OBSERVATION", ack=False) as obs:
-        if obs.nrows() == 0:
-            return None, None
-        cell = (lambda c: str(obs.getcell(c, 0)).strip() or None if c in obs.colnames() else None)
-        return cell("OBSERVER"), cell("TELESCOPE_NAME")
+    return antenna_centre
 
 
 #: casacore direction frames that need no epoch or position to convert to ICRS
@@ -186,19 +138,21 @@ class ProductWriter:
             prov["channels"] = rec.data.channel_selection
         return prov
 
-    def _observation(self, telescope: str) -> fitsio.Observation:
-        """DATE-OBS from the earliest row imaged (over the MSs), OBSERVER and the array position
-        from the first MS (printable ASCII only, as FITS requires)."""
+    def _observation(self) -> tuple[str, fitsio.Observation]:
+        """(TELESCOP, the observation's header facts): DATE-OBS from the earliest row imaged (over
+        the MSs), OBSERVER and the array position from the first MS (printable ASCII only, as FITS
+        requires); the telescope from the facts, else the MS."""
         data = self.rec.data
         if data is None:
-            return fitsio.Observation()
-        times = [_first_time(ms, data.field_ids.get(ms, []), self.job.spws) for ms in data.measurement_sets]
-        first = min((t for t in times if t is not None), default=None)
-        observer, _ = _observer(data.measurement_sets[0])
+            return self.stage.facts.telescope or "ALMA", fitsio.Observation()
+        infos = [observation_info(ms, data.field_ids.get(ms, []), self.job.spws) for ms in data.measurement_sets]
+        first = min((i.first_time_utc for i in infos if i.first_time_utc is not None), default=None)
+        observer = infos[0].observer
         if observer is not None and not (observer.isascii() and observer.isprintable()):
             observer = None
-        return fitsio.Observation(date_obs_mjd_s=first, observer=observer,
-                                  obsgeo_m=_array_position(data.measurement_sets[0], telescope))
+        telescope = self.stage.facts.telescope or infos[0].telescope or "ALMA"
+        return telescope, fitsio.Observation(date_obs_mjd_s=first, observer=observer,
+                                             obsgeo_m=_array_position(telescope, infos[0].antenna_centre_m))
 
     def _restfreq(self, freq_hz: float) -> float:
         """The spw's rest frequency (Hz) when the data give one, else, as CASA's tclean ("no rest
@@ -215,18 +169,13 @@ class ProductWriter:
         freqs = np.concatenate([msdata.spw_axis(data.measurement_sets[0], sid).freq for sid in self.job.spws])
         return float(freqs.min() + freqs.max()) / 2
 
-    def _telescope(self) -> str:
-        data = self.rec.data
-        named = _observer(data.measurement_sets[0])[1] if data else None
-        return self.stage.facts.telescope or named or "ALMA"
-
     def _header(self, freq_hz: float, width_hz: float) -> dict:
         ra, dec = self._centre()
-        telescope = self._telescope()
+        telescope, observation = self._observation()
         return dict(ra_deg=ra, dec_deg=dec, cell_arcsec=self.job.cell_arcsec, freq_hz=freq_hz,
                     chan_width_hz=width_hz, specframe="LSRK", object_name=self.job.field,
                     telescope=telescope, restfreq_hz=self._restfreq(freq_hz),
-                    observation=self._observation(telescope), provenance=self._provenance(),
+                    observation=observation, provenance=self._provenance(),
                     history=[f"almarules {__version__} image {self.job.key}", f"rules: {', '.join(self.rec.rules)}"])
 
     def _product(self, kind: str, path: Path) -> None:
