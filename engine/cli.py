@@ -332,9 +332,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        from almarules.kernels.casameasures import setup_measures
-
-        setup_measures()  # current leap seconds and EOP for casacore before anything opens a table
         if not args.command:
             parser.print_help()
             return 2

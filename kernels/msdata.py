@@ -32,8 +32,9 @@ Conventions and choices
 * Arrays are float64 / complex128 whatever the column types.
 
 Every problem with the input is a `DataSelectionError` whose message names the table and the
-column, read errors of casacore (a truncated or damaged data file) included. Tables are opened read-only, without waiting for locks held by other processes (like
-`engine.ms`), and closed when the generator is exhausted or closed.
+column, read errors of casacore (a truncated or damaged data file) included. Tables are opened
+read-only, without waiting for locks held by other processes (like `engine.ms`), and closed when
+the generator is exhausted or closed.
 """
 
 from __future__ import annotations

@@ -51,14 +51,13 @@ per channel, with its own f^2 (as CASA's cube weighting). Either way the work lo
 channels, vectorised over rows (memory: a few arrays of nrow plus one npix_x x npix_y grid).
 
 Differences from CASA left: CASA computes u = uvw * (nu / c) in single precision (a sample within
-~1e-7 relative of a cell edge may fall in the neighbouring cell), and it weights Stokes I by the
-mean of the parallel hands' weights where we use the inverse-variance Stokes I weight
-(`kernels.msdata`): with equal hand weights the two differ by a constant factor, which cancels
-in D f^2 and in the normalised image; with unequal ones (alma_sim after calibration, hands up to
-~50 % apart) they move the PSF and dirty image by ~1e-3 of the peak. Measured on alma_sim
-(tests/kernels/test_casa_alma_sim.py): with CASA's hand weights, PSF and dirty image within
-1.5e-4 and 2.5e-4 of the peak of CASA 6.7 tclean's (16 pixels from the edge, where CASA's
-gridding errors reach 1.4e-3), apparentsens to 1e-5.
+~1e-7 relative of a cell edge may fall in the neighbouring cell). The Stokes I weight is CASA's,
+the sum of the parallel hands' weights (`kernels.msdata.stokes_i`). Measured on alma_sim
+(tests/kernels/test_casa_alma_sim.py, benchmarks/compare_casa.py): PSF and dirty image within
+1e-4 and 2.5e-4 of the peak of CASA 6.7 tclean's over the central 3/4 of the image (at the edge
+CASA's gridder errs by 1.4e-3: a direct Fourier sum agrees with ours), apparentsens to 1e-5.
+Cubes: PSFs within 3e-4 (median over channels) of tclean's, whose BriggsCubeWeightor differs in
+a way not yet found.
 
 Noise
 -----

@@ -134,7 +134,7 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
     """Make one image; a failure the user can act on becomes a record with status "failed"."""
     t0 = time.perf_counter()
     rec = ImageRecord(key=key, field="", intent="", spws=[], specmode="", status="ok", rules=stage.dec.rules,
-                      rules_sha256=stage.program.rs.digest(), settings=list(stage.sets))
+                      rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets))
     job: Optional[ImageJob] = None
     try:
         job = stage.job(key)
@@ -216,20 +216,20 @@ def _judge(rec: ImageRecord, data_calibrated: bool) -> None:
     """The status and concerns of a made image (see `record.Status`)."""
     if rec.status == "failed":
         return
-    facts = _column_facts(rec, data_calibrated)
-    if facts.get("calibrated") is False:
+    uncalibrated = _column_facts(rec, data_calibrated).get("calibrated") is False
+    diverged = bool(_clean_diverged(rec))
+    if uncalibrated:
         rec.concerns.append(
             "uncalibrated: the visibilities were read from the DATA column (CORRECTED_DATA absent or empty), "
             "so fluxes, noise and QA score describe uncalibrated data (calibrate first; if DATA holds "
             "calibrated visibilities, e.g. a split MS, say so with --data-calibrated)")
-    if _clean_diverged(rec):
+    if diverged:
         chans = _diverged_channels(rec)
         where = (f" in {len(chans)} of {len(rec.channels)} channels (first: channel {chans[0]})" if chans
                  else "")
         rec.concerns.append(f"diverged: the clean stopped because the residual grew{where}; the image holds "
                             f"clean artefacts (see the record's clean history and warnings)")
-    rec.status = ("uncalibrated" if facts.get("calibrated") is False else
-                  "diverged" if _clean_diverged(rec) else "ok")
+    rec.status = "uncalibrated" if uncalibrated else "diverged" if diverged else "ok"
 
 
 def _threshold(stage: Stage, job: ImageJob, rec: ImageRecord, sigma: float, peak: float, dr: float) -> float:
@@ -530,12 +530,21 @@ def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[Imag
     for i, key in enumerate(keys, 1):
         rec = make_image(stage, key)
         records.append(rec)
-        w = rec.weblog
-        tail = (f"failed: {rec.error}" if rec.status == "failed" else
-                f"{rec.status.upper()}, score {w.qa_score.value:.2f} {w.qa_colour.value}"
-                if rec.status != "ok" and w.qa_score and w.qa_colour else
-                f"rms {w.rms.value:.3g} mJy/beam, threshold {w.threshold.value:.3g} mJy/beam, "
-                f"score {w.qa_score.value:.2f} {w.qa_colour.value}" if w.rms and w.threshold and w.qa_score
-                and w.qa_colour else "done")
-        stage.say(f"[{i}/{len(keys)}] {key}: {rec.timings['total']:.1f} s; {tail}")
+        stage.say(f"[{i}/{len(keys)}] {key}: {rec.timings['total']:.1f} s; {_progress_tail(rec)}")
     return records
+
+
+def _progress_tail(rec: ImageRecord) -> str:
+    """What the progress line says of a made image: why it failed, its status if not ok, its
+    rms and threshold if ok, and its score."""
+    w = rec.weblog
+    if rec.status == "failed":
+        return f"failed: {rec.error}"
+    if not (w.qa_score and w.qa_colour):
+        return "done"
+    score = f"score {w.qa_score.value:.2f} {w.qa_colour.value}"
+    if rec.status != "ok":
+        return f"{rec.status.upper()}, {score}"
+    if w.rms and w.threshold:
+        return f"rms {w.rms.value:.3g} mJy/beam, threshold {w.threshold.value:.3g} mJy/beam, {score}"
+    return score
