@@ -279,14 +279,15 @@ class Scan(_Model):
 
 
 class WeightSum(_Model):
-    """Natural-weighting sums of one field and spw (both parallel hands, unflagged)."""
+    """Natural-weighting sums of one field and spw (cross-correlations, both parallel hands,
+    unflagged)."""
 
     field: str
     spw: int
     eb: Optional[str] = None
-    sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged visibilities", ge=0) = None
+    sum_weight: Q("Jy-2", "sum of WEIGHT over unflagged cross-correlation visibilities", ge=0) = None
     flagged_fraction: Optional[float] = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    rows: Count = Field(default=None, description="main-table rows")
+    rows: Count = Field(default=None, description="main-table cross-correlation rows")
     time_on_source: Q("s", "integration time on this field in this spw", ge=0) = None
 
     @computed_field(json_schema_extra={"from": "sum_weight", "unit": "Jy"})
