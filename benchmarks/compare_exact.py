@@ -38,7 +38,7 @@ def _weights(vs, p: dict, cube: bool):
     from almarules.kernels import weighting
 
     n, cell = int(p["imsize"]), float(p["cell"])
-    return weighting.briggs(vs.uvw, vs.freq, vs.weight, n, n, cell, float(p["robust"]), flags=vs.flag,
+    return weighting.briggs(vs.weighting_uvw, vs.freq, vs.weight, n, n, cell, float(p["robust"]), flags=vs.flag,
                             per_channel=cube)
 
 
@@ -63,7 +63,7 @@ def sigmas(ms: Path, record: dict) -> list[tuple[float, float, float]]:
             continue
         if cube:
             n, cell = int(p["imsize"]), float(p["cell"])
-            mfs_w = weighting.briggs(vs.uvw, vs.freq[c], vs.weight[:, c], n, n, cell, float(p["robust"]), flags=f)
+            mfs_w = weighting.briggs(vs.weighting_uvw, vs.freq[c], vs.weight[:, c], n, n, cell, float(p["robust"]), flags=f)
         else:
             mfs_w = as_mfs
         out.append((weighting.sensitivity(vs.noise_weight[:, c], w, flags=f),

@@ -92,6 +92,8 @@ class Chunk:
         frame: the spw's frequency frame (MEAS_FREQ_REF), e.g. "TOPO" or "LSRK".
         column: the data column actually read.
         notes: what the selection decided on its own (e.g. the fallback to DATA).
+        lsrk_factor: nu_LSRK / nu in `frame` for these rows (1 unless the reader of the chunk
+            sets it; `kernels.weighting` says who needs it).
     """
 
     uvw: np.ndarray
@@ -108,6 +110,7 @@ class Chunk:
     column: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     noise_weight: Optional[np.ndarray] = None
+    lsrk_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if self.noise_weight is None:

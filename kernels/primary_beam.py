@@ -74,7 +74,6 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
-from scipy import special
 
 C = 299_792_458.0  # m/s
 ARCSEC = math.pi / 180.0 / 3600.0  # radians per arcsecond
@@ -213,6 +212,8 @@ def _wavelength(freq_hz: float) -> float:
 
 def _jinc(x: np.ndarray) -> np.ndarray:
     """2 J1(x) / x, with its limit 1 at x = 0."""
+    from scipy import special  # here, not at import: 0.1 s of every command's start
+
     x = np.asarray(x, dtype=np.float64)
     out = np.ones_like(x)
     nz = np.abs(x) > 1e-8

@@ -31,7 +31,8 @@ class VisSet:
     bool, noise_weight (n, nchan) Jy^-2 the samples' inverse variances (default: weight; see
     `kernels.msdata.stokes_i` for when they differ); `flattened` when spws were joined
     by flattening (module docstring); notes from the selection (e.g. "read DATA"); columns: the
-    data columns read."""
+    data columns read; lsrk_factor (n,) nu_LSRK / nu of each row's spw frame (default 1;
+    `weighting_uvw`)."""
 
     uvw: np.ndarray
     freq: np.ndarray
@@ -42,10 +43,21 @@ class VisSet:
     notes: tuple[str, ...] = field(default_factory=tuple)
     columns: tuple[str, ...] = ("DATA",)
     noise_weight: Optional[np.ndarray] = None
+    lsrk_factor: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         if self.noise_weight is None:
             self.noise_weight = self.weight
+        if self.lsrk_factor is None:
+            self.lsrk_factor = np.ones(self.uvw.shape[0])
+
+    @property
+    def weighting_uvw(self) -> np.ndarray:
+        """uvw (n, 3) m scaled by lsrk_factor: where CASA bins each sample's weight density
+        (`kernels.weighting`, "Differences from CASA"); the gridder takes `uvw`."""
+        if np.all(self.lsrk_factor == 1.0):
+            return self.uvw
+        return self.uvw * self.lsrk_factor[:, None]
 
     @property
     def nvis(self) -> int:
@@ -83,7 +95,8 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
         return VisSet(np.concatenate([c.uvw for c in chunks]), chunks[0].freq.copy(),
                       np.concatenate([c.vis for c in chunks]), np.concatenate([c.weight for c in chunks]),
                       np.concatenate([c.flag for c in chunks]), False, notes, columns,
-                      np.concatenate([c.noise_weight for c in chunks]))
+                      np.concatenate([c.noise_weight for c in chunks]),
+                      np.concatenate([np.full(c.nrow, c.lsrk_factor) for c in chunks]))
     if freq_ref is None:
         wsum = sum(float(c.weight.sum()) for c in chunks)
         if wsum > 0:
@@ -95,4 +108,5 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
                   np.concatenate([c.vis.reshape(-1, 1) for c in chunks]),
                   np.concatenate([c.weight.reshape(-1, 1) for c in chunks]),
                   np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes, columns,
-                  np.concatenate([c.noise_weight.reshape(-1, 1) for c in chunks]))
+                  np.concatenate([c.noise_weight.reshape(-1, 1) for c in chunks]),
+                  np.concatenate([np.full(c.vis.size, c.lsrk_factor) for c in chunks]))

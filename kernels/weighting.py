@@ -50,14 +50,24 @@ per_channel=False (mfs) puts all channels on one grid; per_channel=True (cubes) 
 per channel, with its own f^2 (as CASA's cube weighting). Either way the work loops over
 channels, vectorised over rows (memory: a few arrays of nrow plus one npix_x x npix_y grid).
 
-Differences from CASA left: CASA computes u = uvw * (nu / c) in single precision (a sample within
-~1e-7 relative of a cell edge may fall in the neighbouring cell). The Stokes I weight is CASA's,
-the sum of the parallel hands' weights (`kernels.msdata.stokes_i`). Measured on alma_sim
-(tests/kernels/test_casa_alma_sim.py, benchmarks/compare_casa.py): PSF and dirty image within
-1e-4 and 2.5e-4 of the peak of CASA 6.7 tclean's over the central 3/4 of the image (at the edge
-CASA's gridder errs by 1.4e-3: a direct Fourier sum agrees with ours), apparentsens to 1e-5.
-Cubes: PSFs within 3e-4 (median over channels) of tclean's, whose BriggsCubeWeightor differs in
-a way not yet found.
+Where CASA bins: CASA's FTMachine and weighting scale uvw by each channel's frequency in the
+LSRK frame (also for a TOPO cube), so its density cells are those of uvw * nu_LSRK / c. On
+alma_sim nu_LSRK / nu_TOPO - 1 = 6.6e-6: a sample within ~1e-3 cell of a cell edge changes cell,
+which moves the Briggs weights of ~1 sample in 10^4 and tclean's per-channel sum of weights by
+up to 4e-4. Callers pass uvw already scaled by nu_LSRK / nu for the weights
+(`kernels.visset.VisSet.weighting_uvw`) and grid with the true uvw (CASA's gridder's scale error,
+6.6e-6 of the distance from the phase centre, is not copied).
+
+Differences from CASA left: CASA computes u = uvw * (nu / c) in single precision and converts
+to LSRK once per buffer of rows, where `weighting_uvw` takes one factor per MS and spw (at
+mid-observation; the factor drifts by ~1e-7 in an hour): a sample within ~1e-5 cell of a cell
+edge may fall in the neighbouring cell. The Stokes I weight is CASA's, the sum of the parallel
+hands' weights (`kernels.msdata.stokes_i`). Measured on alma_sim
+(tests/kernels/test_casa_alma_sim.py, benchmarks/compare_casa.py): tclean's per-channel sum of
+imaging weights (.sumwt) to 1e-8 (mfs) and, on 93 of 120 cube channels, 1e-6 (the rest: such
+edge samples, <= 1.7e-4); PSF and dirty image within 1e-4 and 2e-4 of the peak of CASA 6.7
+tclean's over the central 3/4 of the image (at the edge CASA's gridder errs by 1.4e-3: a direct
+Fourier sum agrees with ours), apparentsens to 1e-5.
 
 Noise
 -----

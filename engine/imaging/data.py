@@ -145,6 +145,7 @@ def read(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]
         runs = [(channels[0] * nbin, channels[1] * nbin)] if channels is not None else s.runs
         for a, b in runs:
             for chunk in msdata.select(s.ms, s.field_ids, s.spw, a, b, nbin=nbin):
+                chunk.lsrk_factor = s.doppler  # where CASA bins the weight density (kernels.weighting)
                 chunks.append(chunk)
                 if progress:
                     progress(chunk.nrow)

@@ -52,7 +52,7 @@ def dirty_plane(job: ImageJob, vs: VisSet, nthreads: int = 0) -> Dirty:
         raise ImagingError(f"{job.path}: every visibility is flagged")
     kw = dict(flags=vs.flag, per_channel=job.specmode == "cube")  # CASA's cube vs mfs uv cells
     try:
-        iw = weighting.briggs(vs.uvw, vs.freq, vs.weight, n, n, cell, job.robust, **kw)
+        iw = weighting.briggs(vs.weighting_uvw, vs.freq, vs.weight, n, n, cell, job.robust, **kw)
     except ValueError as exc:
         raise ImagingError(f"{job.path}: weighting: {exc} (cell {cell:.4g} arcsec, {n} pixels)") from None
     sigma = weighting.sensitivity(vs.noise_weight, iw, flags=vs.flag)  # variance, not CASA's weights

@@ -367,7 +367,7 @@ def _channel(vs, j: int):
     from almarules.kernels.visset import VisSet
 
     return VisSet(vs.uvw, vs.freq[j:j + 1], vs.vis[:, j:j + 1], vs.weight[:, j:j + 1], vs.flag[:, j:j + 1],
-                  vs.flattened, vs.notes, vs.columns, vs.noise_weight[:, j:j + 1])
+                  vs.flattened, vs.notes, vs.columns, vs.noise_weight[:, j:j + 1], vs.lsrk_factor)
 
 
 def _cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWriter") -> None:

@@ -56,3 +56,17 @@ def test_two_spws_flattened_image_equals_the_sum_of_their_grids():
 def test_nothing_to_join_is_an_error():
     with pytest.raises(ValueError, match="no visibilities"):
         join([])
+
+
+def test_each_sample_keeps_its_ms_lsrk_factor_stacked_or_flattened():
+    rng = np.random.default_rng(3)
+    f = np.linspace(230e9, 232e9, 3)
+    a, b = _chunk(rng, 4, f), _chunk(rng, 6, f)
+    a.lsrk_factor, b.lsrk_factor = 1 + 6e-6, 1 - 2e-5  # two EBs months apart
+    stacked = join([a, b])
+    assert stacked.lsrk_factor.tolist() == [1 + 6e-6] * 4 + [1 - 2e-5] * 6
+    assert np.array_equal(stacked.weighting_uvw[:4], a.uvw * (1 + 6e-6))
+    flat = join([a, _chunk(rng, 6, f + 1e6)])
+    assert flat.lsrk_factor.tolist() == [1 + 6e-6] * 12 + [1.0] * 18
+    plain = join([_chunk(rng, 3, f)])  # a factor of 1: the weights see the uvw themselves
+    assert np.array_equal(plain.weighting_uvw, plain.uvw)
