@@ -26,15 +26,33 @@ class Finding:
             text_lines = source.splitlines()
             if self.loc.line <= len(text_lines):
                 text = text_lines[self.loc.line - 1].expandtabs(8)
-                lines.append(f"    {text}")
                 start = max(self.loc.column - 1, 0)
                 width = 1
                 if self.loc.end_line == self.loc.line and self.loc.end_column > self.loc.column:
                     width = self.loc.end_column - self.loc.column
+                text, start, width = _window(text, start, width)
+                lines.append(f"    {text}")
                 lines.append("    " + " " * start + "^" * width)
         if self.hint:
             lines.append(f"    hint: {self.hint}")
         return "\n".join(lines)
+
+
+SNIPPET_WIDTH = 120  # characters of a source line shown under a finding
+
+
+def _window(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """At most SNIPPET_WIDTH characters of a long line around the caret (`...` marks a cut);
+    the caret's new start and width."""
+    if len(text) <= SNIPPET_WIDTH:
+        return text, start, width
+    lo = max(0, min(start - SNIPPET_WIDTH // 3, len(text) - SNIPPET_WIDTH))
+    cut = text[lo:lo + SNIPPET_WIDTH]
+    head = "..." if lo > 0 else ""
+    tail = "..." if lo + SNIPPET_WIDTH < len(text) else ""
+    start = start - lo + len(head)
+    width = max(1, min(width, SNIPPET_WIDTH - (start - len(head))))
+    return head + cut + tail, start, width
 
 
 def finding_order(f: Finding) -> tuple:

@@ -2,7 +2,12 @@
 
 A rule set is the union of its files' declarations. ``import "path"`` loads a
 file or a directory (every ``*.rules`` in it, sorted) relative to the importing
-file, once. A declaration prefixed with ``override`` replaces (or, for tables,
+file, once. An import reaches only ``.rules`` files: regular files (never a device, FIFO or
+/proc entry) of at most MAX_RULE_FILE_BYTES, whose real path (symlinks followed) lies below the
+parent of a rule-set path given to `load_ruleset` (so sibling sets can share files, as
+``rules/alma/current`` imports ``../cycle4``) or in the shipped rule sets; a refused import is
+a finding at the import that never quotes the foreign file. Paths given to `load_ruleset`
+themselves must be regular files (or directories) within the same size limit. A declaration prefixed with ``override`` replaces (or, for tables,
 scores and cascades, patches) the declaration of that name loaded before it (a
 warning is named by its message; an overriding cascade step keeps its own ``when``; an
 overriding parameter keeps the accepted values (``in ...``) unless it gives its own); a
@@ -13,12 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 from almarules.dsl import ast as A
 from almarules.dsl.errors import Finding, RuleError
+from almarules.dsl.limits import MAX_IMPORT_SEGMENT_BYTES, MAX_RULE_FILE_BYTES
+from almarules.dsl.parse_cache import parse_cached
 from almarules.dsl.parser import parse_text
 
 
@@ -89,14 +97,100 @@ def rule_set_dirs(path: Path) -> list[Path]:
     return sorted(dirs)
 
 
+def _shipped_root() -> Path:
+    from almarules.rules import path as shipped
+
+    return shipped("").resolve()
+
+
+def _inside(real: Path, roots: list[Path]) -> bool:
+    return any(real == r or r in real.parents for r in roots)
+
+
+def read_rule_file(path: Path) -> str:
+    """The text of a rule file: a regular file of at most MAX_RULE_FILE_BYTES, UTF-8.
+    Raises OSError (not a regular file, too large, unreadable) or `BadEncoding`."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"not a regular file: {display_path(path)}")
+    if st.st_size > MAX_RULE_FILE_BYTES:
+        raise OSError(f"{display_path(path)} has {st.st_size} bytes: a rule file may have at most "
+                      f"{MAX_RULE_FILE_BYTES} (the limit)")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_RULE_FILE_BYTES + 1)
+    if len(data) > MAX_RULE_FILE_BYTES:
+        raise OSError(f"{display_path(path)} grew past {MAX_RULE_FILE_BYTES} bytes while read (the limit)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadEncoding(data, exc.start) from None
+
+
+class BadEncoding(ValueError):
+    """Invalid UTF-8 at byte `offset` of a rule file: `line` and `column` (1-based, column in
+    characters of the valid text before it)."""
+
+    def __init__(self, data: bytes, offset: int):
+        head = data[:offset]
+        self.line = head.count(b"\n") + 1
+        self.column = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        self.byte = data[offset]
+        self.text = data.decode("utf-8", "replace")  # for the snippet under the finding
+        super().__init__(f"invalid UTF-8 (byte 0x{self.byte:02x}): rule files are UTF-8 text")
+
+
 class _Loader:
     def __init__(self) -> None:
         self.rs = RuleSet(roots=[])
         self.loaded: set[Path] = set()
         self.stack: list[Path] = []
+        self.allowed: list[Path] = [_shipped_root()]
+
+    def _refuse_import(self, path: Path, via: A.Import) -> Optional[str]:
+        """Why an import may not be followed (module docstring), or None."""
+        too_long = [seg for seg in Path(via.path).parts if len(seg.encode("utf-8", "surrogatepass")) > MAX_IMPORT_SEGMENT_BYTES]
+        if too_long:
+            return (f"imported path has a name of {len(too_long[0].encode('utf-8', 'surrogatepass'))} bytes: at most "
+                    f"{MAX_IMPORT_SEGMENT_BYTES} (the limit)")
+        try:
+            real = path.resolve()
+            is_dir = real.is_dir()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            return f"imported path {via.path!r} cannot be resolved ({type(exc).__name__})"
+        if not _inside(real, self.allowed):
+            return (f"imported path {via.path!r} lies outside the rule set's directory tree and the shipped "
+                    f"rule sets")
+        if not is_dir and real.suffix != ".rules":
+            return f"imported path {via.path!r} is not a .rules file"
+        return None
+
+    def _member_ok(self, f: Path, via: Optional[A.Import]) -> bool:
+        """A file of a rule-set directory is read only if its real path is a .rules file
+        inside the allowed trees (a symlink to /etc/passwd is not)."""
+        real = f.resolve()
+        if real.suffix == ".rules" and _inside(real, self.allowed):
+            return True
+        loc = via.loc if via else A.Loc(str(f), 0, 0)
+        self.rs.findings.append(Finding(loc, "import-refused",
+                                        f"{f.name} links to a file outside the rule set's directory "
+                                        f"tree and the shipped rule sets, or not to a .rules file: not read"))
+        return False
 
     def load_path(self, path: Path, via: Optional[A.Import] = None) -> None:
-        if not path.exists():
+        if via is not None:
+            why = self._refuse_import(path, via)
+            if why:
+                self.rs.findings.append(Finding(via.loc, "import-refused", why))
+                return
+        try:
+            exists = path.exists()
+        except OSError as exc:
+            exists = False
+            if via is None:
+                self.rs.findings.append(Finding(A.Loc(display_path(path), 0, 0), "io", f"cannot read: {exc.strerror}"))
+                return
+        if not exists:
             loc = via.loc if via else A.Loc(display_path(path), 0, 0)
             what = f"imported file {via.path!r} not found" if via else f"no such file or directory: {display_path(path)}"
             self.rs.findings.append(Finding(loc, "import-missing", what))
@@ -105,6 +199,8 @@ class _Loader:
         if path.is_dir() and not files and via is not None:
             self.rs.findings.append(Finding(via.loc, "import-missing", f"imported directory {via.path!r} holds no .rules files"))
         for f in files:
+            if path.is_dir() and not self._member_ok(f, via):
+                continue
             self.load_file(f, via)
 
     def load_file(self, path: Path, via: Optional[A.Import]) -> None:
@@ -119,13 +215,19 @@ class _Loader:
         self.loaded.add(real)
         shown = display_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.rs.findings.append(Finding(A.Loc(shown, 0, 0), "io", f"cannot read rule file: {exc}"))
+            text = read_rule_file(path)
+        except BadEncoding as exc:
+            self.rs.sources[shown] = exc.text
+            self.rs.findings.append(Finding(A.Loc(shown, exc.line, exc.column), "encoding", str(exc)))
+            return
+        except OSError as exc:
+            loc = via.loc if via else A.Loc(shown, 0, 0)
+            why = exc.strerror if exc.strerror else str(exc)
+            self.rs.findings.append(Finding(loc, "io", f"cannot read rule file: {why}"))
             return
         self.rs.sources[shown] = text
         try:
-            module = parse_text(text, shown)
+            module = parse_cached(text, shown, parse_text)
         except RuleError as exc:
             self.rs.findings.extend(exc.findings)
             return
@@ -252,6 +354,13 @@ class _Loader:
 def load_ruleset(paths: list[str | Path]) -> RuleSet:
     """Load rule files/directories. Problems are collected in ``RuleSet.findings``."""
     loader = _Loader()
+    for p in paths:
+        path = Path(p)
+        try:
+            real = path.resolve()
+            loader.allowed.append(real.parent if real.is_dir() else real.parent.parent)
+        except (OSError, RuntimeError):
+            pass  # load_path reports it
     for p in paths:
         path = Path(p)
         loader.rs.roots.append(display_path(path))

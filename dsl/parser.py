@@ -1,17 +1,32 @@
-"""Parse rule-file text into the AST (lark LALR + an indentation post-lexer)."""
+"""Parse rule-file text into the AST (lark LALR + an indentation post-lexer).
+
+Limits (`dsl.limits`), each a located error:
+
+* nesting: an expression's *nesting* is the longest chain of expression nodes from it to a
+  leaf, each operator (``+``, ``and``, comparisons, ...), unary ``-``, ``not``, ``if``, call,
+  aggregate, attribute and list/set literal adding one level (parentheses add none). The
+  grammar is left-recursive, so ``1 + 1 + ... + 1`` of n terms nests n - 1 deep. Past
+  MAX_NESTING levels the file is refused before any AST is built (measured iteratively on the
+  parse tree), so no pass after the parser meets a deeper AST;
+* number literals: at most MAX_LITERAL_DIGITS digits; a literal that overflows a float or
+  whose nonzero value underflows to zero or a subnormal is refused (never silently inf or 0).
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 import re
+import sys
 from importlib import resources
-from typing import Any
+from typing import Any, Optional
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
 from almarules.dsl import ast as A
+from almarules.dsl.limits import MAX_LITERAL_DIGITS, MAX_NESTING
 from almarules.dsl.errors import Finding, RuleError
 
 
@@ -113,9 +128,17 @@ class _ToAst(Transformer):
         return A.Loc(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
 
     # ---------------------------------------------------------- expressions
+    def _literal(self, meta, text: str) -> float:
+        """The value of a NUMBER token; a located problem (and 0) when out of range."""
+        problem = literal_problem(text)
+        if problem:
+            self.problems.append(Finding(self._loc(meta), "number-range", problem))
+            return 0.0
+        return float(text)
+
     def number(self, meta, ch):
         unit = str(ch[1]) if len(ch) > 1 else None
-        return A.Num(float(ch[0]), unit, self._loc(meta), text=str(ch[0]))
+        return A.Num(self._literal(meta, str(ch[0])), unit, self._loc(meta), text=str(ch[0]))
 
     def string(self, meta, ch):
         return A.Str(_unquote(str(ch[0])), self._loc(meta))
@@ -189,7 +212,13 @@ class _ToAst(Transformer):
         return A.Binder(str(ch[0]), ch[1], ch[2] if len(ch) > 2 else None, self._loc(meta))
 
     def signed_int(self, meta, ch):
-        return int(ch[0])
+        text = str(ch[0])
+        if sum(c.isdigit() for c in text) > MAX_LITERAL_DIGITS:
+            self.problems.append(Finding(self._loc(meta), "number-range",
+                                         f"an integer of {len(text.lstrip('+-'))} digits: at most "
+                                         f"{MAX_LITERAL_DIGITS} digits (the limit)"))
+            return 0
+        return int(text)
 
     # ---------------------------------------------------------- declarations
     @staticmethod
@@ -259,7 +288,7 @@ class _ToAst(Transformer):
             return A.Bound(sign * float("inf"), None, self._loc(meta))
         unit = texts[1] if len(texts) > 1 else None
         digits = ("-" if sign < 0 else "") + texts[0]
-        return A.Bound(sign * float(texts[0]), unit, self._loc(meta), text=digits)
+        return A.Bound(sign * self._literal(meta, texts[0]), unit, self._loc(meta), text=digits)
 
     def interval(self, meta, ch):
         return A.Interval(ch[1], ch[3], str(ch[0]) == "[", str(ch[4]) == "]", self._loc(meta))
@@ -432,6 +461,9 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
         raise RuleError([Finding(A.Loc(path, line, column), "syntax",
                                  "inconsistent indentation: this line does not line up with any enclosing block")],
                         {path: source}) from None
+    too_deep = _nesting_problem(tree, path)
+    if too_deep is not None:
+        raise RuleError([too_deep], {path: source})
     to_ast = _ToAst(path)
     items = to_ast.transform(tree)
     if to_ast.problems:
@@ -448,6 +480,45 @@ def parse_text(text: str, path: str = "<string>") -> A.Module:
             decls.append(item)
     comments.extend(_scan_comments(source))
     return A.Module(path, doc, tuple(decls), tuple(comments), source)
+
+
+_EXPR_NODES = frozenset({
+    "if_expr", "or_", "and_", "not_", "compare", "in_", "not_in", "arith", "neg", "attr", "call",
+    "aggregate", "list_comp", "set_lit", "list_lit"})
+
+
+def _nesting_problem(tree: Tree, path: str) -> Optional[Finding]:
+    """The located finding for the first expression nested deeper than MAX_NESTING levels (the
+    module docstring's measure), found without recursion; None when all are within it."""
+    stack: list[tuple[Tree, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _EXPR_NODES:
+            depth += 1
+            if depth > MAX_NESTING:
+                meta = node.meta
+                loc = A.Loc(path, getattr(meta, "line", 0), getattr(meta, "column", 0))
+                return Finding(loc, "too-deep",
+                               f"expression nested deeper than {MAX_NESTING} levels (the limit; every "
+                               f"operator, '-', 'not', 'if' and call adds a level, so a chain of "
+                               f"{MAX_NESTING + 1} '+' terms is too deep)",
+                               hint="split it into named derived values")
+        stack.extend((c, depth) for c in node.children if isinstance(c, Tree))
+    return None
+
+
+def literal_problem(text: str) -> Optional[str]:
+    """Why a number literal's text is out of range (module docstring), or None."""
+    mantissa = text.lower().partition("e")[0]
+    ndigits = sum(c.isdigit() for c in text)
+    if ndigits > MAX_LITERAL_DIGITS:
+        return f"a number of {ndigits} digits: at most {MAX_LITERAL_DIGITS} digits (the limit)"
+    value = float(text)
+    if math.isinf(value):
+        return f"{text} is beyond the largest number ({sys.float_info.max:.3g})"
+    if 0.0 < abs(value) < sys.float_info.min or (value == 0.0 and any(c in "123456789" for c in mantissa)):
+        return f"{text} is below the smallest normal number ({sys.float_info.min:.3g}) and would lose precision or become 0"
+    return None
 
 
 def _scan_comments(source: str) -> list[A.Comment]:

@@ -120,6 +120,8 @@ def _check_targets(raws: list[str]) -> dict[Path, Optional[set[str]]]:
             for s in found:
                 targets[s] = None
             continue
+        if not path.is_file():
+            raise UserError(f"not a regular file: {raw}")
         home = path.parent if path.suffix == ".rules" else path
         if home not in targets:
             targets[home] = set()

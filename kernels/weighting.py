@@ -65,9 +65,10 @@ edge may fall in the neighbouring cell. The Stokes I weight is CASA's, the sum o
 hands' weights (`kernels.msdata.stokes_i`). Measured on alma_sim
 (tests/kernels/test_casa_alma_sim.py, benchmarks/compare_casa.py): tclean's per-channel sum of
 imaging weights (.sumwt) to 1e-8 (mfs) and, on 93 of 120 cube channels, 1e-6 (the rest: such
-edge samples, <= 1.7e-4); PSF and dirty image within 1e-4 and 2e-4 of the peak of CASA 6.7
-tclean's over the central 3/4 of the image (at the edge CASA's gridder errs by 1.4e-3: a direct
-Fourier sum agrees with ours), apparentsens to 1e-5.
+edge samples, <= 1.7e-4); mfs PSF within 1.1e-4 of the peak of CASA 6.7 tclean's over the
+central 3/4 of the image (at the edge CASA's gridder errs by 1.4e-3: a direct Fourier sum agrees
+with ours) and dirty image within 2.6e-4; cube PSFs within 3.4e-4, dirty cube within 9.8e-4 of
+its peak; apparentsens to 1e-5.
 
 Noise
 -----

@@ -269,8 +269,8 @@ CASES: list[tuple[str, list[tuple[str, int, int, str, str, str | None]]]] = [
          None),
     ]),
     ('invalid_utf8.rules', [
-        ('invalid_utf8.rules', 0, 0, 'io',
-         "cannot read rule file: 'utf-8' codec can't decode byte 0xff in position 21: invalid start byte",
+        ('invalid_utf8.rules', 2, 1, 'encoding',
+         "invalid UTF-8 (byte 0xff): rule files are UTF-8 text",
          None),
     ]),
     ('keep_not_collection.rules', [
@@ -760,7 +760,7 @@ def test_catalogue_size_and_codes():
         "coverage-gap", "coverage-overlap", "coverage-outside", "bad-interval", "duplicate",
         "step-never-applies", "cascade-until", "unused", "import-missing", "import-cycle",
         "override-nothing", "never-true", "not-constant", "out-of-range", "collection-shape",
-        "score-start", "io", "bad-repeat", "conflicting-clauses",
+        "score-start", "encoding", "bad-repeat", "conflicting-clauses",
     }
 
 
