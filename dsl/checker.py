@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 from almarules.dsl import allowed
 from almarules.dsl import ast as A
+from almarules.dsl.cascade_bound import too_many_applications
 from almarules.dsl.errors import Finding
 from almarules.dsl.functions import AGGREGATES, CONSTANTS, FUNCTIONS, SignatureError, aggregate_type
 from almarules.dsl.intervals import Span, coverage_problems, span_of
@@ -871,6 +872,8 @@ class Checker:
                 for action in step.actions:
                     self._action(action, step, c, i)
                 self._repeats_earlier(c, step, i)
+            if (big := too_many_applications(c)) is not None:
+                self.error(big[0].loc, "cascade-too-large", big[1], hint="repeat fewer steps, or fewer times")
             self.stack.pop()
 
     def _repeats_earlier(self, c: A.Cascade, step: A.Step, index: int) -> None:

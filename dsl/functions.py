@@ -9,9 +9,12 @@ collection; they are evaluated by the engine, and only typed here.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Optional
 
+from almarules.dsl.limits import MAX_FFT_SIZE
 from almarules.dsl.types import ANY, BOOL, NUM, BoolT, CollT, NumT, T, is_any
 
 
@@ -68,7 +71,8 @@ def linear_score(x: float, x1: float, x2: float, y1: float, y2: float) -> float:
         raise ValueError("linear_score is undefined when x1 == x2")
     lo, hi = min(x1, x2), max(x1, x2)
     xc = min(max(x, lo), hi)
-    return y1 + (y2 - y1) * (xc - x1) / (x2 - x1)
+    # halved differences: the same floats (halving is exact), but x2 - x1 cannot overflow
+    return y1 + (y2 - y1) * (xc / 2 - x1 / 2) / (x2 / 2 - x1 / 2)
 
 
 def erf_score(r: float, good: float, bad: float, floor: float) -> float:
@@ -83,24 +87,68 @@ def erf_score(r: float, good: float, bad: float, floor: float) -> float:
     return floor + (1.0 - floor) * (math.erf(r * slope + offset) + 1.0) / 2.0
 
 
+@lru_cache(maxsize=1)
+def even_smooth_sizes() -> tuple[int, ...]:
+    """Every even integer <= MAX_FFT_SIZE whose prime factors are 2, 3, 5 and 7, ascending."""
+    out = []
+    p7 = 2
+    while p7 <= MAX_FFT_SIZE:
+        p5 = p7
+        while p5 <= MAX_FFT_SIZE:
+            p3 = p5
+            while p3 <= MAX_FFT_SIZE:
+                p2 = p3
+                while p2 <= MAX_FFT_SIZE:
+                    out.append(p2)
+                    p2 *= 2
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return tuple(sorted(out))
+
+
 def fft_size(n: float) -> float:
-    """Smallest even integer >= n whose prime factors are only 2, 3, 5 and 7."""
+    """Smallest even integer >= n whose prime factors are only 2, 3, 5 and 7.
+
+    A binary search in the (about 10^4) such sizes up to `limits.MAX_FFT_SIZE` (2^31): n above
+    that, or not finite, is refused (ValueError, an error value in rules)."""
+    if not -math.inf < n <= MAX_FFT_SIZE:
+        raise ValueError(f"size {n:g} is beyond the largest FFT size {MAX_FFT_SIZE} (2^31)"
+                         if n == n else "size is not a number")
     m = max(2, int(math.ceil(n - 1e-9)))
-    if m % 2:
-        m += 1
-    while True:
-        k = m
-        for p in (2, 3, 5, 7):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return float(m)
-        m += 2
+    sizes = even_smooth_sizes()
+    return float(sizes[bisect_left(sizes, m)])
 
 
 def round_half_up(x: float, digits: float = 0) -> float:
+    """x rounded half up to `digits` decimal digits (|digits| at most 308)."""
+    if not -308 <= digits <= 308:
+        raise ValueError(f"{digits:g} digits is outside [-308, 308]")
     scale = 10.0 ** int(digits)
-    return math.floor(x * scale + 0.5) / scale
+    scaled = x * scale
+    if not abs(scaled) < 2.0 ** 53:  # already integral at this scale (or beyond a float's range)
+        return x
+    return math.floor(scaled + 0.5) / scale
+
+
+def _sqrt(x: float) -> float:
+    if x < 0:
+        raise ValueError(f"square root of a negative number ({x:g})")
+    return math.sqrt(x)
+
+
+def _logarithm(log: Callable[[float], float]) -> Callable[[float], float]:
+    def f(x: float) -> float:
+        if not x > 0:
+            raise ValueError(f"logarithm of {x:g} (needs a positive number)")
+        return log(x)
+    return f
+
+
+def _exp(x: float) -> float:
+    if x > 709.78:
+        raise ValueError(f"e ^ {x:g} overflows (beyond 1.8e308)")
+    return math.exp(x)
 
 
 def clip(x: float, lo: float, hi: float) -> float:
@@ -125,10 +173,10 @@ FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in [
         Function("abs", (1, 1), lambda ts: _same_dims(ts, "abs's argument"), abs, "absolute value"),
-        Function("sqrt", (1, 1), _sqrt_sig, math.sqrt, "square root (the unit too)"),
-        Function("log", (1, 1), lambda ts: _dimensionless(ts, "log's argument"), math.log, "natural logarithm"),
-        Function("log10", (1, 1), lambda ts: _dimensionless(ts, "log10's argument"), math.log10, "base-10 logarithm"),
-        Function("exp", (1, 1), lambda ts: _dimensionless(ts, "exp's argument"), math.exp, "e to the power x"),
+        Function("sqrt", (1, 1), _sqrt_sig, _sqrt, "square root (the unit too)"),
+        Function("log", (1, 1), lambda ts: _dimensionless(ts, "log's argument"), _logarithm(math.log), "natural logarithm"),
+        Function("log10", (1, 1), lambda ts: _dimensionless(ts, "log10's argument"), _logarithm(math.log10), "base-10 logarithm"),
+        Function("exp", (1, 1), lambda ts: _dimensionless(ts, "exp's argument"), _exp, "e to the power x"),
         Function("erf", (1, 1), lambda ts: _dimensionless(ts, "erf's argument"), math.erf, "error function"),
         Function("floor", (1, 1), lambda ts: _dimensionless(ts, "floor's argument"), lambda x: float(math.floor(x)), "round down"),
         Function("ceil", (1, 1), lambda ts: _dimensionless(ts, "ceil's argument"), lambda x: float(math.ceil(x)), "round up"),
@@ -187,7 +235,7 @@ def aggregate_type(func: str, lead: list[T], elem: T) -> T:
 def percentile(values: list[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default 'linear' method), q in [0, 100]."""
     if not 0 <= q <= 100:
-        raise ValueError(f"percentile level {q} is outside [0, 100]")
+        raise ValueError(f"percentile level {q:g} is outside [0, 100]")
     s = sorted(values)
     pos = (len(s) - 1) * q / 100.0
     lo = int(math.floor(pos))
@@ -197,5 +245,5 @@ def percentile(values: list[float], q: float) -> float:
 
 __all__ = [
     "FUNCTIONS", "AGGREGATES", "CONSTANTS", "Function", "SignatureError", "aggregate_type",
-    "linear_score", "erf_score", "fft_size", "percentile",
+    "linear_score", "erf_score", "fft_size", "even_smooth_sizes", "percentile",
 ]

@@ -44,14 +44,13 @@ def load_facts(path: str | Path) -> Dataset:
 
 def load_intents(path: str | Path) -> dict[str, list[str]]:
     """A YAML/JSON mapping field name (or id) -> intents, for data imported without intents."""
-    import yaml
-
     from almarules.engine.ms import MSError
+    from almarules.engine.summary import FactsError, read_data_file
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MSError(f"{path}: cannot read the intents file: {str(exc).splitlines()[0]}") from None
+        data = read_data_file(path, "an intents file")  # regular file, size, depth and alias bounds
+    except FactsError as exc:
+        raise MSError(str(exc)) from None
     if not isinstance(data, dict) or not all(isinstance(v, (list, str)) for v in data.values()):
         raise MSError(f"{path}: an intents file maps field name -> list of intents, e.g. 'N5921_2: [TARGET]'")
     return {str(k): [v] if isinstance(v, str) else [str(x) for x in v] for k, v in data.items()}

@@ -170,13 +170,17 @@ def _plural(n: int, word: str) -> str:
 
 
 def _read_dataset(paths: list[str], intents: Optional[str]):
+    from almarules.dsl.limits import MAX_SUMMARY_BYTES
     from almarules.engine.api import load_dataset
+    from almarules.engine.io import check_user_file
 
     for p in paths:
         if not Path(p).exists():
             raise UserError(f"no such dataset: {p}")
     if intents and not Path(intents).exists():
         raise UserError(f"no such intents file: {intents}")
+    if intents:  # a regular file of at most MAX_SUMMARY_BYTES: never a FIFO or a device
+        check_user_file(intents, MAX_SUMMARY_BYTES, "an intents file")
     return load_dataset(paths, intents, progress=_progress())
 
 
@@ -218,6 +222,27 @@ def _program_and_facts(args):
 
 def _source(args) -> str:
     return ", ".join(args.dataset)
+
+
+def check_set_numbers(sets: Sequence[str]) -> None:
+    """Refuse a ``--set`` number that is not finite (``1e400``) or is subnormal (``1e-320``, or
+    a value whose SI value is below 2.2e-308 in magnitude, where precision is lost): one line.
+    The parameter's own ``in`` clause is checked later, when the rules are loaded."""
+    import math
+
+    from almarules.dsl.units import UnitError, parse_quantity
+
+    for assignment in sets:
+        text = assignment.split("=", 1)[1].strip() if "=" in assignment else ""
+        try:
+            value, _ = parse_quantity(text)
+        except (UnitError, ValueError):
+            continue  # a string, or not a number: the parameter's type decides later
+        if not math.isfinite(value):
+            raise UserError(f"--set {assignment}: {text} is not a finite number")
+        if value != 0 and abs(value) < sys.float_info.min:
+            raise UserError(f"--set {assignment}: {text} is too small to compute with (a subnormal number: "
+                            f"its SI value is below {sys.float_info.min:.3g} in magnitude)")
 
 
 def cmd_facts(args) -> int:
@@ -274,7 +299,7 @@ def cmd_test(args) -> int:
 
 def cmd_fmt(args) -> int:
     from almarules.dsl.format import format_text
-    from almarules.dsl.loader import display_path
+    from almarules.dsl.loader import BadEncoding, display_path, read_rule_file
     from almarules.engine.io import write_atomic
 
     files: list[Path] = []
@@ -286,7 +311,10 @@ def cmd_fmt(args) -> int:
     changed = []
     errors = []
     for f in files:
-        text = f.read_text(encoding="utf-8")
+        try:
+            text = read_rule_file(f)  # a regular file within the size limit, UTF-8
+        except (OSError, BadEncoding) as exc:
+            raise UserError(f"{f}: cannot format: {exc}") from None
         try:
             new = format_text(text, display_path(f))
         except RuleError as exc:
@@ -337,6 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.command:
             parser.print_help()
             return 2
+        check_set_numbers(getattr(args, "sets", None) or [])
         from almarules.engine.image_cli import COMMANDS as IMAGE_COMMANDS
         from almarules.engine.plan_cli import COMMANDS as PLAN_COMMANDS
 

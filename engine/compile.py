@@ -8,18 +8,19 @@ decision that does not need a missing fact is still made.
 from __future__ import annotations
 
 import operator
+from functools import partial
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
 from almarules.dsl.units import parse_unit
+from almarules.engine.arith import ARITH, finite_result
 from almarules.engine.values import ACTIVE, Entity, Unknown, merge_unknowns
 
 Fn = Callable[[Any, dict], Any]
 _MISSING = object()
 
-_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -34,12 +35,6 @@ class Names:
     collections: set[str]  # dataset collection attributes (facts and created)
 
 
-def _div(a: float, b: float) -> Any:
-    if b == 0:
-        return Unknown(errors=["division by zero"])
-    return a / b
-
-
 def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
     if not isinstance(e, (A.Num, A.Str, A.Bool)) and _foldable(e, names, local):
         value = _compile(e, names, local)(None, {})  # a constant subexpression: computed once
@@ -48,28 +43,38 @@ def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
 
 
 def _foldable(e: A.Expr, names: Names, local: frozenset[str]) -> bool:
-    """No facts, parameters or variables: literals, constants, enum members, pure functions."""
-    if isinstance(e, (A.Num, A.Str, A.Bool)):
-        return True
-    if isinstance(e, A.Name):
-        return e.id not in local and e.id not in names.params and (
-            e.id in CONSTANTS or e.id in names.enum_members)
-    if isinstance(e, A.Unary):
-        return _foldable(e.operand, names, local)
-    if isinstance(e, A.Binary):
-        return _foldable(e.left, names, local) and _foldable(e.right, names, local)
-    if isinstance(e, A.IfElse):
-        return all(_foldable(x, names, local) for x in (e.cond, e.then, e.else_))
-    if isinstance(e, A.Call):
-        return (e.func in FUNCTIONS and e.func not in ("known", "lookup") and e.func not in names.tables
-                and e.func not in names.bands and all(_foldable(a, names, local) for a in e.args))
-    if isinstance(e, (A.SetLit, A.ListLit)):
-        return all(_foldable(i, names, local) for i in e.items)
-    return False
+    """No facts, parameters or variables: literals, constants, enum members, pure functions.
+
+    Iterative (an explicit stack), so any depth the parser accepts is fine."""
+    todo: list[A.Expr] = [e]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, (A.Num, A.Str, A.Bool)):
+            continue
+        if isinstance(x, A.Name):
+            if x.id in local or x.id in names.params or not (
+                    x.id in CONSTANTS or x.id in names.enum_members):
+                return False
+        elif isinstance(x, A.Unary):
+            todo.append(x.operand)
+        elif isinstance(x, A.Binary):
+            todo += (x.left, x.right)
+        elif isinstance(x, A.IfElse):
+            todo += (x.cond, x.then, x.else_)
+        elif isinstance(x, A.Call):
+            if (x.func not in FUNCTIONS or x.func in ("known", "lookup") or x.func in names.tables
+                    or x.func in names.bands):
+                return False
+            todo += x.args
+        elif isinstance(x, (A.SetLit, A.ListLit)):
+            todo += x.items
+        else:
+            return False
+    return True
 
 
 def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
-    c = lambda x, loc=local: compile_expr(x, names, loc)  # noqa: E731
+    c = partial(compile_expr, names=names, local=local)  # no Python frame per nesting level
     if isinstance(e, A.Num):
         value = e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
         return lambda ev, env: value
@@ -195,7 +200,7 @@ def _binary(e: A.Binary, c) -> Fn:
                 return merge_unknowns((a, b))
             return (a in b) != negate
         return in_
-    fn = _div if op == "/" else (_COMPARE.get(op) or _ARITH[op])
+    fn = _COMPARE.get(op) or ARITH[op]
 
     def bin_(ev, env):
         a = left(ev, env)
@@ -207,7 +212,7 @@ def _binary(e: A.Binary, c) -> Fn:
 
 
 def _call(e: A.Call, names: Names, local, c) -> Fn:
-    args = [c(a) for a in e.args]
+    args = list(map(c, e.args))
     func = e.func
     if func in names.tables or func in names.bands:
         arg = args[0]
@@ -245,7 +250,7 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             coll = arg(ev, env)
             if isinstance(coll, Unknown):
                 return coll
-            return reducer(list(coll), None, f"{func}()")
+            return finite_result(func, ("...",), reducer(list(coll), None, f"{func}()"))
         return agg_
     impl = FUNCTIONS[func].impl
     errors = (ValueError, ZeroDivisionError, OverflowError)
@@ -257,7 +262,7 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             if v.__class__ is Unknown:
                 return v
             try:
-                return impl(v)
+                return finite_result(func, (v,), impl(v))
             except errors as exc:
                 return Unknown(errors=[f"{func}(): {exc}"])
         return call1
@@ -270,7 +275,7 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             if v0.__class__ is Unknown or v1.__class__ is Unknown:
                 return merge_unknowns((v0, v1))
             try:
-                return impl(v0, v1)
+                return finite_result(func, (v0, v1), impl(v0, v1))
             except errors as exc:
                 return Unknown(errors=[f"{func}(): {exc}"])
         return call2
@@ -281,8 +286,8 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
         if unknown is not None:
             return unknown
         try:
-            return impl(*vals)
-        except (ValueError, ZeroDivisionError, OverflowError) as exc:
+            return finite_result(func, tuple(vals), impl(*vals))
+        except errors as exc:
             return Unknown(errors=[f"{func}(): {exc}"])
     return call_
 
@@ -502,11 +507,14 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
                 return q
             if not values:
                 return default(ev, env) if default else Unknown(errors=["percentile() of nothing"])
-            return percentile(values, q)
+            try:
+                return finite_result(func, (q,), percentile(values, q))
+            except ValueError as exc:
+                return Unknown(errors=[f"percentile(): {exc}"])
         d = default(ev, env) if default is not None and not values else None
         if isinstance(d, Unknown):
             return d
-        return _REDUCERS[func](values, d, what)
+        return finite_result(func, ("...",), _REDUCERS[func](values, d, what))
     return agg
 
 

@@ -23,6 +23,7 @@ from almarules.dsl import ast as A
 from almarules.dsl.checker import CheckResult, outcome_attr, plural
 from almarules.dsl.errors import Finding, RuleError
 from almarules.dsl.intervals import Span, find_row, span_of
+from almarules.dsl.limits import MAX_CASCADE_APPLICATIONS
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import NumT, StrT, T
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity, parse_unit
@@ -720,7 +721,7 @@ class Evaluation:
             return
         if cond:
             return
-        env = {"dataset": self.dataset}
+        env, self.applications = {"dataset": self.dataset}, 0
         for step in c.steps:
             if step.when is not None:
                 applies = step.when(self, env)
@@ -764,6 +765,10 @@ class Evaluation:
         ignoring their ``when`` conditions; their changes are listed as ``repeat 'a': ...``.
         ``error "m" when C``: C unknown -> _Stop("unknown"); C true or absent -> _Stop("error", m).
         """
+        self.applications += 1
+        if self.applications > MAX_CASCADE_APPLICATIONS:
+            raise _Stop("error", f"stopped after {MAX_CASCADE_APPLICATIONS} step applications (the limit"
+                        " limits.MAX_CASCADE_APPLICATIONS): its repeats expand too far")
         note = f"cascade {c.decl.name}, step {applied.decl.name!r}"
         if step is not applied:
             note += f" (repeating {step.decl.name!r})"

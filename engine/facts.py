@@ -29,6 +29,39 @@ Intent = Literal[
 ArrayKind = Literal["12m", "7m", "TP", "VLA", "mixed"]
 SPECMODES = ("mfs", "cont", "cube")
 
+# Physical bounds on facts: values outside them cannot come from a real observation (each says why).
+EARTH_BASELINE_M = 13.0e6
+"""Longest ground baseline (m): Earth's diameter is 12,742 km."""
+ITRF_RADIUS_M = 7.0e6
+"""Largest |ITRF coordinate| of a ground antenna (m): Earth's radius is at most 6,378 km."""
+MAX_FREQUENCY_HZ = 1.0e13
+"""Highest frequency (Hz): 10 THz, ten times ALMA's highest band (950 GHz)."""
+MAX_POINTING_OFFSET_ARCSEC = 36_000.0
+"""Largest mosaic pointing offset from the field centre (arcsec): 10 deg; the largest ALMA
+mosaics span a few degrees."""
+MAX_MJD_SECONDS = 1.0e10
+"""Latest time (MJD seconds): about the year 2175 (MJD 115,740)."""
+MAX_INTEGRATION_S = 86_400.0
+"""Longest integration (s): one day; ALMA integrations last seconds."""
+MAX_DISH_M = 1_000.0
+"""Largest dish diameter (m): twice the largest dish ever built (FAST, 500 m)."""
+MAX_CHANNELS = 2 ** 18
+"""Most channels in one spw: 262,144, far above any correlator's (ALMA: at most 7,680)."""
+
+# Longest lists of a summary, far above real data (a 20,000-spw summary is refused with its path).
+MAX_EBS = 1_000  # an MOUS has at most a few tens of execution blocks
+MAX_ANTENNAS = 1_000  # ALMA has at most 80 antennas per array (66 + 4 TP), the ngVLA 263
+MAX_SPWS = 1_000  # ALMA: at most 64 spws per EB (with the calibration and WVR spws)
+MAX_FIELDS = 1_000  # distinct sources (a mosaic's pointings are one field's `pointings`); surveys: a few
+# hundred. The rules compare fields with fields: evaluation grows with their square (500: ~5 s)
+MAX_FIELD_IDS = 20_000  # MS FIELD rows of a scan: one per mosaic pointing, up to a few thousand
+MAX_POINTINGS = 20_000  # per field: ALMA mosaics have up to a few thousand pointings
+MAX_SCANS = 100_000  # a few hundred scans per EB
+MAX_WEIGHTS = 1_000_000  # one per field, spw and EB
+MAX_MEASUREMENTS = 100_000  # one per image of the imaging list, a few hundred
+MAX_SHORT_LIST = 1_000  # intents, spw and field ids of a scan, rest frequencies, history origins
+MAX_HISTORY = 100_000  # ORIGIN of the HISTORY rows of one MS
+
 
 def _unit_converter(unit: str):
     scale_to, dim_to = parse_unit(unit)
@@ -108,10 +141,16 @@ def _schema_limits(gt: Optional[float], ge: Optional[float], le: Optional[float]
     return {k: v for k, v in pairs if v is not None}
 
 
-# A frequency in a list (Hz): finite and positive.
-Frequency = Annotated[float, AfterValidator(_limits("Hz", gt=0))]
-# An ITRF coordinate (m): finite.
-Coordinate = Annotated[float, AfterValidator(_limits("m"))]
+# A frequency in a list (Hz): finite, positive and at most MAX_FREQUENCY_HZ.
+Frequency = Annotated[float, AfterValidator(_limits("Hz", gt=0, le=MAX_FREQUENCY_HZ))]
+# An ITRF coordinate (m): finite, within ITRF_RADIUS_M of the geocentre.
+Coordinate = Annotated[float, AfterValidator(_limits("m", ge=-ITRF_RADIUS_M, le=ITRF_RADIUS_M))]
+
+
+def Items(item: Any, most: int, description: Optional[str] = None, **extra: Any):
+    """An optional list of `item`, at most `most` long (a longer one is refused with its path)."""
+    return Annotated[Optional[list[item]], Field(default=None, max_length=most, description=description,
+                                                 json_schema_extra=extra or None)]
 
 
 class _Model(BaseModel):
@@ -119,12 +158,13 @@ class _Model(BaseModel):
 
 
 class BaselineStats(_Model):
-    """Projected baseline lengths of one execution block (m)."""
+    """Projected baseline lengths of one execution block (m), at most 13,000 km (ground baselines
+    cannot exceed Earth's diameter, 12,742 km)."""
 
-    min: Q("m", "shortest projected baseline", ge=0) = None
-    max: Q("m", "longest projected baseline", ge=0) = None
-    l75: Q("m", "75th percentile of projected baseline lengths", ge=0) = None
-    l80: Q("m", "80th percentile of projected baseline lengths", ge=0) = None
+    min: Q("m", "shortest projected baseline", ge=0, le=EARTH_BASELINE_M) = None
+    max: Q("m", "longest projected baseline", ge=0, le=EARTH_BASELINE_M) = None
+    l75: Q("m", "75th percentile of projected baseline lengths", ge=0, le=EARTH_BASELINE_M) = None
+    l80: Q("m", "80th percentile of projected baseline lengths", ge=0, le=EARTH_BASELINE_M) = None
 
 
 class ExecutionBlock(_Model):
@@ -132,12 +172,12 @@ class ExecutionBlock(_Model):
 
     id: str = Field(description="execution block uid or MS name")
     ms_name: Optional[str] = None
-    start: Q("s", "start time, MJD seconds (UTC)") = None
-    end: Q("s", "end time, MJD seconds (UTC)") = None
-    integration_time: Q("s", "typical integration time", gt=0) = None
+    start: Q("s", "start time, MJD seconds (UTC)", ge=0, le=MAX_MJD_SECONDS) = None
+    end: Q("s", "end time, MJD seconds (UTC)", ge=0, le=MAX_MJD_SECONDS) = None
+    integration_time: Q("s", "typical integration time (at most a day)", gt=0, le=MAX_INTEGRATION_S) = None
     n_antennas: Count = Field(default=None, description="antennas with data")
     syscal_rows: Count = Field(default=None, description="rows in the SYSCAL (Tsys) table")
-    history_origins: Optional[list[str]] = Field(default=None, description="ORIGIN of HISTORY rows")
+    history_origins: Items(str, MAX_HISTORY, "ORIGIN of HISTORY rows") = None
     processing_history: Optional[bool] = Field(
         default=None, description="HISTORY has rows not written by the importer")
     has_model_data: Optional[bool] = Field(default=None, description="MODEL_DATA column present")
@@ -161,7 +201,8 @@ class Antenna(_Model):
     station: Optional[str] = None
     position: Optional[tuple[Coordinate, Coordinate, Coordinate]] = Field(
         default=None, description="ITRF position (m)", json_schema_extra={"unit": "m"})
-    dish_diameter: Q("m", "dish diameter", gt=0) = None
+    dish_diameter: Q("m", "dish diameter (at most 1 km: FAST, the largest dish, is 500 m)", gt=0,
+                     le=MAX_DISH_M) = None
 
 
 class SpectralWindow(_Model):
@@ -169,19 +210,18 @@ class SpectralWindow(_Model):
 
     id: int
     name: Optional[str] = None
-    nchan: Count = Field(default=None, ge=1, description="number of channels")
-    channel_frequencies: Optional[list[Frequency]] = Field(
-        default=None, description="channel centre frequencies (Hz)", json_schema_extra={"unit": "Hz"})
-    start_frequency: Q("Hz", "centre frequency of the first channel", gt=0) = None
-    channel_width: Q("Hz", "channel width (negative when frequency decreases)", nonzero=True) = None
-    effective_bw: Q("Hz", "effective noise bandwidth of one channel", gt=0) = None
+    nchan: Count = Field(default=None, ge=1, le=MAX_CHANNELS, description="number of channels")
+    channel_frequencies: Items(Frequency, MAX_CHANNELS, "channel centre frequencies (Hz)", unit="Hz") = None
+    start_frequency: Q("Hz", "centre frequency of the first channel", gt=0, le=MAX_FREQUENCY_HZ) = None
+    channel_width: Q("Hz", "channel width (negative when frequency decreases)", nonzero=True,
+                     ge=-MAX_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ) = None
+    effective_bw: Q("Hz", "effective noise bandwidth of one channel", gt=0, le=MAX_FREQUENCY_HZ) = None
     frame: Optional[str] = Field(default=None, description="frequency frame (TOPO, LSRK, ...)")
     correlator_mode: Optional[Literal["TDM", "FDM"]] = None
     online_hanning: Optional[bool] = None
-    intents: Optional[list[Intent]] = Field(default=None, description="intents of scans observing it")
-    rest_frequencies: Optional[list[Frequency]] = Field(
-        default=None, description="line rest frequencies in the SOURCE table for this spw (Hz)",
-        json_schema_extra={"unit": "Hz"})
+    intents: Items(Intent, MAX_SHORT_LIST, "intents of scans observing it") = None
+    rest_frequencies: Items(Frequency, MAX_SHORT_LIST, "line rest frequencies in the SOURCE table for this spw (Hz)",
+                            unit="Hz") = None
     rows: Count = Field(default=None, description="main-table rows of this spw (all execution blocks)")
     baselines: Count = Field(default=None, description="distinct cross-correlation baselines with data")
 
@@ -226,20 +266,21 @@ class SpectralWindow(_Model):
 
 
 class Pointing(_Model):
-    """One mosaic pointing, as an offset from the field centre (arcsec)."""
+    """One mosaic pointing, as an offset from the field centre (arcsec), at most 10 deg
+    (36,000 arcsec): the largest ALMA mosaics span a few degrees."""
 
-    ra_offset: Q("arcsec", "offset in RA (true angle)") = None
-    dec_offset: Q("arcsec", "offset in Dec") = None
+    ra_offset: Q("arcsec", "offset in RA (true angle)", ge=-MAX_POINTING_OFFSET_ARCSEC,
+                 le=MAX_POINTING_OFFSET_ARCSEC) = None
+    dec_offset: Q("arcsec", "offset in Dec", ge=-MAX_POINTING_OFFSET_ARCSEC, le=MAX_POINTING_OFFSET_ARCSEC) = None
 
 
 class FieldFacts(_Model):
     id: int
     name: str
-    ra: Q("deg", "right ascension (J2000)") = None
+    ra: Q("deg", "right ascension (J2000; 0 to 360, or -180 to 180)", ge=-360, le=360) = None
     dec: Q("deg", "declination (J2000)", ge=-90, le=90) = None
-    intents: Optional[list[Intent]] = None
-    pointings: Optional[list[Pointing]] = Field(
-        default=None, description="mosaic pointings; one (or none) for a single field")
+    intents: Items(Intent, MAX_SHORT_LIST) = None
+    pointings: Items(Pointing, MAX_POINTINGS, "mosaic pointings; one (or none) for a single field") = None
 
     @computed_field(json_schema_extra={"from": "pointings"})
     @property
@@ -263,11 +304,11 @@ class FieldFacts(_Model):
 class Scan(_Model):
     eb: Optional[str] = Field(default=None, description="execution block id")
     number: int
-    intents: Optional[list[Intent]] = None
-    field_ids: Optional[list[int]] = None
-    spw_ids: Optional[list[int]] = None
-    start: Q("s", "start time, MJD seconds") = None
-    end: Q("s", "end time, MJD seconds") = None
+    intents: Items(Intent, MAX_SHORT_LIST) = None
+    field_ids: Items(int, MAX_FIELD_IDS) = None
+    spw_ids: Items(int, MAX_SPWS) = None
+    start: Q("s", "start time, MJD seconds", ge=0, le=MAX_MJD_SECONDS) = None
+    end: Q("s", "end time, MJD seconds", ge=0, le=MAX_MJD_SECONDS) = None
 
     @computed_field(json_schema_extra={"from": "start, end", "unit": "s"})
     @property
@@ -308,7 +349,7 @@ class ImageMeasurement(_Model):
 
     field: str
     intent: Intent
-    spws: list[int]
+    spws: Annotated[list[int], Field(max_length=MAX_SPWS)]
     specmode: Literal["mfs", "cont", "cube"]
     sensitivity: MQ("Jy/beam", "theoretical sensitivity") = None
     dirty_peak: MQ("Jy/beam", "peak of the dirty image where PB > 0.2") = None
@@ -343,15 +384,15 @@ class Dataset(_Model):
     telescope: Optional[str] = None
     array: Optional[ArrayKind] = Field(default=None, description="array kind")
     representative_spw: Optional[int] = None
-    representative_frequency: Q("Hz", "science goal representative frequency", gt=0) = None
-    ebs: Optional[list[ExecutionBlock]] = None
-    antennas: Optional[list[Antenna]] = None
-    spws: Optional[list[SpectralWindow]] = None
-    fields: Optional[list[FieldFacts]] = None
-    scans: Optional[list[Scan]] = None
-    weights: Optional[list[WeightSum]] = None
-    measurements: Optional[list[ImageMeasurement]] = Field(
-        default=None, description="measurements of images made by later stages")
+    representative_frequency: Q("Hz", "science goal representative frequency", gt=0, le=MAX_FREQUENCY_HZ) = None
+    ebs: Items(ExecutionBlock, MAX_EBS, "execution blocks (at most 1,000; an MOUS has a few tens)") = None
+    antennas: Items(Antenna, MAX_ANTENNAS, "antennas (at most 1,000; ALMA has at most 80)") = None
+    spws: Items(SpectralWindow, MAX_SPWS, "spectral windows (at most 1,000; ALMA has at most 64 per EB)") = None
+    fields: Items(FieldFacts, MAX_FIELDS, "fields: distinct sources, at most 1,000 (a mosaic is one field with its pointings)") = None
+    scans: Items(Scan, MAX_SCANS, "scans (at most 100,000; an EB has a few hundred)") = None
+    weights: Items(WeightSum, MAX_WEIGHTS, "weight sums, one per field, spw and EB (at most 1,000,000)") = None
+    measurements: Items(ImageMeasurement, MAX_MEASUREMENTS,
+                        "measurements of images made by later stages (at most 100,000)") = None
 
 
 # kind name (as rules see it) -> model; the dataset itself is kind "dataset".

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 SPECMODES = ("mfs", "cont", "cube")
 
@@ -41,7 +44,9 @@ def add_parsers(sub) -> None:
                         "corruptions): an image read from DATA is then not marked uncalibrated")
     p.add_argument("--memory", type=float, default=2.0, metavar="GB",
                    help="cubes: visibilities held in memory at once (default 2 GB)")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="gridder threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="threads of the gridder and FFTs (default 0: all cores). With 1 thread identical inputs give "
+                        "identical products (FITS data byte for byte); with several, sums run in a thread-dependent "
+                        "order (see README)")
 
 
 def _matches(key: str, args) -> bool:
@@ -128,9 +133,18 @@ def _summary(records) -> str:
     return tabulate(rows, head) + "\n"
 
 
+def _read_contfile(path: str):
+    """The cont.dat at `path`: a regular file of at most MAX_SUMMARY_BYTES (64 MiB) of UTF-8 (never
+    a FIFO or a device); errors are one line naming the file."""
+    from almarules.dsl.limits import MAX_SUMMARY_BYTES
+    from almarules.engine.contdat import parse_contdat
+    from almarules.engine.io import read_user_text
+
+    return parse_contdat(read_user_text(path, MAX_SUMMARY_BYTES, "a cont.dat file"), source=str(path))
+
+
 def cmd_image(args) -> int:
     from almarules.engine.cli import UserError, _read_dataset
-    from almarules.engine.contdat import read_contdat
     from almarules.engine.imaging.stage import Stage, make_images
     from almarules.engine.ms import is_ms
     from almarules.engine.plan_cli import _program
@@ -143,27 +157,94 @@ def cmd_image(args) -> int:
             raise UserError(f"{d}: not a Measurement Set; imaging needs the visibilities (a summary has none)")
     if args.memory <= 0:
         raise UserError("--memory must be positive")
+    if args.threads < 0:
+        raise UserError("--threads must be 0 (all cores) or a positive number of threads")
+    check_output_dir(Path(args.output))  # before any data are read: a read-only directory fails at once
+    contdat = _read_contfile(args.contfile) if args.contfile else None  # before any slow work
     program = _program(args.rules)
     for d in args.dataset:
         msdata.data_column(d)  # one clear line, before any work, when an MS has no visibilities to image
     facts = _read_dataset(args.dataset, args.intents)
-    contdat = read_contdat(args.contfile) if args.contfile else None
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
 
     def log(text: str) -> None:
         print(f"almarules image: {text}", file=sys.stderr, flush=True)
 
-    stage = Stage(program, facts, [Path(d) for d in args.dataset], out, args.sets, args.mous, contdat,
-                  args.extra_products, int(args.memory * 1e9), args.threads, log, args.data_calibrated)
-    keys = _choose(stage, args)
-    records = make_images(stage, keys)
+    with _exclusive(out):  # a second run in the same directory would take this one's temporaries for leftovers
+        for note in clean_leftovers(out):
+            log(note)
+        stage = Stage(program, facts, [Path(d) for d in args.dataset], out, args.sets, args.mous, contdat,
+                      args.extra_products, int(args.memory * 1e9), args.threads, log, args.data_calibrated)
+        keys = _choose(stage, args)
+        records = make_images(stage, keys)
     sys.stdout.write(_summary(records))
     sys.stdout.write(_concerns(records))
     print(_closing(records, out))
     return 2 if any(r.status == "failed" for r in records) else 0
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse, in one line, an output directory that is not a directory, cannot be created or
+    cannot be written (a probe file is created there and removed)."""
+    import tempfile
+
+    from almarules.engine.cli import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output directory {out}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".almarules-probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write in the output directory {out}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.almarules-image.lock`` (refused in one line while another
+    ``almarules image`` writes there), removed when the run ends; a killed run's lock is released
+    by the kernel and its file reused."""
+    import fcntl
+
+    from almarules.engine.cli import UserError
+
+    path = out / ".almarules-image.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise UserError(f"cannot write in the output directory {out}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another 'almarules image' is writing in {out}; wait for it or choose another "
+                            f"directory") from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # while still held: the directory is left as the products alone
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(out: Path) -> list[str]:
+    """Remove what killed runs left in `out` (see `engine.imaging.products.leftovers`); one note
+    per file removed."""
+    from almarules.engine.imaging.products import leftovers
+
+    notes = []
+    for path, why in leftovers(out):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        notes.append(f"removed {path.name}: {why}")
+    return notes
 
 
 def _closing(records, out: Path) -> str:

@@ -294,7 +294,7 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
                           f"but NUM_CHAN is {nchan}")
         chan_freq_rows[sid] = freqs
         width = float(widths[0])
-        ratio = float(ebw[0]) / abs(width) if width else float("nan")
+        ratio = abs(float(ebw[0])) / abs(width) if width else float("nan")
         hanning = (True if abs(ratio - _HANNING) < 0.05 * _HANNING else
                    False if abs(ratio - 1.0) < 0.02 else None)
         bandwidth = float(np.sum(np.abs(widths)))
@@ -304,7 +304,9 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
         spws[sid] = {
             "id": sid, "name": str(spw_t.getcell("NAME", sid)), "nchan": nchan,
             "channel_frequencies": [float(f) for f in freqs], "start_frequency": float(freqs[0]),
-            "channel_width": width, "effective_bw": float(ebw[0]),
+            # SMA and others store descending channels: negative CHAN_WIDTH (kept: it gives the
+            # order) and EFFECTIVE_BW (a bandwidth: its size)
+            "channel_width": width, "effective_bw": abs(float(ebw[0])),
             "frame": _FRAMES.get(int(spw_t.getcell("MEAS_FREQ_REF", sid)), str(spw_t.getcell("MEAS_FREQ_REF", sid))),
             "correlator_mode": mode, "online_hanning": hanning,
             "_corr": [int(c) for c in pol_t.getcell("CORR_TYPE", int(dd_pol[d]))],
@@ -331,6 +333,7 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
     positions = ant_t.getcol("POSITION")
     diameters = ant_t.getcol("DISH_DIAMETER")
     used_ants = sorted(set(np.unique(a1)) | set(np.unique(a2)))
+    _check_positions(tabs, positions, used_ants)
     antennas = [{"name": str(names[i]), "station": str(stations[i]), "position": [float(x) for x in positions[i]],
                  "dish_diameter": _dish(diameters[i])} for i in used_ants]
     cross = a1 != a2
@@ -387,6 +390,18 @@ def _read(tabs: _Tables, intents_map: dict[str, list[str]], progress) -> _EB:
         entry.pop("_centre"), entry.pop("_ids"), entry.pop("frame")
     return _EB(eb, antennas, spws, fields, scans, weights, obs_telescope, project,
                [float(diameters[i]) for i in used_ants])
+
+
+def _check_positions(tabs: _Tables, positions: np.ndarray, used: list[int]) -> None:
+    """MSError naming the rows when an antenna that has data has a non-finite ANTENNA.POSITION:
+    its baselines' geometry (and the array centre) are unknown, so the data cannot be trusted.
+    Antennas without data are left out of the facts whatever their positions."""
+    bad = [i for i in used if not np.all(np.isfinite(positions[i]))]
+    if bad:
+        rows = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise MSError(f"{tabs.path}/ANTENNA: column POSITION is not finite (NaN or inf) in row"
+                      f"{'s' if len(bad) > 1 else ''} {rows}, antenna{'s' if len(bad) > 1 else ''} with data "
+                      f"in the main table; fix the positions or remove those antennas' rows")
 
 
 def _rest_frequencies(source_t) -> dict[int, set[float]]:
@@ -553,8 +568,9 @@ def _observation_info(tabs: _Tables, field_ids: list[int], spws: set[int]) -> Ob
     ant = tabs.sub("ANTENNA")
     centre = None
     if ant.nrows():
-        xyz = np.asarray(ant.getcol("POSITION"), dtype=np.float64).mean(axis=0)
-        centre = (float(xyz[0]), float(xyz[1]), float(xyz[2]))
+        xyz = np.asarray(ant.getcol("POSITION"), dtype=np.float64)
+        xyz = xyz[np.all(np.isfinite(xyz), axis=1)].mean(axis=0) if np.isfinite(xyz).all(axis=1).any() else None
+        centre = None if xyz is None else (float(xyz[0]), float(xyz[1]), float(xyz[2]))
     return ObservationInfo(first, cell("OBSERVER"), cell("TELESCOPE_NAME"), centre)
 
 

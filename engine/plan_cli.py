@@ -56,6 +56,23 @@ def _format(args) -> str:
     return {".md": "markdown", ".json": "json", ".html": "html", ".htm": "html"}.get(suffix, "text")
 
 
+def _unreadable_entries(directory: Path, found: list[Path]) -> list[tuple[Path, str]]:
+    """Entries of `directory` named like summaries that are not read: FIFOs, devices, sockets and
+    broken links (never opened, so a FIFO cannot block the corpus)."""
+    from almarules.engine.corpus import SUMMARY_SUFFIXES
+    from almarules.engine.io import UserFileError, check_user_file
+
+    out = []
+    for p in sorted(directory.iterdir()):
+        if p in found or p.suffix not in SUMMARY_SUFFIXES or p.name.endswith(".test.yaml"):
+            continue
+        try:
+            check_user_file(p, 1 << 62, "a dataset summary")
+        except UserFileError as exc:
+            out.append((p, str(exc).split(": ", 1)[-1]))
+    return out
+
+
 def _load_corpus(directory: str):
     from almarules.engine.cli import UserError
     from almarules.engine.corpus import find_datasets, load_corpus
@@ -64,6 +81,8 @@ def _load_corpus(directory: str):
     if not d.is_dir():
         raise UserError(f"no such corpus directory: {directory}")
     paths = find_datasets(d)
+    for entry, why in _unreadable_entries(d, paths):
+        print(f"almarules: skipped {entry}: {why}", file=sys.stderr)
     if not paths:
         raise UserError(f"no dataset summaries (.yaml/.json) or Measurement Sets in {directory}")
     loaded = load_corpus(paths, _progress("loading datasets"))

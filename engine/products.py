@@ -20,6 +20,7 @@ in Hz. Per-channel beams of a cube are written as a CASA-style ``BEAMS`` binary 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from astropy.io import fits
 
-from almarules.engine.io import write_bytes_atomic
+from almarules.engine.io import write_bytes_atomic, write_error
 from almarules.kernels.beam import Beam
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ _MJD0 = datetime(1858, 11, 17)  # MJD 0, the origin of MS TIME (seconds)
 __all__ = [
     "INTENT_ABBREVIATIONS",
     "sanitize_name",
+    "field_tokens",
     "product_name",
     "write_image",
     "CubeWriter",
@@ -149,19 +151,54 @@ PROVENANCE_PREFIX = "ALMARULES"
 
 # --------------------------------------------------------------------------- names
 
+#: Longest name component (field, OUS id) in a product name, in characters (= bytes: ASCII).
+MAX_COMPONENT = 64
+
+
 def sanitize_name(text: str) -> str:
-    """`text` with every character outside ``[A-Za-z0-9_.+-]`` replaced by ``_``."""
-    return _UNSAFE.sub("_", text)
+    """`text` as one component of a product name, in the ALMA pipeline's character set.
+
+    Every character outside ``[A-Za-z0-9_.+-]`` (slashes, spaces, NUL, any non-ASCII character)
+    becomes ``_``; a run of dots becomes ``_`` and so do leading and trailing dots, so a component
+    never holds ``..`` nor makes one with the dots that join components; an empty text is ``_``.
+    A result longer than `MAX_COMPONENT` characters keeps its first 55 and ends in ``-`` and 8 hex
+    digits of the SHA-256 of `text`, so distinct long names stay distinct. Names that need no
+    change (``SIMGAL_1``, ``J1520-2500``) are kept as they are; ``NGC 2872`` becomes ``NGC_2872``
+    and ``../../etc/x`` becomes ``____etc_x`` (see `field_tokens` for names that would collide).
+    """
+    out = _UNSAFE.sub("_", text)
+    out = re.sub(r"\.{2,}", "_", out)
+    out = re.sub(r"^\.|\.$", "_", out) or "_"
+    if len(out) > MAX_COMPONENT:
+        out = f"{out[:MAX_COMPONENT - 9]}-{_digest(text)}"
+    return out
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def field_tokens(names: Iterable[str]) -> dict[str, str]:
+    """Each name -> its component in product names: `sanitize_name`, except that names which
+    would share one component (``a/b`` and ``a b``) each get ``-`` and 8 hex digits of their own
+    SHA-256 appended, so two fields never write to the same products."""
+    names = sorted(set(names))
+    plain = {n: sanitize_name(n) for n in names}
+    count: dict[str, int] = {}
+    for token in plain.values():
+        count[token] = count.get(token, 0) + 1
+    return {n: (t if count[t] == 1 else f"{t[:MAX_COMPONENT - 9]}-{_digest(n)}") for n, t in plain.items()}
 
 
 def product_name(mous_id: str, field: str, intent: str, spw_ids: Iterable[int | str] | int | str,
-                 specmode: str, stokes: str = "I", kind: str = "pbcor") -> str:
+                 specmode: str, stokes: str = "I", kind: str = "pbcor", field_token: str | None = None) -> str:
     """The product FITS file name (pipeline.md "Products").
 
     mous_id: ``uid://A001/X2fa/X2dd`` (or already ``uid___A001_X2fa_X2dd``); field: the field
     name, sanitised; intent: TARGET, CHECK, PHASE, BANDPASS, AMPLITUDE or POLARIZATION (any
     case); spw_ids: one id or several, joined by ``_`` in the order given; specmode (mfs, cont,
-    cube, ...), stokes and kind (pbcor, pb, ...) are single tokens without dots.
+    cube, ...), stokes and kind (pbcor, pb, ...) are single tokens without dots; field_token:
+    the field's component when given (`field_tokens`), else ``sanitize_name(field)``.
     """
     if not mous_id or not field:
         raise ValueError("mous_id and field must be non-empty")
@@ -181,7 +218,8 @@ def product_name(mous_id: str, field: str, intent: str, spw_ids: Iterable[int | 
     for label, token in (("specmode", specmode), ("stokes", stokes), ("kind", kind)):
         if not _TOKEN.match(token or ""):
             raise ValueError(f"{label} must be a non-empty token of [A-Za-z0-9_+-], got {token!r}")
-    parts = [sanitize_name(mous_id), f"{sanitize_name(field)}_{abbrev}", "spw" + "_".join(spws),
+    token = sanitize_name(field) if field_token is None else field_token
+    parts = [sanitize_name(mous_id), f"{token}_{abbrev}", "spw" + "_".join(spws),
              specmode, stokes, kind, "fits"]
     return ".".join(parts)
 
@@ -301,7 +339,7 @@ def _primary_header(nx: int, ny: int, nchan: int, *, ra_deg: float, dec_deg: flo
     h["TELESCOP"] = telescope
     h["ORIGIN"] = "almarules"
     h["DATE"] = ((date or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-                 "file written (UTC)")
+                 "written (UTC; image: the run's start)")
     h["RADESYS"] = "ICRS"
     h["EQUINOX"] = 2000.0
     h["LONPOLE"] = 180.0
@@ -385,8 +423,12 @@ def write_image(path: str | Path, data: np.ndarray, *, ra_deg: float, dec_deg: f
     hdul = fits.HDUList([hdu] + ([_beams_hdu(beams)] if len(beams) > 1 else []))
     hdul.verify("exception")
     target = Path(path)
-    # verified just above: writeto need not verify every card again (a third of the write time)
-    write_bytes_atomic(target, lambda fh: hdul.writeto(fh, checksum=True, output_verify="ignore"))
+    # verified just above: writeto need not verify every card again (a third of the write time).
+    # Serialised in memory first: astropy's free-space check turns a write's OSError (a full disk)
+    # into an AttributeError; our own write reports it as one line naming the file (WriteError).
+    buf = io.BytesIO()
+    hdul.writeto(buf, checksum=True, output_verify="ignore")
+    write_bytes_atomic(target, lambda fh: fh.write(buf.getbuffer()))
     return target
 
 
@@ -560,7 +602,10 @@ class CubeWriter:
         if beam is not None:
             self._plane_beams.append(_check_beam(beam))
         raw = np.ascontiguousarray(arr.T, dtype=self._dtype)  # FITS plane (ny, nx), big-endian
-        self._fh.write(raw.data)
+        try:
+            self._fh.write(raw.data)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         self._datasum = _ones_complement_sum(raw, self._datasum)
         self._next += 1
 
@@ -570,14 +615,19 @@ class CubeWriter:
         if self._state != "new":
             raise RuntimeError("a CubeWriter can be entered only once")
         directory = self.path.parent if str(self.path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         self._tmp = Path(tmp)
         self._state = "open"
         try:
             self._fh = os.fdopen(fd, "wb")
             self._fh.write(b" " * self._header_size)  # reserved; written at exit
-        except BaseException:
+        except BaseException as exc:
             self._discard()
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc) from None
             raise
         return self
 
@@ -590,8 +640,10 @@ class CubeWriter:
             raise ValueError(f"only {self._next} of {self.nchan} planes written; {self.path} not written")
         try:
             self._complete()
-        except BaseException:
+        except BaseException as exc:
             self._discard()
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc) from None
             raise
 
     def _complete(self) -> None:

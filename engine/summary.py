@@ -21,14 +21,18 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from almarules.dsl.units import UnitError, parse_quantity, parse_unit
+from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMARY_NODES
 from almarules.engine.facts import Dataset
+from almarules.engine.io import UserFileError, read_user_text
 
-__all__ = ["FactsError", "load_summary", "parse_summary", "dump_summary", "schema_json"]
+__all__ = ["FactsError", "load_summary", "parse_summary", "read_data_file", "dump_summary", "schema_json",
+           "check_json_structure", "check_yaml_structure"]
 
 SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -106,7 +110,15 @@ else:  # pragma: no cover - PyYAML without libyaml
     _FastSummaryLoader = _SummaryLoader  # type: ignore[misc,assignment]
 
 
-def _yaml_error(source: str, exc: yaml.YAMLError) -> str:
+def _yaml_error(source: str, exc: yaml.YAMLError, text: str = "") -> str:
+    """One line: the file, where (line and column) and what."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, ESC, ...)
+        pos = max(0, min(int(exc.position), len(text)))
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return (f"{source}: invalid YAML at line {line}, column {column}: character U+{code:04X} "
+                f"is not allowed in YAML")
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "syntax error"
@@ -127,7 +139,13 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict:
 
 
 def load_summary(path: str | Path) -> Dataset:
-    """Read a ``.json``, ``.yaml`` or ``.yml`` summary file into a `Dataset`."""
+    """Read a ``.json``, ``.yaml`` or ``.yml`` summary file into a `Dataset`.
+
+    The file must be a regular file of at most `MAX_SUMMARY_BYTES` (64 MiB) of UTF-8; its
+    structure is checked before any Python object is built: nesting at most `MAX_SUMMARY_DEPTH`
+    (64) deep and at most `MAX_SUMMARY_NODES` (2,000,000) nodes, YAML aliases counted at every
+    use, so an alias bomb or a 100,000-deep nesting is refused at once, in bounded memory.
+    """
     source = str(path)
     path = Path(path)
     if path.is_dir():
@@ -138,31 +156,153 @@ def load_summary(path: str | Path) -> Dataset:
             f"{source}: unsupported summary format {path.suffix or '(no suffix)'!r} "
             f"(expected .json, .yaml or .yml)")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FactsError(f"{source}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise FactsError(f"{source}: cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FactsError(f"{source}: cannot read file: {exc.strerror or exc}") from None
-
+        text = read_user_text(path, MAX_SUMMARY_BYTES, "a dataset summary")
+    except UserFileError as exc:
+        raise FactsError(str(exc)) from None
     if suffix == ".json":
-        try:
-            data = json.loads(text, object_pairs_hook=_json_pairs)
-        except json.JSONDecodeError as exc:
-            raise FactsError(
-                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except ValueError as exc:  # duplicate key
-            raise FactsError(f"{source}: invalid JSON: {exc}") from None
-    else:
-        try:
-            data = yaml.load(text, Loader=_FastSummaryLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError:
-            try:  # the pure-Python parser's messages are the clearer ones: parse again for them
-                data = yaml.load(text, Loader=_SummaryLoader)  # noqa: S506
-            except yaml.YAMLError as exc:
-                raise FactsError(_yaml_error(source, exc)) from None
-    return parse_summary(data, source)
+        return parse_summary(_load_json(text, source), source)
+    return parse_summary(_load_yaml(text, source), source)
+
+
+def read_data_file(path: str | Path, what: str = "a data file") -> Any:
+    """The data of a small user YAML/JSON file (``.json``: JSON, otherwise YAML), read with the
+    bounds of a summary (regular file, `MAX_SUMMARY_BYTES`, `MAX_SUMMARY_DEPTH`, `MAX_SUMMARY_NODES`).
+    Raises `FactsError` (one line naming the file)."""
+    try:
+        text = read_user_text(path, MAX_SUMMARY_BYTES, what)
+    except UserFileError as exc:
+        raise FactsError(str(exc)) from None
+    return _load_json(text, str(path)) if str(path).lower().endswith(".json") else _load_yaml(text, str(path))
+
+
+def _load_json(text: str, source: str) -> Any:
+    check_json_structure(text, source)
+    try:
+        return json.loads(text, object_pairs_hook=_json_pairs)
+    except json.JSONDecodeError as exc:
+        raise FactsError(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # duplicate key
+        raise FactsError(f"{source}: invalid JSON: {exc}") from None
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        check_yaml_structure(text, source)
+        return yaml.load(text, Loader=_FastSummaryLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        try:  # the pure-Python parser's messages are the clearer ones: parse again for them
+            check_yaml_structure(text, source, _SummaryLoader)  # libyaml may stop before the limits
+            return yaml.load(text, Loader=_SummaryLoader)  # noqa: S506
+        except yaml.YAMLError as exc:
+            raise FactsError(_yaml_error(source, exc, text)) from None
+
+
+# --------------------------------------------------------------------------- structure bounds
+
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+
+
+def check_json_structure(text: str, source: str) -> None:
+    """Refuse JSON nested deeper than `MAX_SUMMARY_DEPTH` or with more than `MAX_SUMMARY_NODES`
+    values and keys, before `json.loads` (which recurses) builds anything.
+
+    Strings are blanked out first, so brackets inside them do not count; the depth is the running
+    sum of openers minus closers (a malformed text is left to the parser to report).
+    """
+    bare = _JSON_STRING.sub('""', text).encode("utf-8", "replace")
+    raw = np.frombuffer(bare, dtype=np.uint8)
+    opens = (raw == ord("[")) | (raw == ord("{"))
+    step = opens.astype(np.int32) - ((raw == ord("]")) | (raw == ord("}")))
+    if raw.size:
+        depth = np.cumsum(step, dtype=np.int64)
+        deepest = int(depth.argmax())
+        if depth[deepest] > MAX_SUMMARY_DEPTH:
+            first = int(np.argmax(depth > MAX_SUMMARY_DEPTH))
+            line = bare.count(b"\n", 0, first) + 1
+            raise FactsError(f"{source}: nesting deeper than {MAX_SUMMARY_DEPTH} levels (the limit) at line "
+                             f"{line} (a summary nests at most a few levels)")
+    nodes = int(opens.sum()) + bare.count(b",") + bare.count(b":") + 1
+    if nodes > MAX_SUMMARY_NODES:
+        raise FactsError(f"{source}: about {nodes} values, more than the limit of {MAX_SUMMARY_NODES}")
+
+
+def check_yaml_structure(text: str, source: str, loader: type = _FastSummaryLoader) -> None:
+    """Refuse YAML nested deeper than `MAX_SUMMARY_DEPTH` or expanding to more than
+    `MAX_SUMMARY_NODES` nodes, an alias counted with its whole subtree at every use, by a scan
+    of the parser's events before anything is composed or constructed (so a "billion laughs"
+    costs the size of its text, not of its expansion). The message names the field path and
+    the line. Syntax errors raise `yaml.YAMLError`.
+    """
+    sizes: dict[str, int] = {}  # anchor -> expanded nodes of its subtree
+    frames: list[_Frame] = []  # the open collections, outermost first
+    count = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            count += 1
+            frames.append(_Frame(isinstance(event, yaml.MappingStartEvent), event.anchor, count))
+            if len(frames) > MAX_SUMMARY_DEPTH:
+                raise FactsError(f"{source}: {_frames_path(frames[:-1])}: nesting deeper than {MAX_SUMMARY_DEPTH} "
+                                 f"levels (the limit) at {_mark(event)}")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = frames.pop()
+            if frame.anchor is not None:
+                sizes[frame.anchor] = count - frame.start + 1
+        elif isinstance(event, yaml.ScalarEvent):
+            count += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+            if frames and frames[-1].is_map and frames[-1].at_key:
+                frames[-1].key = event.value
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:  # undefined (the composer reports it) or still open
+                if any(f.anchor == event.anchor for f in frames):
+                    raise FactsError(f"{source}: {_frames_path(frames)}: alias *{event.anchor} at {_mark(event)} "
+                                     f"refers to a node that contains it (a summary cannot be recursive)")
+            else:
+                count += sizes[event.anchor]
+        else:
+            continue
+        if count > MAX_SUMMARY_NODES:
+            opened = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
+            where = _frames_path(frames[:-1] if opened else frames)
+            raise FactsError(f"{source}: {where}: more than {MAX_SUMMARY_NODES} nodes (the limit; aliases counted "
+                             f"at every use) at {_mark(event)}")
+        if frames and not isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            frames[-1].advance()
+
+
+class _Frame:
+    """An open mapping or sequence while scanning YAML events: where its next child goes."""
+
+    __slots__ = ("is_map", "anchor", "start", "at_key", "key", "index")
+
+    def __init__(self, is_map: bool, anchor: Optional[str], start: int):
+        self.is_map, self.anchor, self.start = is_map, anchor, start
+        self.at_key, self.key, self.index = True, "?", 0
+
+    def advance(self) -> None:
+        """A child node is complete."""
+        if self.is_map:
+            self.at_key = not self.at_key
+        else:
+            self.index += 1
+
+    def part(self) -> str | int:
+        return self.key if self.is_map else self.index
+
+
+def _frames_path(frames: list[_Frame]) -> str:
+    """The field path of the node being read in the collections `frames` (``top level``: none)."""
+    parts = tuple(f.part() for f in frames)
+    if len(parts) > 8:  # a deep nesting: its start says where it is
+        return f"{_path(parts[:6])}...({len(parts) - 6} more levels)"
+    return _path(parts) or "top level"
+
+
+def _mark(event: Any) -> str:
+    mark = event.start_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "an unknown place"
 
 
 def parse_summary(data: Any, source: str = "<summary>") -> Dataset:
@@ -172,10 +312,11 @@ def parse_summary(data: Any, source: str = "<summary>") -> Dataset:
     if not isinstance(data, dict):
         raise FactsError(
             f"{source}: top level must be a mapping of dataset facts, not {_kind(data)}")
+    _check_integers(data, source)
     try:
         return Dataset.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_describe(err)}" for err in exc.errors()]
+        lines = [f"{source}: {printable(_describe(err))}" for err in exc.errors()]
         raise FactsError(list(dict.fromkeys(lines))) from None  # one line per problem
 
 
@@ -192,6 +333,35 @@ def _kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({value!r})"
     return f"a {type(value).__name__}"
+
+
+MAX_FACT_INTEGER = 2 ** 53
+"""Largest integer magnitude a summary may hold: every integer fact is exact as a float below it
+(ids, counts, times in seconds are all far smaller)."""
+
+
+def _check_integers(data: Any, source: str) -> None:
+    """FactsError (with the field path) for an integer beyond MAX_FACT_INTEGER anywhere in the
+    summary; walked without recursion."""
+    stack: list[tuple[Any, tuple]] = [(data, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, loc + (k,)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, loc + (i,)) for i, v in enumerate(node))
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_FACT_INTEGER:
+            digits = len(str(abs(node))) if abs(node) < 10 ** 4000 else "over 4000"
+            raise FactsError(f"{source}: {printable(_path(loc))}: an integer of {digits} digits: at most "
+                             f"{MAX_FACT_INTEGER} (the limit)")
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (line and paragraph separators, control
+    characters, NUL) written as an escape, so a message stays one line of visible text."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -365,6 +535,9 @@ def _describe(err: dict) -> str:
         return f"{path}: required field is missing"
     if kind in ("too_long", "too_short") and _tuple_length(loc) is not None:
         return f"{path}: expected {_tuple_length(loc)} items, not {_length(value)}"
+    if kind == "too_long" and "max_length" in ctx:
+        return (f"{path}: {ctx.get('actual_length', _length(value))} items, more than the limit of "
+                f"{ctx['max_length']} (far above real data: see 'almarules schema')")
     if kind in ("literal_error", "enum"):
         allowed = _allowed(loc, ctx)
         hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""

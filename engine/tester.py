@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 
 from almarules.dsl import ast as A
 from almarules.dsl.errors import RuleError
@@ -271,12 +270,12 @@ def run_file(path: Path, programs: _Programs, coverage: dict[str, set]) -> FileR
     from almarules.engine.summary import FactsError, parse_summary
 
     result = FileResult(display_path(path), None)
+    from almarules.engine.summary import read_data_file
+
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        result.error = f"{display_path(path)}{where}: invalid YAML: {getattr(exc, 'problem', exc)}"
+        doc = read_data_file(path, "a rule test file")  # bounded: size, depth, aliases
+    except FactsError as exc:
+        result.error = str(exc).replace(str(path), display_path(path), 1)
         return result
     if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
         result.error = f"{display_path(path)}: a test file is a mapping with a 'tests' list"

@@ -431,6 +431,34 @@ def _select(ms: _MS, fids: list[int], spw_id: int, chan_start: int, chan_stop: O
                         column=column, notes=tuple(notes), noise_weight=noise)
 
 
+@_converting
+def zero_weight_column(ms_path: str | Path, field_ids: Sequence[int], spw_id: int) -> Optional[str]:
+    """The weight column ("WEIGHT_SPECTRUM" when filled, else "WEIGHT") when the cross-correlation
+    rows of these fields in spw `spw_id` have no positive weight at all (so nothing can be imaged
+    although FLAG may leave them unflagged); None when some weight is positive or there are no
+    rows. Streams the column in chunks and stops at the first positive weight."""
+    ms = _MS(ms_path)
+    try:
+        main = ms.main
+        dd_spw = ms.sub("DATA_DESCRIPTION", ("SPECTRAL_WINDOW_ID",)).getcol("SPECTRAL_WINDOW_ID")
+        dds = [d for d, s in enumerate(dd_spw) if int(s) == int(spw_id)]
+        cross = ((main.getcol("ANTENNA1") != main.getcol("ANTENNA2")) & np.isin(main.getcol("FIELD_ID"), field_ids)
+                 & np.isin(main.getcol("DATA_DESC_ID"), dds))
+        rows = np.flatnonzero(cross)
+        if rows.size == 0:
+            return None
+        sub = main.selectrows(rows)
+        column = "WEIGHT_SPECTRUM" if _filled(sub, "WEIGHT_SPECTRUM") else "WEIGHT"
+        step = max(1, CHUNK_ELEMENTS // max(1, int(np.prod(sub.getcell(column, 0).shape))))
+        for r0 in range(0, rows.size, step):
+            w = sub.getcol(column, r0, min(step, rows.size - r0))
+            if np.any(np.isfinite(w) & (w > 0)):
+                return None
+        return column
+    finally:
+        ms.close()
+
+
 # ---------------------------------------------------------------- frequency frames
 @dataclass(frozen=True)
 class SpwAxis:
@@ -564,5 +592,10 @@ def _position(ms: _MS) -> dict:
     if ant_t.nrows() == 0:
         raise DataSelectionError(f"{ms.path}/ANTENNA: no rows and telescope {name or '(none)'!r} unknown to "
                                  f"casacore: no array position (column POSITION)")
-    xyz = np.asarray(ant_t.getcol("POSITION"), dtype=np.float64).mean(axis=0)
+    xyz = np.asarray(ant_t.getcol("POSITION"), dtype=np.float64)
+    xyz = xyz[np.all(np.isfinite(xyz), axis=1)]  # antennas without a known position do not count
+    if xyz.shape[0] == 0:
+        raise DataSelectionError(f"{ms.path}/ANTENNA: column POSITION holds no finite position and telescope "
+                                 f"{name or '(none)'!r} is unknown to casacore: no array position")
+    xyz = xyz.mean(axis=0)
     return dm.position("ITRF", *(qa.quantity(float(v), "m") for v in xyz))

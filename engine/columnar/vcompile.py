@@ -155,10 +155,10 @@ class Compiler:
                 with np.errstate(all="ignore"):
                     v = ufunc(a.v, b.v)
                 unk = unk_or(a, b)
-                if op == "/":
-                    zero = np.broadcast_to(np.asarray(b.v) == 0, (fr.n,))
-                    if zero.any():
-                        unk = zero if unk is None else (unk | zero)
+                bad = ~np.isfinite(v)  # overflow, 0 ^ -1, (-8) ^ 0.5, inf - inf, x / 0: error values
+                if bad.any():
+                    bad = np.broadcast_to(bad, (fr.n,))
+                    unk = bad if unk is None else (unk | bad)
                 return Col("num", v, unk)
             return arith
         cmp = _COMPARE[op]
@@ -240,6 +240,8 @@ class Compiler:
                     raise Unsupported(f"{func}() of a {c.t} at {e.loc}")
             v, bad = impl(*[c.v for c in cols])
             unk = unk_or(*cols)
+            if not np.all(np.isfinite(v)):  # a result beyond the floats is an error value, as in the interpreter
+                bad = ~np.isfinite(v) if bad is None else (bad | ~np.isfinite(v))
             if bad is not None:
                 bad = np.broadcast_to(bad, (fr.n,))
                 unk = bad if unk is None else (unk | bad)
@@ -476,7 +478,8 @@ def _reduce(func: str, values: Col, root: np.ndarray, n: int, pending: Optional[
     if func == "count":
         return Col("num", count, pending)
     if func == "sum":
-        return Col("num", seg_sum(r, vals.astype(np.float64), n), pending)
+        with np.errstate(all="ignore"):
+            return _finite(Col("num", seg_sum(r, vals.astype(np.float64), n), pending))
     if func == "list":
         if values.t != "ent":
             raise Unsupported(f"a list of {values.t} values")
@@ -491,7 +494,7 @@ def _reduce(func: str, values: Col, root: np.ndarray, n: int, pending: Optional[
     if func == "mean":
         with np.errstate(all="ignore"):
             out = seg_sum(r, vals, n) / count
-        return _with_default(Col("num", out, pending), empty, default, n)
+        return _with_default(_finite(Col("num", out, pending), empty), empty, default, n)
     if func == "the":
         first, _ = first_of(r, n)
         kidx = np.flatnonzero(known_rows) if known_rows is not None else np.arange(m)
@@ -516,6 +519,15 @@ def _reduce(func: str, values: Col, root: np.ndarray, n: int, pending: Optional[
                 bad[i] = True
         return _with_default(Col("num", out, bad), empty, default, n)
     raise Unsupported(f"aggregate {func}")
+
+
+def _finite(c: Col, empty: Optional[np.ndarray] = None) -> Col:
+    """Rows whose number overflowed (not finite) become error values, as in the interpreter
+    (rows in `empty` are left to the default)."""
+    bad = ~np.isfinite(c.v)
+    if empty is not None:
+        bad &= ~empty
+    return c if not bad.any() else Col(c.t, c.v, unk_or(c, bad), c.ekind, c.base)
 
 
 def _with_default(c: Col, empty: np.ndarray, default: Optional[Col], n: int) -> Col:

@@ -15,7 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import erf as _erf
 
-from almarules.dsl.functions import fft_size
+from almarules.dsl.functions import even_smooth_sizes
+from almarules.dsl.limits import MAX_FFT_SIZE
 
 Result = tuple[np.ndarray, Optional[np.ndarray]]
 
@@ -26,43 +27,31 @@ def _ok(v) -> Result:
 
 @lru_cache(maxsize=1)
 def _smooth_sizes() -> np.ndarray:
-    """Every even 2,3,5,7-smooth integer up to 2^26 (the FFT-friendly image sizes)."""
-    top = 1 << 26
-    out = []
-    p2 = 2
-    while p2 <= top:
-        p3 = p2
-        while p3 <= top:
-            p5 = p3
-            while p5 <= top:
-                p7 = p5
-                while p7 <= top:
-                    out.append(p7)
-                    p7 *= 7
-                p5 *= 5
-            p3 *= 3
-        p2 *= 2
-    return np.array(sorted(out), dtype=np.float64)
+    """Every even 2,3,5,7-smooth integer up to limits.MAX_FFT_SIZE (the FFT-friendly image sizes)."""
+    return np.array(even_smooth_sizes(), dtype=np.float64)
 
 
 def v_fft_size(n) -> Result:
+    """`fft_size` per row; sizes beyond limits.MAX_FFT_SIZE (2^31) or not finite are error values."""
     n = np.asarray(n, dtype=np.float64)
-    bad = ~np.isfinite(n)
+    bad = ~(n <= MAX_FFT_SIZE)  # nan and inf too
     safe = np.where(bad, 2.0, n)
     m = np.maximum(2.0, np.ceil(safe - 1e-9))
     sizes = _smooth_sizes()
-    idx = np.searchsorted(sizes, m)
-    out = np.atleast_1d(sizes[np.minimum(idx, len(sizes) - 1)]).copy()
-    for i in np.flatnonzero(np.atleast_1d(idx >= len(sizes))):  # beyond the table: the scalar search
-        out[i] = fft_size(float(np.atleast_1d(safe)[i]))
-    out = out.reshape(np.shape(m))
+    out = sizes[np.searchsorted(sizes, m)]
     return out, (bad if np.any(bad) else None)
 
 
 def v_round(x, digits=0.0) -> Result:
-    d = np.trunc(np.asarray(digits, dtype=np.float64))
-    scale = np.power(10.0, d)
-    return np.floor(x * scale + 0.5) / scale, None
+    """`round_half_up` per row: digits outside [-308, 308] are error values."""
+    digits = np.asarray(digits, dtype=np.float64)
+    bad = ~((digits >= -308) & (digits <= 308))
+    d = np.trunc(np.where(bad, 0.0, digits))
+    with np.errstate(all="ignore"):
+        scale = np.power(10.0, d)
+        scaled = x * scale
+        v = np.where(np.abs(scaled) < 2.0 ** 53, np.floor(scaled + 0.5) / scale, x)
+    return v, (bad if np.any(bad) else None)
 
 
 def v_linear_score(x, x1, x2, y1, y2) -> Result:
@@ -70,7 +59,7 @@ def v_linear_score(x, x1, x2, y1, y2) -> Result:
     lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
     xc = np.minimum(np.maximum(x, lo), hi)
     with np.errstate(all="ignore"):
-        v = y1 + (y2 - y1) * (xc - x1) / (x2 - x1)
+        v = y1 + (y2 - y1) * (xc / 2 - x1 / 2) / (x2 / 2 - x1 / 2)  # as the scalar one: no overflow
     return v, (bad if np.any(bad) else None)
 
 

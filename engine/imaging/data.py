@@ -123,9 +123,23 @@ def select_channels(ms_paths: Sequence[Path], field: str, spws: Sequence[int], s
         raise ImagingError(f"no FIELD row named {field!r} in {', '.join(map(str, ms_paths))}")
     if specmode == "cont" and contdat is None:
         notes.append("no cont.dat given: the continuum image uses all channels (line emission included)")
+    _check_weights(out, field)
     if not any(s.runs for s in out):
         raise ImagingError(f"no channels selected for field {field} spws {list(spws)}")
     return Selection(out, how, notes)
+
+
+def _check_weights(spws: Sequence[SpwData], field: str) -> None:
+    """ImagingError when every weight of the selected rows is zero: named as such, not as flags."""
+    columns = []
+    for s in spws:
+        column = msdata.zero_weight_column(s.ms, s.field_ids, s.spw)
+        if column is None:
+            return
+        columns.append(f"{s.ms} (main table) column {column} spw {s.spw}")
+    if columns:
+        raise ImagingError(f"every weight of field {field} is zero ({'; '.join(columns)}): nothing can be "
+                           f"imaged; the data are not flagged, their weights are all zero")
 
 
 def _frame_lsrk(sel) -> bool:

@@ -12,6 +12,7 @@ and qa_colour. A rule set that lacks one is an `ImagingError` naming it.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional, Union
 
 import astropy.units as u
@@ -115,6 +116,27 @@ def _convert(v: Value, unit: Optional[str]) -> Scalar:
     return float(u.Quantity(float(v.value), v.unit).to_value(unit))
 
 
+#: the largest image side (pixels) the imaging stage makes: 4x ALMA's largest pipeline images
+#: (~4000 pixels), 2 GB a float64 plane; larger is refused before any computation
+MAX_IMSIZE = 16384
+
+
+def _check_extent(path: str, imsize: int, cell_arcsec: float, settings: dict[str, Setting]) -> None:
+    """ImagingError before any computation when the image is larger than MAX_IMSIZE pixels or
+    its corners reach the horizon (l^2 + m^2 >= 1: a low-frequency array's field of view), which
+    the imaging stage (no w-stacking of a hemisphere) cannot make."""
+    where = f"[imsize {settings['imsize'].source}, cell {settings['cell'].source}]"
+    if imsize > MAX_IMSIZE:
+        raise ImagingError(f"{path}: the rules ask for {imsize}x{imsize} pixels, more than the imaging stage's "
+                           f"limit of {MAX_IMSIZE}x{MAX_IMSIZE} {where}")
+    half = imsize / 2 * cell_arcsec * math.pi / (180 * 3600)  # direction cosine of the edge
+    if 2 * half * half >= 1:
+        raise ImagingError(f"{path}: the image ({imsize} pixels of {cell_arcsec:.4g} arcsec, "
+                           f"{imsize * cell_arcsec / 3600:.4g} deg wide) reaches beyond the horizon "
+                           f"(l^2 + m^2 = {2 * half * half:.3g} >= 1 at its corners): a field of view this wide "
+                           f"(a low-frequency array) is not supported {where}")
+
+
 def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
     """The job of image `key`; `created` holds what its collection emitted (field name, intent,
     spw ids, specmode)."""
@@ -133,6 +155,7 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
         raise ImagingError(f"{path}.pb_model is {settings['pb_model'].value!r}; the primary-beam models are "
                            f"{', '.join(repr(m) for m in MODEL_NAMES)} [{settings['pb_model'].source}]")
     vals = {a: s.value for a, s in settings.items()}
+    _check_extent(path, int(vals["imsize"]), float(vals["cell"]), settings)
     return ImageJob(key=key, field=created["field"], intent=created["intent"], spws=created["spws"],
                     specmode=created["specmode"], cell_arcsec=vals["cell"], imsize=int(vals["imsize"]),
                     robust=vals["robust"], pblimit=vals["pblimit"], mask_pblimit=vals["mask_pblimit"],

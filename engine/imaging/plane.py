@@ -6,6 +6,7 @@ Units: Jy/beam for images, Jy/pixel for models, arcsec for cells and beams, Hz, 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -45,9 +46,19 @@ class Cleaned:
     mask: np.ndarray
 
 
+def ascending(vs: VisSet) -> VisSet:
+    """`vs` with its channels in ascending frequency, as the gridder needs them: spws stored in
+    descending order (SMA; negative CHAN_WIDTH) are legal and give the same image."""
+    if vs.freq.size < 2 or vs.freq[0] < vs.freq[-1]:
+        return vs
+    flip = {name: getattr(vs, name)[:, ::-1].copy() for name in ("vis", "weight", "flag", "noise_weight")}
+    return dataclasses.replace(vs, freq=vs.freq[::-1].copy(), **flip)
+
+
 def dirty_plane(job: ImageJob, vs: VisSet, nthreads: int = 0) -> Dirty:
     """Briggs weights (robust from the rules), sensitivity, PSF, beam fit and dirty image."""
     n, cell = job.imsize, job.cell_arcsec
+    vs = ascending(vs)
     if vs.nvis == 0:
         raise ImagingError(f"{job.path}: every visibility is flagged")
     kw = dict(flags=vs.flag, per_channel=job.specmode == "cube")  # CASA's cube vs mfs uv cells
@@ -95,6 +106,7 @@ def w_term_warnings(job: ImageJob, vs: VisSet) -> list[str]:
     centre then suffer, as in tclean's standard gridder; none otherwise."""
     if job.gridder == "wproject" or vs.nvis == 0:
         return []
+    vs = ascending(vs)
     phase = gridding.max_w_phase(vs.uvw, vs.freq, job.imsize, job.imsize, job.cell_arcsec)
     if phase <= W_PHASE_WARN:
         return []
@@ -133,6 +145,7 @@ def clean_plane(job: ImageJob, vs: VisSet, d: Dirty, pb: np.ndarray, threshold: 
         raise ImagingError(f"{job.path}: deconvolver {job.deconvolver!r} (nterms {job.nterms}) is not available; "
                            f"the imaging stage has hogbom and clark [{job.settings['deconvolver'].source}]")
     n, cell = job.imsize, job.cell_arcsec
+    vs = ascending(vs)
     inside = pb >= job.pblimit
     notes: list[str] = []
     mask, update = None, None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
@@ -25,7 +26,7 @@ from almarules import __version__
 from almarules.engine import products as fitsio
 from almarules.engine.imaging.job import ImageJob
 from almarules.engine.imaging.record import ImageRecord, Product
-from almarules.engine.io import write_atomic
+from almarules.engine.io import TEMP_PATTERN, write_atomic, write_error
 from almarules.engine.ms import observation_info
 from almarules.kernels import msdata
 from almarules.kernels.beam import Beam
@@ -82,6 +83,45 @@ def to_icrs(ra_deg: float, dec_deg: float, frame: str) -> tuple[float, float]:
     return math.degrees(d["m0"]["value"]) % 360.0, math.degrees(d["m1"]["value"])
 
 
+#: The kinds of FITS products an image can have.
+KINDS = BASIC + EXTRA
+#: A product of ours: ``<stem>.<kind>.fits`` with the stem of `engine.products.product_name`
+#: (``<ous>.<field>_<intent>.spw<ids>.<specmode>.I``); its record is ``<stem>.record.json``.
+_PRODUCT = re.compile(r"^(?P<stem>[A-Za-z0-9_.+-]+_[a-z]+\.spw\d+(?:_\d+)*\.[A-Za-z0-9_+-]+\.I)"
+                      r"\.(?P<kind>" + "|".join(KINDS) + r"|record)\.(?:fits|json)$")
+
+
+def leftovers(out: Path) -> list[tuple[Path, str]]:
+    """What killed runs left in the directory `out`, with the reason to remove each: temporary
+    files of our atomic writes of products (``.<product>.<random>.tmp``), and FITS products
+    written by almarules (header ORIGIN) of an image whose record is missing: the record is
+    written last, so such a set is incomplete. Nothing else is ever listed."""
+    found = []
+    for path in sorted(out.iterdir()):
+        if not path.is_file() or path.is_symlink():
+            continue
+        tmp = TEMP_PATTERN.match(path.name)
+        if tmp and _PRODUCT.match(tmp["target"]):
+            found.append((path, "the temporary file of an interrupted write"))
+            continue
+        m = _PRODUCT.match(path.name)
+        if (m and m["kind"] != "record" and not (out / f"{m['stem']}.record.json").exists()
+                and _ours(path)):
+            found.append((path, "a product of an image without its record (an interrupted run); "
+                                "the image is made again"))
+    return found
+
+
+def _ours(path: Path) -> bool:
+    """A FITS file almarules wrote (ORIGIN = 'almarules' in its primary header)."""
+    from astropy.io import fits
+
+    try:
+        return fits.getheader(path).get("ORIGIN") == "almarules"
+    except Exception:  # noqa: BLE001 - not a readable FITS file: not ours to remove
+        return False
+
+
 class ProductWriter:
     """Names, headers and atomic writes of one image's products."""
 
@@ -102,9 +142,23 @@ class ProductWriter:
             self.rec.warnings.append(note)
         return fallback
 
+    def field_token(self) -> str:
+        """The field's component of the names: sanitised (`engine.products.sanitize_name`), with
+        a hash appended when another field of the imaging list would share it (and a warning)."""
+        from almarules.engine.imaging.stage import split_key
+
+        tokens = fitsio.field_tokens(split_key(k)[0] for k in self.stage.image_keys())
+        token = tokens.get(self.job.field) or fitsio.sanitize_name(self.job.field)
+        if token != fitsio.sanitize_name(self.job.field):
+            note = (f"field {self.job.field!r} and another field share the product name "
+                    f"{fitsio.sanitize_name(self.job.field)!r} once sanitised: its products are named {token!r}")
+            if note not in self.rec.warnings:
+                self.rec.warnings.append(note)
+        return token
+
     def path(self, kind: str, suffix: str = "fits") -> Path:
         name = fitsio.product_name(self.mous(), self.job.field, self.job.intent, self.job.spws, self.job.specmode,
-                                   "I", kind)
+                                   "I", kind, field_token=self.field_token())
         if suffix != "fits":
             name = name[: -len("fits")] + suffix
         return self.stage.out_dir / name
@@ -175,7 +229,7 @@ class ProductWriter:
         return dict(ra_deg=ra, dec_deg=dec, cell_arcsec=self.job.cell_arcsec, freq_hz=freq_hz,
                     chan_width_hz=width_hz, specframe="LSRK", object_name=self.job.field,
                     telescope=telescope, restfreq_hz=self._restfreq(freq_hz),
-                    observation=observation, provenance=self._provenance(),
+                    observation=observation, provenance=self._provenance(), date=self.stage.started,
                     history=[f"almarules {__version__} image {self.job.key}", f"rules: {', '.join(self.rec.rules)}"])
 
     def _product(self, kind: str, path: Path) -> None:
@@ -210,6 +264,14 @@ class ProductWriter:
             yield CubeSink(writers)
         for kind in self.kinds:
             self._product(kind, self.path(kind))
+
+    def forget_record(self) -> None:
+        """Remove an earlier record of this image before its products are rewritten, so that a
+        run killed meanwhile leaves a set recognised as incomplete (`leftovers`)."""
+        try:
+            self.path("record", "json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise write_error(self.path("record", "json"), exc) from None
 
     def write_record(self) -> Path:
         path = self.path("record", "json")

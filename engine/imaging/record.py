@@ -109,6 +109,19 @@ class Product(BaseModel):
     bytes: int
 
 
+class RunRecord(BaseModel):
+    """When and where the image was made: the only run-dependent part of a record besides the
+    timings (the FITS DATE card is `started` too)."""
+
+    started: str = Field("", description="start of the imaging run, UTC, ISO 8601")
+    host: str = ""
+    threads: int = Field(0, description="--threads (0: all cores)")
+
+
+#: The keys of a record that differ between runs of the same inputs.
+RUN_KEYS = ("timings", "run")
+
+
 #: The status of an image, worst first: "failed" (no image; `error` says why), "uncalibrated"
 #: (made from the DATA column because CORRECTED_DATA was absent or empty), "diverged" (the clean
 #: stopped because the residual grew; a cube: in some channel), "ok". An image both uncalibrated
@@ -131,6 +144,8 @@ class ImageRecord(BaseModel):
                                 description="why the status is not ok (shown on the terminal too)")
     rules: list[str]
     rules_sha256: str
+    inputs_sha256: str = Field("", description="this run's inputs (engine.imaging.resume): a later run with "
+                                                "the same keeps the image")
     settings: list[str] = Field(default_factory=list, description="--set assignments")
     parameters: dict[str, Setting] = Field(default_factory=dict)
     weblog: Weblog = Field(default_factory=Weblog)
@@ -140,7 +155,9 @@ class ImageRecord(BaseModel):
     channels: list[ChannelRecord] = Field(default_factory=list)
     products: list[Product] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-    timings: dict[str, float] = Field(default_factory=dict, description="seconds per step")
+    # what differs from run to run of the same inputs: only these two keys (`RUN_KEYS`)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per step (run-dependent)")
+    run: RunRecord = Field(default_factory=lambda: RunRecord(), description="when and where (run-dependent)")
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

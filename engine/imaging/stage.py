@@ -23,8 +23,10 @@ second pass only when the whole cube fits in it.
 from __future__ import annotations
 
 import math
+import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -36,11 +38,11 @@ from almarules.engine.decisions import Decisions, decisions
 from almarules.engine.evaluate import Program
 from almarules.engine.facts import Dataset, ImageMeasurement
 from almarules.engine.imaging import data as vdata
-from almarules.engine.imaging import plane
+from almarules.engine.imaging import plane, resume
 from almarules.engine.imaging.job import ImageJob, ImagingError, Setting, read_job, setting
 from almarules.engine.imaging.products import ProductWriter
 from almarules.engine.imaging.record import (ChannelRecord, CleanRecord, DataRecord, ImageRecord,
-                                             MajorCycleRecord, StatsRecord)
+                                             MajorCycleRecord, RunRecord, StatsRecord)
 from almarules.kernels.beam import Beam
 from almarules.kernels.msdata import DataSelectionError
 from almarules.kernels.stats import image_stats
@@ -64,7 +66,9 @@ class Stage:
     nthreads: int = 0
     log: Optional[Progress] = None
     data_calibrated: bool = False  # the user says DATA holds calibrated visibilities (--data-calibrated)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
     dec: Decisions = field(init=False)
+    _inputs: Optional[str] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -98,6 +102,12 @@ class Stage:
         self.facts = self.facts.model_copy(update={"measurements": others + [ImageMeasurement(**base)]})
         self.dec = self.evaluate()
         return self.dec
+
+    def inputs_sha256(self) -> str:
+        """The digest of this run's inputs (`resume.inputs_digest`), computed once."""
+        if self._inputs is None:
+            self._inputs = resume.inputs_digest(self)
+        return self._inputs
 
     def dish(self) -> float:
         return float(setting(self.dec, "dataset.dish_min", "m").value)
@@ -134,7 +144,10 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
     """Make one image; a failure the user can act on becomes a record with status "failed"."""
     t0 = time.perf_counter()
     rec = ImageRecord(key=key, field="", intent="", spws=[], specmode="", status="ok", rules=stage.dec.rules,
-                      rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets))
+                      rules_sha256=stage.dec.rules_sha256, settings=list(stage.sets),
+                      inputs_sha256=stage.inputs_sha256(),
+                      run=RunRecord(started=stage.started.isoformat(), host=socket.gethostname(),
+                                    threads=stage.nthreads))
     job: Optional[ImageJob] = None
     try:
         job = stage.job(key)
@@ -142,6 +155,7 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
         rec.parameters = job.settings
         rec.warnings += plane.pb_notes(job, stage.dish())
         writer = ProductWriter(stage, job, rec)
+        writer.forget_record()
         if job.specmode == "cube":
             _cube(stage, job, rec, writer)
         else:
@@ -150,13 +164,17 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
         rec.status, rec.error = "failed", str(exc)
         if job is not None:
             stage.measure(job, failed=True)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, a full disk, a bug: the image is whole or absent
         _discard_products(stage, rec)
         raise
     _judge(rec, stage.data_calibrated)
     rec.timings["total"] = time.perf_counter() - t0
     if job is not None:
-        ProductWriter(stage, job, rec).write_record()
+        try:
+            ProductWriter(stage, job, rec).write_record()  # last: products without it are incomplete
+        except BaseException:
+            _discard_products(stage, rec)
+            raise
     return rec
 
 
@@ -528,10 +546,26 @@ def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[Imag
         raise ImagingError("the rules' imaging list is empty for this dataset")
     records = []
     for i, key in enumerate(keys, 1):
+        kept = _kept(stage, key)
+        if kept is not None:
+            records.append(kept)
+            stage.say(f"[{i}/{len(keys)}] {key}: kept (its record and products match this run's inputs)")
+            continue
         rec = make_image(stage, key)
         records.append(rec)
         stage.say(f"[{i}/{len(keys)}] {key}: {rec.timings['total']:.1f} s; {_progress_tail(rec)}")
     return records
+
+
+def _kept(stage: Stage, key: str) -> Optional[ImageRecord]:
+    """The record of `key` already on disk when the image need not be made again (`resume`)."""
+    try:
+        job = stage.job(key)
+    except ImagingError:
+        return None
+    probe = ImageRecord(key=key, field=job.field, intent=job.intent, spws=job.spws, specmode=job.specmode,
+                        status="ok", rules=[], rules_sha256="")
+    return resume.kept_record(stage, ProductWriter(stage, job, probe), stage.inputs_sha256())
 
 
 def _progress_tail(rec: ImageRecord) -> str:

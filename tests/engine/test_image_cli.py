@@ -3,38 +3,26 @@ failed images recorded, auto-multithresh from the current rules, bounded memory 
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from almarules.engine.cli import main
 from almarules.engine.products import read_image
-from almarules.engine.simulate import parse_sim_config, simulate
+from small_sim import run_cli, small_ms as make_small_ms
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = REPO / "examples" / "sim" / "alma_12m_band6_small.yaml"
 
 
 @pytest.fixture(scope="module")
 def small_ms(tmp_path_factory) -> Path:
-    """The small simulated EB without corruptions (8 channels in the cube spw to keep cubes quick)."""
-    data = copy.deepcopy(yaml.safe_load(SMALL.read_text()))
-    data["corruptions"] = {"enabled": False}
-    data["spws"][1]["nchan"] = 8
-    data["spws"][1]["channel_width"] = "31.25 MHz"
-    root = tmp_path_factory.mktemp("image_cli")
-    return Path(simulate(parse_sim_config(data, "test"), root / "small.ms")["ms"][0])
+    return make_small_ms(tmp_path_factory.mktemp("image_cli"))
 
 
 def _run(argv, capsys):
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return run_cli(argv, capsys)
 
 
 def test_one_image_by_field_spw_and_specmode(small_ms, tmp_path, capsys):

@@ -421,7 +421,7 @@ def test_not_utf8(tmp_path):
     path.write_bytes("project: caf\xe9\n".encode("latin-1"))
     with pytest.raises(FactsError) as info:
         load_summary(path)
-    assert str(info.value).startswith(f"{path}: cannot read file: not UTF-8 text")
+    assert str(info.value) == f"{path}:1:13: invalid UTF-8 (byte 0xe9): a dataset summary must be UTF-8 text"
 
 
 def test_unsupported_suffix(tmp_path):
