@@ -154,6 +154,7 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
         rec.field, rec.intent, rec.spws, rec.specmode = job.field, job.intent, job.spws, job.specmode
         rec.parameters = job.settings
         rec.warnings += plane.pb_notes(job, stage.dish())
+        _threshold_reachable(stage, job)
         writer = ProductWriter(stage, job, rec)
         writer.forget_record()
         if job.specmode == "cube":
@@ -205,6 +206,28 @@ def _weblog_frequency(rec: ImageRecord, sel: vdata.Selection) -> None:
     rec.weblog.centre_frequency = _measured(centre / 1e9, "GHz", f"mid point of {how}")
     rec.weblog.aggregate_bandwidth = _measured(agg / 1e9, "GHz", "sum of the selected channel widths (LSRK)")
     rec.weblog.fractional_bandwidth = _measured(frac, "", f"span / centre of {how}")
+
+
+def _threshold_reachable(stage: Stage, job: ImageJob) -> None:
+    """ImagingError before any visibility is read when the rules could not give the clean
+    threshold even once the dirty image is measured (a fact they need is missing or an error):
+    the image would otherwise be made, minutes on a wide field, and then fail. Evaluated with
+    placeholder measurements (calibrated data, sigma 1 mJy/beam, peak 1 Jy/beam) that are
+    discarded."""
+    facts, dec = stage.facts, stage.dec
+    try:
+        trial = stage.measure(job, sensitivity=1e-3, dirty_peak=1.0, dirty_dr=1000.0,
+                              data_column="CORRECTED_DATA", calibrated=True)
+        try:
+            v = trial.value(f"{job.path}.threshold")
+        except KeyError:
+            return  # setting() says what is missing, when the threshold is needed
+    finally:
+        stage.facts, stage.dec = facts, dec
+    if v.status != "known":
+        why = "; ".join(v.errors) or ("it waits for " + ", ".join(v.waits_for))
+        raise ImagingError(f"{job.path}.threshold could not be computed even after the dirty image "
+                           f"({why}) [{v.at}]: nothing imaged")
 
 
 def _column_facts(rec: ImageRecord, data_calibrated: bool) -> dict:

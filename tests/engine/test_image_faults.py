@@ -291,3 +291,26 @@ def test_single_thread_runs_give_identical_products(small_ms, tmp_path, capsys):
 def test_the_threads_option_is_checked(small_ms, tmp_path, capsys):
     rc, _, err = _run(["image", str(small_ms), *MFS, "--threads", "-1", "-o", str(tmp_path)], capsys)
     assert rc == 2 and "--threads must be 0 (all cores) or a positive number" in err
+
+
+def test_a_threshold_the_rules_cannot_give_fails_before_any_imaging(small_ms, tmp_path, capsys):
+    # MWA-like data lacked a fact the threshold needs: the image was made (~100 s) and then failed
+    from almarules.rules import path as shipped
+
+    rules = tmp_path / "rules"
+    shutil.copytree(shipped("alma/cycle4"), rules)
+    for t in rules.glob("*.test.yaml"):
+        t.unlink()
+    text = (rules / "threshold.rules").read_text()
+    (rules / "threshold.rules").write_text(text.replace(
+        "derive image.threshold = tlimit * image.sensitivity * image.dr_correction",
+        "derive image.threshold = tlimit * image.sensitivity * image.dr_correction * dataset.l80 / dataset.l80 "
+        "* (0 ^ -1) * 0 + tlimit * image.sensitivity"))
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    rc, _, err = _run(["image", str(small_ms), "-o", str(out), "--rules", str(rules), *MFS], capsys)
+    assert rc == 2
+    assert "threshold could not be computed even after the dirty image" in err
+    assert "0 to a negative power" in err
+    assert time.perf_counter() - t0 < 30
+    assert not list(out.glob("*.fits"))
