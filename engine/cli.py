@@ -8,6 +8,7 @@ tracebacks.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -377,6 +378,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _report(exc: BaseException) -> int:
+    if isinstance(exc, BrokenPipeError):  # the reader went away (`almarules ... | head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError, AttributeError):  # stdout is not a file (tests)
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
     if isinstance(exc, KeyboardInterrupt):
         print("almarules: interrupted (nothing half-written is left; finished products are kept)",
               file=sys.stderr)

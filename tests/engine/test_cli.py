@@ -144,3 +144,18 @@ def test_fmt_rewrites_in_place(tmp_path, capsys):
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "almarules", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("almarules ")
+
+
+
+def test_a_reader_that_goes_away_is_not_an_error(monkeypatch, capsys):
+    # `almarules eval ... | head -1`: the pipe closes early; no traceback, no "Broken pipe" line
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["eval", EXAMPLE, "--json"]) == 141
+    assert capsys.readouterr().err == ""
