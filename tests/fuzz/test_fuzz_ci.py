@@ -10,7 +10,7 @@ from pathlib import Path
 from .runner import FAILURES, run_campaign, suspicious_writes, untracked_files
 
 SEED = 20261206
-INPUTS = 250  # ~55 s on 2 shared cores, measured 4.4 inputs/s (eval/plan of valid inputs dominate)
+INPUTS = 600  # ~30 s on 2 quiet cores (~20 inputs/s; eval and plan of valid inputs dominate)
 TIMEOUT_S = 10.0
 MEMORY_GB = 2.0
 
