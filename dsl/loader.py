@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -26,6 +25,7 @@ from typing import Optional
 from almarules.dsl import ast as A
 from almarules.dsl.errors import Finding, RuleError
 from almarules.dsl.limits import MAX_IMPORT_SEGMENT_BYTES, MAX_RULE_FILE_BYTES
+from almarules.dsl.userfiles import read_user_bytes
 from almarules.dsl.parse_cache import parse_cached
 from almarules.dsl.parser import parse_text
 
@@ -108,19 +108,9 @@ def _inside(real: Path, roots: list[Path]) -> bool:
 
 
 def read_rule_file(path: Path) -> str:
-    """The text of a rule file: a regular file of at most MAX_RULE_FILE_BYTES, UTF-8.
-    Raises OSError (not a regular file, too large, unreadable) or `BadEncoding`."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(f"not a regular file: {display_path(path)}")
-    if st.st_size > MAX_RULE_FILE_BYTES:
-        raise OSError(f"{display_path(path)} has {st.st_size} bytes: a rule file may have at most "
-                      f"{MAX_RULE_FILE_BYTES} (the limit)")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(MAX_RULE_FILE_BYTES + 1)
-    if len(data) > MAX_RULE_FILE_BYTES:
-        raise OSError(f"{display_path(path)} grew past {MAX_RULE_FILE_BYTES} bytes while read (the limit)")
+    """The text of a rule file: a regular file of at most MAX_RULE_FILE_BYTES
+    (`dsl.userfiles.read_user_bytes`), UTF-8. Raises OSError or `BadEncoding`."""
+    data = read_user_bytes(path, MAX_RULE_FILE_BYTES, "a rule file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
