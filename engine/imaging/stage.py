@@ -210,22 +210,16 @@ def _weblog_frequency(rec: ImageRecord, sel: vdata.Selection) -> None:
 
 def _threshold_reachable(stage: Stage, job: ImageJob) -> None:
     """ImagingError before any visibility is read when the rules could not give the clean
-    threshold even once the dirty image is measured (a fact they need is missing or an error):
-    the image would otherwise be made, minutes on a wide field, and then fail. Evaluated with
-    placeholder measurements (calibrated data, sigma 1 mJy/beam, peak 1 Jy/beam) that are
-    discarded."""
-    facts, dec = stage.facts, stage.dec
+    threshold even once the dirty image is measured: it is an error already, or it waits for
+    something besides this image's measurement (a fact the data lack). The image would
+    otherwise be made, minutes on a wide field, and then fail."""
     try:
-        trial = stage.measure(job, sensitivity=1e-3, dirty_peak=1.0, dirty_dr=1000.0,
-                              data_column="CORRECTED_DATA", calibrated=True)
-        try:
-            v = trial.value(f"{job.path}.threshold")
-        except KeyError:
-            return  # setting() says what is missing, when the threshold is needed
-    finally:
-        stage.facts, stage.dec = facts, dec
-    if v.status != "known":
-        why = "; ".join(v.errors) or ("it waits for " + ", ".join(v.waits_for))
+        v = stage.dec.value(f"{job.path}.threshold")
+    except KeyError:
+        return  # setting() says what is missing, when the threshold is needed
+    others = [w for w in v.waits_for if w != f"measurements[{job.key}]"]
+    if v.status == "error" or (v.status == "unknown" and others):
+        why = "; ".join(v.errors) or ("it waits for " + ", ".join(others))
         raise ImagingError(f"{job.path}.threshold could not be computed even after the dirty image "
                            f"({why}) [{v.at}]: nothing imaged")
 
