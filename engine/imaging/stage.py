@@ -217,7 +217,8 @@ def _threshold_reachable(stage: Stage, job: ImageJob) -> None:
         v = stage.dec.value(f"{job.path}.threshold")
     except KeyError:
         return  # setting() says what is missing, when the threshold is needed
-    others = [w for w in v.waits_for if w != f"measurements[{job.key}]"]
+    measured = {f"measurements[{job.key}]", "dataset.measurements"}  # what the dirty image provides
+    others = [w for w in v.waits_for if w not in measured]
     if v.status == "error" or (v.status == "unknown" and others):
         why = "; ".join(v.errors) or ("it waits for " + ", ".join(others))
         raise ImagingError(f"{job.path}.threshold could not be computed even after the dirty image "
