@@ -434,7 +434,7 @@ def _unit_of(loc: tuple) -> Optional[str]:
 
 def _physical_type(unit_text: str) -> Optional[str]:
     try:
-        kind = str(parse_unit(unit_text)[1].unit.physical_type)
+        kind = parse_unit(unit_text)[1].physical_type
     except Exception:  # noqa: BLE001 - only a nicety for the message
         return None
     return None if kind in ("unknown", "dimensionless") else kind
@@ -461,7 +461,7 @@ def _unit_message(value: Any, unit: str, fallback: str) -> str:
     if dim.is_dimensionless:
         return (f"{value!r} has no unit: expected {expected} "
                 f"(write a plain number, taken as {unit}, or add a unit)")
-    got = str(dim.unit.physical_type)
+    got = dim.physical_type
     got_text = f", got a {got}" if got not in ("unknown", "dimensionless") else ""
     return f"{value!r} is not compatible with {unit}: expected {expected}{got_text}"
 

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
 from almarules.kernels.convolve import convolve_same
 
@@ -117,6 +116,8 @@ def _prune(mask: np.ndarray, min_pixels: float) -> tuple[np.ndarray, int]:
     """Remove 8-connected regions of fewer than `min_pixels` pixels; (mask, number removed)."""
     if min_pixels <= 0 or not mask.any():
         return mask, 0
+    from scipy import ndimage  # here, not at import: 0.1 s of the start of every image without automask
+
     labels, n = ndimage.label(mask, structure=_STRUCT8)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     keep = sizes >= min_pixels
@@ -212,6 +213,8 @@ def auto_multithresh(residual: np.ndarray, pb: np.ndarray, beam: Beam, cell_arcs
     grown_pixels = 0
     if prev is not None and prev.any() and growiterations > 0:
         low = (res > low_thr) & inpb
+        from scipy import ndimage
+
         dil = ndimage.binary_dilation(prev, structure=_STRUCT8, iterations=int(growiterations), mask=low)
         new = dil & ~prev
         grown_pixels = int(new.sum())

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional, Union
 
-import astropy.units as u
 from pydantic import BaseModel
 
+from almarules.dsl.units import parse_unit
 from almarules.engine.decisions import Decisions, Value
 from almarules.kernels.primary_beam import MODEL_NAMES, ModelName
 
@@ -113,7 +113,10 @@ def _convert(v: Value, unit: Optional[str]) -> Scalar:
         return v.value
     if not v.unit:
         raise ImagingError(f"{v.path} has no unit; the imaging stage takes it in {unit} [{v.at}]")
-    return float(u.Quantity(float(v.value), v.unit).to_value(unit))
+    (scale_from, dim_from), (scale_to, dim_to) = parse_unit(v.unit), parse_unit(unit)
+    if dim_from != dim_to:
+        raise ImagingError(f"{v.path} is in {v.unit}; the imaging stage takes it in {unit} [{v.at}]")
+    return float(v.value) * scale_from / scale_to
 
 
 #: the largest image side (pixels) the imaging stage makes: 4x ALMA's largest pipeline images

@@ -154,3 +154,36 @@ def test_fit_and_sidelobe_of_a_uniform_disc_psf():
     # CASA's level: the deepest negative sidelobe, -2 J1(x)/x at its first minimum, beats the
     # excess of the first positive ring over the Gaussian
     assert beammod.sidelobe_level(psf, fit, cell) == pytest.approx(side, rel=0.01)
+
+
+def _ndimage_component(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask)
+    return (labels == labels[seed]) & mask
+
+
+@pytest.mark.parametrize("shape,density,seed", [
+    ((7, 9), 0.6, (3, 4)),          # smaller than the first window
+    ((320, 320), 0.45, (160, 160)),  # sparse: small components
+    ((320, 320), 0.62, (160, 160)),  # above percolation: one component across the image
+    ((700, 650), 0.58, (350, 325)),  # beyond the largest window: scipy labels it
+    ((200, 300), 0.5, (0, 299)),     # seed in a corner
+])
+def test_connected_component_is_scipys_4_connected_label(shape, density, seed):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        mask = rng.random(shape) < density
+        mask[seed] = True
+        got = beammod.connected_component(mask, seed)
+        np.testing.assert_array_equal(got, _ndimage_component(mask, seed))
+
+
+def test_connected_component_of_a_long_snake_and_an_unset_seed():
+    mask = np.zeros((129, 129), dtype=bool)  # a serpentine path: many flooding steps per window
+    mask[::2, 1:-1] = True
+    mask[1::4, -2] = True
+    mask[3::4, 1] = True
+    seed = (64, 64)
+    np.testing.assert_array_equal(beammod.connected_component(mask, seed), _ndimage_component(mask, seed))
+    assert not beammod.connected_component(mask, (1, 5)).any()
