@@ -2,6 +2,6 @@
 
 import sys
 
-from almarules.engine.cli import main
+from almarules.engine.cli.app import main
 
 sys.exit(main())

@@ -40,12 +40,12 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=500, help="datasets the interpreter evaluates")
     args = ap.parse_args()
 
-    from almarules.engine.api import load_program
+    from almarules.engine.evaluate.api import load_program
     from almarules.engine.columnar.tables import Corpus
     from almarules.engine.columnar.vevaluate import VProgram
-    from almarules.engine.corpus import find_datasets, load_corpus
-    from almarules.engine.diff import diff
-    from almarules.engine.synth import write_corpus
+    from almarules.engine.plan.corpus import find_datasets, load_corpus
+    from almarules.engine.plan.diff import diff
+    from almarules.engine.facts.synth import write_corpus
 
     import numpy
 

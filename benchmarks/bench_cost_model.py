@@ -13,7 +13,7 @@ The dry-run planner estimates imaging time per image and major cycle as
 This script measures the three constants:
 
 1. `kernels.gridding.dirty_image` and `predict` (ducc0 w-gridder) on uvw tracks of the 43-pad
-   ALMA C-4 configuration (`engine/arrays/alma.cycle12.4.cfg`, Earth rotation at the ALMA
+   ALMA C-4 configuration (`engine/simulate/array_configs/alma.cycle12.4.cfg`, Earth rotation at the ALMA
    latitude, dec -30 deg, 6.048 s integrations, 230 GHz, 15.625 MHz channels), with images of
    512^2-4096^2 pixels over a fixed ~42" field (Band 6 primary beam x 1.7: the cycle4 image
    size), the array scaled so that the beam (0.574 lambda / L80) is 5 cells -- a bigger image

@@ -34,7 +34,7 @@ def main() -> int:
         return 1
     from casacore.tables import table
 
-    from almarules.engine import ms as msmod
+    from almarules.engine.ms import facts as msmod
 
     print(f"chunk size: {msmod.CHUNK_ELEMENTS:,} visibilities (~{msmod.CHUNK_ELEMENTS * 13 / 1e6:.0f} MB of FLAG+WEIGHT_SPECTRUM)")
     with tempfile.TemporaryDirectory() as tmp:

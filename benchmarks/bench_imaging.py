@@ -36,9 +36,10 @@ def main() -> int:
         print(f"no {archive}")
         return 1
     from almarules.dsl.units import from_canonical
-    from almarules.engine.api import default_rules, load_dataset, load_program, run
+    from almarules.engine.evaluate.api import default_rules, load_dataset, load_program, run
     from almarules.kernels import beam as beamfit
-    from almarules.kernels import deconvolve, gridding, masks, msdata, primary_beam, restore, stats, weighting
+    from almarules.kernels import deconvolve, gridding, masks, primary_beam, restore, stats, weighting
+    from almarules.engine.ms import visibilities as msdata
 
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive) as tf:
@@ -121,8 +122,8 @@ def stage_figures(ms: Path, out: Path, facts) -> None:
     """The imaging stage (almarules image --all) on the same MS: every image of its plan."""
     import resource
 
-    from almarules.engine.api import default_rules, load_program
-    from almarules.engine.imaging.stage import Stage, make_images
+    from almarules.engine.evaluate.api import default_rules, load_program
+    from almarules.engine.stages.imaging.stage import Stage, make_images
 
     t0 = time.perf_counter()
     stage = Stage(load_program(default_rules()), facts, [ms], out)

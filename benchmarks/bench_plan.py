@@ -39,9 +39,11 @@ def main() -> int:
     if not archives:
         print(f"no *.ms.tar.gz in {args.data}")
         return 1
-    from almarules.engine import plan_html, plan_markdown, plan_text
-    from almarules.engine.api import default_rules, load_dataset, load_program
-    from almarules.engine.plan import build_plan
+    from almarules.engine.plan.render import html as plan_html
+    from almarules.engine.plan.render import markdown as plan_markdown
+    from almarules.engine.plan.render import text as plan_text
+    from almarules.engine.evaluate.api import default_rules, load_dataset, load_program
+    from almarules.engine.plan.build import build_plan
 
     program = load_program(default_rules())
     print(f"{'MS':45s} {'facts':>8s} {'eval':>8s} {'plan':>8s} {'render':>8s} {'total':>8s}  images residuals")

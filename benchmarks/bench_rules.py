@@ -35,7 +35,7 @@ def timeit(fn, repeat: int) -> list[float]:
 
 
 def five_by_four():
-    from almarules.engine.facts import Dataset
+    from almarules.engine.facts.model import Dataset
 
     spws = [{"id": 17 + 2 * i, "nchan": 128, "start_frequency": f"{217 + 2 * i} GHz", "channel_width": "15.625 MHz",
              "intents": ["TARGET", "PHASE", "BANDPASS", "CHECK", "ATMOSPHERE"]} for i in range(4)]
@@ -58,9 +58,9 @@ def main() -> None:
     from almarules.dsl import parser as dsl_parser
     from almarules.dsl.checker import check
     from almarules.dsl.loader import load_ruleset, rule_set_dirs
-    from almarules.engine.api import load_facts, load_program, run
-    from almarules.engine.decisions import decisions
-    from almarules.engine.schema import fact_schema
+    from almarules.engine.evaluate.api import load_facts, load_program, run
+    from almarules.engine.evaluate.decisions import decisions
+    from almarules.engine.facts.schema import fact_schema
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.platform()}")

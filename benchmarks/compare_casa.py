@@ -328,7 +328,7 @@ def exact_psf_metric(record: dict, ms: Path, ours: np.ndarray, casa: np.ndarray,
 #: (not 1/Jy^2), and importuvfits wrote WEIGHT_SPECTRUM = WEIGHT / 63 while apparentsens takes
 #: the row WEIGHT for every channel
 _NGC5921 = ("relative weights (1995 UVFITS), WEIGHT_SPECTRUM = WEIGHT / 63 read differently by the two tools; "
-            "natural weighting: apparentsens = 1 / sqrt(63 sum WEIGHT) exactly (tests/engine/test_ms.py)")
+            "natural weighting: apparentsens = 1 / sqrt(63 sum WEIGHT) exactly (tests/engine/ms/test_ms.py)")
 RELATIVE_WEIGHTS = {"1331+30500002_0": _NGC5921, "1445+09900002_0": _NGC5921}
 
 

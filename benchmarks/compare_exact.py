@@ -27,7 +27,7 @@ ARCSEC = math.pi / 180.0 / 3600.0
 
 
 def _visibilities(ms: Path, record: dict):
-    from almarules.engine.imaging import data as vdata
+    from almarules.engine.stages.imaging import data as vdata
 
     p = {k: v["value"] for k, v in record["parameters"].items()}
     sel = vdata.select_channels([ms], record["field"], record["spws"], record["specmode"], int(p["nbin"]))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from almarules.kernels.casameasures import setup_measures
+from almarules.engine.ms.measures import setup_measures
 
-setup_measures()  # before any test opens a table: current leap seconds and EOP (kernels/casameasures.py)
+setup_measures()  # before any test opens a table: current leap seconds and EOP (engine/ms/measures.py)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -21,14 +21,14 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def cycle4():
-    from almarules.engine.api import load_program
+    from almarules.engine.evaluate.api import load_program
 
     return load_program([REPO / "rules" / "alma" / "cycle4"])
 
 
 @pytest.fixture(scope="session")
 def cycle5():
-    from almarules.engine.api import load_program
+    from almarules.engine.evaluate.api import load_program
 
     return load_program([REPO / "rules" / "alma" / "cycle5"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from almarules.engine.cli import main
+from almarules.engine.cli.app import main
 
 from conftest import REPO
 

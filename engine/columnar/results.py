@@ -14,8 +14,8 @@ import numpy as np
 
 from almarules.engine.columnar.columns import STRINGS, Col
 from almarules.engine.columnar.vevaluate import CorpusEvaluation
-from almarules.engine.evaluate import Evaluation
-from almarules.engine.values import Entity, Unknown
+from almarules.engine.evaluate.program import Evaluation
+from almarules.engine.evaluate.values import Entity, Unknown
 
 UNKNOWN = "<unknown>"
 

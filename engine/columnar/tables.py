@@ -13,8 +13,8 @@ import numpy as np
 from almarules.dsl.types import BoolT, CollT, EntityT, EnumT, NumT, Schema, StrT
 from almarules.dsl.units import parse_unit
 from almarules.engine.columnar.columns import STRINGS, Col, Unsupported, csr
-from almarules.engine.facts import Dataset
-from almarules.engine.world import entity_key
+from almarules.engine.facts.model import Dataset
+from almarules.engine.evaluate.world import entity_key
 
 
 class Table:

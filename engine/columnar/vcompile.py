@@ -2,7 +2,7 @@
 
 A frame is a set of rows (entities of one kind across the corpus, or the rows an
 aggregate's binders expand to); each variable is a column over those rows. The
-semantics are the interpreter's (`almarules.engine.compile`): Kleene logic,
+semantics are the interpreter's (`almarules.engine.evaluate.compile`): Kleene logic,
 unknowns propagate, domain errors become unknown, aggregates over unknown
 elements are unknown unless any()/all() are already decided.
 """
@@ -22,7 +22,7 @@ from almarules.engine.columnar.columns import (
     truth, unk_or,
 )
 from almarules.engine.columnar.vfunctions import VFUNCS
-from almarules.engine.compile import Names
+from almarules.engine.evaluate.compile import Names
 
 
 class Frame:

@@ -5,7 +5,7 @@ closures; `VProgram.run(corpus)` returns a `CorpusEvaluation` whose columns hold
 every derived value of every entity of every dataset. Cascades run for all
 datasets together: each step applies to the datasets whose stop condition is still
 false, and only the columns that depend on what the step changed are recomputed.
-The semantics are the per-dataset interpreter's (`almarules.engine.evaluate`); a
+The semantics are the per-dataset interpreter's (`almarules.engine.evaluate.program`); a
 property test checks that both give the same decisions.
 """
 
@@ -27,8 +27,8 @@ from almarules.engine.columnar.columns import (
 from almarules.engine.columnar.deps import Dependencies
 from almarules.engine.columnar.tables import Corpus, Table
 from almarules.engine.columnar.vcompile import Compiler, Frame, VFn, expand_binders
-from almarules.engine.evaluate import Program
-from almarules.engine.values import key_text
+from almarules.engine.evaluate.program import Program
+from almarules.engine.evaluate.values import key_text
 
 _BIG = np.int64(1) << np.int64(32)
 
@@ -564,7 +564,7 @@ class CorpusEvaluation:
         return [".".join(t) for t in zip(*parts)]
 
     def _key_texts(self, c: Col, rows: np.ndarray) -> list[str]:
-        """How each row's value appears in an entity key (`almarules.engine.values.key_text`)."""
+        """How each row's value appears in an entity key (`almarules.engine.evaluate.values.key_text`)."""
         v = c.v[rows] if isinstance(c.v, np.ndarray) and c.v.ndim == 1 else np.broadcast_to(c.v, (len(rows),))
         if c.t == "ent":
             return self._keys_of(c.ekind, v)

@@ -1,7 +1,7 @@
 """``almarules simulate``: realistic ALMA-like Measurement Sets, written with python-casacore.
 
 A simulation is described by a YAML file (`SimConfig`, see ``examples/sim/``): the array
-(a configuration file shipped in ``engine/arrays/`` or a path), the date and schedule, the
+(a configuration file shipped in ``engine/simulate/array_configs/`` or a path), the date and schedule, the
 fields with their intents and sky components, the spectral windows, noise, corruptions,
 flags and the seed. `simulate` writes one MS per execution block and, next to each, a
 truth file ``<name>.truth.json`` with everything that went into it.

@@ -1,6 +1,6 @@
 """Antennas: array configuration files and the ITRF positions of their pads.
 
-Configurations are CASA ``simobserve`` files, shipped in ``engine/arrays/`` (`ARRAY_DIR`,
+Configurations are CASA ``simobserve`` files, shipped in ``engine/simulate/array_configs/`` (`ARRAY_DIR`,
 short names in `ARRAY_ALIASES`) or given by path. Pad positions are turned into ITRF exactly
 as CASA's simulator does (``simutil.locxyz2itrf`` about the observatory position, taken from
 CASA's Observatories table in python-casacore's measures data).
@@ -17,8 +17,8 @@ import numpy as np
 
 from .errors import SimConfigError
 
-# the configuration files stay in engine/arrays (package data of almarules.engine)
-ARRAY_DIR = Path(__file__).resolve().parent.parent / "arrays"
+# the configuration files: engine/simulate/array_configs (package data of almarules.engine.simulate)
+ARRAY_DIR = Path(__file__).resolve().parent / "array_configs"
 ARRAY_ALIASES = {
     "c-1": "alma.cycle12.1", "c-4": "alma.cycle12.4", "c-7": "alma.cycle12.7", "c40-3": "alma.cycle4.3",
     "7m": "aca.cycle12.named", "aca": "aca.cycle12.named", "aca.cycle12": "aca.cycle12.named",
@@ -45,7 +45,7 @@ class ArrayLayout:
 
 def _observatory(name: str) -> tuple[float, float, float]:
     """WGS84 (lon, lat, height) of an observatory of CASA's Observatories table."""
-    from almarules.kernels.casameasures import setup_measures
+    from almarules.engine.ms.measures import setup_measures
 
     setup_measures()
     try:

@@ -23,7 +23,7 @@ class _Geometry:
     """UVW rotation matrices, elevations, hour angles and Doppler factors from casacore measures."""
 
     def __init__(self, site_itrf: np.ndarray, lon: float, lat: float):
-        from almarules.kernels.casameasures import setup_measures
+        from almarules.engine.ms.measures import setup_measures
 
         setup_measures()
         from casacore.measures import measures

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
-from almarules.kernels.casameasures import setup_measures
+from almarules.engine.ms.measures import setup_measures
 
 from .config import SimConfig, load_sim_config
 from .errors import SimConfigError, SimError

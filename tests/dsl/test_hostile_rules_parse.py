@@ -14,7 +14,7 @@ import pytest
 
 from almarules.dsl.limits import MAX_LITERAL_DIGITS, MAX_NESTING
 from almarules.dsl.loader import load_ruleset
-from almarules.engine.cli import main
+from almarules.engine.cli.app import main
 
 
 def _set(tmp_path, text: str | bytes, name: str = "a.rules"):

@@ -195,9 +195,9 @@ def _iv(s: Span) -> str:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(partitions(), st.data())
 def test_table_lookup_in_rules_finds_the_row_a_direct_comparison_finds(tmp_path_factory, part, data):
-    from almarules.engine.api import load_program, run
-    from almarules.engine.facts import Dataset
-    from almarules.engine.values import Unknown
+    from almarules.engine.evaluate.api import load_program, run
+    from almarules.engine.facts.model import Dataset
+    from almarules.engine.evaluate.values import Unknown
 
     domain, rows = part
     finite_points = [x for x in probe_points([domain] + rows) if abs(x) < 1e200]

@@ -12,10 +12,10 @@ import pytest
 from almarules.dsl.errors import RuleError
 from almarules.dsl.format import format_text
 from almarules.dsl.parser import parse_text
-from almarules.engine.api import check_rules, load_program, run
-from almarules.engine.cli import main
-from almarules.engine.evaluate import UsageError
-from almarules.engine.summary import load_summary
+from almarules.engine.evaluate.api import check_rules, load_program, run
+from almarules.engine.cli.app import main
+from almarules.engine.evaluate.program import UsageError
+from almarules.engine.facts.summary import load_summary
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "12m_single_field_tdm.yaml")

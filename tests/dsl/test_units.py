@@ -52,7 +52,7 @@ def test_shipped_rules_and_facts_need_no_astropy_units():
     """`plan` and `check` on shipped examples: every unit they parse is in the table."""
     code = (
         "import sys, io, contextlib\n"
-        "from almarules.engine.cli import main\n"
+        "from almarules.engine.cli.app import main\n"
         "for argv in (['plan', 'examples/12m_long_baseline_cascade.yaml'], ['check', 'rules/'],\n"
         "             ['plan', 'examples/7m_mosaic_multi_eb.yaml', '--rules', 'rules/alma/current']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"

@@ -50,7 +50,7 @@ def _run_main(argv: list[str]) -> tuple[int, str, str]:
     import contextlib
     import io
 
-    from almarules.engine.cli import main
+    from almarules.engine.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -117,7 +117,7 @@ def worker_main(base: str, mem_gb: float) -> None:
     os.dup2(devnull, 2)
     root = Path(base)
     _worker_setup(root, mem_gb)
-    import almarules.engine.cli  # noqa: F401 - import before serving, so startup is not timed
+    import almarules.engine.cli.app  # noqa: F401 - import before serving, so startup is not timed
     proto.write(json.dumps({"ready": True}) + "\n")
     for n, line in enumerate(sys.stdin):
         try:

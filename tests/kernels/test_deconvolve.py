@@ -36,7 +36,7 @@ THRESH = 1e-3
 
 
 def _alma_uvw(nant: int = 40, ntime: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uvw (m) of the shared ALMA-like coverage (tests/kernels/uvsim.py); unit weights."""
+    """uvw (m) of the shared ALMA-like coverage (tests/uvsim.py); unit weights."""
     uvw, _, _, _ = alma_layout(nant, ntime, seed)
     return uvw, np.ones((uvw.shape[0], FREQ.size))
 

@@ -29,9 +29,9 @@ import pytest
 from scipy import optimize
 from scipy.special import j1
 
-from almarules.engine.facts import Dataset
-from almarules.engine.imaging import plane
-from almarules.engine.imaging.stage import Stage
+from almarules.engine.facts.model import Dataset
+from almarules.engine.stages.imaging import plane
+from almarules.engine.stages.imaging.stage import Stage
 from almarules.kernels import primary_beam as pb
 
 C = 299_792_458.0
@@ -351,8 +351,8 @@ def test_the_stages_mfs_pb_is_at_tcleans_reference_frequency(cycle4, shared_ms, 
     stage took it) these radii are 0.33 % larger: 0.04" and 0.06"."""
     from astropy.io import fits
 
-    from almarules.engine.api import load_dataset
-    from almarules.engine.imaging.stage import make_image
+    from almarules.engine.evaluate.api import load_dataset
+    from almarules.engine.stages.imaging.stage import make_image
 
     ms = shared_ms("alma_sim.ms")
     stage = Stage(cycle4, load_dataset([ms]), [ms], tmp_path, sets=["niter=0"])

@@ -156,7 +156,7 @@ NPIX, CELL = 256, 0.1  # 25.6" field, beam ~0.5" (5 pixels)
 
 
 def _alma_uvw(nant: int = 40, ntime: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uvw (m) of the shared ALMA-like coverage (tests/kernels/uvsim.py), and per-row weights
+    """uvw (m) of the shared ALMA-like coverage (tests/uvsim.py), and per-row weights
     w = 1/sigma^2 (Jy^-2) from random per-antenna SEFDs (sigma_ij ~ sqrt(S_i S_j))."""
     uvw, a1, a2, rng = alma_layout(nant, ntime, seed)
     sefd = rng.uniform(0.8, 1.3, nant)

@@ -1,0 +1,521 @@
+"""Compile checked expressions into Python closures ``fn(ev, env) -> value``.
+
+Logic is three-valued: `Unknown` propagates through arithmetic and comparisons;
+``false and unknown`` is false and ``true or unknown`` is true (Kleene), so a
+decision that does not need a missing fact is still made.
+"""
+
+from __future__ import annotations
+
+import operator
+from functools import partial
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from almarules.dsl import ast as A
+from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
+from almarules.dsl.units import parse_unit
+from almarules.engine.evaluate.arith import ARITH, finite_result
+from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
+
+Fn = Callable[[Any, dict], Any]
+_MISSING = object()
+
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass
+class Names:
+    """What bare names mean in this rule set."""
+
+    params: set[str]
+    enum_members: set[str]
+    tables: set[str]
+    bands: set[str]
+    collections: set[str]  # dataset collection attributes (facts and created)
+
+
+def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
+    if not isinstance(e, (A.Num, A.Str, A.Bool)) and _foldable(e, names, local):
+        value = _compile(e, names, local)(None, {})  # a constant subexpression: computed once
+        return lambda ev, env: value
+    return _compile(e, names, local)
+
+
+def _foldable(e: A.Expr, names: Names, local: frozenset[str]) -> bool:
+    """No facts, parameters or variables: literals, constants, enum members, pure functions.
+
+    Iterative (an explicit stack), so any depth the parser accepts is fine."""
+    todo: list[A.Expr] = [e]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, (A.Num, A.Str, A.Bool)):
+            continue
+        if isinstance(x, A.Name):
+            if x.id in local or x.id in names.params or not (
+                    x.id in CONSTANTS or x.id in names.enum_members):
+                return False
+        elif isinstance(x, A.Unary):
+            todo.append(x.operand)
+        elif isinstance(x, A.Binary):
+            todo += (x.left, x.right)
+        elif isinstance(x, A.IfElse):
+            todo += (x.cond, x.then, x.else_)
+        elif isinstance(x, A.Call):
+            if (x.func not in FUNCTIONS or x.func in ("known", "lookup") or x.func in names.tables
+                    or x.func in names.bands):
+                return False
+            todo += x.args
+        elif isinstance(x, (A.SetLit, A.ListLit)):
+            todo += x.items
+        else:
+            return False
+    return True
+
+
+def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
+    c = partial(compile_expr, names=names, local=local)  # no Python frame per nesting level
+    if isinstance(e, A.Num):
+        value = e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
+        return lambda ev, env: value
+    if isinstance(e, (A.Str, A.Bool)):
+        value = e.value
+        return lambda ev, env: value
+    if isinstance(e, A.Name):
+        name = e.id
+        if name in local:
+            return lambda ev, env: env[name]
+        if name in names.params:
+            key = f"param:{name}"
+
+            def param_(ev, env):
+                frames = ev.frames
+                if frames:
+                    frames[-1].append(key)
+                overlay = ev.param_overlay
+                return overlay[name][0] if name in overlay else ev.params[name]
+            return param_
+        if name in CONSTANTS:
+            value = CONSTANTS[name][0]
+            return lambda ev, env: value
+        if name in names.enum_members:
+            return lambda ev, env: name
+        if name == "dataset":
+            return lambda ev, env: ev.dataset
+        if name in names.collections:
+            return lambda ev, env: ev.attr(ev.dataset, name)
+        raise ValueError(f"unresolved name {name!r} (the checker should have caught it)")
+    if isinstance(e, A.Attr):
+        obj = c(e.obj)
+        attr = e.name
+
+        def attr_(ev, env):
+            o = obj(ev, env)
+            if o.__class__ is Entity:  # fast path: a value already computed
+                v = o.cache.get(attr, _MISSING)
+                if v is not _MISSING and v is not ACTIVE:
+                    frames = ev.frames
+                    if frames:
+                        frames[-1].append((o, attr))
+                    return v
+            return ev.attr(o, attr)
+        return attr_
+    if isinstance(e, A.Unary):
+        inner = c(e.operand)
+        if e.op == "not":
+            def not_(ev, env):
+                v = inner(ev, env)
+                return v if isinstance(v, Unknown) else not v
+            return not_
+
+        def neg(ev, env):
+            v = inner(ev, env)
+            return v if isinstance(v, Unknown) else -v
+        return neg
+    if isinstance(e, A.Binary):
+        return _binary(e, c)
+    if isinstance(e, A.IfElse):
+        cond, then, other = c(e.cond), c(e.then), c(e.else_)
+
+        def if_(ev, env):
+            k = cond(ev, env)
+            if isinstance(k, Unknown):
+                return k
+            return then(ev, env) if k else other(ev, env)
+        return if_
+    if isinstance(e, A.Call):
+        return _call(e, names, local, c)
+    if isinstance(e, A.Aggregate):
+        return _aggregate(e, names, local)
+    if isinstance(e, A.SetLit):
+        items = [c(i) for i in e.items]
+
+        def set_(ev, env):
+            vals = [i(ev, env) for i in items]
+            return merge_unknowns(vals) or frozenset(vals)
+        return set_
+    if isinstance(e, A.ListLit):
+        items = [c(i) for i in e.items]
+
+        def list_(ev, env):
+            vals = [i(ev, env) for i in items]
+            return merge_unknowns(vals) or tuple(vals)
+        return list_
+    raise TypeError(f"cannot compile {type(e).__name__}")
+
+
+def _binary(e: A.Binary, c) -> Fn:
+    left, right = c(e.left), c(e.right)
+    op = e.op
+    if op == "and":
+        def and_(ev, env):
+            a = left(ev, env)
+            if a is False:
+                return False
+            b = right(ev, env)
+            if b is False:
+                return False
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return True
+        return and_
+    if op == "or":
+        def or_(ev, env):
+            a = left(ev, env)
+            if a is True:
+                return True
+            b = right(ev, env)
+            if b is True:
+                return True
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return False
+        return or_
+    if op in ("in", "notin"):
+        negate = op == "notin"
+
+        def in_(ev, env):
+            a, b = left(ev, env), right(ev, env)
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge_unknowns((a, b))
+            return (a in b) != negate
+        return in_
+    fn = _COMPARE.get(op) or ARITH[op]
+
+    def bin_(ev, env):
+        a = left(ev, env)
+        b = right(ev, env)
+        if a.__class__ is Unknown or b.__class__ is Unknown:
+            return merge_unknowns((a, b))
+        return fn(a, b)
+    return bin_
+
+
+def _call(e: A.Call, names: Names, local, c) -> Fn:
+    args = list(map(c, e.args))
+    func = e.func
+    if func in names.tables or func in names.bands:
+        arg = args[0]
+        lookup = "table" if func in names.tables else "band"
+
+        def table_(ev, env):
+            x = arg(ev, env)
+            if isinstance(x, Unknown):
+                return x
+            return ev.lookup(lookup, func, x)
+        return table_
+    if func == "known":
+        arg = args[0]
+        return lambda ev, env: not isinstance(arg(ev, env), Unknown)
+    if func == "lookup":
+        coll_fn, key_fn = args
+        coll_name = e.args[0].id if isinstance(e.args[0], A.Name) else "collection"
+
+        def lookup_(ev, env):
+            coll, key = coll_fn(ev, env), key_fn(ev, env)
+            if isinstance(coll, Unknown) or isinstance(key, Unknown):
+                return merge_unknowns((coll, key))
+            cached = ev.indexes.get(id(coll))
+            if cached is None or cached[0] is not coll:  # index each collection once (by key)
+                cached = (coll, {item.key: item for item in reversed(coll) if isinstance(item, Entity)})
+                ev.indexes[id(coll)] = cached
+            found = cached[1].get(key)
+            return found if found is not None else Unknown([f"{coll_name}[{key}]"])
+        return lookup_
+    if len(args) == 1 and func in ("count", "sum", "min", "max", "mean", "any", "all", "the"):
+        arg = args[0]
+        reducer = _REDUCERS[func]
+
+        def agg_(ev, env):
+            coll = arg(ev, env)
+            if isinstance(coll, Unknown):
+                return coll
+            return finite_result(func, ("...",), reducer(list(coll), None, f"{func}()"))
+        return agg_
+    impl = FUNCTIONS[func].impl
+    errors = (ValueError, ZeroDivisionError, OverflowError)
+    if len(args) == 1:
+        (a0,) = args
+
+        def call1(ev, env):
+            v = a0(ev, env)
+            if v.__class__ is Unknown:
+                return v
+            try:
+                return finite_result(func, (v,), impl(v))
+            except errors as exc:
+                return Unknown(errors=[f"{func}(): {exc}"])
+        return call1
+    if len(args) == 2:
+        a0, a1 = args
+
+        def call2(ev, env):
+            v0 = a0(ev, env)
+            v1 = a1(ev, env)
+            if v0.__class__ is Unknown or v1.__class__ is Unknown:
+                return merge_unknowns((v0, v1))
+            try:
+                return finite_result(func, (v0, v1), impl(v0, v1))
+            except errors as exc:
+                return Unknown(errors=[f"{func}(): {exc}"])
+        return call2
+
+    def call_(ev, env):
+        vals = [a(ev, env) for a in args]
+        unknown = merge_unknowns(vals)
+        if unknown is not None:
+            return unknown
+        try:
+            return finite_result(func, tuple(vals), impl(*vals))
+        except errors as exc:
+            return Unknown(errors=[f"{func}(): {exc}"])
+    return call_
+
+
+# ---------------------------------------------------------------- aggregates
+def _count(values, default, what):
+    return float(len(values))
+
+
+def _sum(values, default, what):
+    return float(sum(values)) if values else 0.0
+
+
+def _extreme(pick):
+    def reduce(values, default, what):
+        if not values:
+            return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
+        return pick(values)
+    return reduce
+
+
+def _mean(values, default, what):
+    if not values:
+        return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
+    return sum(values) / len(values)
+
+
+def _the(values, default, what):
+    if len(values) == 1:
+        return values[0]
+    if not values:
+        return default if default is not None else Unknown([f"{what}: nothing matches"])
+    return Unknown(errors=[f"{what}: {len(values)} elements match, expected exactly one"])
+
+
+_REDUCERS = {
+    "count": _count, "sum": _sum, "min": _extreme(min), "max": _extreme(max), "mean": _mean,
+    "any": lambda v, d, w: any(v), "all": lambda v, d, w: all(v), "the": _the,
+    "list": lambda v, d, w: tuple(v),
+}
+
+
+def _join_of(b: A.Binder, names: Names, outer: frozenset[str]) -> Optional[tuple[tuple[str, ...], list[Fn]]]:
+    """The equality conjuncts ``var.attr == expr`` of a binder's where (expr not naming var)."""
+    def conjuncts(x: Optional[A.Expr]) -> list[A.Expr]:
+        if isinstance(x, A.Binary) and x.op == "and":
+            return conjuncts(x.left) + conjuncts(x.right)
+        return [] if x is None else [x]
+
+    attrs, others = [], []
+    for c in conjuncts(b.where):
+        if isinstance(c, A.Binary) and c.op == "==":
+            for mine, other in ((c.left, c.right), (c.right, c.left)):
+                if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
+                        and b.var not in _names(other)):
+                    attrs.append(mine.name)
+                    others.append(compile_expr(other, names, outer))
+                    break
+    return (tuple(attrs), others) if attrs else None
+
+
+def _names(e: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(e, A.Name):
+        out.add(e.id)
+    if isinstance(e, tuple):
+        for item in e:
+            out |= _names(item)
+    elif hasattr(e, "__dataclass_fields__"):
+        for f in e.__dataclass_fields__:
+            if f != "loc":
+                out |= _names(getattr(e, f))
+    return out
+
+
+def _joined(src: Fn, join: Optional[tuple[tuple[str, ...], list[Fn]]]) -> Fn:
+    """The binder's source narrowed to the elements whose join attributes equal the row's values
+    (a hash index per collection, built once per evaluation state), in their original order. The
+    where is still evaluated on them, so the result is the full scan's; an element whose joined
+    attribute is unknown (or not a fact) leaves the full collection to scan, as without a join."""
+    if join is None:
+        return src
+    attrs, others = join
+
+    def narrowed(ev, env):
+        coll = src(ev, env)
+        if coll.__class__ is Unknown or not coll:
+            return coll
+        key = (id(coll), attrs)
+        hit = ev.indexes.get(key)
+        if hit is None or hit[0] is not coll:
+            hit = ev.indexes[key] = (coll, _index(ev, coll, attrs))
+        index = hit[1]
+        if index is None:
+            return coll
+        want = tuple(fn(ev, env) for fn in others)
+        if any(v.__class__ is Unknown for v in want):
+            return coll
+        try:
+            return index.get(want, ())
+        except TypeError:  # an unhashable value: scan everything
+            return coll
+    return narrowed
+
+
+def _index(ev, coll, attrs: tuple[str, ...]) -> Optional[dict]:
+    """{(attr values): [elements in order]}, or None if some element's value is not a known fact
+    (derived values may change within an evaluation). Reads are not recorded as inputs."""
+    frames, ev.frames = ev.frames, []
+    try:
+        index: dict = {}
+        for item in coll:
+            if item.__class__ is not Entity:
+                return None
+            values = []
+            for attr in attrs:
+                if ev.p.origins[item.kind].get(attr) != "fact":
+                    return None
+                v = ev.attr(item, attr)
+                if v.__class__ is Unknown:
+                    return None
+                values.append(v)
+            index.setdefault(tuple(values), []).append(item)
+        return index
+    finally:
+        ev.frames = frames
+
+
+def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
+    """Evaluate ``func(element for v1 in c1 where p1, v2 in c2 ... else default)``.
+
+    Elements whose membership or value is unknown make the result unknown, except
+    where the answer is already decided (any() found true, all() found false).
+    """
+    binders = []
+    scope = set(local)
+    for b in e.binders:
+        src = compile_expr(b.source, names, frozenset(scope))
+        join = _join_of(b, names, frozenset(scope))
+        scope.add(b.var)
+        where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
+        binders.append((b.var, _joined(src, join), where))
+    element = compile_expr(e.element, names, frozenset(scope))
+    lead = [compile_expr(x, names, local) for x in e.lead]
+    default = compile_expr(e.default, names, local) if e.default is not None else None
+    func = e.func
+    what = f"{func}()"
+
+    def rows(ev, env, i, out_envs, unknowns):
+        if i == len(binders):
+            out_envs.append(env)
+            return
+        var, src, where = binders[i]
+        coll = src(ev, env)
+        if isinstance(coll, Unknown):
+            unknowns.append(coll)
+            return
+        for item in coll:
+            inner = dict(env)
+            inner[var] = item
+            if where is not None:
+                keep = where(ev, inner)
+                if isinstance(keep, Unknown):
+                    unknowns.append(keep)
+                    continue
+                if not keep:
+                    continue
+            rows(ev, inner, i + 1, out_envs, unknowns)
+
+    single = len(binders) == 1
+
+    def collect(ev, env, values, unknowns):
+        if single:  # the common case: one binder, one reused environment
+            var, src, where = binders[0]
+            coll = src(ev, env)
+            if coll.__class__ is Unknown:
+                unknowns.append(coll)
+                return
+            inner = dict(env)
+            for item in coll:
+                inner[var] = item
+                if where is not None:
+                    keep = where(ev, inner)
+                    if keep.__class__ is Unknown:
+                        unknowns.append(keep)
+                        continue
+                    if not keep:
+                        continue
+                v = element(ev, inner)
+                if v.__class__ is Unknown:
+                    unknowns.append(v)
+                else:
+                    values.append(v)
+            return
+        envs: list[dict] = []
+        rows(ev, env, 0, envs, unknowns)
+        for inner in envs:
+            v = element(ev, inner)
+            if v.__class__ is Unknown:
+                unknowns.append(v)
+            else:
+                values.append(v)
+
+    def agg(ev, env):
+        values: list = []
+        unknowns: list[Unknown] = []
+        collect(ev, env, values, unknowns)
+        if func == "any" and any(values):
+            return True
+        if func == "all" and not all(values):
+            return False
+        if unknowns:
+            return merge_unknowns(unknowns)
+        if func == "percentile":
+            q = lead[0](ev, env)
+            if isinstance(q, Unknown):
+                return q
+            if not values:
+                return default(ev, env) if default else Unknown(errors=["percentile() of nothing"])
+            try:
+                return finite_result(func, (q,), percentile(values, q))
+            except ValueError as exc:
+                return Unknown(errors=[f"percentile(): {exc}"])
+        d = default(ev, env) if default is not None and not values else None
+        if isinstance(d, Unknown):
+            return d
+        return finite_result(func, ("...",), _REDUCERS[func](values, d, what))
+    return agg
+
+
+__all__ = ["compile_expr", "Names"]

@@ -1,0 +1,1 @@
+"""Plan renderers: text, markdown, HTML. Imports: engine.plan.model, engine.evaluate."""

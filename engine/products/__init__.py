@@ -1,0 +1,1 @@
+"""Products on disk: FITS images (pipeline names, headers, atomic and streamed writes), cont.dat. Imports: dsl, engine.io, kernels."""
