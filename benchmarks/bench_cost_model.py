@@ -440,7 +440,7 @@ def main() -> int:
           f"{'sigma':>5} {'nw':>3} {'t s':>7} {'fft s':>7} {'kern s':>7} {'resid':>6}")
     for (eps, nt), f in fits.items():
         sel = [r for r in runs if r.epsilon == eps and r.nthreads == nt]
-        for r, res in zip(sel, f["resid"]):
+        for r, res in zip(sel, f["resid"], strict=True):
             rp = r.report
             print(f"  {r.op:6} {eps:5.0e} {nt:3d} {r.ntime:5d} {r.nchan:5d} {r.npix:5d} {r.nvis:10,d} {r.padded:11,d} "
                   f"{rp.get('nu', 0) / r.npix:5.2f} {rp.get('nw', 0):3d} {r.seconds:7.3f} "

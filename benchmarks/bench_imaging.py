@@ -4,7 +4,7 @@
 
 The image parameters come from the shipped cycle4 rules evaluated on the MS (cell, size,
 robust, the theoretical sensitivity and, with tlimit = 4 and DR correction 1, the threshold);
-the data from `kernels.msdata.select`. Prints, with the data size: selection time, Briggs
+the data from `engine.ms.visibilities.select`. Prints, with the data size: selection time, Briggs
 weighting, gridding throughput (dirty image: visibilities/s), PSF and beam fit, Cotton-Schwab
 clean (major cycles, iterations, iterations/s) and the whole image time; the peak of the
 restored image and the rms outside the mask for orientation. Baseline: issue 5 asks that minor

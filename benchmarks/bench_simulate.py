@@ -84,15 +84,15 @@ def main() -> None:
         # competing for the 2 cores (the MS is still created, with its rows unfilled)
         import almarules.engine.simulate.writer as sim
 
-        real_write = sim._Writer._write
-        sim._Writer._write = lambda self, *a: None
+        real_write = sim.Writer._write
+        sim.Writer._write = lambda self, *a: None
         try:
             t_nw: dict[str, float] = {}
             t1 = time.perf_counter()
             simulate(cfg, workdir / "nowrite.ms", overwrite=True, timings=t_nw)
             wall_nw = time.perf_counter() - t1
         finally:
-            sim._Writer._write = real_write
+            sim.Writer._write = real_write
             shutil.rmtree(workdir / "nowrite.ms", ignore_errors=True)
         print(f"\nwithout table writes: wall {wall_nw:.2f} s; sky model "
               f"{t_nw.get('sky model (direct Fourier sum)', 0):.2f} s, corruptions and noise "

@@ -9,7 +9,7 @@ same visibilities and imaging weights as the image; python-casacore only, never 
 * `sigmas` -- the theoretical point-source noise sqrt(sum W^2 / w) / sum W with two choices of
   w, the per-sample inverse variance: almarules' (the variance of (XX + YY) / 2, w = 4 / (1/w_XX
   + 1/w_YY)) and CASA apparentsens' (w = w_XX + w_YY, exact only when the hands' weights are
-  equal; `kernels.msdata.stokes_i`). Equal weights give equal sigmas.
+  equal; `engine.ms.visibilities.stokes_i`). Equal weights give equal sigmas.
 
 Units: Jy/beam for sigmas, fractions of the PSF peak for the PSF.
 """

@@ -30,7 +30,7 @@ class Finding:
                 width = 1
                 if self.loc.end_line == self.loc.line and self.loc.end_column > self.loc.column:
                     width = self.loc.end_column - self.loc.column
-                text, start, width = _window(text, start, width)
+                text, start, width = _window(*_printable(text, start, width))
                 lines.append(f"    {text}")
                 lines.append("    " + " " * start + "^" * width)
         if self.hint:
@@ -53,6 +53,25 @@ def _window(text: str, start: int, width: int) -> tuple[str, int, int]:
     start = start - lo + len(head)
     width = max(1, min(width, SNIPPET_WIDTH - (start - len(head))))
     return head + cut + tail, start, width
+
+
+def _printable(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """`text` with each non-printable character (an ESC of a terminal sequence, a NUL, ...) shown
+    as its escape (``\\x1b``), so a hostile rule file cannot drive the terminal; the caret's start
+    and width moved to match."""
+    if text.isprintable():
+        return text, start, width
+    out: list[str] = []
+    pos: list[int] = []  # where each original character starts in the output
+    n = 0
+    for ch in text:
+        pos.append(n)
+        out.append(ch if ch.isprintable() else repr(ch)[1:-1])
+        n += len(out[-1])
+    pos.append(n)
+    end = min(start + width, len(text))
+    new_start = pos[min(start, len(text))]
+    return "".join(out), new_start, max(1, pos[end] - new_start)
 
 
 def finding_order(f: Finding) -> tuple:

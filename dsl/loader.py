@@ -139,6 +139,8 @@ class _Loader:
 
     def _refuse_import(self, path: Path, via: A.Import) -> Optional[str]:
         """Why an import may not be followed (module docstring), or None."""
+        if "\x00" in via.path:  # the file system cannot name it (os.stat raises ValueError)
+            return f"imported path {via.path!r} contains a NUL character"
         too_long = [seg for seg in Path(via.path).parts if len(seg.encode("utf-8", "surrogatepass")) > MAX_IMPORT_SEGMENT_BYTES]
         if too_long:
             return (f"imported path has a name of {len(too_long[0].encode('utf-8', 'surrogatepass'))} bytes: at most "

@@ -58,7 +58,8 @@ from typing import Optional
 import ducc0
 import numpy as np
 
-ARCSEC = math.pi / 180.0 / 3600.0  # radians per arcsecond
+from almarules.kernels.constants import ARCSEC
+
 
 
 def _check_npix(npix_x: int, npix_y: int) -> None:

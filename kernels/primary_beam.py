@@ -75,9 +75,9 @@ from typing import Literal, Optional
 
 import numpy as np
 
-C = 299_792_458.0  # m/s
-ARCSEC = math.pi / 180.0 / 3600.0  # radians per arcsecond
-FWHP_GAUSSIAN = 1.12  # FWHP in units of lambda / D (heuristics.md section 3)
+from almarules.kernels.constants import ARCSEC, C, GAUSSIAN_PB_FWHP
+
+FWHP_GAUSSIAN = GAUSSIAN_PB_FWHP  # FWHP in units of lambda / D (heuristics.md section 3)
 K_CASA = 7.016 / (1.566 * 60.0) / 24.5  # CASA's Airy argument per (arcmin GHz m)
 FALLBACK_BLOCKAGE_RATIO = 2.36 / 25.0  # blockage / dish of CASA's fallback (scaled VLA) beam
 FALLBACK_MAX_U = 1.1998662 * 25.0 * 43.0  # arcmin GHz m: divided by D, the fallback's max radius

@@ -43,9 +43,10 @@ from typing import Optional, Sequence
 import numexpr as ne
 import numpy as np
 
-C = 299_792_458.0  # speed of light (m/s)
+from almarules.kernels.constants import C, GAUSSIAN_PB_FWHP
+
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-PB_FWHM_FACTOR = 1.13  # primary-beam FWHM = 1.13 lambda / D (ALMA 12 m and 7 m, Gaussian approximation)
+PB_FWHM_FACTOR = GAUSSIAN_PB_FWHP  # primary-beam FWHM in lambda / D (Gaussian approximation; kernels.constants)
 
 
 # ---------------------------------------------------------------- geometry

@@ -55,14 +55,14 @@ LSRK frame (also for a TOPO cube), so its density cells are those of uvw * nu_LS
 alma_sim nu_LSRK / nu_TOPO - 1 = 6.6e-6: a sample within ~1e-3 cell of a cell edge changes cell,
 which moves the Briggs weights of ~1 sample in 10^4 and tclean's per-channel sum of weights by
 up to 4e-4. Callers pass uvw already scaled by nu_LSRK / nu for the weights
-(`kernels.visset.VisSet.weighting_uvw`) and grid with the true uvw (CASA's gridder's scale error,
+(`engine.ms.visset.VisSet.weighting_uvw`) and grid with the true uvw (CASA's gridder's scale error,
 6.6e-6 of the distance from the phase centre, is not copied).
 
 Differences from CASA left: CASA computes u = uvw * (nu / c) in single precision and converts
 to LSRK once per buffer of rows, where `weighting_uvw` takes one factor per MS and spw (at
 mid-observation; the factor drifts by ~1e-7 in an hour): a sample within ~1e-5 cell of a cell
 edge may fall in the neighbouring cell. The Stokes I weight is CASA's, the sum of the parallel
-hands' weights (`kernels.msdata.stokes_i`). Measured on alma_sim
+hands' weights (`engine.ms.visibilities.stokes_i`). Measured on alma_sim
 (tests/kernels/test_casa_alma_sim.py, benchmarks/compare_casa.py): tclean's per-channel sum of
 imaging weights (.sumwt) to 1e-8 (mfs) and, on 93 of 120 cube channels, 1e-6 (the rest: such
 edge samples, <= 1.7e-4); mfs PSF within 1.1e-4 of the peak of CASA 6.7 tclean's over the
@@ -94,8 +94,8 @@ from typing import Optional
 
 import numpy as np
 
-C = 299_792_458.0  # speed of light (m/s)
-ARCSEC = math.pi / 180.0 / 3600.0  # radians per arcsecond
+from almarules.kernels.constants import ARCSEC, C
+
 
 
 def _prepare(uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray,

@@ -232,7 +232,7 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def clean_leftovers(out: Path) -> list[str]:
-    """Remove what killed runs left in `out` (see `engine.imaging.products.leftovers`); one note
+    """Remove what killed runs left in `out` (see `engine.stages.imaging.writer.leftovers`); one note
     per file removed."""
     from almarules.engine.stages.imaging.writer import leftovers
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from almarules.engine.columnar.columns import STRINGS, Col
-from almarules.engine.columnar.vevaluate import CorpusEvaluation
+from almarules.engine.columnar.corpus_evaluation import CorpusEvaluation
 from almarules.engine.evaluate.program import Evaluation
 from almarules.engine.evaluate.values import Entity, Unknown
 

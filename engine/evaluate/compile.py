@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from functools import partial
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
@@ -82,29 +82,7 @@ def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
         value = e.value
         return lambda ev, env: value
     if isinstance(e, A.Name):
-        name = e.id
-        if name in local:
-            return lambda ev, env: env[name]
-        if name in names.params:
-            key = f"param:{name}"
-
-            def param_(ev, env):
-                frames = ev.frames
-                if frames:
-                    frames[-1].append(key)
-                overlay = ev.param_overlay
-                return overlay[name][0] if name in overlay else ev.params[name]
-            return param_
-        if name in CONSTANTS:
-            value = CONSTANTS[name][0]
-            return lambda ev, env: value
-        if name in names.enum_members:
-            return lambda ev, env: name
-        if name == "dataset":
-            return lambda ev, env: ev.dataset
-        if name in names.collections:
-            return lambda ev, env: ev.attr(ev.dataset, name)
-        raise ValueError(f"unresolved name {name!r} (the checker should have caught it)")
+        return _name(e.id, names, local)
     if isinstance(e, A.Attr):
         obj = c(e.obj)
         attr = e.name
@@ -162,6 +140,33 @@ def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
             return merge_unknowns(vals) or tuple(vals)
         return list_
     raise TypeError(f"cannot compile {type(e).__name__}")
+
+
+def _name(name: str, names: Names, local: frozenset[str]) -> Fn:
+    """A bare name: a variable in scope, a parameter (read through the cascades' overlay and
+    recorded as an input), a constant, an enum member, ``dataset`` or a dataset collection."""
+    if name in local:
+        return lambda ev, env: env[name]
+    if name in names.params:
+        key = f"param:{name}"
+
+        def param_(ev, env):
+            frames = ev.frames
+            if frames:
+                frames[-1].append(key)
+            overlay = ev.param_overlay
+            return overlay[name][0] if name in overlay else ev.params[name]
+        return param_
+    if name in CONSTANTS:
+        value = CONSTANTS[name][0]
+        return lambda ev, env: value
+    if name in names.enum_members:
+        return lambda ev, env: name
+    if name == "dataset":
+        return lambda ev, env: ev.dataset
+    if name in names.collections:
+        return lambda ev, env: ev.attr(ev.dataset, name)
+    raise ValueError(f"unresolved name {name!r} (the checker should have caught it)")
 
 
 def _binary(e: A.Binary, c) -> Fn:
@@ -416,46 +421,71 @@ def _index(ev, coll, attrs: tuple[str, ...]) -> Optional[dict]:
         ev.frames = frames
 
 
+# ---------------------------------------------------------------- for-variables
+CBinder = tuple[str, Fn, Optional[Fn]]  # a compiled ``var in source where cond``: (var, source, where)
+
+
+def compile_binders(binders: Sequence[A.Binder], names: Names, local: frozenset[str],
+                    join: bool = False) -> tuple[list[CBinder], frozenset[str]]:
+    """Compile ``v1 in c1 where p1, v2 in c2 where p2, ...`` (an aggregate's or an emit ``for``'s).
+
+    Each source sees the names bound before it, each where its own variable too. Returns the
+    compiled binders and the scope after the last one (for the element or the body). With `join`,
+    a source is narrowed by its where's equality conjuncts (`_joined`; the result is unchanged)."""
+    out: list[CBinder] = []
+    scope = set(local)
+    for b in binders:
+        src = compile_expr(b.source, names, frozenset(scope))
+        if join:
+            src = _joined(src, _join_of(b, names, frozenset(scope)))
+        scope.add(b.var)
+        where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
+        out.append((b.var, src, where))
+    return out, frozenset(scope)
+
+
+def binder_rows(ev: Any, binders: list[CBinder], env: dict, unknowns: list[Unknown]) -> Iterator[dict]:
+    """The environments binding every combination of the binders' elements whose wheres are true,
+    in order (the first binder outermost), each a new dict extending `env` (`env` itself when
+    there are no binders). An unknown source or where is appended to `unknowns` and skipped.
+    Lazy: a caller's work on one row happens before the next row's wheres are evaluated."""
+    return _rows_from(ev, binders, 0, env, unknowns)
+
+
+def _rows_from(ev: Any, binders: list[CBinder], i: int, env: dict, unknowns: list[Unknown]) -> Iterator[dict]:
+    if i == len(binders):
+        yield env
+        return
+    var, src, where = binders[i]
+    coll = src(ev, env)
+    if isinstance(coll, Unknown):
+        unknowns.append(coll)
+        return
+    for item in coll:
+        inner = dict(env)
+        inner[var] = item
+        if where is not None:
+            keep = where(ev, inner)
+            if isinstance(keep, Unknown):
+                unknowns.append(keep)
+                continue
+            if not keep:
+                continue
+        yield from _rows_from(ev, binders, i + 1, inner, unknowns)
+
+
 def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     """Evaluate ``func(element for v1 in c1 where p1, v2 in c2 ... else default)``.
 
     Elements whose membership or value is unknown make the result unknown, except
     where the answer is already decided (any() found true, all() found false).
     """
-    binders = []
-    scope = set(local)
-    for b in e.binders:
-        src = compile_expr(b.source, names, frozenset(scope))
-        join = _join_of(b, names, frozenset(scope))
-        scope.add(b.var)
-        where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
-        binders.append((b.var, _joined(src, join), where))
-    element = compile_expr(e.element, names, frozenset(scope))
+    binders, scope = compile_binders(e.binders, names, local, join=True)
+    element = compile_expr(e.element, names, scope)
     lead = [compile_expr(x, names, local) for x in e.lead]
     default = compile_expr(e.default, names, local) if e.default is not None else None
     func = e.func
     what = f"{func}()"
-
-    def rows(ev, env, i, out_envs, unknowns):
-        if i == len(binders):
-            out_envs.append(env)
-            return
-        var, src, where = binders[i]
-        coll = src(ev, env)
-        if isinstance(coll, Unknown):
-            unknowns.append(coll)
-            return
-        for item in coll:
-            inner = dict(env)
-            inner[var] = item
-            if where is not None:
-                keep = where(ev, inner)
-                if isinstance(keep, Unknown):
-                    unknowns.append(keep)
-                    continue
-                if not keep:
-                    continue
-            rows(ev, inner, i + 1, out_envs, unknowns)
 
     single = len(binders) == 1
 
@@ -482,8 +512,7 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
                 else:
                     values.append(v)
             return
-        envs: list[dict] = []
-        rows(ev, env, 0, envs, unknowns)
+        envs = list(binder_rows(ev, binders, env, unknowns))  # every where before any element
         for inner in envs:
             v = element(ev, inner)
             if v.__class__ is Unknown:
@@ -518,4 +547,4 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     return agg
 
 
-__all__ = ["compile_expr", "Names"]
+__all__ = ["CBinder", "Fn", "Names", "binder_rows", "compile_binders", "compile_expr"]

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 from almarules import __version__
 from almarules.dsl import ast as A
-from almarules.engine.evaluate.program import Evaluation, Provenance, param_unit
+from almarules.engine.evaluate.evaluation import Evaluation
+from almarules.engine.evaluate.params import param_unit
+from almarules.engine.evaluate.records import Provenance
 from almarules.engine.evaluate.present import input_text, plain, present, show_value
 from almarules.engine.evaluate.values import Unknown
 

@@ -8,7 +8,8 @@ from typing import Any
 from almarules.dsl import ast as A
 from almarules.dsl.format import format_allowed
 from almarules.engine.evaluate.decisions import source_text
-from almarules.engine.evaluate.program import Evaluation, UsageError, param_unit
+from almarules.engine.evaluate.evaluation import Evaluation
+from almarules.engine.evaluate.params import UsageError, param_unit
 from almarules.engine.evaluate.present import input_text, show_value
 from almarules.engine.evaluate.values import Entity, Unknown
 from almarules.engine.evaluate.world import summary_path

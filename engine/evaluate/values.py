@@ -33,6 +33,11 @@ class Unknown:
         return hash((self.waits, self.errors))
 
 
+def waits_of(value: Unknown) -> tuple[str, ...]:
+    """What an unknown control condition waits for: its missing facts and its errors, sorted."""
+    return tuple(sorted(value.waits | value.errors))
+
+
 def merge_unknowns(values: Iterable[Any]) -> Optional[Unknown]:
     out: Optional[Unknown] = None
     for v in values:

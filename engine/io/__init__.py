@@ -1,5 +1,5 @@
 """Files at the edges: atomic writes (never a half-written file); safe reads of user files are
-`almarules.dsl.userfiles` (re-exported here)."""
+`almarules.dsl.userfiles` (re-exported here). Imports: dsl only (the lowest engine layer)."""
 
 from __future__ import annotations
 

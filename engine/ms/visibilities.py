@@ -33,7 +33,7 @@ Conventions and choices
 
 Every problem with the input is a `DataSelectionError` whose message names the table and the
 column, read errors of casacore (a truncated or damaged data file) included. Tables are opened
-read-only, without waiting for locks held by other processes (like `engine.ms`), and closed when
+read-only, without waiting for locks held by other processes (like `engine.ms.facts`), and closed when
 the generator is exhausted or closed.
 """
 
@@ -404,7 +404,7 @@ def _select(ms: _MS, fids: list[int], spw_id: int, chan_start: int, chan_stop: O
         blc, trc = [start, c0], [stop - 1, c1]
         for r0 in range(0, rows.size, step):
             n = min(step, rows.size - r0)
-            # a failed read is a TableAccessError naming the column (kernels.casatables)
+            # a failed read is a TableAccessError naming the column (engine.ms.tables)
             data = sub.getcolslice(column, blc, trc, [], r0, n)  # (n, nchan, ncorr)
             flag = sub.getcolslice("FLAG", blc, trc, [], r0, n)
             if use_spectrum:

@@ -1,4 +1,4 @@
-"""Visibilities gathered for one image: `kernels.msdata` chunks joined into the arrays the
+"""Visibilities gathered for one image: `engine.ms.visibilities` chunks joined into the arrays the
 gridder takes.
 
 The gridder (`kernels.gridding`, ducc0) takes one frequency axis shared by all rows. Chunks of
@@ -29,7 +29,7 @@ class VisSet:
     """Samples for one image: uvw (n, 3) m, freq (nchan,) Hz, vis (n, nchan) Jy, weight
     (n, nchan) Jy^-2 (0 where flagged; the basis of the imaging weights, CASA's), flag (n, nchan)
     bool, noise_weight (n, nchan) Jy^-2 the samples' inverse variances (default: weight; see
-    `kernels.msdata.stokes_i` for when they differ); `flattened` when spws were joined
+    `engine.ms.visibilities.stokes_i` for when they differ); `flattened` when spws were joined
     by flattening (module docstring); notes from the selection (e.g. "read DATA"); columns: the
     data columns read; lsrk_factor (n,) nu_LSRK / nu of each row's spw frame (default 1;
     `weighting_uvw`)."""

@@ -156,7 +156,7 @@ class _Builder:
             unit = self.image_attrs[attr].unit
             columns.append(Column(key=attr, label=label, unit=unit))
         rows = []
-        ents = self.ev.entities("image")
+        ents = self.ev.entities("image") if keys else []  # none: a rule set may have no imaging list
         by_key = {e.key: e for e in ents} if not isinstance(ents, Unknown) else {}
         for key in keys:
             ref = f"image[{key}]"

@@ -38,6 +38,8 @@ Determinism: every random draw comes from ``numpy.random.SeedSequence(seed,
 spawn_key=(eb, purpose, ...))`` -- gains (eb, 1), bandpass (eb, 2, spw), noise
 (eb, 3, integration, spw) -- so the same seed gives the same data whatever the chunking
 or the number of threads.
+
+Imports: dsl, kernels, engine.io, engine.facts, engine.ms (measures, for the geometry).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class ArrayLayout:
     source: str
 
 
-def _observatory(name: str) -> tuple[float, float, float]:
+def observatory_of(name: str) -> tuple[float, float, float]:
     """WGS84 (lon, lat, height) of an observatory of CASA's Observatories table."""
     from almarules.engine.ms.measures import setup_measures
 
@@ -73,7 +73,7 @@ def _loc_to_itrf(lon: float, lat: float, alt: float, loc: np.ndarray) -> np.ndar
                      (n * (b / a) ** 2 + z + alt) * sphi + y * math.cos(lat)], axis=1)
 
 
-def _geodetic_to_itrf(lon: float, lat: float, h: float) -> np.ndarray:
+def geodetic_to_itrf(lon: float, lat: float, h: float) -> np.ndarray:
     a, f = 6378137.0, 1 / 298.257223563
     e2 = f * (2 - f)
     n = a / math.sqrt(1 - e2 * math.sin(lat) ** 2)
@@ -131,7 +131,7 @@ def load_array(spec: str, select: Optional[Union[int, list[str]]] = None) -> Arr
         raise SimConfigError(f"array: {path}: fewer than 2 antennas")
     xyz = np.array([r[0] for r in rows], dtype=np.float64)
     if coordsys == "LOC":
-        lon, lat, h = _observatory(observatory)
+        lon, lat, h = observatory_of(observatory)
         itrf = _loc_to_itrf(lon, lat, h, xyz)
     elif coordsys in ("XYZ", "ITRF", "GLOBAL"):
         itrf = xyz

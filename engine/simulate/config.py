@@ -22,7 +22,7 @@ from almarules.dsl.units import UnitError, parse_quantity, parse_unit
 from almarules.kernels import sky as ksky
 
 from .errors import SimConfigError
-from .times import _parse_utc
+from .times import parse_utc
 
 # facts intent -> ALMA STATE.OBS_MODE item
 OBS_MODES = {
@@ -301,7 +301,7 @@ class ScheduleConfig(_M):
             value = getattr(self, key)
             if value is not None:
                 try:
-                    _parse_utc(value)
+                    parse_utc(value)
                 except ValueError:
                     raise ValueError(f"{key}: cannot read {value!r} as a UTC date-time (2024-06-15T02:40:00)") from None
         return self

@@ -27,19 +27,19 @@ from almarules.kernels import noise as knoise
 from almarules.kernels import sky as ksky
 
 from .errors import SimError
-from .plan import _EBPlan, _Plan, _timeline
-from .sky_model import _sky_model
-from .tables import _main_desc, _main_dminfo, _write_subtables, _write_syscal
-from .times import _utc_text
-from .truth import _truth
-from .writer import _Writer
+from .plan import EBPlan, Plan, make_timeline
+from .sky_model import sky_model_for
+from .tables import main_desc, main_dminfo, write_subtables, write_syscal
+from .times import utc_text
+from .truth import truth_record
+from .writer import Writer
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key))))
 
 
-class _Timer:
+class Timer:
     """Seconds spent per stage (what `simulate` returns in `timings`)."""
 
     def __init__(self):
@@ -66,14 +66,14 @@ def _chunks(field: np.ndarray, per_chunk: int):
         c0 = c1
 
 
-def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before: int, total: int,
-                 timer: _Timer, final_path: Path) -> dict:
+def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: int, total: int,
+                 timer: Timer, final_path: Path) -> dict:
     import casacore.tables as ct
 
     cfg = plan.cfg
     seed = plan.seed
     t_start = _time.perf_counter()
-    tl = _timeline(plan, eb)
+    tl = make_timeline(plan, eb)
     nint = tl.times.size
     nspw, nbl, nant = len(plan.spws), plan.nbl, plan.nant
     npol = 2
@@ -92,7 +92,7 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
         i = int(low[0])
         name = plan.sources[plan.field_rows[tl.field[i]][0]].cfg.name
         raise SimError(f"schedule: field {name} is at elevation {math.degrees(elev[i]):.1f} deg at "
-                       f"{_utc_text(tl.times[i])} UTC, below min_elevation {cfg.schedule.min_elevation:g} deg; "
+                       f"{utc_text(tl.times[i])} UTC, below min_elevation {cfg.schedule.min_elevation:g} deg; "
                        f"choose another start or hour angle")
     ant_uvw = np.einsum("tij,aj->tai", mats, pos)  # (nint, nant, 3); baselines per chunk below
     t0 = timer.add("uvw and geometry (casacore measures)", t_start)
@@ -134,7 +134,7 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
                                                       plan.a1, plan.a2).astype(np.complex64)
 
     # -------------------------------------------- sky per (field row, spw)
-    sky, line_truth, topo = _sky_model(plan, eb, tl)
+    sky, line_truth, topo = sky_model_for(plan, eb, tl)
     t0 = timer.add("sky-model setup (components, Doppler)", t0)
 
     # -------------------------------------------- flags
@@ -151,10 +151,10 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
     # -------------------------------------------- the MS
     nchan_max = max(s.nchan for s in plan.spws)
     uniform = len({s.nchan for s in plan.spws}) == 1
-    ms = ct.default_ms(str(ms_path), _main_desc(), _main_dminfo(nchan_max))
+    ms = ct.default_ms(str(ms_path), main_desc(), main_dminfo(nchan_max))
     try:
         ms.putcolkeyword("UVW", "MEASINFO", {"type": "uvw", "Ref": "J2000"})
-        _write_subtables(ct, ms, plan, eb, line_truth)
+        write_subtables(ct, ms, plan, eb, line_truth)
         syscal_rows = []
         if cfg.schedule.atmosphere_scans:
             for k, scan in enumerate(eb.scans):
@@ -166,7 +166,7 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
                 for a in range(nant):
                     for s in plan.spws:
                         syscal_rows.append((a, s.id, tmid, length, float(tsys[idx[0], s.id])))
-            _write_syscal(ct, ms, plan, syscal_rows)
+            write_syscal(ct, ms, plan, syscal_rows)
         nrows = nint * nspw * nbl
         ms.addrows(nrows)
         t0 = timer.add("table writing", t0)
@@ -179,7 +179,7 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
             f[:, chan_flag[s.id], :] = True
             flag_blocks.append(f)
         frow = np.stack([row_flag | chan_flag[s.id].all() for s in plan.spws]).reshape(-1)  # (nspw * nbl,)
-        writer = _Writer(ms, plan, tl, sigma, weight, flag_blocks, frow, uniform, timer)
+        writer = Writer(ms, plan, tl, sigma, weight, flag_blocks, frow, uniform, timer)
         pool = knoise._pool()
         done = 0
         try:
@@ -228,6 +228,6 @@ def _simulate_eb(plan: _Plan, eb: _EBPlan, ms_path: Path, progress, done_before:
         ms.close()
     timer.add("table writing", t0)
 
-    return _truth(plan, eb, tl, elev, tsys, sefd, sigma, weight, gain_params, gains, bp_params, sky,
+    return truth_record(plan, eb, tl, elev, tsys, sefd, sigma, weight, gain_params, gains, bp_params, sky,
                   line_truth, topo, final_path, syscal_rows if cfg.schedule.atmosphere_scans else [],
                   row_flag, chan_flag)

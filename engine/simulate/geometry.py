@@ -9,7 +9,7 @@ them: ``UVW = uvw(ANTENNA1) - uvw(ANTENNA2)`` (checked against the CASA-simulate
 include the annual-aberration rotation (~20 arcsec) between the apparent and the
 catalogue direction; an independent ERFA/astropy computation with that rotation agrees
 to 2e-6 of the baseline length (tested). Lines given in LSRK are Doppler-shifted to the
-TOPO frame of the data per integration with the same measures (`_Geometry.topo_factor`).
+TOPO frame of the data per integration with the same measures (`Geometry.topo_factor`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 
-class _Geometry:
+class Geometry:
     """UVW rotation matrices, elevations, hour angles and Doppler factors from casacore measures."""
 
     def __init__(self, site_itrf: np.ndarray, lon: float, lat: float):

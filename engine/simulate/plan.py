@@ -1,12 +1,12 @@
 """The plan of a simulation: what is observed, when, and in which spectral windows.
 
-`_Plan` resolves a `SimConfig` once: the antennas (`arrays`), the site and its geometry,
+`Plan` resolves a `SimConfig` once: the antennas (`arrays`), the site and its geometry,
 the baselines, the spectral windows (default ALMA names; effective bandwidth and
 resolution with online Hanning smoothing), the fields (one FIELD row per mosaic pointing;
 pointings share NAME and SOURCE_ID), the STATE rows (one per OBS_MODE and sub-scan) and
 the schedule: execution blocks, each starting ``eb_gap`` after the previous one ends, of
 bandpass/flux scans, target visits between phase-calibrator scans, the check source(s)
-near the end and, optionally, atmosphere scans. `_timeline` lays out the integrations of
+near the end and, optionally, atmosphere scans. `make_timeline` lays out the integrations of
 one EB: ``TIME`` is MJD seconds (UTC) at the centre of each integration.
 """
 
@@ -18,11 +18,13 @@ from typing import Optional
 
 import numpy as np
 
-from .arrays import _geodetic_to_itrf, _observatory, load_array
+from almarules.kernels.constants import ARCSEC
+
+from .arrays import geodetic_to_itrf, observatory_of, load_array
 from .config import OBS_MODES, FieldConfig, SimConfig
 from .errors import SimConfigError
-from .geometry import _Geometry
-from .times import _mjd_seconds, _parse_utc
+from .geometry import Geometry
+from .times import mjd_seconds, parse_utc
 
 _ROLE_INTENTS = {"BANDPASS", "AMPLITUDE", "PHASE", "TARGET", "CHECK"}
 # ALMA receiver bands (GHz) for default spw names
@@ -32,7 +34,7 @@ _HANNING_EBW = 2.667  # effective (noise) bandwidth / channel width with online 
 
 
 @dataclass
-class _Spw:
+class Spw:
     id: int
     name: str
     mode: str
@@ -83,7 +85,7 @@ class _Scan:
 
 
 @dataclass
-class _EBPlan:
+class EBPlan:
     index: int
     start: float
     end: float
@@ -91,7 +93,7 @@ class _EBPlan:
     uid: str
 
 
-class _Plan:
+class Plan:
     def __init__(self, cfg: SimConfig, seed: int):
         self.cfg = cfg
         self.seed = seed
@@ -107,9 +109,9 @@ class _Plan:
                                      f"({', '.join(self.layout.names[:6])}, ...)")
         self.flagged_ants = sorted({(self.layout.names.index(n) if n in self.layout.names
                                      else self.layout.stations.index(n)) for n in cfg.flags.antennas})
-        self.site_lon, self.site_lat, self.site_h = _observatory(cfg.site)
-        self.site_itrf = _geodetic_to_itrf(self.site_lon, self.site_lat, self.site_h)
-        self.geometry = _Geometry(self.site_itrf, self.site_lon, self.site_lat)
+        self.site_lon, self.site_lat, self.site_h = observatory_of(cfg.site)
+        self.site_itrf = geodetic_to_itrf(self.site_lon, self.site_lat, self.site_h)
+        self.geometry = Geometry(self.site_itrf, self.site_lon, self.site_lat)
         self.a1, self.a2 = np.triu_indices(self.nant, 1)
         self.a1 = self.a1.astype(np.int32)
         self.a2 = self.a2.astype(np.int32)
@@ -121,7 +123,7 @@ class _Plan:
         self.ebs = self._schedule()
 
     # ------------------------------------------------ spectral windows
-    def _spws(self) -> list[_Spw]:
+    def _spws(self) -> list[Spw]:
         out = []
         per_bb: dict[int, int] = {}
         for i, s in enumerate(self.cfg.spws):
@@ -140,7 +142,7 @@ class _Plan:
                 name = f"ALMA_RB_{band:02d}#BB_{bb}#SW-{per_bb[bb]:02d}#FULL_RES"
             ebw = abs(width) * (_HANNING_EBW if s.online_hanning else 1.0)
             res = abs(width) * (2.0 if s.online_hanning else 1.0)
-            out.append(_Spw(i, name, s.mode, freqs, float(width), ebw, res, s.online_hanning, s.tsys, bb))
+            out.append(Spw(i, name, s.mode, freqs, float(width), ebw, res, s.online_hanning, s.tsys, bb))
         return out
 
     # ------------------------------------------------ fields
@@ -151,8 +153,8 @@ class _Plan:
             offsets = f.pointings or [(0.0, 0.0)]
             pts = []
             for dra, ddec in offsets:
-                pdec = dec + math.radians(ddec / 3600.0)
-                pra = (ra + math.radians(dra / 3600.0) / math.cos(dec)) % (2 * math.pi)
+                pdec = dec + ddec * ARCSEC
+                pra = (ra + dra * ARCSEC / math.cos(dec)) % (2 * math.pi)
                 if not -math.pi / 2 <= pdec <= math.pi / 2:
                     raise SimConfigError(f"fields[{i}].pointings: a pointing lies beyond the pole")
                 pts.append((pra, pdec))
@@ -173,13 +175,13 @@ class _Plan:
     def _start_times(self) -> list[float]:
         sch = self.cfg.schedule
         if sch.start is not None:
-            return [_mjd_seconds(_parse_utc(sch.start))]
+            return [mjd_seconds(parse_utc(sch.start))]
         # hour angle of the first target at the start
         target = next(s for s in self.sources if "TARGET" in s.cfg.intents)
         ra, dec = target.pointings[0]
         ha0 = sch.start_hour_angle if sch.start_hour_angle is not None else sch.hour_angle_range[0]
-        day = _parse_utc(sch.date)
-        t = _mjd_seconds(day.replace(hour=0, minute=0, second=0, microsecond=0))
+        day = parse_utc(sch.date)
+        t = mjd_seconds(day.replace(hour=0, minute=0, second=0, microsecond=0))
         omega = 7.2921158553e-5  # rad per UT1 second (Earth rotation angle rate)
         want = math.radians(ha0 * 15.0)
         for it in range(3):
@@ -196,7 +198,7 @@ class _Plan:
             return (b - a) * 3600.0 / 1.00273781191135448
         return sch.duration if sch.duration is not None else 3600.0
 
-    def _schedule(self) -> list[_EBPlan]:
+    def _schedule(self) -> list[EBPlan]:
         sch = self.cfg.schedule
         t0 = self._start_times()[0]
         duration = self._duration()
@@ -206,7 +208,7 @@ class _Plan:
             scans, end = self._eb_scans(start, duration)
             uid = "uid://A002/X{:x}/X{:x}".format(
                 int(np.random.SeedSequence(self.seed, spawn_key=(e, 0)).generate_state(1)[0]) & 0xFFFFFF, e + 1)
-            ebs.append(_EBPlan(e, start, end, scans, uid))
+            ebs.append(EBPlan(e, start, end, scans, uid))
             start = end + sch.eb_gap
         return ebs
 
@@ -289,7 +291,7 @@ class _Plan:
 
 # ---------------------------------------------------------------- the timeline of one EB
 @dataclass
-class _Timeline:
+class Timeline:
     times: np.ndarray  # (nint,) MJD s, integration centres
     field: np.ndarray  # (nint,) FIELD row
     scan: np.ndarray
@@ -297,7 +299,7 @@ class _Timeline:
     scan_index: np.ndarray  # index into eb.scans
 
 
-def _timeline(plan: _Plan, eb: _EBPlan) -> _Timeline:
+def make_timeline(plan: Plan, eb: EBPlan) -> Timeline:
     dt = plan.cfg.schedule.integration
     t, f, sc, st, si = [], [], [], [], []
     for k, scan in enumerate(eb.scans):
@@ -309,5 +311,5 @@ def _timeline(plan: _Plan, eb: _EBPlan) -> _Timeline:
                 sc.append(scan.number)
                 st.append(state)
                 si.append(k)
-    return _Timeline(np.round(np.array(t), 6), np.array(f, np.int32), np.array(sc, np.int32),
+    return Timeline(np.round(np.array(t), 6), np.array(f, np.int32), np.array(sc, np.int32),
                      np.array(st, np.int32), np.array(si, np.int32))

@@ -21,8 +21,8 @@ from almarules.engine.ms.measures import setup_measures
 
 from .config import SimConfig, load_sim_config
 from .errors import SimConfigError, SimError
-from .execution_block import _simulate_eb, _Timer
-from .plan import _Plan, _timeline
+from .execution_block import simulate_eb, Timer
+from .plan import Plan, make_timeline
 
 
 def output_paths(out: str | Path, n_ebs: int) -> list[tuple[Path, Path]]:
@@ -56,9 +56,9 @@ def simulate(config: SimConfig | str | Path, out_path: str | Path, seed: Optiona
     seed = cfg.seed if seed is None else int(seed)
     if seed < 0:
         raise SimConfigError("seed: must be >= 0")
-    timer = _Timer()
+    timer = Timer()
     t0 = _time.perf_counter()
-    plan = _Plan(cfg, seed)
+    plan = Plan(cfg, seed)
     outputs = output_paths(out_path, len(plan.ebs))
     for ms, truth in outputs:
         if not ms.parent.is_dir():
@@ -67,13 +67,13 @@ def simulate(config: SimConfig | str | Path, out_path: str | Path, seed: Optiona
             if p.exists() and not overwrite:
                 raise SimError(f"{p} exists (use --force to replace it)")
     timer.add("planning", t0)
-    total = sum(plan.nbl * len(plan.spws) * _timeline(plan, eb).times.size for eb in plan.ebs)
+    total = sum(plan.nbl * len(plan.spws) * make_timeline(plan, eb).times.size for eb in plan.ebs)
     done = 0
     truths = []
     for eb, (ms, truth_path) in zip(plan.ebs, outputs):
         tmp = ms.parent / f".{ms.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            truth = _simulate_eb(plan, eb, tmp, progress, done, total, timer, ms)
+            truth = simulate_eb(plan, eb, tmp, progress, done, total, timer, ms)
             done += truth["observation"]["rows"]
             t1 = _time.perf_counter()
             text = json.dumps(truth, indent=1, allow_nan=False)

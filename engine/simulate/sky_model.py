@@ -2,7 +2,7 @@
 
 Visibilities are the exact direct Fourier sum of `almarules.kernels.sky` (sign convention
 of CASA, see there) at channel and integration centres, per field/pointing, with a
-Gaussian primary beam (FWHM 1.13 lambda/D) evaluated at each component's offset from
+Gaussian primary beam (FWHM 1.12 lambda/D, kernels.constants) evaluated at each component's offset from
 the pointing centre, spectral indices, and Gaussian spectral lines. Lines given in
 LSRK (rest frequency + radio velocity, or a frequency) are Doppler-shifted to the
 TOPO frame of the data per integration with casacore measures. The unpolarised sky
@@ -17,11 +17,12 @@ from typing import Optional
 import numpy as np
 
 from almarules.kernels import sky as ksky
+from almarules.kernels.constants import ARCSEC
 
-from .plan import _EBPlan, _Plan, _Spw, _Timeline
+from .plan import EBPlan, Plan, Spw, Timeline
 
 
-def _sky_model(plan: _Plan, eb: _EBPlan, tl: _Timeline):
+def sky_model_for(plan: Plan, eb: EBPlan, tl: Timeline):
     """Per (field row, spw): a function of integration indices -> list of kernel Components.
 
     Also returns per-(source, spw) line records for the SOURCE table and the truth, and the
@@ -58,7 +59,7 @@ def _sky_model(plan: _Plan, eb: _EBPlan, tl: _Timeline):
         for s in plan.spws:
             static = []  # (Component template, flux spectrum (nchan,), lines)
             for ci, c in enumerate(src.cfg.components):
-                l0, m0 = math.radians(c.offset[0] / 3600.0), math.radians(c.offset[1] / 3600.0)
+                l0, m0 = c.offset[0] * ARCSEC, c.offset[1] * ARCSEC
                 cra, cdec = ksky.radec_from_lm(l0, m0, src.ra, src.dec)
                 l, m, n = ksky.lmn(cra, cdec, pra, pdec)
                 if k == 0 and src.pointings[0] == (src.ra, src.dec):
@@ -72,15 +73,15 @@ def _sky_model(plan: _Plan, eb: _EBPlan, tl: _Timeline):
                 ref = c.reference_frequency or plan.ref_freq
                 cont = ksky.power_law(c.flux, s.freqs, ref, c.spectral_index) * pb
                 shape = c.shape
-                major = math.radians((c.major or 0.0) / 3600.0)
-                minor = math.radians((c.minor or 0.0) / 3600.0)
+                major = (c.major or 0.0) * ARCSEC
+                minor = (c.minor or 0.0) * ARCSEC
                 pa = math.radians(c.pa)
                 static.append((ci, shape, l, m, major, minor, pa, cont, pb, c.lines))
             builders[(fid, s.id)] = _component_builder(static, s, topo.get(si))
     return builders, line_truth, topo
 
 
-def _component_builder(static, spw: _Spw, topo_fac: Optional[np.ndarray]):
+def _component_builder(static, spw: Spw, topo_fac: Optional[np.ndarray]):
     def build(idx: np.ndarray) -> list[ksky.Component]:
         comps = []
         for ci, shape, l, m, major, minor, pa, cont, pb, lines in static:

@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 
-from .plan import _EBPlan, _Plan
+from .plan import EBPlan, Plan
 
 
-def _main_desc():
+def main_desc():
     import casacore.tables as ct
 
     cols = [
@@ -38,7 +38,7 @@ def _main_desc():
     return ct.maketabdesc(cols)
 
 
-def _main_dminfo(nchan_max: int) -> dict:
+def main_dminfo(nchan_max: int) -> dict:
     ism = ["ARRAY_ID", "DATA_DESC_ID", "EXPOSURE", "FEED1", "FEED2", "FIELD_ID", "FLAG_ROW", "INTERVAL",
            "OBSERVATION_ID", "PROCESSOR_ID", "SCAN_NUMBER", "STATE_ID", "TIME", "TIME_CENTROID"]
     rows_per_tile = max(8, 65536 // (2 * max(1, nchan_max)))
@@ -66,7 +66,7 @@ def _subtable(ct, ms, name: str, extra: tuple[str, ...] = ()):
     return t
 
 
-def _write_subtables(ct, ms, plan: _Plan, eb: _EBPlan, truth_lines: dict) -> None:
+def write_subtables(ct, ms, plan: Plan, eb: EBPlan, truth_lines: dict) -> None:
     lay = plan.layout
     # ANTENNA
     t = ct.table(f"{ms.name()}/ANTENNA", readonly=False, ack=False)
@@ -222,7 +222,7 @@ def _write_subtables(ct, ms, plan: _Plan, eb: _EBPlan, truth_lines: dict) -> Non
     t.close()
 
 
-def _write_syscal(ct, ms, plan: _Plan, rows: list[tuple[int, int, float, float, float]]) -> None:
+def write_syscal(ct, ms, plan: Plan, rows: list[tuple[int, int, float, float, float]]) -> None:
     """SYSCAL rows (antenna, spw, time, interval, tsys) for the atmosphere scans."""
     t = _subtable(ct, ms, "SYSCAL", ("TSYS",))
     if rows:

@@ -7,7 +7,7 @@ import datetime as _dt
 _MJD0 = _dt.datetime(1858, 11, 17, tzinfo=_dt.timezone.utc)
 
 
-def _parse_utc(text: str) -> _dt.datetime:
+def parse_utc(text: str) -> _dt.datetime:
     t = text.strip().replace("Z", "")
     if " " in t and "T" not in t:
         t = t.replace(" ", "T", 1)
@@ -17,10 +17,10 @@ def _parse_utc(text: str) -> _dt.datetime:
     return d.astimezone(_dt.timezone.utc)
 
 
-def _mjd_seconds(d: _dt.datetime) -> float:
+def mjd_seconds(d: _dt.datetime) -> float:
     return (d - _MJD0).total_seconds()
 
 
-def _utc_text(mjd_s: float) -> str:
+def utc_text(mjd_s: float) -> str:
     d = _MJD0 + _dt.timedelta(seconds=float(mjd_s))
     return d.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]

@@ -17,14 +17,15 @@ import numpy as np
 
 from almarules.kernels import corrupt as kcorrupt
 from almarules.kernels import sky as ksky
+from almarules.kernels.constants import ARCSEC
 
-from .plan import _EBPlan, _Plan, _Timeline
-from .times import _utc_text
+from .plan import EBPlan, Plan, Timeline
+from .times import utc_text
 
 VERSION = 1  # truth-file format
 
 
-def _truth(plan: _Plan, eb: _EBPlan, tl: _Timeline, elev, tsys, sefd, sigma, weight, gain_params, gains,
+def truth_record(plan: Plan, eb: EBPlan, tl: Timeline, elev, tsys, sefd, sigma, weight, gain_params, gains,
            bp_params, sky, line_truth, topo, ms_path: Path, syscal_rows, row_flag, chan_flag) -> dict:
     cfg = plan.cfg
     lay = plan.layout
@@ -40,7 +41,7 @@ def _truth(plan: _Plan, eb: _EBPlan, tl: _Timeline, elev, tsys, sefd, sigma, wei
                            "n_integrations": n} for fid, sub, _, n in scan.subscans],
             "start_mjd_s": float(tl.times[idx[0]] - cfg.schedule.integration / 2),
             "end_mjd_s": float(tl.times[idx[-1]] + cfg.schedule.integration / 2),
-            "start_utc": _utc_text(tl.times[idx[0]] - cfg.schedule.integration / 2),
+            "start_utc": utc_text(tl.times[idx[0]] - cfg.schedule.integration / 2),
             "n_integrations": int(idx.size),
         })
     fields = []
@@ -48,7 +49,7 @@ def _truth(plan: _Plan, eb: _EBPlan, tl: _Timeline, elev, tsys, sefd, sigma, wei
         sel = np.isin(tl.field, src.field_ids)
         comps = []
         for ci, c in enumerate(src.cfg.components):
-            l0, m0 = math.radians(c.offset[0] / 3600.0), math.radians(c.offset[1] / 3600.0)
+            l0, m0 = c.offset[0] * ARCSEC, c.offset[1] * ARCSEC
             cra, cdec = ksky.radec_from_lm(l0, m0, src.ra, src.dec)
             comp = {"index": ci, "shape": c.shape, "flux_jy_at_ref": c.flux, "spectral_index": c.spectral_index,
                     "reference_frequency_hz": c.reference_frequency or plan.ref_freq,
@@ -143,8 +144,8 @@ def _truth(plan: _Plan, eb: _EBPlan, tl: _Timeline, elev, tsys, sefd, sigma, wei
             "time": "TIME = MJD seconds (UTC) at integration centres",
         },
         "observation": {
-            "start_mjd_s": eb.start, "end_mjd_s": eb.end, "start_utc": _utc_text(eb.start),
-            "end_utc": _utc_text(eb.end), "integration_s": cfg.schedule.integration,
+            "start_mjd_s": eb.start, "end_mjd_s": eb.end, "start_utc": utc_text(eb.start),
+            "end_utc": utc_text(eb.end), "integration_s": cfg.schedule.integration,
             "site": cfg.site, "array_file": Path(plan.layout.source).name,
             "antennas": [{"name": n, "station": st, "position_itrf_m": p.tolist(), "dish_diameter_m": float(d)}
                          for n, st, p, d in zip(lay.names, lay.stations, lay.positions, lay.diameters)],
@@ -169,7 +170,7 @@ def _truth(plan: _Plan, eb: _EBPlan, tl: _Timeline, elev, tsys, sefd, sigma, wei
     }
 
 
-def _expected_facts(plan: _Plan, eb: _EBPlan, tl: _Timeline, ms_path: Path, weight: np.ndarray,
+def _expected_facts(plan: Plan, eb: EBPlan, tl: Timeline, ms_path: Path, weight: np.ndarray,
                     row_flag: np.ndarray, chan_flag: list[np.ndarray]) -> dict:
     """What ``almarules facts`` should read back from this MS (the facts schema's keys and units)."""
     cfg = plan.cfg

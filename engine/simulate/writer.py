@@ -7,17 +7,17 @@ from typing import Optional
 
 import numpy as np
 
-from .plan import _Plan, _Timeline
+from .plan import Plan, Timeline
 
 
-class _Writer:
+class Writer:
     """Writes computed chunks to the main table on a background thread (bounded queue).
 
     python-casacore lets numpy work go on while it copies into the table, so writing one
     chunk overlaps computing the next. Errors are re-raised in the caller by `put`/`close`.
     """
 
-    def __init__(self, ms, plan: "_Plan", tl: "_Timeline", sigma, weight, flag_blocks, frow, uniform, timer):
+    def __init__(self, ms, plan: "Plan", tl: "Timeline", sigma, weight, flag_blocks, frow, uniform, timer):
         import queue
         import threading
 

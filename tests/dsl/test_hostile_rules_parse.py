@@ -188,3 +188,23 @@ def test_the_shipped_rules_still_load_clean():
     for name in ("alma/cycle4", "alma/current", "alma/cycle5"):
         assert load_ruleset([path(name)]).findings == []
 
+
+
+def test_an_import_path_with_a_nul_character_is_a_located_finding(tmp_path, capsys):
+    """Found by the 100,000-input campaign: os.stat's ValueError ('embedded null byte') was an
+    internal error (exit 3); now a finding at the import, exit 2 from eval."""
+    d = _set(tmp_path, 'import "../cycle4\x00/x.rules"\n\nparam x = 1\n    """A number."""\n')
+    rc = main(["check", str(d)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "a.rules:1:1" in out and "contains a NUL character" in out
+
+
+def test_control_characters_in_a_snippet_are_escaped_not_sent_to_the_terminal(tmp_path, capsys):
+    """A rule line holding a terminal escape sequence was echoed raw under its finding."""
+    d = _set(tmp_path, 'param x = 1 \x1b[31mRED\x1b[0m\n    """A number."""\n')
+    assert main(["check", str(d)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    snippet, caret = out.splitlines()[1:3]
+    assert snippet == "    param x = 1 \\x1b[31mRED\\x1b[0m"
+    assert caret.index("^") == snippet.index("\\x1b") and caret.strip() == "^" * 4

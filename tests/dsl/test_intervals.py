@@ -9,6 +9,7 @@ which decides membership everywhere (membership is constant on each open stretch
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
@@ -51,7 +52,7 @@ def probe_points(spans_: list[Span]) -> list[float]:
     if not bounds:
         return [-1e300, 0.0, 1e300]
     points = list(bounds)
-    points += [(a + b) / 2 for a, b in zip(bounds, bounds[1:])]
+    points += [(a + b) / 2 for a, b in pairwise(bounds)]
     points += [bounds[0] - 1.0, bounds[-1] + 1.0, -1e300, 1e300]
     return points
 

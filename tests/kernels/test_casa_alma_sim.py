@@ -20,7 +20,7 @@ CASA venv) on the `alma_sim_calibrated` copy of alma_sim.ms (tests/truthcal.py),
 Tolerances (the issue's targets): beam axes 0.5 %, position angle 0.5 deg; apparent sensitivity
 0.2 %; restored peak 0.5 %; model flux 1 %; iterations 5 %; first cycle threshold 0.5 %. What
 remains between us and CASA: CASA weights Stokes I by the mean of the two hands' weights where
-`kernels.msdata` uses their inverse-variance combination (the calibrated copy's hand weights differ
+`engine.ms.visibilities` uses their inverse-variance combination (the calibrated copy's hand weights differ
 by up to ~50 %), which moves the PSF by ~1e-3 of its peak; with CASA's convention the weights give
 apparentsens to 1e-5 (tested below). The code before this test (cell centres on multiples of du for
 mfs, a PSF patch of +-3 beams in Hogbom, cycle threshold from another sidelobe measure) gave a beam
@@ -63,7 +63,7 @@ def data(alma_sim_calibrated):
 
 @pytest.fixture(scope="module")
 def target(data):
-    """Stokes I as `kernels.msdata` forms it: (XX + YY) / 2 with weight 4 / (1/w_XX + 1/w_YY);
+    """Stokes I as `engine.ms.visibilities` forms it: (XX + YY) / 2 with weight 4 / (1/w_XX + 1/w_YY);
     Briggs weights and the PSF as the imaging stage makes them."""
     uvw, freq, corr, wh = data
     vis = 0.5 * (corr[:, :, 0] + corr[:, :, -1])

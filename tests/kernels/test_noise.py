@@ -43,7 +43,7 @@ def test_fill_is_deterministic_whatever_the_threading():
     def run(threads: bool):
         arrs = [np.empty((300, 8), np.complex64) for _ in range(5)]
         gens = [np.random.default_rng(np.random.SeedSequence(7, spawn_key=(k,))) for k in range(5)]
-        tasks = list(zip(gens, arrs))
+        tasks = list(zip(gens, arrs, strict=True))
         if threads:
             noise.fill_standard_complex(tasks)
         else:

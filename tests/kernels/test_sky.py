@@ -160,7 +160,7 @@ def test_direction_cosines_round_trip_and_known_offset():
 
 def test_primary_beam_half_power_and_gaussian_line():
     freq = np.array([230e9])
-    fwhm = 1.13 * C / (230e9 * 12.0)
+    fwhm = 1.12 * C / (230e9 * 12.0)  # heuristics.md section 3
     assert sky.primary_beam_fwhm(freq, 12.0)[0] == pytest.approx(fwhm)
     assert sky.primary_beam_gaussian(fwhm / 2, freq, 12.0)[0] == pytest.approx(0.5, rel=1e-12)
     assert sky.primary_beam_gaussian(0.0, freq, 12.0)[0] == 1.0

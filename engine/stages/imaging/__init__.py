@@ -1,1 +1,1 @@
-"""The imaging stage: rule-driven images from Measurement Sets (see `stage`)."""
+"""The imaging stage: rule-driven images from Measurement Sets (see `stage`). Imports: everything below engine.stages."""

@@ -1,5 +1,5 @@
 """The visibilities of one image: which MSs, FIELD rows, spws and channels, read with
-`kernels.msdata` and joined with `kernels.visset`.
+`engine.ms.visibilities` and joined with `engine.ms.visset`.
 
 Channels: mfs and cube images use all channels of their spws (cubes binned by nbin; channels
 beyond the last whole bin are left out and said so); cont images use the channels a cont.dat

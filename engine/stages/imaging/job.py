@@ -12,29 +12,19 @@ and qa_colour. A rule set that lacks one is an `ImagingError` naming it.
 
 from __future__ import annotations
 
-import math
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 from pydantic import BaseModel
 
 from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate.decisions import Decisions, Value
+from almarules.engine.stages.base import Scalar, Setting
+from almarules.kernels.constants import ARCSEC
 from almarules.kernels.primary_beam import MODEL_NAMES, ModelName
-
-Scalar = Union[float, int, str, bool]
 
 
 class ImagingError(Exception):
     """A problem with the inputs of the imaging stage the user can fix; one line, exit code 2."""
-
-
-class Setting(BaseModel):
-    """A number (or word) with its unit and where it came from (``rules/...:line:col`` or what
-    measured it)."""
-
-    value: Optional[Scalar]
-    unit: Optional[str] = None
-    source: str
 
 
 class AutoMask(BaseModel):
@@ -132,7 +122,7 @@ def _check_extent(path: str, imsize: int, cell_arcsec: float, settings: dict[str
     if imsize > MAX_IMSIZE:
         raise ImagingError(f"{path}: the rules ask for {imsize}x{imsize} pixels, more than the imaging stage's "
                            f"limit of {MAX_IMSIZE}x{MAX_IMSIZE} {where}")
-    half = imsize / 2 * cell_arcsec * math.pi / (180 * 3600)  # direction cosine of the edge
+    half = imsize / 2 * cell_arcsec * ARCSEC  # direction cosine of the edge
     if 2 * half * half >= 1:
         raise ImagingError(f"{path}: the image ({imsize} pixels of {cell_arcsec:.4g} arcsec, "
                            f"{imsize * cell_arcsec / 3600:.4g} deg wide) reaches beyond the horizon "

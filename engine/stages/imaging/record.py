@@ -144,7 +144,7 @@ class ImageRecord(BaseModel):
                                 description="why the status is not ok (shown on the terminal too)")
     rules: list[str]
     rules_sha256: str
-    inputs_sha256: str = Field("", description="this run's inputs (engine.imaging.resume): a later run with "
+    inputs_sha256: str = Field("", description="this run's inputs (engine.stages.imaging.resume): a later run with "
                                                 "the same keeps the image")
     settings: list[str] = Field(default_factory=list, description="--set assignments")
     parameters: dict[str, Setting] = Field(default_factory=dict)

@@ -83,6 +83,14 @@ class Stage:
     def image_keys(self) -> list[str]:
         return list(self.dec.entities.get("image", []))
 
+    def keys(self) -> list[str]:
+        """The imaging list (`engine.stages.base.RuleStage`)."""
+        return self.image_keys()
+
+    def run(self, key: str) -> ImageRecord:
+        """Make one image: `make_image` (`engine.stages.base.RuleStage`)."""
+        return make_image(self, key)
+
     def job(self, key: str) -> ImageJob:
         if key not in self.image_keys():
             close = [k for k in self.image_keys() if k.split(".")[0] == key.split(".")[0]]

@@ -118,7 +118,7 @@ def test_cube_streams_with_bounded_memory_and_the_same_result(small_ms, tmp_path
     # ducc0's threaded sums round differently (1e-9 of a 1 Jy/beam image, below float32's 6e-8)
     assert da.shape[0] == 8 and np.array_equal(np.isnan(da), np.isnan(db))
     assert np.allclose(da, db, rtol=0, atol=1e-6 * np.nanmax(np.abs(da)), equal_nan=True)
-    for x, y in zip(ba, bb):  # fitted from the same PSF, up to rounding
+    for x, y in zip(ba, bb, strict=True):  # fitted from the same PSF, up to rounding
         assert (x.bmaj_arcsec, x.bmin_arcsec, x.bpa_deg) == pytest.approx((y.bmaj_arcsec, y.bmin_arcsec, y.bpa_deg),
                                                                           rel=1e-9)
     rec = json.loads(next((tmp_path / "small").glob("*.record.json")).read_text())

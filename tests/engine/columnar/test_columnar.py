@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from almarules.engine.evaluate.api import load_facts, load_program
-from almarules.engine.columnar.results import dataset_values, interpreter_values, same_value
+from almarules.engine.columnar.results import dataset_values, interpreter_values, live_rows, same_value
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vevaluate import VProgram
 from almarules.engine.facts.model import Dataset
@@ -41,7 +41,7 @@ def assert_same(prog, datasets: list[Dataset], params: dict | None = None) -> No
         assert vec.keys() == ref.keys(), (i, sorted(set(vec) ^ set(ref))[:10])
         bad = [(k, vec[k], ref[k]) for k in ref if not same_value(vec[k], ref[k])]
         assert not bad, (i, bad[:10])
-        for c, rec in zip(ev.cascades, one.cascades):
+        for c, rec in zip(ev.cascades, one.cascades, strict=True):
             assert (c.name, c.status[i], c.steps[i]) == (rec.name, rec.status, [s.name for s in rec.steps]), i
             assert c.errors[i] == rec.error, i
         for name, stages in one.stages.items():
@@ -139,3 +139,71 @@ def test_three_valued_logic_and_unknown_aggregates(tmp_path):
     assert dataset_values(ev, 0)[("dataset", "dataset", "and_")] is False
     assert dataset_values(ev, 1)[("dataset", "dataset", "or_")] is True
     assert dataset_values(ev, 4)[("dataset", "dataset", "and_")] is False
+
+
+# ---------------------------------------------------------------- keep, for many datasets at once
+KEEP_BASE = '''
+param ppb = 5
+
+derive spw.nbin = 1
+derive spw.size = spw.nchan / spw.nbin / ppb
+derive dataset.total = sum(s.size for s in spws)
+
+cascade shrink:
+    until dataset.total <= 1
+    step "fewer":
+        keep spw {clauses}
+'''
+
+KEEP_CLAUSES = [
+    "ranked by spw.id limit 2.7",
+    "ranked by -spw.id limit count(spws) / 2",
+    "ranked by spw.id limit count(s for s in spws where s.online_hanning)",  # unknown for some datasets
+    "ranked by spw.id limit inf - inf",  # NaN: every dataset stops, unknown
+    "ranked by spw.nchan < 1000, spw.nchan limit 3",
+    "ranked by spw.frame limit 3",  # strings by text, unknown last
+    "ranked by -spw.nchan while dataset.total <= 90",
+    "ranked by -spw.nchan while dataset.total <= 100 or spw.nchan == 64",
+    "where spw.nchan > 50 ranked by spw.id while dataset.total <= 150",
+    "group by [spw] ranked by spw.id",
+    'group by (if known(spw.frame) then spw.frame else "none") ranked by spw.nchan while dataset.total <= 200',
+    pytest.param("group by spw.frame ranked by spw.nchan while dataset.total <= 200", marks=pytest.mark.xfail(
+        strict=True, reason="known difference: the vectorised keep puts every entity whose group key is "
+                            "unknown in one group; the interpreter groups by key text, and an unknown's "
+                            "text names what it waits for (one group per entity here)")),
+    "group by spw.nchan > 150 ranked by -spw.id while dataset.total <= 120",
+    "group by spw.nchan / 2 ranked by -spw.id limit 2",
+]
+
+
+def keep_datasets(n: int = 12) -> list[Dataset]:
+    """Datasets of 0-6 spws with repeated channel counts, some frames and flags missing."""
+    rng = np.random.default_rng(12)
+    out = []
+    for d in range(n):
+        spws = []
+        for i in range(int(rng.integers(0, 7))):
+            spw: dict = {"id": i}
+            if rng.random() > 0.1:
+                spw["nchan"] = int(rng.choice([20, 64, 100, 128, 200, 300, 450, 2000, 3000]))
+            if rng.random() > 0.2:
+                spw["frame"] = str(rng.choice(["TOPO", "BARY", "LSRK"]))
+            if d % 3:
+                spw["online_hanning"] = bool(rng.random() > 0.5)
+            spws.append(spw)
+        out.append(Dataset.model_validate({"spws": spws}))
+    return out
+
+
+@pytest.mark.parametrize("clauses", KEEP_CLAUSES)
+def test_keep_over_many_datasets_as_the_interpreter(tmp_path, clauses):
+    """Limits, ranking keys, groups and `while`, evaluated for every dataset at once, keep the
+    entities the per-dataset interpreter keeps, with the same cascade status."""
+    rules = tmp_path / "keep.rules"
+    rules.write_text(KEEP_BASE.format(clauses=clauses))
+    prog = load_program([rules])
+    datasets = keep_datasets()
+    assert_same(prog, datasets)
+    ev = VProgram(prog).run(Corpus(datasets, prog.schema))
+    kept = [len(live_rows(ev, "spw", d)) for d in range(len(datasets))]
+    assert kept != [len(d.spws) for d in datasets] or "inf - inf" in clauses  # the keep changed something

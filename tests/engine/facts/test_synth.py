@@ -179,7 +179,7 @@ def test_write_corpus_yaml(tmp_path):
     assert [p.name for p in paths] == [corpus_name(i) for i in range(12)] == [f"synth_{i:06d}.yaml" for i in range(12)]
     assert calls == [(i, 12) for i in range(1, 13)]
     expected = list(synthesize(12, seed=5))
-    for path, summary in zip(paths, expected):
+    for path, summary in zip(paths, expected, strict=True):
         text = path.read_text(encoding="utf-8")
         assert text.startswith("# Synthetic dataset ") and "Band " in text.splitlines()[1]
         assert load_summary(path) == parse_summary(summary)
@@ -189,7 +189,7 @@ def test_write_corpus_yaml(tmp_path):
 def test_write_corpus_json_loads_with_the_summary_loader(tmp_path):
     paths = write_corpus(10, tmp_path, seed=2, fmt="json")
     assert [p.suffix for p in paths] == [".json"] * 10
-    for path, summary in zip(paths, synthesize(10, seed=2)):
+    for path, summary in zip(paths, synthesize(10, seed=2), strict=True):
         assert json.loads(path.read_text(encoding="utf-8")) == summary
         assert load_summary(path) == parse_summary(summary)
 
@@ -222,3 +222,100 @@ def test_cycle4_rules_evaluate_every_dataset(cycle4):
     triggered = statuses["mitigated"] + statuses["still exceeded"]
     assert triggered >= 5, statuses
     assert statuses["not needed"] > 0.6 * 200, statuses
+
+
+# --------------------------------------------------------------------------- the parts, against independent truth
+
+
+def test_the_public_api_stays_importable_from_synth():
+    from almarules.engine.facts import synth
+
+    for name in ("synthesize", "synth_dataset", "write_corpus", "dataset_rng", "corpus_name", "to_yaml", "HANNING",
+                 "BANDS", "CONFIGS_12M", "FDM_MODES", "TDM"):
+        assert hasattr(synth, name), name
+    assert synth.__all__ == ["synthesize", "synth_dataset", "write_corpus", "dataset_rng", "corpus_name", "to_yaml"]
+
+
+# CASA 6.7.0.31: casatasks.private.simutil.simutil().locxyz2itrf(degrees(lat), degrees(lon), 5056.8, e, n, u)
+# with ALMA's lat = -0.4018251640113072 rad, lon = -1.1825465955049892 rad
+_CASA_ITRF = {
+    (19.656, -701.914, 13.532): (2225061.1642, -5440057.3702, -2481681.1498),
+    (1019.656, -701.914, 13.532): (2225986.7373, -5439678.8012, -2481681.1498),
+    (19.656, -5701.914, 33.532): (2224327.8432, -5438264.4547, -2486290.7153),
+}
+
+
+def test_antenna_positions_agree_with_casa_simutil():
+    from almarules.engine.facts.synth_geometry import itrf
+
+    enu = np.array(list(_CASA_ITRF))
+    got = itrf(enu)
+    for row, want in zip(got.tolist(), _CASA_ITRF.values(), strict=True):
+        assert row == pytest.approx(want, abs=1e-3)
+
+
+# CASA 6.7.0.31: measures().measure(me.epoch('utc', '<mjd>d'), 'lmst') at ALMA (WGS84 position above), hours;
+# the synthesizer's GMST takes UT1 = UTC, so they differ by up to |UT1 - UTC| < 0.9 s
+_CASA_LMST = {57300.0: 20.373337, 58000.25: 0.386673, 58999.8: 7.266764}
+
+
+def test_local_sidereal_time_agrees_with_casa_measures():
+    from almarules.engine.facts.synth_geometry import lst_hours, time_at
+
+    for mjd, lmst in _CASA_LMST.items():
+        assert lst_hours(mjd) == pytest.approx(lmst, abs=3e-4)
+    t = time_at(58000, 150.0, 1.25)  # the hour angle of RA 150 deg is 1.25 h then
+    assert 58000 <= t < 58001 and (lst_hours(t) - 150.0 / 15) % 24 == pytest.approx(1.25, abs=1e-9)
+
+
+def test_projected_baselines_match_the_uvw_of_thompson_moran_swenson():
+    from almarules.engine.facts.synth_catalogue import ALMA_LAT
+    from almarules.engine.facts.synth_geometry import baseline_stats
+
+    g = np.random.default_rng(1)
+    enu = np.column_stack([g.normal(0, 400, 30), g.normal(0, 400, 30), g.normal(0, 2, 30)])
+    dec, ha = -30.0, 0.7
+    i, j = np.triu_indices(30, 1)
+    e, n, u = (enu[j] - enu[i]).T
+    phi, d = ALMA_LAT, math.radians(dec)
+    x, y, z = -n * math.sin(phi) + u * math.cos(phi), e, n * math.cos(phi) + u * math.sin(phi)  # TMS eq. 4.15
+    lengths = []
+    for h in np.radians(15 * np.array([ha - 0.4, ha, ha + 0.4])):  # TMS eq. 4.1: (u, v) from (X, Y, Z)
+        uu = math.sin(h) * x + math.cos(h) * y
+        vv = -math.sin(d) * math.cos(h) * x + math.sin(d) * math.sin(h) * y + math.cos(d) * z
+        lengths.append(np.hypot(uu, vv))
+    proj = np.concatenate(lengths)
+    want = {"min": proj.min(), "max": proj.max(), "l75": np.percentile(proj, 75), "l80": np.percentile(proj, 80)}
+    got = baseline_stats(enu, dec, ha)
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=0.05 + 1e-9), key
+
+
+def test_sum_of_weights_gives_the_radiometer_equation_noise():
+    from almarules.engine.facts.synth_ebs import sefd
+    from almarules.engine.facts.synth_weights import sum_weight
+
+    # 12m, Band 6 (Tsys 100 K, eta_a 0.68), 43 antennas, 2 GHz without Hanning, 25 min, nothing flagged
+    a_eff = 0.68 * math.pi * 6.0 ** 2  # m^2
+    s = 2 * 1.380649e-23 * 100.0 / a_eff / 1e-26  # Jy
+    assert sefd(100.0, 0.68, 12.0) == pytest.approx(s, rel=1e-12)
+    n_ant, t_int, n_int, bw = 43, 6.048, 248, 2e9
+    sw = sum_weight(s, bw, t_int, n_int, n_ant * (n_ant - 1) // 2, 0.0)
+    # sigma = SEFD / (eta_c sqrt(n_pol N (N - 1) t B)), n_pol = 2 (Thompson, Moran & Swenson eq. 6.62)
+    sigma = s / (0.88 * math.sqrt(2 * n_ant * (n_ant - 1) * n_int * t_int * bw))
+    assert 1 / math.sqrt(sw) == pytest.approx(sigma, rel=1e-12)
+    assert 35e-6 < sigma < 45e-6  # "~40 uJy" in the module's docstring
+    assert 1 / math.sqrt(sum_weight(s, bw, t_int, n_int, 903, 0.19)) == pytest.approx(sigma / 0.9, rel=1e-12)
+
+
+def test_mosaic_pointings_are_hexagonal_and_centred():
+    from almarules.engine.facts.synth_geometry import hex_pointings
+
+    for n in (3, 7, 19, 60):
+        pts = np.array([(p["ra_offset"], p["dec_offset"]) for p in hex_pointings(n, 10.0)])
+        assert len(pts) == n
+        dist = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+        nearest = np.where(np.eye(n, dtype=bool), np.inf, dist).min(axis=1)
+        assert nearest == pytest.approx(np.full(n, 10.0), abs=0.02)  # offsets are rounded to 0.01 arcsec
+        assert (pts.max(axis=0) + pts.min(axis=0)) / 2 == pytest.approx([0.0, 0.0], abs=0.01)

@@ -1,4 +1,4 @@
-"""casacore measures data from astropy-iers-data (`kernels.casameasures`): casacore's leap-second
+"""casacore measures data from astropy-iers-data (`engine.ms.measures`): casacore's leap-second
 warning silenced because the data are current, and back when they are not; UTC -> TAI and
 UT1 - UTC through casacore against independent values (pyerfa's built-in leap-second table, the
 raw IERS Bulletin A text). Each check runs in a fresh process with its own cache directory:

@@ -197,7 +197,7 @@ def test_alma_sim_against_its_truth(shared_ms):
     assert len(d.antennas) == truth["observation"]["n_antennas"] == 40
     assert [a.name for a in d.antennas] == truth["observation"]["antenna_names"]
     assert [a.station for a in d.antennas] == truth["observation"]["pads"]
-    for spw, t in zip(d.spws, truth["spectral_windows"]):
+    for spw, t in zip(d.spws, truth["spectral_windows"], strict=True):
         assert (spw.id, spw.name, spw.nchan) == (t["id"], t["name"], t["nchan"])
         assert spw.start_frequency == pytest.approx(t["first_chan_centre_hz"])
         assert spw.channel_width == pytest.approx(t["chan_width_hz"])
@@ -208,7 +208,7 @@ def test_alma_sim_against_its_truth(shared_ms):
     # SOURCE.REST_FREQUENCY is 230.538 GHz (README); its rows name spw 0, and the reader reports that
     assert d.spws[0].rest_frequencies == [230.538e9]
     intents = {"BANDPASS": ["AMPLITUDE", "BANDPASS"], "PHASE": ["PHASE"], "CHECK": ["CHECK"], "TARGET": ["TARGET"]}
-    for f, t in zip(d.fields, truth["fields"]):
+    for f, t in zip(d.fields, truth["fields"], strict=True):
         assert f.name == t["name"] and f.intents == intents[t["role"]]
         assert f.ra == pytest.approx(t["ra_deg"], abs=1e-9) and f.dec == pytest.approx(t["dec_deg"], abs=1e-9)
         w = [x for x in d.weights if x.field == f.name]

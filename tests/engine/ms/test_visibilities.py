@@ -1,4 +1,4 @@
-"""Data selection for imaging (`kernels.msdata`): exact values on small MSs the tests write
+"""Data selection for imaging (`engine.ms.visibilities`): exact values on small MSs the tests write
 themselves (from tests/tiny_ms.py, then edited in the test's tmp dir), and the shared
 real and simulated MSs against the numbers of their README and truth file."""
 

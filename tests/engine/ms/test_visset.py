@@ -1,4 +1,4 @@
-"""kernels.visset.join: chunks of one frequency axis are stacked; different axes are flattened to
+"""engine.ms.visset.join: chunks of one frequency axis are stacked; different axes are flattened to
 one channel with uvw scaled by nu / freq_ref, which leaves uvw in wavelengths, the weights and
 hence the dirty image exactly as gridding each chunk on its own axis."""
 

@@ -69,8 +69,9 @@ def test_residual_threshold_cases_follow_the_dr_table(cycle4):
     res = next(r for r in plan.residuals if r.ref == path)
     assert res.unknowns == ["measurements[Elias_29.TARGET.21.mfs]"]
     sigma = plan.decisions.value("image[Elias_29.TARGET.21.mfs].sensitivity").value  # mJy/beam
-    factors = [1.0, 1.5, 2.0, 2.5]
-    for case, f in zip(res.cases, factors):
+    factors = [1.0, 1.5, 2.0, 2.5]  # the four table rows; the fifth case (DR > 150) rises with the DR
+    assert len(res.cases) == len(factors) + 1
+    for case, f in zip(res.cases[:-1], factors, strict=True):
         shown = float(case.text.split()[0])
         assert shown == pytest.approx(4 * sigma * f, rel=2e-3), (case, f)
     assert [c.condition for c in res.cases][:2] == ["dirty_dr <= 20", "20 < dirty_dr <= 50"]
@@ -111,3 +112,17 @@ def test_plan_cli_formats_and_corpus(tmp_path, capsys):
     assert long["productsize_steps"][:2] == ["bin channels", "image to PB 0.5"]
     assert main(["plan"]) == 2
     assert main(["plan", "--corpus", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "json"])
+def test_a_rule_set_without_an_imaging_list_plans_no_images(tmp_path, capsys, fmt):
+    """It was an internal error (KeyError 'image'); now a plan with an empty imaging list."""
+    (tmp_path / "a.rules").write_text('"""No imaging list."""\n\nparam x = 3\n    """A number."""\n\n'
+                                      'derive dataset.y = x * 2\n    """Twice x."""\n')
+    rc = main(["plan", str(REPO / "examples" / "12m_single_field_tdm.yaml"), "--rules", str(tmp_path), "--format", fmt])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    if fmt == "json":
+        assert json.loads(out)["images"] == []
+    elif fmt == "text":
+        assert "Imaging list (0 images)" in out and "(no images)" in out

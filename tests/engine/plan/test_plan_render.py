@@ -254,7 +254,7 @@ def test_markdown_image_table(plan: Plan) -> None:
     assert len(rows) == len(plan.images)
     ncols = len(plan.columns) + 1
     assert len(_md_cells(header)) == len(_md_cells(rule)) == ncols
-    for row, line in zip(plan.images, rows):
+    for row, line in zip(plan.images, rows, strict=True):
         cells = _md_cells(line)
         assert len(cells) == ncols
         assert cells[0].strip() == f"`{row.key}`"

@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import warnings
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,7 @@ def _analytic(ms: Path, truth: dict) -> np.ndarray:
             m = math.sin(dec) * math.cos(pdec) - math.cos(dec) * math.sin(pdec) * math.cos(ra - pra)
             n = math.sqrt(1 - l * l - m * m)
             rho = math.asin(math.sqrt(l * l + m * m))
-            pb = np.exp(-4 * math.log(2) * rho ** 2 / (1.13 * C / (nu * diam)) ** 2)
+            pb = np.exp(-4 * math.log(2) * rho ** 2 / (1.12 * C / (nu * diam)) ** 2)
             s = c["flux_jy_at_ref"] * (nu / c["reference_frequency_hz"]) ** c["spectral_index"]
             for ln in c.get("lines", []):
                 fac = 1.0
@@ -402,7 +403,7 @@ def test_two_execution_blocks_mosaic_atmosphere_and_primary_beam(tmp_path):
     assert [Path(p).name for p in res["truth_files"]] == ["aca_eb1.truth.json", "aca_eb2.truth.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aca_eb1.ms", "aca_eb1.truth.json", "aca_eb2.ms",
                                                           "aca_eb2.truth.json"]
-    assert seen[-1][0] == seen[-1][1] and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+    assert seen[-1][0] == seen[-1][1] and all(a[0] < b[0] for a, b in pairwise(seen))
     eb1, eb2 = res["execution_blocks"]
     assert eb2["observation"]["start_mjd_s"] == pytest.approx(eb1["observation"]["end_mjd_s"] + 300.0)
     assert eb1["execution_block"]["uid"] != eb2["execution_block"]["uid"]

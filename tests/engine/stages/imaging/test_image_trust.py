@@ -179,9 +179,11 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing_half_written(shared_ms, 
     ms = shared_ms("alma_sim.ms")
     out = tmp_path / "out"
     code = "import sys; from almarules.engine.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    # SIGINT's default disposition in the child: a test run started in the background (``pytest &``)
+    # inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-c", code, "image", str(ms), "--image", "SIMGAL_1.TARGET.1.cube",
                              "--extra-products", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not (out.exists() and any(p.suffix == ".tmp" for p in out.iterdir())):

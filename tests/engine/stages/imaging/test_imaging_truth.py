@@ -3,9 +3,8 @@ visibilities, thermal noise, no corruptions): points at and off the phase centre
 
 Tolerances (the issue's): point peaks within 1 % after clean and pbcor, the Gaussian's integrated
 flux within 2 %, positions within 0.1 pixel. The noise (sigma ~ 0.3 mJy/beam against sources of
-0.2-1 Jy) contributes < 0.1 %. The simulator's primary beam is a Gaussian of FWHM 1.13 lambda/D,
-the stage's (pb_model gaussian) 1.12 lambda/D: at the 6.5 arcsec offset used here the pbcor
-differs by 0.3 %, inside the tolerance. The shipped Cycle 4 threshold is shallow by design
+0.2-1 Jy) contributes < 0.1 %. The simulator's primary beam and the stage's
+(pb_model gaussian) are the same Gaussian, FWHM 1.12 lambda/D (heuristics.md section 3). The shipped Cycle 4 threshold is shallow by design
 (4 sigma x DR correction, here ~2 % of the peak); the test cleans deeper with --set tlimit, as a
 user would, so that what is measured is the kernels' accuracy, not the heuristic's depth.
 """

@@ -1,0 +1,281 @@
+"""Compile a checked rule set's declarations (rules, scores, tables, collections, cascades, ...) to closures.
+
+Expressions are compiled by `almarules.engine.evaluate.compile`; this module compiles what holds
+them, each expression in the scope its declaration gives it (``dataset``, the rule's kind, a
+table's argument, the variables of an emit's ``for``). Evaluation is `evaluation.Evaluation`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from almarules.dsl import allowed as allowed_values
+from almarules.dsl import ast as A
+from almarules.dsl.checker import CheckResult
+from almarules.dsl.errors import Finding, RuleError
+from almarules.dsl.intervals import Span, span_of
+from almarules.dsl.loader import RuleSet
+from almarules.dsl.types import Schema
+from almarules.dsl.units import parse_unit
+from almarules.engine.evaluate.compile import CBinder, Fn, Names, compile_binders, compile_expr
+
+DATASET = frozenset({"dataset"})  # the scope of dataset-level expressions
+
+
+# ---------------------------------------------------------------- compiled declarations
+@dataclass
+class CDerive:
+    decl: A.Derive
+    when: Optional[Fn]
+    expr: Fn
+    cov: tuple = ()  # coverage key, hashed once
+
+
+@dataclass
+class CTerm:
+    decl: A.ScoreTerm
+    sign: float
+    amount: Fn
+    when: Fn
+
+
+@dataclass
+class CScore:
+    decl: A.Score
+    start: Fn
+    terms: list[CTerm]
+    clamp: Optional[tuple[Fn, Fn]]
+    when: Optional[Fn]
+
+
+@dataclass
+class CTable:
+    decl: Any  # A.Table or A.Bands
+    domain: Span
+    spans: list[Span]
+    rows: list[Fn]  # tables: row formulas; bands: empty
+    labels: list[str]  # bands: labels
+    keys: list[tuple] = field(default_factory=list)  # per row: (what, name, i, "what:name:i")
+
+
+@dataclass
+class CEmit:
+    decl: A.Emit
+    assigns: list[tuple[str, Fn]]
+    cov: tuple = ()
+
+
+@dataclass
+class CFor:
+    decl: A.EmitFor
+    binders: list[CBinder]
+    body: list[Union[CEmit, "CFor"]]
+
+
+@dataclass
+class CAction:
+    decl: A.Action
+    value: Optional[Fn] = None
+    where: Optional[Fn] = None
+    group: Optional[Fn] = None
+    rank: list[Fn] = field(default_factory=list)  # ranking keys, lexicographic
+    while_: Optional[Fn] = None  # sees `dataset` and the keep's kind (the candidate group's first entity)
+    limit: Optional[Fn] = None  # dataset scope
+    when: Optional[Fn] = None  # an error action's condition (dataset scope)
+
+
+@dataclass
+class CStep:
+    decl: A.Step
+    actions: list[CAction]
+    when: Optional[Fn] = None  # dataset scope
+
+
+@dataclass
+class CCascade:
+    decl: A.Cascade
+    until: Fn
+    steps: list[CStep]
+    watched: list[str]  # dataset attributes the stop condition names
+    by_name: dict[str, CStep] = field(default_factory=dict)
+
+
+@dataclass
+class CWarn:
+    decl: A.Warn
+    when: Fn
+    cov: tuple = ()
+
+
+@dataclass
+class CStage:
+    decl: A.Stage
+    when: Optional[Fn]
+
+
+# ---------------------------------------------------------------- helpers
+def coverage_key(what: str, loc: A.Loc) -> tuple:
+    """A cheap-to-hash coverage key for a rule item at `loc`."""
+    return (what, f"{loc.file}:{loc.line}:{loc.column}")
+
+
+def dataset_attrs(e: Any) -> list[str]:
+    """Names X of every ``dataset.X`` in an expression, in order."""
+    out: list[str] = []
+    if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == "dataset":
+        return [e.name]
+    if isinstance(e, tuple):
+        for item in e:
+            out.extend(dataset_attrs(item))
+        return out
+    if hasattr(e, "__dataclass_fields__"):
+        for name in e.__dataclass_fields__:
+            if name != "loc":
+                out.extend(dataset_attrs(getattr(e, name)))
+    return out
+
+
+def compile_optional(e: Optional[A.Expr], names: Names, local: frozenset[str]) -> Optional[Fn]:
+    """`compile_expr`, or None for an absent expression (no ``when``, no ``where``)."""
+    return None if e is None else compile_expr(e, names, local)
+
+
+# ---------------------------------------------------------------- names and parameters
+def rule_names(rs: RuleSet, schema: Schema) -> Names:
+    """What bare names mean in `rs`: its parameters, enum members, tables, bands, collections."""
+    enum_members = {m for e in schema.enums.values() for m in e.members}
+    return Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands), set(schema.collections))
+
+
+def attribute_origins(schema: Schema) -> dict[str, dict[str, str]]:
+    """Kind -> attribute -> where its value comes from ("fact", "derived", "score", ...)."""
+    return {k: {a: info.origin for a, info in attrs.items()} for k, attrs in schema.kinds.items()}
+
+
+def compile_params(rs: RuleSet, names: Names) -> dict[str, float]:
+    """Each parameter's default value (canonical units); `RuleError` for a default outside its
+    ``in`` clause (one the checker could not evaluate because it calls a function)."""
+    params = {name: compile_expr(p.value, names, frozenset())(None, {}) for name, p in rs.params.items()}
+    bad = [Finding(p.value.loc, "out-of-range", f"the default of param {name} is not "
+                                                f"{allowed_values.describe(p.allowed)}")
+           for name, p in rs.params.items()
+           if p.allowed is not None and not allowed_values.accepts(p.allowed, params[name])]
+    if bad:
+        raise RuleError(bad, rs.sources)
+    return params
+
+
+# ---------------------------------------------------------------- rules, scores, tables
+def compile_derives(rs: RuleSet, names: Names) -> dict[str, dict[str, list[CDerive]]]:
+    """Kind -> attribute -> its rules, highest priority first (declaration order among equals)."""
+    derives: dict[str, dict[str, list[CDerive]]] = {}
+    for target, rules in rs.derives.items():
+        kind, attr = target.split(".", 1)
+        local = frozenset({"dataset", kind})
+        ordered = sorted(rules, key=lambda r: -(r.priority or 0))
+        derives.setdefault(kind, {})[attr] = [
+            CDerive(r, compile_optional(r.when, names, local), compile_expr(r.expr, names, local),
+                    coverage_key("derive", r.loc))
+            for r in ordered]
+    return derives
+
+
+def compile_scores(rs: RuleSet, names: Names) -> dict[tuple[str, str], CScore]:
+    """(kind, attribute) -> its score: start, signed terms, optional clamp and ``when``."""
+    scores: dict[tuple[str, str], CScore] = {}
+    for s in rs.scores.values():
+        local = frozenset({"dataset", s.kind})
+        terms = [CTerm(t, 1.0 if t.sign == "+" else -1.0, compile_expr(t.amount, names, local),
+                       compile_expr(t.when, names, local))
+                 for t in s.terms]
+        clamp = (compile_expr(s.clamp[0], names, local), compile_expr(s.clamp[1], names, local)) if s.clamp else None
+        scores[(s.kind, s.attr)] = CScore(s, compile_optional(s.start, names, local), terms, clamp,
+                                          compile_optional(s.when, names, local))
+    return scores
+
+
+def _unit_scale(unit: Optional[str]) -> float:
+    return 1.0 if unit is None else parse_unit(unit)[0]
+
+
+def compile_tables(rs: RuleSet, names: Names) -> dict[str, CTable]:
+    """Table and band name -> its rows: spans in canonical units, a formula (tables) or a label
+    (bands) per row, and each row's coverage key."""
+    tables: dict[str, CTable] = {}
+    for t in rs.tables.values():
+        local = frozenset({t.arg})
+        tables[t.name] = CTable(t, span_of(t.domain, _unit_scale), [span_of(r.interval, _unit_scale) for r in t.rows],
+                                [compile_expr(r.expr, names, local) for r in t.rows], [])
+    for b in rs.bands.values():
+        tables[b.name] = CTable(b, span_of(b.domain, _unit_scale), [span_of(r.interval, _unit_scale) for r in b.rows],
+                                [], [r.label for r in b.rows])
+    for name, t in tables.items():
+        what = "table" if isinstance(t.decl, A.Table) else "band"
+        t.keys = [(what, name, i, f"{what}:{name}:{i}") for i in range(len(t.spans))]
+    return tables
+
+
+# ---------------------------------------------------------------- collections
+def compile_collections(rs: RuleSet, names: Names) -> dict[str, list[Union[CEmit, CFor]]]:
+    """Kind -> the body of the collection rule that creates its entities (dataset scope)."""
+    return {kind: compile_body(c.body, names, DATASET) for kind, c in rs.collections.items()}
+
+
+def compile_body(body: tuple, names: Names, local: frozenset[str]) -> list[Union[CEmit, CFor]]:
+    """A collection body: ``emit`` items, and ``for`` loops whose body sees their variables."""
+    out: list[Union[CEmit, CFor]] = []
+    for item in body:
+        if isinstance(item, A.Emit):
+            assigns = [(n, compile_expr(x, names, local)) for n, x in item.assigns]
+            out.append(CEmit(item, assigns, coverage_key("emit", item.loc)))
+        else:
+            binders, scope = compile_binders(item.binders, names, local)
+            out.append(CFor(item, binders, compile_body(item.body, names, scope)))
+    return out
+
+
+# ---------------------------------------------------------------- cascades, warnings, recipes
+def compile_cascades(rs: RuleSet, check: CheckResult, names: Names) -> list[CCascade]:
+    """The cascades in the order they run (`CheckResult.cascade_order`, else declaration order)."""
+    order = check.cascade_order or list(rs.cascades)
+    return [compile_cascade(rs.cascades[name], names) for name in order]
+
+
+def compile_cascade(c: A.Cascade, names: Names) -> CCascade:
+    """A cascade: its stop condition (and the dataset values it names), its steps by name."""
+    steps = [CStep(st, [compile_action(a, names) for a in st.actions], compile_optional(st.when, names, DATASET))
+             for st in c.steps]
+    watched = list(dict.fromkeys(dataset_attrs(c.until)))
+    return CCascade(c, compile_optional(c.until, names, DATASET), steps, watched, {st.decl.name: st for st in steps})
+
+
+def compile_action(a: A.Action, names: Names) -> CAction:
+    """A step's action, each expression in its scope: ``dataset``, plus the kind it acts on."""
+    if isinstance(a, A.SetAction):
+        local = DATASET if a.kind is None else frozenset({"dataset", a.kind})
+        return CAction(a, value=compile_expr(a.value, names, local), where=compile_optional(a.where, names, local))
+    if isinstance(a, A.DropAction):
+        return CAction(a, where=compile_optional(a.where, names, frozenset({"dataset", a.kind})))
+    if isinstance(a, A.ErrorAction):
+        return CAction(a, when=compile_optional(a.when, names, DATASET))
+    if isinstance(a, A.RepeatAction):
+        return CAction(a)
+    local = frozenset({"dataset", a.kind})
+    return CAction(a, where=compile_optional(a.where, names, local), group=compile_optional(a.group, names, local),
+                   rank=[compile_expr(k, names, local) for k in a.rank_keys],
+                   while_=compile_optional(a.while_, names, local), limit=compile_optional(a.limit, names, DATASET))
+
+
+def compile_warns(rs: RuleSet, names: Names) -> list[CWarn]:
+    """The ``warn`` declarations, in declaration order (dataset scope)."""
+    return [CWarn(w, compile_expr(w.when, names, DATASET), coverage_key("warn", w.loc)) for w in rs.warns.values()]
+
+
+def compile_recipes(rs: RuleSet, names: Names) -> tuple[dict[str, list[CStage]], dict[str, list[list[Fn]]]]:
+    """Recipe name -> its stages (with their ``when``), and recipe name -> each stage's arguments."""
+    recipes = {name: [CStage(st, compile_optional(st.when, names, DATASET)) for st in r.stages]
+               for name, r in rs.recipes.items()}
+    args = {name: [[compile_expr(a, names, DATASET) for a in st.args] for st in r.stages]
+            for name, r in rs.recipes.items()}
+    return recipes, args
