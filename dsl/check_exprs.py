@@ -115,9 +115,9 @@ class ExprChecker(CheckerState):
         return result
 
     # ------------------------------------------------------------ expressions
-    def expect_bool(self, expr: A.Expr, scope: Scope, what: str) -> None:
+    def expect_bool(self, expr: A.Expr, scope: Scope, what: str, constant: bool = False) -> None:
         """Type `expr` and report it unless it is true or false; `what` names it in the finding."""
-        t = self.infer(expr, scope)
+        t = self.infer(expr, scope, constant)
         if not isinstance(t, (BoolT, AnyT)):
             self.error(expr.loc, "type-mismatch", f"{what} must be true or false, got {t.describe()}")
 
@@ -147,10 +147,11 @@ class ExprChecker(CheckerState):
             return self._collection_literal(e, scope, constant)
         return ANY
 
-    def binders(self, binders: tuple[A.Binder, ...], scope: Scope) -> Scope:
-        """The scope inside ``for x in coll where c, y in ...``; checks each source and condition."""
+    def binders(self, binders: tuple[A.Binder, ...], scope: Scope, constant: bool = False) -> Scope:
+        """The scope inside ``for x in coll where c, y in ...``; checks each source and condition
+        (`constant`: in a parameter's default, where no facts may appear)."""
         for b in binders:
-            src = self.infer(b.source, scope)
+            src = self.infer(b.source, scope, constant)
             if isinstance(src, CollT):
                 elem = src.elem
             elif is_any(src):
@@ -160,7 +161,7 @@ class ExprChecker(CheckerState):
                 elem = ANY
             scope = scope.child({b.var: elem})
             if b.where is not None:
-                self.expect_bool(b.where, scope, "a 'where' condition")
+                self.expect_bool(b.where, scope, "a 'where' condition", constant)
         return scope
 
     def _number(self, e: A.Num) -> T:
@@ -453,7 +454,7 @@ class ExprChecker(CheckerState):
 
     def _aggregate(self, e: A.Aggregate, scope: Scope, constant: bool) -> T:
         lead = [self.infer(a, scope, constant) for a in e.lead]
-        inner = self.binders(e.binders, scope)
+        inner = self.binders(e.binders, scope, constant)
         elem = self.infer(e.element, inner, constant)
         if e.func not in AGGREGATES:
             self.error(e.loc, "unknown-function", f"{e.func}() is not an aggregate",

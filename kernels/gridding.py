@@ -58,7 +58,7 @@ from typing import Optional
 import ducc0
 import numpy as np
 
-from almarules.kernels.constants import ARCSEC
+from almarules.kernels.constants import ARCSEC, C
 
 
 
@@ -125,7 +125,7 @@ def max_w_phase(uvw_m: np.ndarray, freq_hz: np.ndarray, npix_x: int, npix_y: int
     l = npix_x / 2 * float(cell_arcsec) * ARCSEC
     m = npix_y / 2 * float(cell_arcsec) * ARCSEC
     one_minus_n = (l * l + m * m) / (1.0 + math.sqrt(max(1.0 - l * l - m * m, 0.0)))  # 1 - n, no cancellation
-    return 2.0 * math.pi * float(np.abs(uvw[:, 2]).max()) * float(freq.max()) / 299_792_458.0 * one_minus_n
+    return 2.0 * math.pi * float(np.abs(uvw[:, 2]).max()) * float(freq.max()) / C * one_minus_n
 
 
 def dirty_image(uvw_m: np.ndarray, freq_hz: np.ndarray, vis: np.ndarray, weight: np.ndarray,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-C = 299_792_458.0  # m/s
+from almarules.kernels.constants import ARCSEC, C  # noqa: F401 - re-exported (synth's public names)
+
 K_B = 1.380649e-23  # J/K
 JY = 1e-26  # W m^-2 Hz^-1
-ARCSEC = math.pi / 180 / 3600  # rad
 ETA_C = 0.88  # correlator (quantisation) efficiency
 # ALMA's position (WGS84 lon, lat [rad], height [m]) as in CASA's Observatories table, and the
 # array centre in its tangent plane (east, north, up; m): ITRF (2225061.164, -5440057.370, -2481681.150)

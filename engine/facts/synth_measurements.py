@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from almarules.engine.facts.synth_catalogue import ARCSEC, C
+from almarules.kernels.constants import ARCSEC, C
 from almarules.engine.facts.synth_random import Draw, sig
 from almarules.engine.facts.synth_sky import Fields
 from almarules.engine.facts.synth_spws import edges

@@ -208,3 +208,14 @@ def test_control_characters_in_a_snippet_are_escaped_not_sent_to_the_terminal(tm
     snippet, caret = out.splitlines()[1:3]
     assert snippet == "    param x = 1 \\x1b[31mRED\\x1b[0m"
     assert caret.index("^") == snippet.index("\\x1b") and caret.strip() == "^" * 4
+
+
+@pytest.mark.parametrize("default, name", [("max(s.nchan for s in spws where false)", "spws"),
+                                           ("max(x for x in [1, 2] where dataset.nspw > 1)", "dataset")])
+def test_a_parameter_default_aggregating_facts_is_not_constant(tmp_path, capsys, default, name):
+    """Found by the 100,000-input campaign: an aggregate over a collection of facts in a param's
+    default passed the checker and was an internal error (AttributeError) when compiled."""
+    d = _set(tmp_path, f'param x = {default}\n    """A number."""\n')
+    assert main(["check", str(d)]) == 1
+    out = capsys.readouterr().out
+    assert f"error[not-constant]: {name!r} is not a constant" in out

@@ -11,7 +11,7 @@ from .runner import FAILURES, run_campaign, suspicious_writes, untracked_files
 
 SEED = 20261206
 INPUTS = 600  # ~30 s on 2 quiet cores (~20 inputs/s; eval and plan of valid inputs dominate)
-TIMEOUT_S = 10.0
+TIMEOUT_S = 30.0  # a hang is a hang at 30 s too; `test` of a whole rule set takes 2-5 s, more on a busy machine
 MEMORY_GB = 2.0
 
 
