@@ -3,7 +3,9 @@
     python benchmarks/fuzz.py --inputs 100000 --seed 1 --jobs 2 [--out fuzz-failures]
 
 Mutated rules, summaries and ``--set`` values run through the real CLI in subprocess workers
-(per-input time limit, RLIMIT_AS memory limit, fresh temp cwd). Prints counts per class and per
+(per-input time limit -- an input that exceeds it runs once more with 3x the limit before it
+counts as a hang, so a busy machine does not make slow inputs look hung --, RLIMIT_AS memory
+limit, fresh temp cwd). Prints counts per class and per
 command, throughput, the workers' peak RSS, the failures grouped by signature, and writes each
 failing input (its files, argv, label, output) under ``--out`` for reproduction. Exit 1 if any
 internal error, unlocated error, hang, memory blow-up, crash or repository write was seen."""

@@ -184,6 +184,10 @@ class Worker:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+#: a case that times out runs once more with this many times the time limit before it is a hang
+RETRY_FACTOR = 3.0
+
+
 def classify(case: dict, res: dict) -> str:
     """accepted | user_error | internal | unlocated | hang | memory | crash."""
     if res.get("hang"):
@@ -262,6 +266,10 @@ class Pool:
             busy.append(w)
         while busy:
             w, res = self._wait(busy)
+            if res.get("hang") and not w.case.get("retried"):
+                # a time-out on a busy machine is not yet a hang: once more, with RETRY_FACTOR x the time
+                w.submit({**w.case, "retried": True}, self.timeout * RETRY_FACTOR)
+                continue
             yield Outcome(w.case, classify(w.case, res), res)
             w.peak_rss_kb = max(w.peak_rss_kb, res.get("rss_kb", 0))
             case = next(it, None)
