@@ -50,7 +50,7 @@ def add_parsers(sub) -> None:
 
 
 def _matches(key: str, args) -> bool:
-    from almarules.engine.stages.imaging.stage import split_key
+    from almarules.engine.stages.imaging.job import split_key
 
     field, intent, spws, specmode = split_key(key)
     if args.field is not None and field != args.field:

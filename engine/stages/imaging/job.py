@@ -23,6 +23,12 @@ from almarules.kernels.constants import ARCSEC
 from almarules.kernels.primary_beam import MODEL_NAMES, ModelName
 
 
+def split_key(key: str) -> tuple[str, str, list[int], str]:
+    """``FIELD.INTENT.0_1.cont`` -> (FIELD, INTENT, [0, 1], cont); the field may hold dots."""
+    head, intent, spws, specmode = key.rsplit(".", 3)
+    return head, intent, [int(s) for s in spws.split("_")], specmode
+
+
 class ImagingError(Exception):
     """A problem with the inputs of the imaging stage the user can fix; one line, exit code 2."""
 

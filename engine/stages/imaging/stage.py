@@ -40,7 +40,7 @@ from almarules.engine.facts.model import Dataset, ImageMeasurement
 from almarules.engine.stages.imaging import data as vdata
 from almarules.engine.stages.imaging import plane
 from almarules.engine.stages.imaging import resume
-from almarules.engine.stages.imaging.job import ImageJob, ImagingError, Setting, read_job, setting
+from almarules.engine.stages.imaging.job import ImageJob, ImagingError, Setting, read_job, setting, split_key
 from almarules.engine.stages.imaging.writer import ProductWriter
 from almarules.engine.stages.imaging.record import (ChannelRecord, CleanRecord, DataRecord, ImageRecord,
                                              MajorCycleRecord, RunRecord, StatsRecord)
@@ -124,12 +124,6 @@ class Stage:
     def say(self, text: str) -> None:
         if self.log:
             self.log(text)
-
-
-def split_key(key: str) -> tuple[str, str, list[int], str]:
-    """``FIELD.INTENT.0_1.cont`` -> (FIELD, INTENT, [0, 1], cont); the field may hold dots."""
-    head, intent, spws, specmode = key.rsplit(".", 3)
-    return head, intent, [int(s) for s in spws.split("_")], specmode
 
 
 def _nan(v) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 
 from almarules import __version__
 from almarules.engine.products import fits as fitsio
-from almarules.engine.stages.imaging.job import ImageJob
+from almarules.engine.stages.imaging.job import ImageJob, split_key
 from almarules.engine.stages.imaging.record import ImageRecord, Product
 from almarules.engine.io import TEMP_PATTERN, write_atomic, write_error
 from almarules.engine.ms.facts import observation_info
@@ -145,8 +145,6 @@ class ProductWriter:
     def field_token(self) -> str:
         """The field's component of the names: sanitised (`engine.products.sanitize_name`), with
         a hash appended when another field of the imaging list would share it (and a warning)."""
-        from almarules.engine.stages.imaging.stage import split_key
-
         tokens = fitsio.field_tokens(split_key(k)[0] for k in self.stage.image_keys())
         token = tokens.get(self.job.field) or fitsio.sanitize_name(self.job.field)
         if token != fitsio.sanitize_name(self.job.field):
