@@ -55,10 +55,19 @@ def _window(text: str, start: int, width: int) -> tuple[str, int, int]:
     return head + cut + tail, start, width
 
 
+def _shown(ch: str) -> str:
+    return ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (an ESC of a terminal sequence, line and
+    paragraph separators, NUL, ...) written as its escape (``\\x1b``): a message or snippet made
+    from a user's file stays one line of visible text and cannot drive the terminal."""
+    return text if text.isprintable() else "".join(map(_shown, text))
+
+
 def _printable(text: str, start: int, width: int) -> tuple[str, int, int]:
-    """`text` with each non-printable character (an ESC of a terminal sequence, a NUL, ...) shown
-    as its escape (``\\x1b``), so a hostile rule file cannot drive the terminal; the caret's start
-    and width moved to match."""
+    """`printable` (text), with a caret's start and width moved to match."""
     if text.isprintable():
         return text, start, width
     out: list[str] = []
@@ -66,7 +75,7 @@ def _printable(text: str, start: int, width: int) -> tuple[str, int, int]:
     n = 0
     for ch in text:
         pos.append(n)
-        out.append(ch if ch.isprintable() else repr(ch)[1:-1])
+        out.append(_shown(ch))
         n += len(out[-1])
     pos.append(n)
     end = min(start + width, len(text))

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from almarules.dsl.errors import printable
 from almarules.dsl.units import UnitError, parse_quantity, parse_unit
 from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMARY_NODES
 from almarules.engine.facts.model import Dataset
@@ -354,14 +355,6 @@ def _check_integers(data: Any, source: str) -> None:
             digits = len(str(abs(node))) if abs(node) < 10 ** 4000 else "over 4000"
             raise FactsError(f"{source}: {printable(_path(loc))}: an integer of {digits} digits: at most "
                              f"{MAX_FACT_INTEGER} (the limit)")
-
-
-def printable(text: str) -> str:
-    """`text` with every character that is not printable (line and paragraph separators, control
-    characters, NUL) written as an escape, so a message stays one line of visible text."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _short(value: Any, limit: int = 60) -> str:
