@@ -127,7 +127,7 @@ def stage_figures(ms: Path, out: Path, facts) -> None:
 
     t0 = time.perf_counter()
     stage = Stage(load_program(default_rules()), facts, [ms], out)
-    records = make_images(stage, stage.image_keys())
+    records = make_images(stage, stage.keys())
     total = time.perf_counter() - t0
     print(f"\nimaging stage, every image of the plan ({len(records)}), cycle4 rules, uncalibrated DATA:")
     print(f"  {'image':<28} {'vis':>10} {'pixels':>7} {'chan':>5} {'read':>6} {'dirty':>6} {'clean':>6} "

@@ -89,7 +89,7 @@ def _empty_list(stage) -> str:
 def _choose(stage, args) -> list[str]:
     from almarules.engine.cli.common import UserError
 
-    keys = stage.image_keys()
+    keys = stage.keys()
     if not keys:
         raise UserError(_empty_list(stage))
     filters = any(v is not None for v in (args.field, args.intent, args.spw, args.specmode))

@@ -80,23 +80,20 @@ class Stage:
     def evaluate(self) -> Decisions:
         return decisions(api.run(self.program, self.facts, self.sets, ", ".join(map(str, self.ms_paths))))
 
-    def image_keys(self) -> list[str]:
-        return list(self.dec.entities.get("image", []))
-
     def keys(self) -> list[str]:
         """The imaging list (`engine.stages.base.RuleStage`)."""
-        return self.image_keys()
+        return list(self.dec.entities.get("image", []))
 
     def run(self, key: str) -> ImageRecord:
         """Make one image: `make_image` (`engine.stages.base.RuleStage`)."""
         return make_image(self, key)
 
     def job(self, key: str) -> ImageJob:
-        if key not in self.image_keys():
-            close = [k for k in self.image_keys() if k.split(".")[0] == key.split(".")[0]]
+        if key not in self.keys():
+            close = [k for k in self.keys() if k.split(".")[0] == key.split(".")[0]]
             raise ImagingError(f"no image {key!r} in the imaging list"
                                + (f"; this field has {', '.join(close)}" if close else
-                                  f"; the list has {len(self.image_keys())} images (see 'almarules plan')"))
+                                  f"; the list has {len(self.keys())} images (see 'almarules plan')"))
         field_name, intent, spws, specmode = split_key(key)
         return read_job(self.dec, key, {"field": field_name, "intent": intent, "spws": spws, "specmode": specmode})
 
@@ -562,7 +559,7 @@ def _pass2_channel(stage: Stage, job: ImageJob, vs, k: int, freq: float, dish: f
 # ---------------------------------------------------------------- the list
 def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[ImageRecord]:
     """Make the images `keys` (default: the whole imaging list, in its order)."""
-    keys = list(keys) if keys else stage.image_keys()
+    keys = list(keys) if keys else stage.keys()
     if not keys:
         raise ImagingError("the rules' imaging list is empty for this dataset")
     records = []

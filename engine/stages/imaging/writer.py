@@ -145,7 +145,7 @@ class ProductWriter:
     def field_token(self) -> str:
         """The field's component of the names: sanitised (`engine.products.sanitize_name`), with
         a hash appended when another field of the imaging list would share it (and a warning)."""
-        tokens = fitsio.field_tokens(split_key(k)[0] for k in self.stage.image_keys())
+        tokens = fitsio.field_tokens(split_key(k)[0] for k in self.stage.keys())
         token = tokens.get(self.job.field) or fitsio.sanitize_name(self.job.field)
         if token != fitsio.sanitize_name(self.job.field):
             note = (f"field {self.job.field!r} and another field share the product name "

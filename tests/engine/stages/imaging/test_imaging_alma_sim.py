@@ -56,7 +56,7 @@ def made(alma_sim_calibrated, tmp_path_factory):
     ms = alma_sim_calibrated
     stage = Stage(load_program(default_rules()), load_dataset([ms]), [ms], out, extra_products=True,
                   contdat=parse_contdat(CONT_DAT))
-    records = {r.key: r for r in make_images(stage, stage.image_keys())}
+    records = {r.key: r for r in make_images(stage, stage.keys())}
     return records, out
 
 

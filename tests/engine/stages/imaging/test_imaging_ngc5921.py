@@ -32,7 +32,7 @@ def _stage(ms, out, repo):
 
 def test_raw_data_image_without_crashing_and_say_so(shared_ms, tmp_path, repo):
     stage = _stage(shared_ms("ngc5921.ms"), tmp_path, repo)
-    records = make_images(stage, stage.image_keys())
+    records = make_images(stage, stage.keys())
     assert [r.key for r in records] == list(CALIBRATORS) + ["N5921_2.TARGET.0.mfs", "N5921_2.TARGET.0.cont",
                                                              "N5921_2.TARGET.0.cube"]
     for r in records:
