@@ -195,7 +195,8 @@ def fit_beam(psf: np.ndarray, cell_arcsec: float, threshold: float = 0.35) -> Be
     design = np.stack([l * l, 2.0 * l * m, m * m], axis=1)
     y = -np.log(p)
     wts = p  # sqrt of the weight P^2
-    coef, *_ = np.linalg.lstsq(design * wts[:, None], y * wts, rcond=None)
+    dw = design * wts[:, None]
+    coef = np.linalg.solve(_gram(dw, dw), _gram(dw, (y * wts)[:, None])[:, 0])  # 3x3 normal equations
     a, b, c = (float(v) for v in coef)
     if not (a > 0 and c > 0 and a * c - b * b > 0):
         # fall back to a circular guess from the lobe area: pi r^2 = area, exp(-k r^2) = threshold
@@ -207,19 +208,26 @@ def fit_beam(psf: np.ndarray, cell_arcsec: float, threshold: float = 0.35) -> Be
     return _beam_from_quad(*(float(v) for v in q))
 
 
+def _gram(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x.T @ y for thin (n, k) columns, summed by numpy's pairwise summation instead of BLAS: the
+    same bits in every process (a BLAS kernel's result depends on its thread count and the arrays'
+    alignment, so a beam fitted on a Dask worker could differ in its last bits from a serial run's)."""
+    return np.array([[np.sum(x[:, i] * y[:, j]) for j in range(y.shape[1])] for i in range(x.shape[1])])
+
+
 def _levenberg_marquardt(design: np.ndarray, p: np.ndarray, q: np.ndarray, max_iter: int = 200) -> np.ndarray:
     """Minimise sum (exp(-design @ q) - p)^2 over q from the start `q` (Levenberg-Marquardt with
     Marquardt's diagonal scaling); stops when a step changes q by < 1e-12 relative or the cost by
     < 1e-15 relative. Three parameters: the normal equations are 3x3 and solved directly."""
     def cost_of(q: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        model = np.exp(-(design @ q))
-        return float(np.dot(model - p, model - p)), model, model - p
+        model = np.exp(-(design[:, 0] * q[0] + design[:, 1] * q[1] + design[:, 2] * q[2]))
+        return float(np.sum((model - p) ** 2)), model, model - p
 
     cost, model, r = cost_of(q)
     lam = 1e-3
     for _ in range(max_iter):
         jac = -model[:, None] * design
-        jtj, jtr = jac.T @ jac, jac.T @ r
+        jtj, jtr = _gram(jac, jac), _gram(jac, r[:, None])[:, 0]
         while True:
             step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj)), -jtr)
             new = q + step

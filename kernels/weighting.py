@@ -218,7 +218,7 @@ def _cell_density(uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray, np
 
     def mean_density(grid: np.ndarray) -> float:
         total = grid.sum()
-        return float(np.dot(grid, grid) / total) if total > 0 else 0.0
+        return float(np.sum(grid * grid) / total) if total > 0 else 0.0  # not BLAS: same bits on every worker
 
     if per_channel:
         for c in range(nchan):

@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from almarules.engine.cli import image as image_cli
     from almarules.engine.cli import plan as plan_cli
+    from almarules.engine.cli import run as run_cli
 
     plan_cli.add_parsers(sub)
     image_cli.add_parsers(sub)
+    run_cli.add_parsers(sub)
     return parser
 
 
@@ -274,8 +276,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_set_numbers(getattr(args, "sets", None) or [])
         from almarules.engine.cli.image import COMMANDS as IMAGE_COMMANDS
         from almarules.engine.cli.plan import COMMANDS as PLAN_COMMANDS
+        from almarules.engine.cli.run import COMMANDS as RUN_COMMANDS
 
-        return {**COMMANDS, **PLAN_COMMANDS, **IMAGE_COMMANDS}[args.command](args)
+        return {**COMMANDS, **PLAN_COMMANDS, **IMAGE_COMMANDS, **RUN_COMMANDS}[args.command](args)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one clear message
         if args is not None and getattr(args, "debug", False):
             traceback.print_exc()

@@ -208,27 +208,19 @@ def _exclusive(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out/.almarules-image.lock`` (refused in one line while another
     ``almarules image`` writes there), removed when the run ends; a killed run's lock is released
     by the kernel and its file reused."""
-    import fcntl
-
     from almarules.engine.cli.common import UserError
+    from almarules.engine.io import Busy, exclusive
 
-    path = out / ".almarules-image.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise UserError(f"cannot write in the output directory {out}: {(exc.strerror or str(exc)).lower()}") from None
-    try:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            held.enter_context(exclusive(out / ".almarules-image.lock", remove=True))
+        except Busy:
             raise UserError(f"another 'almarules image' is writing in {out}; wait for it or choose another "
                             f"directory") from None
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)  # while still held: the directory is left as the products alone
-    finally:
-        os.close(fd)
+        except OSError as exc:
+            raise UserError(f"cannot write in the output directory {out}: "
+                            f"{(exc.strerror or str(exc)).lower()}") from None
+        yield
 
 
 def clean_leftovers(out: Path) -> list[str]:

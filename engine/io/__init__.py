@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from almarules.dsl.userfiles import (UserFileError, check_user_file, read_user_bytes,  # noqa: F401
                                       read_user_text)
@@ -68,6 +69,33 @@ def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> 
         raise
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically (see `write_bytes_atomic`)."""
-    write_bytes_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write `text` (str as UTF-8, or bytes) to `path` atomically (see `write_bytes_atomic`)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    write_bytes_atomic(path, lambda fh: fh.write(data))
+
+
+class Busy(Exception):
+    """Another process holds the lock file (`exclusive`)."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path, remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on `path` (created) for the block; `Busy` at once when another
+    process holds it. The kernel releases it when the holder is killed; `remove` deletes the file
+    at the end (while still held). An OSError creating it propagates."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(str(path)) from None
+        try:
+            yield
+        finally:
+            if remove:
+                Path(path).unlink(missing_ok=True)
+    finally:
+        os.close(fd)

@@ -1,360 +1,568 @@
-"""A `Plan` as one self-contained HTML5 page: inline CSS, no scripts, no external assets.
+"""A `Plan` as one self-contained HTML5 page: Jinja2 templates (`templates/plan.html.j2`), the
+shared stylesheet (`assets/almarules.css`) inlined, inline SVG charts, no scripts, no external
+assets; the same plan gives the same bytes.
 
-The page puts what needs a human first (errors, warnings, notices; then the QA scores as
-coloured badges), then the cascade, the imaging list, totals, residuals, run time and the
-recipe. Every number with a ref links to its derivation (`<a class="num" href="#d-...">`); the
-derivations section, always present, lists each referenced value and, transitively, the values
-its inputs name, so a reader can walk down to parameters and facts.
+This module builds the view model the templates draw. The page puts what needs a human first
+(errors, warnings, notices), then the charts (cascade sizes per step against their limits, run
+time per image against the requirement), the QA scores, the cascade with identical actions
+grouped, the imaging list with its deciding columns first, totals, residuals grouped by
+formula and cases, run time and the recipe. Every number with a ref links to its derivation
+(`<a class="num" href="#vN">`). Derivations are listed once each, grouped by the rule that made
+them (formula, doc, file:line once; inputs shared by every value once; facts by pattern and
+count), in three shapes:
+- a matrix per entity kind for the rules whose inputs are the row's own entity's values or
+  shared ones: a row per key, a column per rule, the anchor `vN` on the cell (the column's
+  `th[data-path]`, e.g. `image[·].size`, with the row's key gives the ref);
+- a table per other rule: a row per value (anchor `vN` on the `tr`; the table's `data-path`
+  with the row's key gives the ref), a column per varying input, linked;
+- a `section.deriv` with `data-ref` for a value made alone, and one table of the parameters.
+Ids are short (`vN` values, `rN` rule groups, `mN` matrices, `wN` residual groups) to keep
+long plans small: the long-baseline example is 0.8 MB as one section per value, ~145 KB so.
 """
 
 from __future__ import annotations
 
-from html import escape
-from typing import Optional
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Optional
 
+import jinja2
+from markupsafe import Markup
+
+from almarules.engine.plan.render import charts
 from almarules.engine.plan.render.common import (
-    COLOUR_MEANING, Derivation, Index, anchor_ids, cell_refs, column_header, derivations, fits_word,
-    image_columns, ordered_warnings, row_cell, stage_state, warning_counts)
-from almarules.engine.plan.model import Cell, Labelled, Plan
+    COLOUR_MEANING, Derivation, Index, cell_refs, column_header, derivations, fits_word, image_columns,
+    ordered_warnings, row_cell, stage_state, warning_counts)
+from almarules.engine.plan.model import CascadePlan, Cell, Column, Plan
 
-CSS = """
-:root { color-scheme: light; --ink: #1b1b1b; --muted: #5f6368; --line: #dcdfe3; --link: #0b4f9c;
-  --red: #c62828; --red-bg: #fdecea; --amber: #8a5300; --amber-bg: #fff4e0; --grey-bg: #f1f3f4;
-  --blue: #1565c0; --green: #2e7d32; --yellow: #f4c20d; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fff; line-height: 1.5;
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-header, main, footer { max-width: 78rem; margin: 0 auto; padding: 0 1.25rem; }
-header { padding-top: 1rem; border-bottom: 1px solid var(--line); padding-bottom: .6rem; }
-h1 { font-size: 1.45rem; margin: .2rem 0 .3rem; line-height: 1.25; }
-h2 { font-size: 1.15rem; margin: 1.8rem 0 .6rem; padding-bottom: .2rem; border-bottom: 1px solid var(--line); }
-h3 { font-size: 1rem; margin: 1.1rem 0 .4rem; }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .88em;
-  overflow-wrap: anywhere; }
-.meta { color: var(--muted); margin: .15rem 0; font-size: .92rem; }
-.meta code { color: var(--ink); }
-dl.overview { display: flex; flex-wrap: wrap; gap: .3rem 1.4rem; margin: .6rem 0 0; }
-dl.overview div { display: flex; gap: .4rem; }
-dl.overview dt { color: var(--muted); }
-dl.overview dd { margin: 0; font-weight: 600; }
-nav.toc { font-size: .9rem; margin: .6rem 0 0; color: var(--muted); }
-nav.toc a { color: var(--link); margin-right: .8rem; }
-.attention { margin-top: 1rem; border: 1px solid var(--line); border-radius: 8px; padding: .2rem 1rem .6rem; }
-.attention h2 { border: 0; margin: .5rem 0; }
-.attention ul { list-style: none; margin: 0; padding: 0; }
-.attention li { margin: .35rem 0; padding: .35rem .6rem; border-left: 5px solid; border-radius: 4px; }
-.attention li.error { background: var(--red-bg); border-color: var(--red); }
-.attention li.warning { background: var(--amber-bg); border-color: #e69500; }
-.attention li.notice { background: var(--grey-bg); border-color: #9aa0a6; }
-.level { font-weight: 700; text-transform: uppercase; font-size: .78rem; letter-spacing: .04em; margin-right: .5rem; }
-li.error .level { color: var(--red); }
-li.warning .level { color: var(--amber); }
-li.notice .level { color: var(--muted); }
-.where { color: var(--muted); font-size: .88rem; }
-.ok { color: var(--green); font-weight: 600; }
-ul.badges { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: .7rem; }
-.badge { border-radius: 8px; padding: .5rem .8rem; min-width: 13rem; max-width: 100%;
-  border: 1px solid rgba(0,0,0,.15); }
-.badge .label { display: block; font-size: .85rem; opacity: .92; }
-.badge .score { font-size: 1.45rem; font-weight: 700; margin-right: .4rem; }
-.badge .colour { font-size: .85rem; }
-.badge ul.reasons { margin: .3rem 0 0; padding-left: 1.1rem; font-size: .85rem; }
-.badge.red { background: var(--red); color: #fff; }
-.badge.yellow { background: var(--yellow); color: #1b1b1b; }
-.badge.blue { background: var(--blue); color: #fff; }
-.badge.green { background: var(--green); color: #fff; }
-.badge.none { background: var(--grey-bg); color: var(--ink); }
-.badge a.num { color: inherit; border-bottom-color: currentColor; }
-.tablewrap { overflow-x: auto; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .3rem 0; }
-th, td { text-align: left; vertical-align: top; padding: .28rem .6rem; border-bottom: 1px solid var(--line); }
-thead th { border-bottom: 2px solid #b0b4b9; font-size: .88rem; color: var(--muted); white-space: nowrap; }
-table.images td, table.images th { white-space: nowrap; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-a.num { color: var(--link); text-decoration: none; border-bottom: 1px dotted var(--link); }
-a.num:hover, a.ref:hover { background: #e8f0fe; }
-a.ref { color: var(--link); text-decoration: none; }
-[data-status="residual"] { font-style: italic; }
-[data-status="unknown"] { color: var(--muted); }
-[data-status="error"] { color: var(--red); font-weight: 600; }
-.fits { font-size: 1.1rem; padding: .5rem .8rem; border-radius: 6px; display: inline-block; margin: .2rem 0 .5rem; }
-.fits.no { background: var(--red-bg); } .fits.yes { background: #e6f4ea; } .fits.unknown { background: var(--grey-bg); }
-.fits strong { font-size: 1.2rem; }
-.fits.no strong { color: var(--red); } .fits.yes strong { color: var(--green); }
-ol.steps { padding-left: 1.4rem; } ol.steps li { margin: .4rem 0; }
-ol.steps ul { margin: .2rem 0; padding-left: 1.1rem; }
-.status { font-weight: 600; }
-table.recipe tr.skipped, table.recipe tr.skipped code { color: #8a8f95; }
-table.recipe tr.skipped .stage { text-decoration: line-through; }
-table.recipe tr.waits .state { color: var(--amber); }
-.residual { border-left: 3px solid var(--line); padding-left: .8rem; margin: .8rem 0; }
-.residual p { margin: .2rem 0; }
-section.deriv { border-top: 1px solid var(--line); padding: .3rem 0 .5rem; scroll-margin-top: 1rem; }
-section.deriv h3 { margin: .3rem 0; font-weight: 600; }
-section.deriv:target { background: #fff8d6; }
-.deriv dl { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .9rem; margin: .2rem 0; }
-.deriv dt { color: var(--muted); } .deriv dd { margin: 0; }
-.deriv ul { margin: 0; padding-left: 1.1rem; }
-.kind { color: var(--muted); font-size: .85rem; }
-.doc { color: var(--muted); margin: .1rem 0; }
-footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; padding-bottom: 1.5rem; }
-@media print {
-  body { font-size: 10.5pt; }
-  nav.toc { display: none; }
-  .tablewrap { overflow: visible; }
-  table.images td, table.images th { white-space: normal; }
-  a.num, a.ref { color: inherit; border: 0; }
-  .badge, .attention li, .fits { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  section.deriv, .badge, .attention li { break-inside: avoid; }
-  h2 { break-after: avoid; }
-}
-"""
+_HERE = resources.files("almarules.engine.plan.render")
+_KEYED = re.compile(r"\[[^\]]*\]")
+# the columns that decide, first (present ones only, in this order); the rest keep the plan's order
+DECIDING = ("threshold", "imsize", "size", "product_size", "run_time", "time", "sensitivity", "cell", "beam",
+            "nchan", "nbin", "pblimit")
+WRAP = ("threshold",)  # columns whose long texts (residual ranges) may wrap
 
 
-def _attrs(attrs: dict[str, Optional[str]]) -> str:
-    return "".join(f' {k.rstrip("_").replace("_", "-")}="{escape(v)}"' for k, v in attrs.items() if v is not None)
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    return env
 
 
-def el(name: str, inner: str = "", **attrs: Optional[str]) -> str:
-    """`<name attrs>inner</name>`; `inner` is HTML already, attribute values are escaped here
-    (class_="x" gives class="x", data_ref="y" gives data-ref="y")."""
-    return f"<{name}{_attrs(attrs)}>{inner}</{name}>"
+_SECTION = re.compile(r"^/\*\s*-*\s*(\w+)\s*-*\s*\*/\s*$", re.M)  # '/* ---- plan */', '/* weblog */'
+PAGES = ("plan", "weblog")
 
 
-def code(text: str) -> str:
-    return el("code", escape(text))
+@lru_cache(maxsize=4)
+def stylesheet(page: str = "plan") -> str:
+    """The shared stylesheet (`assets/almarules.css`) as inlined into one kind of page: the base
+    classes and that page's own section (sections start with a comment line naming a page in
+    PAGES: '/* ---- plan */', '/* weblog */'), comments dropped and whitespace collapsed."""
+    css = (_HERE / "assets" / "almarules.css").read_text(encoding="utf-8")
+    return minify_css(keep_sections(css, page))
 
 
-class _Page:
+def keep_sections(css: str, page: str) -> str:
+    """The CSS before the first page section, then only `page`'s section."""
+    marks = [m for m in _SECTION.finditer(css) if m.group(1) in PAGES]
+    out = css[: marks[0].start()] if marks else css
+    for m, nxt in zip(marks, marks[1:] + [None], strict=True):
+        if m.group(1) == page:
+            out += css[m.start(): nxt.start() if nxt else len(css)]
+    return out
+
+
+def minify_css(css: str) -> str:
+    """Comments out, runs of whitespace to one space, none around { } ; , > nor after a colon
+    (this stylesheet has no strings or selectors where that would matter)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    css = re.sub(r"\s+", " ", css)
+    css = re.sub(r"\s*([{};,>])\s*", r"\1", css).replace(";}", "}")
+    return re.sub(r":\s+", ":", css).strip() + "\n"
+
+
+def pattern(path: str) -> str:
+    """'image[X.25.cube].threshold' -> 'image[·].threshold'."""
+    return _KEYED.sub("[·]", path)
+
+
+def _breakable(key: str) -> Markup:
+    """An image key that may wrap after its dots ('X.TARGET.25.cube' -> 'X.<wbr>TARGET.<wbr>...')."""
+    return Markup(".<wbr>").join(key.split("."))
+
+
+def _bare(text: str) -> str:
+    """Letters and digits only: '25,27' and '25_27' compare equal."""
+    return re.sub(r"[^A-Za-z0-9]", "", text)
+
+
+def short(text: str) -> str:
+    """A derivation's value as shown in a row: 'unknown (waits for X)' -> 'unknown' (the row's
+    notes say what it waits for); anything else unchanged."""
+    return "unknown" if text.startswith("unknown (waits for ") else text
+
+
+def entity_key(path: str) -> Optional[str]:
+    """The key in the first brackets of a path ('image[X.25.cube].size' -> 'X.25.cube'), or None."""
+    m = _KEYED.search(path)
+    return m.group(0)[1:-1] if m else None
+
+
+# ---------------------------------------------------------------- view model
+
+@dataclass
+class Num:
+    """A number (or word) as shown; `href` is the anchor of its derivation, when it has one."""
+
+    text: str
+    href: Optional[str] = None
+    status: Optional[str] = None  # None when known
+
+
+@dataclass
+class Link:
+    """A path in code, linked to its derivation when there is one; `shown` is its value text."""
+
+    text: str
+    href: Optional[str] = None
+    shown: Optional[str] = None
+
+
+@dataclass
+class Group:
+    """Identical items with a count and which: 'image[·].pblimit = 0.5' for 27 images: keys."""
+
+    text: str
+    count: int
+    which: list[Link] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    """A derivation row of a rule group (or the whole of a single derivation)."""
+
+    anchor: str
+    ref: str
+    key: str  # the entity key shown in the row (or the full path)
+    value: Num
+    inputs: dict[str, list[Link]]  # varying input pattern -> links
+    notes: list[tuple[str, Any]]  # (label, text or list of links)
+
+
+@dataclass
+class RuleGroup:
+    """The values one rule made (or the parameters), shown together."""
+
+    anchor: str
+    title: str  # the rule ('derive image.threshold') or 'parameters'
+    path: Optional[str]  # 'image[·].threshold' when the rows are keyed by entity
+    doc: Optional[str]
+    at: Optional[str]
+    formula: Optional[str]
+    shared: list[Link]  # inputs the same for every row
+    facts: list[Group]  # fact patterns read, with counts
+    columns: list[str]  # varying input patterns
+    rows: list[Row]
+    single: bool = False
+    units: dict[str, str] = field(default_factory=dict)  # column ('=' for the value) -> unit stripped from its cells
+    notes: list[tuple[str, str]] = field(default_factory=list)  # notes the same for every row (key as '·')
+    own: list[Link] = field(default_factory=list)  # inputs of the row's own entity (patterns -> their groups)
+    label: str = ""  # a matrix column's header: the attribute, '(2)' for its second rule in the same matrix
+
+    @property
+    def kind(self) -> str:
+        """The entity kind of a keyed group ('image' for 'image[·].size'), else ''."""
+        return self.path.split("[", 1)[0] if self.path else ""
+
+    @property
+    def attr(self) -> str:
+        return self.path.split("].", 1)[-1] if self.path else self.title
+
+    @property
+    def flat(self) -> bool:
+        """Keyed, every input shared or of the row's own entity, no per-row notes: one column of a
+        matrix (rows = keys) is enough to show it."""
+        return bool(self.path) and not self.columns and not any(r.notes for r in self.rows)
+
+
+@dataclass
+class Matrix:
+    """Flat rule groups of one entity kind side by side: one row per key, one column per group."""
+
+    anchor: str
+    kind: str
+    groups: list[RuleGroup]
+    keys: list[str]
+    chunks: list[list[RuleGroup]]  # columns split into tables of at most MATRIX_COLUMNS
+    cells: dict[tuple[str, str], Row]  # (group anchor, key) -> row
+
+
+MATRIX_COLUMNS = 7
+
+
+class _View:
+    """Everything the template needs, computed once from the plan."""
+
     def __init__(self, plan: Plan):
         self.plan = plan
         self.index = Index(plan.decisions, plan.params_allowed)
         refs = cell_refs(plan)
-        for c in plan.cascades:  # cascade sizes name values: link them too
+        for c in plan.cascades:
             keys = list(c.before) + [k for s in c.steps for k in s.after]
             refs += [k for k in keys if self.index.lookup(k) is not None]
         for r in plan.residuals:
             refs += [u for u in r.unknowns if self.index.lookup(u) is not None]
         self.derivs: list[Derivation] = derivations(plan, dict.fromkeys(refs), closure=True, index=self.index)
-        self.anchors = anchor_ids(d.ref for d in self.derivs)
-        self.pending = {r.ref: r for r in plan.residuals}
+        self.anchors: dict[str, str] = {d.ref: f"v{i}" for i, d in enumerate(self.derivs, 1)}
+        self.residual_groups = self._residual_groups()
+        self.pending: dict[str, str] = {ref: g["anchor"] for g in self.residual_groups for ref in g["refs"]}
 
     # ------------------------------------------------------------ small pieces
-
-    def num(self, c: Optional[Cell]) -> str:
-        """A cell: a link to its derivation when it has a ref, else plain text."""
+    def num(self, c: Optional[Cell]) -> Num:
         if c is None:
-            return el("span", "&#8212;", class_="none")
+            return Num("\u2014")
         status = c.status if c.status != "known" else None
-        if c.ref and c.ref in self.anchors:
-            return el("a", escape(c.text), class_="num", href="#" + self.anchors[c.ref], data_ref=c.ref,
-                      data_status=status)
-        return el("span", escape(c.text), data_status=status)
+        return Num(c.text, self.anchors.get(c.ref) if c.ref else None, status)
 
-    def ref(self, path: str) -> str:
-        """A path in code, linked to its derivation when there is one."""
-        if path in self.anchors:
-            return el("a", code(path), class_="ref", href="#" + self.anchors[path])
-        return code(path)
-
-    def labelled(self, items: list[Labelled], head: str) -> str:
-        rows = "".join(el("tr", el("th", escape(i.label), scope="row") + el("td", self.num(i.cell))) for i in items)
-        return el("table", el("thead", el("tr", el("th", escape(head)) + el("th", "value"))) + el("tbody", rows))
-
-    def section(self, sid: str, title: str, inner: str, cls: Optional[str] = None) -> str:
-        return el("section", el("h2", escape(title)) + inner, id=sid, class_=cls) + "\n"
+    def link(self, path: str, shown: Optional[str] = None) -> Link:
+        return Link(path, self.anchors.get(path), shown)
 
     # ------------------------------------------------------------ sections
+    def attention(self) -> list[dict[str, Any]]:
+        return [{"level": w.level, "message": w.message, "ref": self.link(w.ref) if w.ref else None, "at": w.at}
+                for w in ordered_warnings(self.plan)]
 
-    def header(self) -> str:
-        p = self.plan
-        meta = [f"source {code(p.source)}",
-                "rules " + ", ".join(code(r) for r in p.rules),
-                f"rules sha256 {code(p.rules_sha256)}"]
-        if p.settings:
-            meta.append("settings " + ", ".join(code(s) for s in p.settings))
-        inner = el("h1", escape(p.title)) + el("p", " &#183; ".join(meta), class_="meta")
-        if p.overview:
-            inner += el("dl", "".join(el("div", el("dt", escape(i.label)) + el("dd", self.num(i.cell)))
-                                    for i in p.overview), class_="overview")
-        toc = [("attention", "attention"), ("scores", "scores"), ("cascade", "cascade"), ("images", "images"),
-               ("totals", "totals"), ("residuals", "residuals"), ("runtime", "run time"), ("recipe", "recipe"),
-               ("derivations", "derivations")]
-        inner += el("nav", "".join(el("a", t, href=f"#{s}") for s, t in toc), class_="toc")
-        return el("header", inner) + "\n"
+    def scores(self) -> list[dict[str, Any]]:
+        return [{"label": s.label, "num": self.num(s.cell), "colour": s.cell.colour,
+                 "meaning": COLOUR_MEANING.get(s.cell.colour or "", ""), "reasons": s.reasons}
+                for s in self.plan.scores]
 
-    def attention(self) -> str:
-        items = []
-        for w in ordered_warnings(self.plan):
-            where = [self.ref(w.ref)] if w.ref else []
-            where += [code(w.at)] if w.at else []
-            tail = " " + el("span", "(" + ", ".join(where) + ")", class_="where") if where else ""
-            items.append(el("li", el("span", escape(w.level), class_="level") + escape(w.message) + tail,
-                            class_=w.level))
-        body = el("ul", "".join(items)) if items else el("p", "Nothing needs attention.", class_="ok")
-        return self.section("attention", f"Needs attention: {warning_counts(self.plan)}", body, "attention")
+    def columns(self) -> list[Column]:
+        """Image columns: key first, then the deciding ones, then the rest; columns that only
+        repeat a part of every row's key (field, intent, spws, mode) are left out."""
+        cols = [c for c in image_columns(self.plan) if not self._in_key(c)]
+        head = [c for c in cols if c.key == "key"]
+        rest = [c for c in cols if c.key != "key"]
+        ranked = sorted(rest, key=lambda c: (DECIDING.index(c.key) if c.key in DECIDING else len(DECIDING)))
+        return head + ranked
 
-    def scores(self) -> str:
-        if not self.plan.scores:
-            return self.section("scores", "QA scores", el("p", "No scores."))
-        badges = []
-        for s in self.plan.scores:
-            colour = s.cell.colour
-            word = f"{colour} &#183; {escape(COLOUR_MEANING[colour])}" if colour else "no colour"
-            inner = (el("span", escape(s.label), class_="label") + el("span", self.num(s.cell), class_="score")
-                     + el("span", word, class_="colour"))
-            if s.reasons:
-                inner += el("ul", "".join(el("li", escape(r)) for r in s.reasons), class_="reasons")
-            badges.append(el("li", inner, class_=f"badge {colour or 'none'}", data_colour=colour or "none"))
-        return self.section("scores", "QA scores", el("ul", "".join(badges), class_="badges"))
+    def _in_key(self, col: Column) -> bool:
+        if col.key == "key" or not self.plan.images:
+            return False
+        for row in self.plan.images:
+            c = row.cells.get(col.key)
+            if c is None or c.ref or _bare(c.text) not in {_bare(part) for part in row.key.split(".")}:
+                return False
+        return True
 
-    def sizes(self, sizes: dict[str, str]) -> str:
-        return ", ".join(f"{self.ref(k)} = {escape(v)}" for k, v in sizes.items()) or "&#8212;"
+    def images(self) -> dict[str, Any]:
+        """The imaging table: a column's unit goes to its header and out of the cells that are
+        'number unit' (others, e.g. a residual's range, keep theirs)."""
+        cols = self.columns()
+        heads, columns = [], []
+        for c in cols:
+            if c.key == "key":
+                heads.append({"label": "image", "key": "key", "wrap": False, "unit": None})
+                continue
+            cells = [self.num(row_cell(r, c)) for r in self.plan.images]
+            unit = c.unit or _unit([n.text for n in cells if n.status is None])
+            if unit:
+                for n in cells:
+                    if _UNIT.match(n.text) and n.text.endswith(" " + unit):
+                        n.text = n.text.removesuffix(" " + unit)
+            label = column_header(c, self.plan).removesuffix(f" ({c.unit})") if c.unit else c.label
+            heads.append({"label": f"{label} ({unit})" if unit else label, "key": c.key, "wrap": c.key in WRAP,
+                          "unit": unit})
+            columns.append(cells)
+        rows = [{"key": _breakable(r.key), "cells": [col[i] for col in columns]} for i, r in enumerate(self.plan.images)]
+        return {"heads": heads, "rows": rows, "keyed": any(c.key == "key" for c in cols)}
 
-    def cascade(self) -> str:
-        if not self.plan.cascades:
-            return self.section("cascade", "Product-size cascade", el("p", "Not needed (no cascade in these rules)."))
-        parts = []
-        for c in self.plan.cascades:
-            parts.append(el("h3", code(c.name) + ": " + el("span", escape(c.outcome), class_="status")
-                            + " " + el("span", code(c.at), class_="where")))
-            parts.append(el("p", "before: " + self.sizes(c.before)))
-            if c.message:
-                parts.append(el("p", escape(c.message)))
-            if c.steps:
-                steps = []
-                for s in c.steps:
-                    changes = el("ul", "".join(el("li", code(ch)) for ch in s.changes)) if s.changes else ""
-                    steps.append(el("li", el("strong", escape(s.name)) + ": " + el("span", escape(s.status),
-                                                                                   class_="status")
-                                    + " " + el("span", code(s.at), class_="where") + changes
-                                    + el("div", "after: " + self.sizes(s.after))))
-                parts.append(el("ol", "".join(steps), class_="steps"))
-            elif c.outcome == "not needed":
-                parts.append(el("p", "No step needed: the products fit the limits.", class_="ok"))
-        return self.section("cascade", "Product-size cascade", "".join(parts))
+    def cascades(self) -> list[dict[str, Any]]:
+        return [self._cascade(c) for c in self.plan.cascades]
 
-    def images(self) -> str:
-        p = self.plan
-        n = len(p.images)
-        title = f"Imaging list ({n} image{'s' if n != 1 else ''})"
-        if not p.images:
-            return self.section("images", title, el("p", "No images."))
-        cols = image_columns(p)
-        head = el("tr", "".join(el("th", escape(column_header(c, p)), scope="col") for c in cols))
-        rows = []
-        for row in p.images:
-            cells = [el("th", code(row.key), scope="row") if c.key == "key" else el("td", self.num(row_cell(row, c)))
-                     for c in cols]
-            rows.append(el("tr", "".join(cells), data_key=row.key))
-        table = el("table", el("thead", head) + el("tbody", "".join(rows)), class_="images")
-        return self.section("images", title, el("div", table, class_="tablewrap"))
+    def _cascade(self, c: CascadePlan) -> dict[str, Any]:
+        keys = list(dict.fromkeys(list(c.before) + [k for s in c.steps for k in s.after]))
+        steps = [{"n": i, "name": s.name, "status": s.status, "at": s.at, "changes": group_changes(s.changes),
+                  "after": [s.after.get(k, "") for k in keys]} for i, s in enumerate(c.steps, 1)]
+        return {"name": c.name, "at": c.at, "outcome": c.outcome, "message": c.message,
+                "sizes": [self.link(k) for k in keys], "before": [c.before.get(k, "") for k in keys],
+                "steps": steps}
 
-    def totals(self) -> str:
-        if not self.plan.totals:
-            return self.section("totals", "Totals", el("p", "No totals."))
-        return self.section("totals", "Totals", self.labelled(self.plan.totals, "total"))
-
-    def residuals(self) -> str:
-        if not self.plan.residuals:
-            return self.section("residuals", "Waiting for data", el("p", "Nothing waits for data."))
-        parts = []
+    def _residual_groups(self) -> list[dict[str, Any]]:
+        groups: dict[tuple, dict[str, Any]] = {}
         for r in self.plan.residuals:
-            inner = el("h3", self.ref(r.ref))
-            inner += el("p", escape(r.summary))
-            inner += el("p", "formula: " + code(r.formula))
-            inner += el("p", "waits for: " + ", ".join(self.ref(u) for u in r.unknowns))
-            if r.cases:
-                rows = "".join(el("tr", el("td", code(c.condition)) + el("td", escape(c.text))) for c in r.cases)
-                inner += el("table", el("thead", el("tr", el("th", "when") + el("th", "value")))
-                            + el("tbody", rows))
-            parts.append(el("div", inner, class_="residual"))
-        return self.section("residuals", "Waiting for data", "".join(parts))
+            key = entity_key(r.ref) or ""
+            formula = r.formula.replace(f"[{key}]", "[·]") if key else r.formula
+            sig = (pattern(r.ref), formula, tuple(pattern(u) for u in r.unknowns),
+                   tuple((c.condition, c.text) for c in r.cases), r.summary)
+            g = groups.setdefault(sig, {"anchor": f"w{len(groups) + 1}", "path": pattern(r.ref), "formula": formula,
+                                        "unknowns": sorted({pattern(u) for u in r.unknowns}), "cases": r.cases,
+                                        "summary": r.summary, "refs": [], "which": []})
+            g["refs"].append(r.ref)
+            g["which"].append(Link(key or r.ref, self.anchors.get(r.ref)))
+        return list(groups.values())
 
-    def runtime(self) -> str:
+    def runtime(self) -> Optional[dict[str, Any]]:
         rt = self.plan.runtime
         if rt is None:
-            return self.section("runtime", "Run time", el("p", "No run-time estimate."))
-        word = fits_word(rt)
-        inner = el("p", f"Fits in {escape(rt.limit)}: " + el("strong", word) + " &#8212; total "
-                   + self.num(rt.total), class_=f"fits {word}")
-        if rt.terms:
-            inner += self.labelled(rt.terms, "term")
-        inner += el("p", "calibration: " + escape(rt.calibration), class_="meta")
-        return self.section("runtime", "Run time", inner)
+            return None
+        return {"word": fits_word(rt), "limit": rt.limit, "total": self.num(rt.total),
+                "terms": [{"label": t.label, "num": self.num(t.cell)} for t in rt.terms],
+                "calibration": rt.calibration}
 
-    def recipe(self) -> str:
-        if not self.plan.recipe:
-            return self.section("recipe", "Recipe", el("p", "No stages."))
-        rows = []
-        for n, s in enumerate(self.plan.recipe, 1):
-            state = stage_state(s)
-            steers = "; ".join(f"{escape(d.label)} = {self.num(d.cell)}" for d in s.decisions)
-            rows.append(el("tr", el("td", str(n)) + el("td", code(s.name), class_="stage")
-                           + el("td", state, class_="state") + el("td", escape(s.why)) + el("td", steers)
-                           + el("td", code(s.at)), class_=state))
-        head = el("tr", "".join(el("th", h) for h in ("#", "stage", "state", "why", "steered by", "at")))
-        table = el("table", el("thead", head) + el("tbody", "".join(rows)), class_="recipe")
-        return self.section("recipe", "Recipe", el("div", table, class_="tablewrap"))
+    def recipe(self) -> list[dict[str, Any]]:
+        return [{"n": n, "name": s.name, "state": stage_state(s), "why": s.why, "at": s.at,
+                 "steers": [{"label": d.label, "num": self.num(d.cell)} for d in s.decisions]}
+                for n, s in enumerate(self.plan.recipe, 1)]
 
-    def derivation(self, d: Derivation) -> str:
-        value = el("span", escape(d.text), data_status=d.status if d.status != "known" else None)
-        inner = el("h3", code(d.path) + " = " + value)
-        if d.doc:
-            inner += el("p", escape(d.doc), class_="doc")
-        rows: list[tuple[str, str]] = []
-        if d.kind == "param":
-            rows.append(("parameter", escape(d.origin or "")))
-            if d.allowed:
-                rows.append(("accepts", code(d.allowed)))
-        elif d.kind == "missing":
-            rows.append(("note", "this ref names no value in the decisions"))
-        elif d.origin:
-            rows.append(("origin", escape(d.origin)))
-        if d.rule:
-            rows.append(("rule", code(d.rule)))
-        if d.at:
-            rows.append(("at", code(d.at)))
-        if d.formula:
-            rows.append(("formula", code(d.formula)))
-        if d.inputs:
-            items = []
+    # ------------------------------------------------------------ charts
+    def charts(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self.plan.cascades:
+            if not c.before:
+                continue
+            keys = list(dict.fromkeys(list(c.before) + [k for s in c.steps for k in s.after]))
+            for k in keys:
+                texts = [c.before.get(k, "")] + [s.after.get(k, "") for s in c.steps]
+                labels = ["before"] + [f"{i}. {s.name}" for i, s in enumerate(c.steps, 1)]
+                bars = [charts.Bar(lab, charts.parse_quantity(t, "GB"), t) for lab, t in zip(labels, texts, strict=True)]
+                limit = self._limit_for(k)
+                name = k.removeprefix("dataset.").replace("_", " ")
+                svg = charts.size_panel(f"{c.name}: {name}", "GB", bars,
+                                        charts.parse_quantity(limit.text, "GB") if limit else None,
+                                        limit.text if limit else "")
+                cap = (f"{name} after each step of cascade {c.name}" if c.steps else
+                       f"{name} of cascade {c.name}, no step needed") + (
+                    f" against {limit.ref.removeprefix('param:')} = {limit.text}" if limit else " (no limit found)")
+                out.append({"svg": Markup(svg), "caption": cap, "href": "#cascade", "width": 420})
+        rt = self.plan.runtime
+        if rt is not None and self.plan.images:
+            col = next((c.key for c in self.plan.columns if c.key in ("run_time", "time")), None)
+            if col is not None:
+                bars = [charts.Bar(r.key, charts.parse_quantity(r.cells[col].text, "h"), r.cells[col].text)
+                        for r in self.plan.images if col in r.cells]
+                total = charts.Bar("all images", charts.parse_quantity(rt.total.text, "h"), rt.total.text)
+                svg = charts.runtime_bars(bars, total, charts.parse_quantity(rt.limit, "h"), rt.limit, width=560)
+                out.append({"svg": Markup(svg), "caption": f"estimated imaging time: {rt.total.text} "
+                            f"against the {rt.limit} requirement", "href": "#runtime", "width": 560})
+        return out
+
+    def _limit_for(self, key: str) -> Optional[Cell]:
+        """The `max_*` parameter that limits a cascade size (dataset.largest_cube -> max_cube_size):
+        the one sharing most name words with it, ignoring size/max/largest/total; None if none."""
+        generic = {"max", "size", "largest", "total", "dataset"}
+        words = set(re.split(r"[._]", key)) - generic
+        best: tuple[int, str] = (0, "")
+        for p in sorted(self.index.params):
+            if p.startswith("max_"):
+                common = len(words & (set(p.split("_")) - generic))
+                if common > best[0]:
+                    best = (common, p)
+        if not best[1]:
+            return None
+        param = self.index.params[best[1]]
+        return Cell(text=param.text, ref=f"param:{best[1]}")
+
+    # ------------------------------------------------------------ derivations
+    def rule_groups(self) -> list[RuleGroup]:
+        by: dict[tuple, list[Derivation]] = {}
+        for d in self.derivs:
+            sig = ("param",) if d.kind == "param" else (d.kind, d.rule, d.at, d.formula, d.doc, pattern(d.path))
+            by.setdefault(sig, []).append(d)
+        groups = [self._group(i, ds) for i, ds in enumerate(by.values(), 1)]
+        where = {}
+        for g in groups:
+            where.setdefault(g.path, g.anchor)
+        for g in groups:
+            for link in g.own:
+                link.href = where.get(link.text)
+        return groups
+
+    def derivation_blocks(self) -> tuple[list[Matrix], list[RuleGroup]]:
+        """Matrices of the flat groups (one per entity kind, kinds in order of first appearance),
+        and the other groups in order."""
+        groups = self.rule_groups()
+        kinds: dict[str, list[RuleGroup]] = {}
+        for g in groups:
+            if g.flat:
+                kinds.setdefault(g.kind, []).append(g)
+        matrices = []
+        for n, (kind, gs) in enumerate(kinds.items(), 1):
+            first = {g.attr: i for i, g in reversed(list(enumerate(gs)))}
+            gs = sorted(gs, key=lambda g: first[g.attr])  # rules of one attribute side by side
+            seen: dict[str, int] = {}
+            for g in gs:
+                seen[g.attr] = seen.get(g.attr, 0) + 1
+                g.label = g.attr if seen[g.attr] == 1 else f"{g.attr} ({seen[g.attr]})"
+            keys = list(dict.fromkeys(r.key for g in gs for r in g.rows))
+            chunks = [gs[i:i + MATRIX_COLUMNS] for i in range(0, len(gs), MATRIX_COLUMNS)]
+            cells = {(g.anchor, r.key): r for g in gs for r in g.rows}
+            matrices.append(Matrix(f"m{n}", kind, gs, keys, chunks, cells))
+        return matrices, [g for g in groups if not g.flat]
+
+    def _group(self, n: int, ds: list[Derivation]) -> RuleGroup:
+        first = ds[0]
+        if first.kind == "param":
+            rows = [Row(self.anchors[d.ref], d.ref, d.ref.removeprefix("param:"), Num(d.text), {},
+                        [("accepts", d.allowed or ""), ("at", d.at or "")]) for d in ds]
+            return RuleGroup(f"r{n}", "parameters", None, None, None, None, [], [], [], rows)
+        keyed = len(ds) > 1 and all(entity_key(d.path) for d in ds)
+        inputs = [[i for i in d.inputs if i.ref] for d in ds]
+        shared_refs = set.intersection(*({i.ref for i in ins} for ins in inputs)) if len(ds) > 1 else set()
+        columns = list(dict.fromkeys(pattern(i.text) for ins in inputs for i in ins if i.ref not in shared_refs))
+        shared = [Link(i.text, self.anchors.get(i.ref or ""), i.shown) for i in inputs[0] if i.ref in shared_refs]
+        facts: dict[str, int] = {}
+        for d in ds:
             for i in d.inputs:
-                shown = f" = {escape(i.shown)}" if i.shown is not None else " " + el("span", escape(i.kind),
-                                                                                    class_="kind")
-                items.append(el("li", self.ref(i.text) + shown))
-            rows.append(("inputs", el("ul", "".join(items))))
+                if not i.ref:
+                    facts[pattern(i.text)] = facts.get(pattern(i.text), 0) + 1
+        own = set()
+        if keyed:  # inputs of the row's own entity: shown in the same row of their own group
+            for d, ins in zip(ds, inputs, strict=True):
+                kind, key = d.path.split("[", 1)[0], entity_key(d.path)
+                own |= {i.ref for i in ins if i.text.startswith(f"{kind}[{key}].")}
+            columns = [c for c in columns if any(i.ref not in own and i.ref not in shared_refs and pattern(i.text) == c
+                                                 for ins in inputs for i in ins)]
+        own_patterns = list(dict.fromkeys(pattern(i.text) for ins in inputs for i in ins if i.ref in own))
+        rows = []
+        for d, ins in zip(ds, inputs, strict=True):
+            cells: dict[str, list[Link]] = {}
+            for i in ins:
+                if i.ref not in shared_refs and i.ref not in own:
+                    shown = short(i.shown) if i.shown is not None else None
+                    cells.setdefault(pattern(i.text), []).append(Link(i.text, self.anchors.get(i.ref or ""), shown))
+            rows.append(Row(self.anchors[d.ref], d.ref, (entity_key(d.path) or d.path) if keyed else d.path,
+                            Num(short(d.text) if keyed else d.text, None, d.status if d.status != "known" else None), cells,
+                            self._notes(d)))
+        single = len(ds) == 1
+        if single:  # one value: every input is listed with its path
+            shared = [Link(i.text, self.anchors.get(i.ref or ""), i.shown) for i in inputs[0]]
+            columns = []
+            rows[0].inputs = {}
+        group = RuleGroup(f"r{n}", first.rule or first.kind, pattern(first.path) if keyed else None, first.doc,
+                          first.at, first.formula, shared, [Group(p, k) for p, k in facts.items()], columns, rows,
+                          single)
+        if keyed:
+            group.notes = _hoist_notes(rows)
+            group.units = _strip_units(rows, columns)
+            group.own = [Link(p) for p in own_patterns]
+        return group
+
+    def _notes(self, d: Derivation) -> list[tuple[str, Any]]:
+        notes: list[tuple[str, Any]] = []
+        if d.kind == "missing":
+            notes.append(("note", "this ref names no value in the decisions"))
+        elif d.origin and d.origin != "rule":
+            notes.append(("origin", d.origin))
         if d.reasons:
-            rows.append(("reasons", el("ul", "".join(el("li", escape(r)) for r in d.reasons))))
+            notes.append(("reasons", "; ".join(d.reasons)))
         if d.waits_for:
-            rows.append(("waits for", ", ".join(self.ref(w) for w in d.waits_for)))
+            notes.append(("waits for", [self.link(w) for w in d.waits_for]))
         if d.ref in self.pending:
-            rows.append(("until then", escape(self.pending[d.ref].summary) + " "
-                         + el("a", "(cases)", class_="ref", href="#residuals")))
+            notes.append(("until then", Link("cases", self.pending[d.ref])))
         if d.errors:
-            rows.append(("errors", el("ul", "".join(el("li", escape(e)) for e in d.errors))))
-        inner += el("dl", "".join(el("dt", k) + el("dd", v) for k, v in rows))
-        return el("section", inner, id=self.anchors[d.ref], class_="deriv", data_ref=d.ref) + "\n"
+            notes.append(("errors", "; ".join(d.errors)))
+        return notes
 
-    def derivations(self) -> str:
-        intro = el("p", "Each value shown above, with the rule and formula that made it and its inputs; "
-                        "inputs that are values link further down to parameters and facts.", class_="meta")
-        return self.section("derivations", "Derivations", intro + "\n" + "".join(map(self.derivation, self.derivs)))
-
-    def page(self) -> str:
+    def context(self) -> dict[str, Any]:
         p = self.plan
-        body = (self.header() + "<main>\n" + self.attention() + self.scores() + self.cascade() + self.images()
-                + self.totals() + self.residuals() + self.runtime() + self.recipe() + self.derivations()
-                + "</main>\n"
-                + el("footer", f"almarules {escape(p.decisions.almarules)} &#183; dry-run plan of "
-                     + code(p.source)) + "\n")
-        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                f"<title>{escape(p.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-                + body + "</body>\n</html>\n")
+        return {"plan": p, "css": Markup(stylesheet()), "counts": warning_counts(p), "attention": self.attention(),
+                "overview": [{"label": i.label, "num": self.num(i.cell)} for i in p.overview],
+                "charts": (charts_ := self.charts()), "chart_columns": _grid_columns(charts_), "scores": self.scores(), "cascades": self.cascades(),
+                "images": self.images(), "totals": [{"label": i.label, "num": self.num(i.cell)} for i in p.totals],
+                "residuals": self.residual_groups, "runtime": self.runtime(), "recipe": self.recipe(), "recipe_file": _one_file(s.at for s in p.recipe),
+                "blocks": self.derivation_blocks(), "nderivs": len(self.derivs)}
+
+
+def _keyless(row: Row, value: Any) -> Optional[str]:
+    """A note's value with the row's key as '·' (None when it holds a link: those stay per row)."""
+    if isinstance(value, str):
+        return value.replace(row.key, "·")
+    if isinstance(value, list) and all(isinstance(v, Link) and not v.href for v in value):
+        return ", ".join(v.text.replace(f"[{row.key}]", "[·]") for v in value)
+    return None
+
+
+def _hoist_notes(rows: list[Row]) -> list[tuple[str, str]]:
+    """Notes that read the same in every row once the row's key is '·': removed from the rows,
+    returned once for the group."""
+    first = rows[0]
+    out = []
+    for label, value in list(first.notes):
+        text = _keyless(first, value)
+        if text is None:
+            continue
+        if all(any(lab == label and _keyless(r, v) == text for lab, v in r.notes) for r in rows):
+            out.append((label, text))
+            for r in rows:
+                r.notes = [(lab, v) for lab, v in r.notes if not (lab == label and _keyless(r, v) == text)]
+    return out
+
+
+_UNIT = re.compile(r"^[-+0-9.eE]+ (\S+)$")
+
+
+def _unit(texts: list[str]) -> Optional[str]:
+    """The unit every text shares ('0.2 GB', '13 GB' -> 'GB'), or None."""
+    units = {m.group(1) if (m := _UNIT.match(t)) else None for t in texts}
+    return units.pop() if len(units) == 1 and None not in units else None
+
+
+def _strip_units(rows: list[Row], columns: list[str]) -> dict[str, str]:
+    """Moves a unit shared by a whole column (and by the value column, '=') into its header."""
+    out: dict[str, str] = {}
+    unit = _unit([r.value.text for r in rows])
+    if unit:
+        out["="] = unit
+        for r in rows:
+            r.value.text = r.value.text.removesuffix(" " + unit)
+    for c in columns:
+        links = [link for r in rows for link in r.inputs.get(c, [])]
+        unit = _unit([link.shown or "" for link in links])
+        if unit:
+            out[c] = unit
+            for link in links:
+                link.shown = (link.shown or "").removesuffix(" " + unit)
+    return out
+
+
+def _one_file(ats: Any) -> Optional[str]:
+    """The file of 'file:line:col' locations when they all share one (shown once in a header)."""
+    files = {at.rsplit(":", 2)[0] for at in ats if at.count(":") >= 2}
+    return files.pop() if len(files) == 1 else None
+
+
+def _grid_columns(figures: list[dict[str, Any]]) -> Optional[str]:
+    """CSS grid columns for the charts: in proportion to their natural widths when 2 or 3 share
+    a row, the natural width for one alone; None (the stylesheet's auto-fit grid) otherwise."""
+    if len(figures) == 1:
+        return f"grid-template-columns: minmax(0, {figures[0]['width'] + 30}px)"
+    if not 2 <= len(figures) <= 3:
+        return None
+    return "grid-template-columns: " + " ".join(f"minmax(0, {f['width']}fr)" for f in figures)
+
+
+def group_changes(changes: list[str]) -> list[Group]:
+    """A cascade step's changes with identical actions on different entities grouped:
+    'image[A].pblimit = 0.5', 'image[B].pblimit = 0.5' -> 'image[·].pblimit = 0.5' x2 (A, B);
+    a change alone in its pattern is kept as written. Order of first appearance."""
+    by: dict[str, list[str]] = {}
+    for ch in changes:
+        by.setdefault(pattern(ch), []).append(ch)
+    out = []
+    for pat, items in by.items():
+        if len(items) == 1:
+            out.append(Group(items[0], 1))
+        else:
+            out.append(Group(pat, len(items), [Link(entity_key(ch) or ch) for ch in items]))
+    return out
 
 
 def render(plan: Plan, explain: bool = False) -> str:
     """The plan as one self-contained HTML page. Derivations are always included (every number
     links to one); `explain` is accepted for a uniform signature and changes nothing."""
-    return _Page(plan).page()
+    return _env().get_template("plan.html.j2").render(_View(plan).context())

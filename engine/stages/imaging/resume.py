@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from almarules.engine.stages.imaging.stage import Stage
 
 
-def _ms_files(ms: Path) -> list[tuple[str, int, int]]:
+def ms_identity(ms: Path) -> list[tuple[str, int, int]]:
     """(path within the MS, size, mtime in ns) of every file of the MS tree, sorted."""
     found = []
     for root, dirs, files in os.walk(ms):
@@ -47,7 +47,7 @@ def inputs_digest(stage: "Stage") -> str:
         "almarules": __version__, "rules_sha256": stage.dec.rules_sha256, "sets": list(stage.sets),
         "mous": stage.mous, "contdat": stage.contdat.model_dump(mode="json") if stage.contdat else None,
         "data_calibrated": stage.data_calibrated, "extra_products": stage.extra_products,
-        "ms": [[str(Path(m).resolve()), _ms_files(Path(m))] for m in stage.ms_paths],
+        "ms": [[str(Path(m).resolve()), ms_identity(Path(m))] for m in stage.ms_paths],
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 

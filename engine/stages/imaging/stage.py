@@ -67,6 +67,7 @@ class Stage:
     nthreads: int = 0
     log: Optional[Progress] = None
     data_calibrated: bool = False  # the user says DATA holds calibrated visibilities (--data-calibrated)
+    inputs: Optional[str] = None  # the digest of this run's inputs, when the caller computed it (almarules run)
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
     dec: Decisions = field(init=False)
     _inputs: Optional[str] = field(default=None, init=False, repr=False)
@@ -112,7 +113,7 @@ class Stage:
     def inputs_sha256(self) -> str:
         """The digest of this run's inputs (`resume.inputs_digest`), computed once."""
         if self._inputs is None:
-            self._inputs = resume.inputs_digest(self)
+            self._inputs = self.inputs or resume.inputs_digest(self)
         return self._inputs
 
     def dish(self) -> float:
@@ -564,7 +565,7 @@ def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[Imag
         raise ImagingError("the rules' imaging list is empty for this dataset")
     records = []
     for i, key in enumerate(keys, 1):
-        kept = _kept(stage, key)
+        kept = kept_image(stage, key)
         if kept is not None:
             records.append(kept)
             stage.say(f"[{i}/{len(keys)}] {key}: kept (its record and products match this run's inputs)")
@@ -575,15 +576,27 @@ def make_images(stage: Stage, keys: Optional[Sequence[str]] = None) -> list[Imag
     return records
 
 
-def _kept(stage: Stage, key: str) -> Optional[ImageRecord]:
-    """The record of `key` already on disk when the image need not be made again (`resume`)."""
+def _probe_writer(stage: Stage, key: str) -> Optional[ProductWriter]:
+    """A writer for `key`'s names (no record of its own yet), or None when the rules give no such image."""
     try:
         job = stage.job(key)
     except ImagingError:
         return None
     probe = ImageRecord(key=key, field=job.field, intent=job.intent, spws=job.spws, specmode=job.specmode,
                         status="ok", rules=[], rules_sha256="")
-    return resume.kept_record(stage, ProductWriter(stage, job, probe), stage.inputs_sha256())
+    return ProductWriter(stage, job, probe)
+
+
+def kept_image(stage: Stage, key: str) -> Optional[ImageRecord]:
+    """The record of `key` already on disk when the image need not be made again (`resume`)."""
+    writer = _probe_writer(stage, key)
+    return None if writer is None else resume.kept_record(stage, writer, stage.inputs_sha256())
+
+
+def record_path(stage: Stage, key: str) -> Optional[Path]:
+    """Where the record of `key` is written (None when the rules give no such image)."""
+    writer = _probe_writer(stage, key)
+    return None if writer is None else writer.path("record", "json")
 
 
 def _progress_tail(rec: ImageRecord) -> str:

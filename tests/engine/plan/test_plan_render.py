@@ -29,7 +29,15 @@ def plan() -> Plan:
 # ---------------------------------------------------------------- an HTML checker
 
 class Page(HTMLParser):
-    """Parses a page strictly: balanced tags, ids, links, numbers, badges, derivation sections."""
+    """Parses a page strictly: balanced tags (self-closing only inside <svg>, as HTML5 allows in
+    foreign content), ids, links, numbers, badges and derivation entries.
+
+    A derivation entry is anything with an id that names a value: a `section.deriv` with
+    `data-ref`, a table row `tr[id]` of a table with `data-path` ('image[·].threshold'; the
+    row's first cell is the key), or a cell `td[id]` under a column header `th[data-path]`.
+    `sections[id]` gives its ref, the hrefs in it (a row's plus those of its group's header) and
+    its text (likewise). A number `a.num` under a column header with `data-unit` reads, when it
+    is a bare number, with that unit appended, as the table shows it; its `ref` is the ref of the entry it links to."""
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=True)
@@ -41,38 +49,109 @@ class Page(HTMLParser):
         self.tags: list[str] = []
         self.nums: list[dict[str, Any]] = []  # a.num: ref, href, text
         self.badges: list[dict[str, Any]] = []
-        self.sections: dict[str, dict[str, Any]] = {}  # derivation id -> data-ref, hrefs inside, text
+        self.sections: dict[str, dict[str, Any]] = {}  # entry id -> ref, hrefs, text (and key in a table)
+        self.paths: dict[str, str] = {}  # id of a rule group (section or legend entry) -> its 'image[·].x'
         self.text: list[str] = []
         self._num: dict[str, Any] | None = None
-        self._deriv: list[tuple[int, str]] = []  # (stack depth, id)
+        self._open: list[tuple[int, str]] = []  # (stack depth, entry id) collecting hrefs and text
+        self._groups: list[tuple[int, dict[str, Any]]] = []  # (depth, section.deriv group header: hrefs, text)
+        self._tables: list[dict[str, Any]] = []
         self.feed(text)
         self.close()
         if self.stack:
             self.problems.append(f"unclosed: {self.stack}")
+        for a in self.nums:
+            entry = self.sections.get((a["href"] or "#")[1:])
+            a["ref"] = entry["ref"] if entry else None
 
+    # ------------------------------------------------------------ tables
+    def _table_start(self, tag: str, a: dict[str, str]) -> None:
+        if tag == "table":
+            self._tables.append({"path": a.get("data-path"), "heads": [], "row": None, "depth": len(self.stack)})
+            if a.get("data-path") and self._groups and self._groups[-1][1]["id"]:
+                self.paths.setdefault(self._groups[-1][1]["id"], a["data-path"])
+        elif not self._tables:
+            return
+        t = self._tables[-1]
+        if tag == "tr":
+            t["row"] = {"cells": 0, "key": None, "keytext": "", "id": a.get("id"), "ids": [], "nums": [],
+                        "head": "thead" in self.stack[t["depth"]:]}
+        elif tag in ("th", "td") and t["row"] is not None:
+            r = t["row"]
+            r["col"] = r["cells"]
+            r["cells"] += 1
+            if r["head"]:
+                t["heads"].append({"path": a.get("data-path"), "unit": a.get("data-unit")})
+                r["thpath"] = a.get("data-path")
+            elif tag == "th" and r["col"] == 0:
+                r["inkey"] = True
+            if "id" in a and tag == "td":
+                r["ids"].append((a["id"], r["col"]))
+
+    def _table_end(self, tag: str) -> None:
+        if not self._tables:
+            return
+        t = self._tables[-1]
+        r = t["row"]
+        if tag == "th" and r is not None:
+            r["inkey"] = False
+            r["thpath"] = None
+        if tag == "tr" and r is not None and not r["head"]:
+            key = r["keytext"].strip()
+            if r["id"] and t["path"]:
+                self.sections[r["id"]]["ref"] = _ref(t["path"], key)
+            for eid in [r["id"]] + [cid for cid, _ in r["ids"]]:
+                if eid in self.sections:
+                    self.sections[eid]["key"] = key
+            for cid, col in r["ids"]:
+                head = t["heads"][col] if col < len(t["heads"]) else {}
+                self.sections[cid]["ref"] = _ref(head.get("path") or "", key) if head.get("path") else None
+            for num, col in r["nums"]:
+                unit = t["heads"][col]["unit"] if col < len(t["heads"]) else None
+                if unit and re.fullmatch(r"[-+0-9.eE]+", num["text"]):  # a bare number takes the header's unit
+                    num["text"] += " " + unit
+            t["row"] = None
+        if tag == "table":
+            self._tables.pop()
+
+    # ------------------------------------------------------------ parser
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         self.tags.append(tag)
         self.attrs_seen += [(tag, k, v) for k, v in a.items()]
-        if "id" in a:
-            self.ids.append(a["id"])
         if "href" in a:
             self.hrefs.append(a["href"])
-            if self._deriv:
-                self.sections[self._deriv[-1][1]]["hrefs"].append(a["href"])
+            if self._tables and (r := self._tables[-1]["row"]) is not None and r.get("thpath"):
+                self.paths[a["href"][1:]] = r["thpath"]  # a matrix column's header links to its rule
+            for _, sid in self._open:
+                self.sections[sid]["hrefs"].append(a["href"])
+            if self._groups and not self._tables:
+                self._groups[-1][1]["hrefs"].append(a["href"])
         classes = a.get("class", "").split()
         if tag == "a" and "num" in classes:
-            self._num = {"ref": a.get("data-ref"), "href": a.get("href"), "text": ""}
+            self._num = {"ref": None, "href": a.get("href"), "text": ""}
         if "badge" in classes:
             self.badges.append({"colour": a.get("data-colour"), "classes": classes})
-        if tag not in VOID:
-            self.stack.append(tag)
-            if tag == "section" and "deriv" in classes:
-                self._deriv.append((len(self.stack), a["id"]))
-                self.sections[a["id"]] = {"ref": a.get("data-ref"), "hrefs": [], "text": ""}
+        if tag in VOID:
+            return
+        self.stack.append(tag)
+        self._table_start(tag, a)
+        if "id" in a:
+            self.ids.append(a["id"])
+            entry = None
+            if tag == "section" and "deriv" in classes and "data-ref" in a:
+                entry = {"ref": a["data-ref"], "hrefs": [], "text": ""}
+            elif tag in ("tr", "td") and self._tables:
+                group = self._groups[-1][1] if self._groups else {"hrefs": [], "text": ""}
+                entry = {"ref": None, "hrefs": list(group["hrefs"]), "text": group["text"]}
+            if entry is not None:
+                self.sections[a["id"]] = entry
+                self._open.append((len(self.stack), a["id"]))
+        if tag == "section" and "deriv" in classes and "data-ref" not in a:
+            self._groups.append((len(self.stack), {"hrefs": [], "text": "", "id": a.get("id")}))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in VOID:
+        if tag not in VOID and "svg" not in self.stack:
             self.problems.append(f"self-closed <{tag}/>")
         self.handle_starttag(tag, attrs)
         if tag not in VOID:
@@ -85,19 +164,34 @@ class Page(HTMLParser):
         if not self.stack or self.stack[-1] != tag:
             self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
             return
-        if self._deriv and self._deriv[-1][0] == len(self.stack):
-            self._deriv.pop()
+        depth = len(self.stack)
+        if self._open and self._open[-1][0] == depth:
+            self._open.pop()
+        if self._groups and self._groups[-1][0] == depth:
+            self._groups.pop()
+        self._table_end(tag)
         self.stack.pop()
         if tag == "a" and self._num is not None:
             self.nums.append(self._num)
+            if self._tables and self._tables[-1]["row"] is not None:
+                self._tables[-1]["row"]["nums"].append((self._num, self._tables[-1]["row"]["col"]))
             self._num = None
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
         if self._num is not None:
             self._num["text"] += data
-        for _, sid in self._deriv:
+        for _, sid in self._open:
             self.sections[sid]["text"] += data
+        if self._groups and not self._tables:
+            self._groups[-1][1]["text"] += data
+        if self._tables and (r := self._tables[-1]["row"]) is not None and r.get("inkey"):
+            r["keytext"] += data
+
+
+def _ref(path: str, key: str) -> str:
+    """'image[·].threshold' with key 'X' -> 'image[X].threshold'; 'param:·' -> 'param:X'."""
+    return path.replace("·", key, 1)
 
 
 def plan_cell_texts(plan: Plan) -> dict[str, set[str]]:
@@ -298,14 +392,14 @@ def test_html_numbers_link_to_their_derivation(plan: Plan) -> None:
     page = Page(plan_html.render(plan))
     texts = plan_cell_texts(plan)
     assert len(page.nums) == sum(1 for cell in _cells(plan) if cell.ref)  # every number with a ref is a link
-    for a in page.nums:
+    for a in page.nums:  # the ref is read from the entry the link lands on, the texts from the JSON
+        assert a["ref"] is not None, a
         assert a["text"] in texts[a["ref"]], a
-        target = a["href"][1:]
-        assert page.sections[target]["ref"] == a["ref"]
-    # the residual cell shows its own text, its derivation the value's
+    # the residual cell shows its own text, its derivation the value's (unknown, and what it waits for)
     cube = next(a for a in page.nums if a["ref"] == f"image[{CUBE}].threshold")
     assert cube["text"] == "0.84 mJy/beam to >= 2.1 mJy/beam"
-    assert "unknown (waits for" in page.sections[cube["href"][1:]]["text"]
+    entry = page.sections[cube["href"][1:]]["text"]
+    assert "unknown" in entry and f"waits for: measurements[{CUBE}]" in entry
 
 
 def _cells(plan: Plan) -> list[Cell]:
@@ -314,21 +408,31 @@ def _cells(plan: Plan) -> list[Cell]:
     return list(plan_cells(plan))
 
 
+def walk(page: Page, start: str) -> set[str]:
+    """The refs a reader reaches from one entry by following links: to another entry, or to a
+    rule group ('same image: image[·].x'), then to that group's entry with the same key."""
+    by_ref = {s["ref"]: sid for sid, s in page.sections.items()}
+    seen, todo = {start}, [start]
+    while todo:
+        entry = page.sections[todo.pop()]
+        for h in entry["hrefs"]:
+            nxt = h[1:] if h[1:] in page.sections else None
+            if nxt is None and h[1:] in page.paths and entry.get("key"):
+                nxt = by_ref.get(_ref(page.paths[h[1:]], entry["key"]))
+            if nxt is not None and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return {page.sections[s]["ref"] for s in seen}
+
+
 def test_html_derivations_walk_down_to_facts(plan: Plan) -> None:
     page = Page(plan_html.render(plan))
     by_ref = {s["ref"]: sid for sid, s in page.sections.items()}
-    start = by_ref[f"image[{CUBE}].threshold"]
-    seen, todo = {start}, [start]
-    while todo:
-        for h in page.sections[todo.pop()]["hrefs"]:
-            if h[1:] in page.sections and h[1:] not in seen:
-                seen.add(h[1:])
-                todo.append(h[1:])
-    reached = {page.sections[s]["ref"] for s in seen}
+    reached = walk(page, by_ref[f"image[{CUBE}].threshold"])
     assert {"param:tlimit", f"image[{CUBE}].sensitivity", f"image[{CUBE}].dr_correction",
             f"image[{CUBE}].dirty_dr"} <= reached
     dirty = page.sections[by_ref[f"image[{CUBE}].dirty_dr"]]["text"]
-    assert f"image[{CUBE}].measured" in dirty and "fact" in dirty
+    assert "image[·].measured" in dirty and "fact" in dirty  # facts read, by pattern and count
     score = page.sections[by_ref["dataset.importdata_score"]]["text"]
     assert "- 0.1 no flux calibrator" in score and "rules/alma/cycle4/qa.rules:16:1" in score
     tlimit = page.sections[by_ref["param:tlimit"]]["text"]

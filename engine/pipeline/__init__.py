@@ -1,0 +1,1 @@
+"""The pipeline: the recipe executed end to end (runner, WORKDIR state, Dask tasks, products, weblog). Imports: every engine subpackage below it (stages, products, plan, evaluate, facts, ms, io), dsl and kernels."""

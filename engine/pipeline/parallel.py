@@ -1,0 +1,119 @@
+"""Where independent tasks run: in this process (``--workers 1``), on a Dask ``LocalCluster`` sized
+to the machine (the default), or on an existing Dask cluster (``--scheduler tcp://host:8786``,
+whose workers must see WORKDIR and the Measurement Sets at the same paths).
+
+The cluster starts only when a stage has two or more tasks to run, and is closed at the end of the
+run (or on Ctrl-C, which also stops its workers). Each task's result arrives as soon as it is done,
+in completion order; the runner records them by key, so the order never changes a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+
+class Executor:
+    """Runs a function over tasks, serially or on Dask."""
+
+    def __init__(self, workers: Optional[int] = None, scheduler: Optional[str] = None,
+                 memory_bytes: int = 4 * 1024 ** 3, threads: int = 0):
+        self.workers = workers
+        self.scheduler = scheduler
+        self.memory_bytes = memory_bytes
+        self.threads = threads
+        self._client: Any = None
+        self._cluster: Any = None
+
+    @property
+    def serial(self) -> bool:
+        return self.scheduler is None and (self.workers or self.default_workers()) <= 1
+
+    @staticmethod
+    def default_workers() -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def task_threads(self) -> int:
+        """Gridder/FFT threads per task: --threads, else the cores shared among local workers
+        (0, all cores, when serial; 1 on a remote cluster)."""
+        if self.threads:
+            return self.threads
+        if self.scheduler:
+            return 1
+        if self.serial:
+            return 0
+        return max(1, self.default_workers() // (self.workers or self.default_workers()))
+
+    def describe(self) -> str:
+        if self.scheduler:
+            n = len(self._client.scheduler_info()["workers"]) if self._client else "?"
+            return f"Dask scheduler {self.scheduler} ({n} workers)"
+        if self.serial:
+            return "serial (this process)"
+        n = self.workers or self.default_workers()
+        return f"Dask LocalCluster: {n} worker processes x 1 thread"
+
+    def _connect(self) -> Any:
+        if self._client is not None:
+            return self._client
+        from distributed import Client, LocalCluster
+
+        for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        if self.scheduler:
+            try:
+                self._client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ConnectionError(f"cannot reach the Dask scheduler {self.scheduler}: {exc}") from None
+        else:
+            n = self.workers or self.default_workers()
+            # the workers ignore SIGINT (inherited at their start): Ctrl-C reaches the whole process group,
+            # and only this process handles it, closing the cluster, instead of each worker dying loudly
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                             memory_limit=self.memory_bytes + 1024 ** 3, dashboard_address=None,
+                                             silence_logs=logging.CRITICAL)
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
+            self._client = Client(self._cluster)
+        return self._client
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[Any, Any, Optional[BaseException]]]:
+        """Yield (task, result, exception) as each task finishes."""
+        if self.serial or len(tasks) < 2 and self.scheduler is None:
+            for t in tasks:
+                try:
+                    yield t, fn(t), None
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # a bug in one task: recorded, the others go on
+                    yield t, None, exc
+            return
+        from distributed import as_completed
+
+        client = self._connect()
+        futures = {client.submit(fn, t, pure=False, key=f"{getattr(t, 'key', 'task')}-{i}"): t
+                   for i, t in enumerate(tasks)}
+        for fut in as_completed(list(futures)):
+            t = futures[fut]
+            try:
+                yield t, fut.result(), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                yield t, None, exc
+
+    def close(self) -> None:
+        for thing in (self._client, self._cluster):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # closing a cluster that already died
+                    pass
+        self._client = self._cluster = None
