@@ -20,6 +20,14 @@ def rules_arg(p: argparse.ArgumentParser) -> None:
                    help="override a parameter, e.g. --set imaging.max_cube_size=40GB")
 
 
+def ms_run_args(p: argparse.ArgumentParser) -> None:
+    """The options `image` and `run` share: rules, --set, intents, cont.dat, OUS id."""
+    rules_arg(p)
+    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for MSs without intents")
+    p.add_argument("--contfile", metavar="FILE", help="cont.dat: continuum ranges for the cont images")
+    p.add_argument("--mous", metavar="ID", help="the OUS id that starts product names (default: from the data)")
+
+
 def dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", nargs="+", metavar="DATASET",
                    help="a dataset summary (.yaml/.json), or the Measurement Sets of one dataset")

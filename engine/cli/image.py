@@ -12,6 +12,8 @@ SPECMODES = ("mfs", "cont", "cube")
 
 
 def add_parsers(sub) -> None:
+    from almarules.engine.cli.common import ms_run_args
+
     p = sub.add_parser("image", help="make images as the rules say: FITS products and a JSON record each",
                        description="Make the images of the imaging list (the rules decide every parameter; "
                                    "after the dirty image the rules give the threshold, after cleaning the QA "
@@ -30,13 +32,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--image", action="append", default=[], metavar="KEY",
                    help="an image by its key FIELD.INTENT.SPWS.SPECMODE (repeatable)")
     p.add_argument("--all", action="store_true", help="every image of the imaging list")
-    p.add_argument("--rules", action="append", metavar="PATH",
-                   help="rule set directory or files (repeatable); default: the shipped cycle4 set")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
-                   help="override a rule parameter, e.g. --set tlimit=2")
-    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for MSs without intents")
-    p.add_argument("--contfile", metavar="FILE", help="cont.dat: continuum ranges for the cont images")
-    p.add_argument("--mous", metavar="ID", help="the OUS id that starts product names (default: from the data)")
+    ms_run_args(p)
     p.add_argument("--extra-products", action="store_true",
                    help="also write the non-pbcor image, residual, model, psf and mask")
     p.add_argument("--data-calibrated", action="store_true",

@@ -10,6 +10,8 @@ HELP = ("run the rule set's recipe on Measurement Sets: products and a weblog in
 
 
 def add_parsers(sub) -> None:
+    from almarules.engine.cli.common import ms_run_args
+
     p = sub.add_parser("run", help=HELP, description=(
         "Walk the rule set's recipe: each stage runs as the rules say (a stage almarules does not implement "
         "yet is shown as not implemented; --dry-run prints the plan instead). Images run as tasks on Dask "
@@ -20,14 +22,8 @@ def add_parsers(sub) -> None:
         "manifest.json; WORKDIR/weblog/index.html the weblog."))
     p.add_argument("dataset", nargs="+", metavar="MS", help="Measurement Set(s) of the dataset (execution blocks)")
     p.add_argument("-o", "--output", required=True, metavar="WORKDIR", help="the run's directory (created)")
-    p.add_argument("--rules", action="append", metavar="PATH",
-                   help="rule set directory or files (repeatable); default: the shipped cycle4 set")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
-                   help="override a rule parameter, e.g. --set tlimit=2")
-    p.add_argument("--intents", metavar="FILE", help="YAML/JSON: field name -> intents, for MSs without intents")
-    p.add_argument("--contfile", metavar="FILE", help="cont.dat: continuum ranges for the cont images")
+    ms_run_args(p)
     p.add_argument("--flagtemplate", metavar="FILE", help="flag template (flagdata syntax), delivered with the products")
-    p.add_argument("--mous", metavar="ID", help="the OUS id that starts product names (default: from the data)")
     p.add_argument("--data-calibrated", action="store_true",
                    help="the DATA column holds calibrated visibilities (a split MS, a simulation without corruptions)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core; 1: serial)")
@@ -102,19 +98,17 @@ def cmd_run(args) -> int:
 
         sys.stdout.write(dry_run(opts))
         return 0
+    import time
+
+    t0 = time.monotonic()
     try:
         state = run(opts, run_argv(opts))
     except (WorkdirError, RunError, ConnectionError) as exc:
         raise UserError(str(exc)) from None
-    if opts.weblog:
-        from almarules.engine.pipeline.weblog.render import write_weblog
-
-        say = None if opts.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-        write_weblog(Path(opts.workdir), state, progress=say)
-    return _closing(state, opts)
+    return _closing(state, opts, time.monotonic() - t0)
 
 
-def _closing(state, opts) -> int:
+def _closing(state, opts, seconds: float) -> int:
     from almarules.engine.pipeline.progress import duration
 
     for line in _attention_lines(state):
@@ -123,9 +117,9 @@ def _closing(state, opts) -> int:
     failed = [e for e in made if e.status == "failed"]
     counts = {s: sum(e.status == s for e in made) for s in ("ok", "uncalibrated", "diverged", "failed")}
     text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    total = sum(s.duration or 0 for s in state.stages)
-    print(f"{len(made)} image(s) ({text or 'none'}) in {duration(total)}; products in "
-          f"{Path(opts.workdir) / 'products'}")
+    where = Path(opts.workdir)
+    print(f"{len(made)} image(s) ({text or 'none'}) in {duration(seconds)}; products in {where / 'products'}"
+          + (f"; weblog {where / 'weblog' / 'index.html'}" if opts.weblog else ""))
     return 2 if failed else 0
 
 

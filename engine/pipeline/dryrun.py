@@ -27,7 +27,7 @@ def dry_run(opts: RunOptions) -> str:
     closure = Closure(plan.decisions, program)
     ms = ms_digests([Path(m) for m in opts.ms])
     contdat = read_contdat(opts.contfile) if opts.contfile else None
-    flags = Path(opts.flagtemplate).read_text() if opts.flagtemplate else None
+    flags = None  # applied by flagtargets, not implemented yet: not an input of the images
     switches = {"data_calibrated": opts.data_calibrated, "extra_products": True, "mous": opts.mous}
     keys = list(plan.decisions.entities.get("image", []))
     lines = [render(plan), "", f"What 'almarules run' would do in {opts.workdir}:"]

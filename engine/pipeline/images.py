@@ -8,6 +8,7 @@ image that is not ok as a reason and an attention item.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +19,7 @@ from almarules.engine.pipeline.inputs import Closure, changes, digest, image_man
 from almarules.engine.pipeline.progress import duration
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, ImageEntry, QAReason, StageRun, StageScore
-from almarules.engine.pipeline.tasks import ImageTask, TaskResult, run_image
+from almarules.engine.pipeline.tasks import ImageTask, TaskResult, kept_result, run_image
 from almarules.engine.pipeline.weblog.render import PREDRAWN
 from almarules.engine.stages.imaging.job import ImagingError, setting
 from almarules.engine.stages.imaging.record import ImageRecord
@@ -45,13 +46,14 @@ def _tasks(ctx: RunContext, stage: StageRun, keys: list[str]) -> list[ImageTask]
     switches = {"data_calibrated": ctx.opts.data_calibrated, "extra_products": True, "mous": ctx.opts.mous}
     tasks = []
     for key in keys:
-        parts, words = image_manifest(key, closure, ms, ctx.contdat, switches, ctx.flagtemplate_text)
+        flags = ctx.flagtemplate_text if ctx.flags_applied else None
+        parts, words = image_manifest(key, closure, ms, ctx.contdat, switches, flags)
         old = ctx.state.images.get(key)
         if old is not None and old.inputs and old.inputs != parts:
             stage.redone[key] = changes(old.inputs, parts, old.inputs_text, words)
+        kept = {f: getattr(old, f) for f in ("record", "status", "worker", "seconds", "pictures_seconds")} if old else {}
         ctx.state.images[key] = ImageEntry(key=key, stage=stage.index, inputs=parts, inputs_text=words,
-                                           plan=estimates(ctx.dec, key),
-                                           record=old.record if old else None, status=old.status if old else None)
+                                           plan=estimates(ctx.dec, key), **kept)
         tasks.append(ImageTask(
             key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ctx.opts.ms,
             out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.opts.contfile, extra_products=True,
@@ -81,7 +83,9 @@ def _done(ctx: RunContext, stage: StageRun, task: ImageTask, res: Optional[TaskR
         stage.redone.pop(task.key, None)
         return text
     entry.record = ctx.wd.rel(Path(res.record)) if res.record else None
-    entry.status, entry.worker, entry.seconds = res.status, res.worker, res.seconds
+    entry.status = res.status
+    if not res.kept or entry.seconds is None:  # a kept image keeps the times of the run that made it
+        entry.worker, entry.seconds, entry.pictures_seconds = res.worker, res.seconds, res.pictures_seconds
     if res.kept:
         stage.kept.append(task.key)
         stage.redone.pop(task.key, None)
@@ -122,7 +126,10 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
     stage.estimate = estimate
     ctx.progress.stage(f"[{stage.index}] makeimages", total=len(tasks), estimate=estimate)
     ctx.stage_log(stage, f"{len(tasks)} image(s) on {ctx.executor.describe()}")
-    for done, (task, res, exc) in enumerate(ctx.executor.map(run_image, tasks), 1):
+    kept = {t.key: r for t in tasks if (r := kept_result(t)) is not None}
+    todo = [t for t in tasks if t.key not in kept]
+    finished = [(t, kept[t.key], None) for t in tasks if t.key in kept]
+    for done, (task, res, exc) in enumerate(itertools.chain(finished, ctx.executor.map(run_image, todo)), 1):
         text = _done(ctx, stage, task, res, exc)
         ctx.stage_log(stage, text)
         ctx.progress.item(done, text)

@@ -125,8 +125,9 @@ def image_manifest(key: str, closure: Closure, ms: list[tuple[str, str]], contda
                       else None) for s in spws}
         parts["contdat"] = digest(ranges)
         words["contdat"] = f"cont.dat ranges of field {field}, spw {', '.join(map(str, spws))}"
-    parts["flagtemplate"] = digest(flagtemplate)
-    words["flagtemplate"] = "the flag template"
+    if flagtemplate is not None:  # applied by flagtargets: an input of the images once that stage runs
+        parts["flagtemplate"] = digest(flagtemplate)
+        words["flagtemplate"] = "the flag template"
     parts["switches"] = digest(switches)
     words["switches"] = "the run's switches (" + ", ".join(f"{k}={v}" for k, v in sorted(switches.items())) + ")"
     return parts, words

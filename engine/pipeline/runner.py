@@ -171,6 +171,12 @@ def _attention_summary(state: RunState) -> None:
             state.attention.append(Attention(level="error" if sc.colour == "red" else "warning", stage=st.index,
                                              at=sc.reasons[0].at if sc.reasons else None,
                                              text=f"{st.name} score {sc.value:.2f} ({sc.colour}): {why}"))
+    flagging = [s for s in state.stages if s.name == "flagtargets"]
+    if state.flagtemplate and not any(s.status == "done" for s in flagging):
+        state.attention.append(Attention(level="warning", stage=flagging[0].index if flagging else None,
+                                         text=f"the flag template {Path(state.flagtemplate).name} was not applied "
+                                              f"(flagtargets is not implemented yet): it is only delivered with "
+                                              f"the products"))
     rank = {"error": 0, "warning": 1, "notice": 2}
     state.attention.sort(key=lambda a: rank[a.level])
 
@@ -217,6 +223,10 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
             executor.close()
             _attention_summary(state)
             wd.save_state(state)
+        if opts.weblog:  # still under the lock: a second run never sees a weblog half swapped
+            from almarules.engine.pipeline.weblog.render import write_weblog
+
+            write_weblog(wd.root, state, progress=None if opts.quiet else progress.say)
     return state
 
 

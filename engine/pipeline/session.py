@@ -56,6 +56,7 @@ class RunContext:
     progress: Progress
     contdat: Optional[ContDat] = None
     flagtemplate_text: Optional[str] = None
+    flags_applied: bool = False  # a stage applied the flag template (flagtargets): then an input of every image
     imlist: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
 

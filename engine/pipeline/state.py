@@ -80,7 +80,8 @@ class ImageEntry(BaseModel):
     record: Optional[str] = None  # WORKDIR-relative path of its .record.json
     status: Optional[str] = None  # ok, uncalibrated, diverged, failed (from the record)
     worker: Optional[str] = None  # where it ran: "local" or a Dask worker address
-    seconds: Optional[float] = None  # wall time of the task
+    seconds: Optional[float] = None  # wall time of making (or keeping) the image
+    pictures_seconds: Optional[float] = None  # wall time of drawing its weblog pictures on the worker
     inputs: dict[str, str] = Field(default_factory=dict)  # component -> digest (engine.pipeline.inputs)
     inputs_text: dict[str, str] = Field(default_factory=dict)  # component -> what it is, in words
     plan: dict[str, Optional[float]] = Field(default_factory=dict)  # estimates: run_time s, size GB, sensitivity Jy/beam

@@ -51,7 +51,8 @@ class TaskResult(BaseModel):
     status: str
     error: Optional[str] = None
     kept: bool = False  # its earlier record and products matched: not made again
-    seconds: float
+    seconds: float  # making (or keeping) the image
+    pictures_seconds: float = 0.0  # drawing its weblog pictures
     worker: str  # "local" or the Dask worker's address
 
 
@@ -90,6 +91,21 @@ def make_stage(task: ImageTask, log=None):
                  task.data_calibrated, started=datetime.fromisoformat(task.started), inputs=task.inputs)
 
 
+def kept_result(task: ImageTask) -> Optional[TaskResult]:
+    """The result of `task` when its image is already whole on disk with these inputs (checked in
+    this process, so a re-run with nothing to do starts no worker), else None."""
+    from almarules.engine.stages.imaging.stage import kept_image, record_path
+
+    t0 = time.perf_counter()
+    stage = make_stage(task)
+    rec = kept_image(stage, task.key)
+    if rec is None:
+        return None
+    record = record_path(stage, task.key)
+    return TaskResult(key=task.key, record=str(record), status=rec.status, error=rec.error, kept=True,
+                      seconds=time.perf_counter() - t0, worker="local")
+
+
 def run_image(task: ImageTask) -> TaskResult:
     """Make (or keep) the image of `task`; never raises for a failed image (its record says why)."""
     from almarules.engine.stages.imaging.stage import kept_image, make_image, record_path
@@ -101,10 +117,12 @@ def run_image(task: ImageTask) -> TaskResult:
     stage = make_stage(task)
     kept = kept_image(stage, task.key)
     rec = kept if kept is not None else make_image(stage, task.key)
+    t1 = time.perf_counter()
     if task.pictures and kept is None and rec.status != "failed":
         from almarules.engine.pipeline.weblog.thumbs import predraw
 
         predraw(rec, Path(task.out_dir), Path(task.pictures))
     record = record_path(stage, task.key)
     return TaskResult(key=task.key, record=str(record) if record and record.is_file() else None, status=rec.status,
-                      error=rec.error, kept=kept is not None, seconds=time.perf_counter() - t0, worker=where)
+                      error=rec.error, kept=kept is not None, seconds=t1 - t0,
+                      pictures_seconds=time.perf_counter() - t1, worker=where)

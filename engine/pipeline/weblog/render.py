@@ -70,9 +70,11 @@ def _images(state: RunState, workdir: Path, links: RuleLinks, pics: Optional[Pic
             images_dir = (workdir / entry.record).parent
             view.files = _files(workdir, entry.record, record)
             if pics is not None:
-                progress(f"weblog: pictures of {key} ({n}/{len(state.images)})")
+                drawn = pics.drawn
                 view.thumbs = image_thumbs(pics, record, images_dir)
                 view.cube_figures = cube_figures(pics, record, images_dir)
+                if pics.drawn > drawn:  # a line only when pictures had to be drawn here (slow)
+                    progress(f"weblog: pictures of {key} ({n}/{len(state.images)})")
         views.append(view)
     return views
 

@@ -298,3 +298,14 @@ def test_ctrl_c_stops_the_workers_exit_130_and_the_run_resumes(small_ms, tmp_pat
     assert rc.returncode == 0, rc.stderr
     assert len([e for e in _state(wd).images.values() if e.status == "ok"]) == 11
     assert not [p for p in wd.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_flag_template_is_delivered_and_said_not_applied(small_ms, tmp_path, capsys):
+    template = tmp_path / "uid.flagtargetstemplate.txt"
+    template.write_text("mode='manual' antenna='DA41' reason='test'\n")
+    wd = tmp_path / "wd"
+    rc, _out, err = run_cli(["run", str(small_ms), "-o", str(wd), "--data-calibrated", "--workers", "1",
+                             "--flagtemplate", str(template), "--until", "20", "--no-weblog"], capsys)
+    assert rc == 0, err
+    assert (wd / "products" / template.name).read_text() == template.read_text()
+    assert "flag template uid.flagtargetstemplate.txt was not applied" in err
