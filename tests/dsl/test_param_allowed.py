@@ -209,7 +209,7 @@ def test_plan_shows_what_a_parameter_accepts(capsys):
 
 @pytest.mark.parametrize("fmt,shown", [
     ("markdown", "- accepts `[1, 4]   [rules/alma/cycle4/estimates.rules:"),
-    ("html", "<dt>accepts</dt><dd><code>[1, 4]   [rules/alma/cycle4/estimates.rules:")])
+    ("html", "fft_padding</th><td>1.76</td><td><code>[1, 4]   [rules/alma/cycle4/estimates.rules:")])
 def test_plan_markdown_and_html_show_what_a_parameter_accepts(capsys, fmt, shown):
     assert main(["plan", EXAMPLE, "--format", fmt, "--explain"]) == 0
     assert shown in capsys.readouterr().out
