@@ -16,6 +16,11 @@ import threading
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class Executor:
     """Runs a function over tasks, serially or on Dask."""
 
@@ -32,9 +37,14 @@ class Executor:
     def serial(self) -> bool:
         return self.scheduler is None and (self.workers or self.default_workers()) <= 1
 
-    @staticmethod
-    def default_workers() -> int:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    def default_workers(self) -> int:
+        """One worker per core, as many as the machine's memory holds at `memory_bytes` + 1 GB each."""
+        cores = _cores()
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return cores
+        return max(1, min(cores, total // (self.memory_bytes + 1024 ** 3)))
 
     def task_threads(self) -> int:
         """Gridder/FFT threads per task: --threads, else the cores shared among local workers
@@ -45,7 +55,7 @@ class Executor:
             return 1
         if self.serial:
             return 0
-        return max(1, self.default_workers() // (self.workers or self.default_workers()))
+        return max(1, _cores() // (self.workers or self.default_workers()))
 
     def describe(self) -> str:
         if self.scheduler:
