@@ -309,3 +309,18 @@ def test_a_flag_template_is_delivered_and_said_not_applied(small_ms, tmp_path, c
     assert rc == 0, err
     assert (wd / "products" / template.name).read_text() == template.read_text()
     assert "flag template uid.flagtargetstemplate.txt was not applied" in err
+
+
+def test_a_dataset_whose_images_fail_still_gets_products_and_a_weblog(shared_ms, tmp_path, capsys):
+    """X5707 (one baseline, one integration): no PSF main lobe to fit, so every image fails; the run
+    says so (exit 2), and still writes its products and a weblog that lists the failures first."""
+    wd = tmp_path / "wd"
+    rc, _out, err = run_cli(["run", str(shared_ms("X5707_1spw_1scan_10chan_1time_1bl_noatm.ms")), "-o", str(wd),
+                             "--workers", "1"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    state = _state(wd)
+    assert {e.status for e in state.images.values()} == {"failed"}
+    assert any(a.level == "error" and "PSF main lobe" in a.text for a in state.attention)
+    assert (wd / "products" / "manifest.json").is_file() and (wd / "products" / "commands.log").is_file()
+    index = (wd / "weblog" / "index.html").read_text()
+    assert "PSF main lobe cannot be fitted" in index
