@@ -40,27 +40,44 @@ def estimates(dec: Decisions, key: str) -> dict[str, Optional[float]]:
     return out
 
 
-def _tasks(ctx: RunContext, stage: StageRun, keys: list[str]) -> list[ImageTask]:
+def _manifest(ctx: RunContext, key: str) -> tuple[dict[str, str], dict[str, str]]:
     closure = ctx.cache.setdefault("closure", Closure(ctx.dec, ctx.program))
     ms = ctx.cache.setdefault("ms_digests", ms_digests([Path(m) for m in ctx.opts.ms]))
     switches = {"data_calibrated": ctx.opts.data_calibrated, "extra_products": True, "mous": ctx.opts.mous}
+    flags = ctx.flagtemplate_text if ctx.flags_applied else None
+    return image_manifest(key, closure, ms, ctx.contdat, switches, flags)
+
+
+def _task(ctx: RunContext, key: str, parts: dict[str, str]) -> ImageTask:
+    return ImageTask(
+        key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ctx.opts.ms,
+        out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.opts.contfile, extra_products=True,
+        memory_limit=int(ctx.opts.memory_gb * 1e9), nthreads=ctx.executor.task_threads(),
+        data_calibrated=ctx.opts.data_calibrated, started=ctx.state.created, inputs=digest(parts),
+        pictures=str(ctx.wd.root / PREDRAWN) if ctx.opts.weblog else None)
+
+
+def _tasks(ctx: RunContext, stage: StageRun, keys: list[str]) -> list[ImageTask]:
     tasks = []
     for key in keys:
-        flags = ctx.flagtemplate_text if ctx.flags_applied else None
-        parts, words = image_manifest(key, closure, ms, ctx.contdat, switches, flags)
+        parts, words = _manifest(ctx, key)
         old = ctx.state.images.get(key)
         if old is not None and old.inputs and old.inputs != parts:
             stage.redone[key] = changes(old.inputs, parts, old.inputs_text, words)
         kept = {f: getattr(old, f) for f in ("record", "status", "worker", "seconds", "pictures_seconds")} if old else {}
         ctx.state.images[key] = ImageEntry(key=key, stage=stage.index, inputs=parts, inputs_text=words,
                                            plan=estimates(ctx.dec, key), **kept)
-        tasks.append(ImageTask(
-            key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ctx.opts.ms,
-            out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.opts.contfile, extra_products=True,
-            memory_limit=int(ctx.opts.memory_gb * 1e9), nthreads=ctx.executor.task_threads(),
-            data_calibrated=ctx.opts.data_calibrated, started=ctx.state.created, inputs=digest(parts),
-            pictures=str(ctx.wd.root / PREDRAWN) if ctx.opts.weblog else None))
+        tasks.append(_task(ctx, key, parts))
     return tasks
+
+
+def _start_later_images(ctx: RunContext, stage: StageRun) -> None:
+    """Submit the images of the later makeimages stages (`RunContext.later_images`) that are not
+    kept, so the workers never wait for a stage boundary; each stage collects its own."""
+    later = [k for index, keys in ctx.later_images.items() if index > stage.index for k in keys]
+    ctx.later_images = {}
+    tasks = [t for t in (_task(ctx, k, _manifest(ctx, k)[0]) for k in dict.fromkeys(later)) if kept_result(t) is None]
+    ctx.executor.start(run_image, tasks)
 
 
 def _read_record(path: Optional[str]) -> Optional[ImageRecord]:
@@ -128,6 +145,8 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
     ctx.stage_log(stage, f"{len(tasks)} image(s) on {ctx.executor.describe()}")
     kept = {t.key: r for t in tasks if (r := kept_result(t)) is not None}
     todo = [t for t in tasks if t.key not in kept]
+    if todo and ctx.later_images:
+        _start_later_images(ctx, stage)
     finished = [(t, kept[t.key], None) for t in tasks if t.key in kept]
     for done, (task, res, exc) in enumerate(itertools.chain(finished, ctx.executor.map(run_image, todo)), 1):
         text = _done(ctx, stage, task, res, exc)

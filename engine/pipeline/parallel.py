@@ -32,6 +32,7 @@ class Executor:
         self.threads = threads
         self._client: Any = None
         self._cluster: Any = None
+        self._early: dict[str, tuple[Any, Any]] = {}  # key -> (task, future) submitted by `start`
 
     @property
     def serial(self) -> bool:
@@ -99,9 +100,21 @@ class Executor:
             self._client = Client(self._cluster)
         return self._client
 
+    def start(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> None:
+        """Submit `tasks` now (Dask only; serial: nothing), for a later `map` of the same tasks to
+        collect: a later stage's images run while this stage's last ones finish."""
+        if self.serial or not tasks:
+            return
+        client = self._connect()
+        for t in tasks:
+            if t.key not in self._early:
+                self._early[t.key] = (t, client.submit(fn, t, pure=False, key=f"{t.key}-early"))
+
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[Any, Any, Optional[BaseException]]]:
-        """Yield (task, result, exception) as each task finishes."""
-        if self.serial or len(tasks) < 2 and self.scheduler is None:
+        """Yield (task, result, exception) as each task finishes (taking over those `start` submitted
+        when they are the same task)."""
+        early = {t.key: self._early.pop(t.key)[1] for t in tasks if t.key in self._early and self._early[t.key][0] == t}
+        if (self.serial or len(tasks) < 2 and self.scheduler is None) and not early:
             for t in tasks:
                 try:
                     yield t, fn(t), None
@@ -113,7 +126,7 @@ class Executor:
         from distributed import as_completed
 
         client = self._connect()
-        futures = {client.submit(fn, t, pure=False, key=f"{getattr(t, 'key', 'task')}-{i}"): t
+        futures = {early.get(t.key) or client.submit(fn, t, pure=False, key=f"{t.key}-{i}"): t
                    for i, t in enumerate(tasks)}
         for fut in as_completed(list(futures)):
             t = futures[fut]
@@ -125,6 +138,9 @@ class Executor:
                 yield t, None, exc
 
     def close(self) -> None:
+        for _task, fut in self._early.values():  # submitted early, never collected (--until, Ctrl-C)
+            fut.cancel()
+        self._early = {}
         for thing in (self._client, self._cluster):
             if thing is not None:
                 try:

@@ -133,6 +133,20 @@ def _run_stage(ctx: RunContext, stage: StageRun, rs: RecipeStage, inside: bool) 
         stage.ended, stage.duration = now(), time.perf_counter() - t0
 
 
+def _images_by_stage(recipe: list[RecipeStage], keys: list[str], lo: int, hi: int) -> dict[int, list[str]]:
+    """The images each makeimages stage in the window will make (its preceding makeimlist's)."""
+    out: dict[int, list[str]] = {}
+    imlist: list[str] = []
+    for i, rs in enumerate(recipe, 1):
+        if rs.run is False:
+            continue
+        if rs.name == "makeimlist":
+            imlist = steps.select_images(list(keys), [str(a) for a in rs.args])
+        elif rs.name == "makeimages" and lo <= i <= hi:
+            out[i] = list(imlist)
+    return out
+
+
 def _stage_line(stage: StageRun) -> str:
     """The line a finished stage leaves on the terminal."""
     label = f"[{stage.index}] {stage.name}" + (f"({', '.join(stage.args)})" if stage.args else "")
@@ -207,6 +221,7 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
                          contdat=read_contdat(opts.contfile) if opts.contfile else None,
                          flagtemplate_text=Path(opts.flagtemplate).read_text() if opts.flagtemplate else None)
         lo, hi = _window([s.name for s in recipe], opts)
+        ctx.later_images = _images_by_stage(recipe, plan.decisions.entities.get("image", []), lo, hi)
         try:
             for i, (rs, sp) in enumerate(zip(recipe, plan.recipe, strict=True), 1):
                 stage = StageRun(index=i, name=rs.name, args=[str(a) for a in rs.args], at=rs.at, condition=sp.why)

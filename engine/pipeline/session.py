@@ -58,6 +58,7 @@ class RunContext:
     flagtemplate_text: Optional[str] = None
     flags_applied: bool = False  # a stage applied the flag template (flagtargets): then an input of every image
     imlist: list[str] = field(default_factory=list)
+    later_images: dict[int, list[str]] = field(default_factory=dict)  # makeimages stage index -> its images
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
