@@ -120,8 +120,14 @@ def exportdata(ctx: RunContext, stage: StageRun) -> None:
     entries: list[ManifestEntry] = []
     rules_sha = ctx.dec.rules_sha256
 
+    hashed: dict[tuple, str] = ctx.cache.setdefault("sha256", {})  # a product hashed by an earlier exportdata
+
     def add(path: Path, kind: str, image: Optional[str] = None, stage_index: Optional[int] = None) -> None:
-        entries.append(ManifestEntry(file=path.name, sha256=sha256(path), bytes=path.stat().st_size, kind=kind,
+        st = path.stat()
+        ident = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if ident not in hashed:
+            hashed[ident] = sha256(path)
+        entries.append(ManifestEntry(file=path.name, sha256=hashed[ident], bytes=st.st_size, kind=kind,
                                      image=image, stage=stage_index, rules_sha256=rules_sha))
 
     for src, kind, key, index in _image_products(ctx):
