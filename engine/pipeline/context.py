@@ -25,6 +25,8 @@ STATE = "run.json"
 PLAN = "plan.json"
 FACTS = "facts.json"
 LOCK = ".almarules-run.lock"
+#: where the image tasks leave the weblog pictures they drew (`weblog.thumbs.predraw`)
+PREDRAWN = ".weblog-pictures"
 
 
 class WorkdirError(Exception):

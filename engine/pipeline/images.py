@@ -14,13 +14,12 @@ from typing import Optional
 
 from almarules.engine.evaluate.decisions import Decisions
 from almarules.engine.pipeline import commands
-from almarules.engine.pipeline.context import FACTS
+from almarules.engine.pipeline.context import FACTS, PREDRAWN
 from almarules.engine.pipeline.inputs import Closure, changes, digest, image_manifest, ms_digests
 from almarules.engine.pipeline.progress import duration
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, ImageEntry, QAReason, StageRun, StageScore
 from almarules.engine.pipeline.tasks import ImageTask, TaskResult, kept_result, run_image
-from almarules.engine.pipeline.weblog.render import PREDRAWN
 from almarules.engine.stages.imaging.job import ImagingError, setting
 from almarules.engine.stages.imaging.record import ImageRecord
 
@@ -76,7 +75,8 @@ def _start_later_images(ctx: RunContext, stage: StageRun) -> None:
     kept, so the workers never wait for a stage boundary; each stage collects its own."""
     later = [k for index, keys in ctx.later_images.items() if index > stage.index for k in keys]
     ctx.later_images = {}
-    tasks = [t for t in (_task(ctx, k, _manifest(ctx, k)[0]) for k in dict.fromkeys(later)) if kept_result(t) is None]
+    tasks = [t for t in (_task(ctx, k, _manifest(ctx, k)[0]) for k in dict.fromkeys(later))
+             if not (ctx.state.images.get(t.key) and ctx.state.images[t.key].record and kept_result(t))]
     ctx.executor.start(run_image, tasks)
 
 
@@ -143,7 +143,8 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
     stage.estimate = estimate
     ctx.progress.stage(f"[{stage.index}] makeimages", total=len(tasks), estimate=estimate)
     ctx.stage_log(stage, f"{len(tasks)} image(s) on {ctx.executor.describe()}")
-    kept = {t.key: r for t in tasks if (r := kept_result(t)) is not None}
+    # an image can be kept only if an earlier run recorded it (a fresh run skips the check)
+    kept = {t.key: r for t in tasks if ctx.state.images[t.key].record and (r := kept_result(t)) is not None}
     todo = [t for t in tasks if t.key not in kept]
     if todo and ctx.later_images:
         _start_later_images(ctx, stage)

@@ -22,6 +22,7 @@ import jinja2
 from pydantic import BaseModel
 
 from almarules.engine.facts.model import Dataset
+from almarules.engine.pipeline.context import PREDRAWN
 from almarules.engine.pipeline.state import RunState
 from almarules.engine.pipeline.weblog.attention import attention
 from almarules.engine.pipeline.weblog.links import RuleLinks, image_page
@@ -160,8 +161,6 @@ def swap_in(build: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-#: where the image tasks leave the pictures they drew (`thumbs.predraw`)
-PREDRAWN = ".weblog-pictures"
 STALE_S = 6 * 3600  # a build or old directory left this long ago by a killed render is removed
 
 
