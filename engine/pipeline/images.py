@@ -40,8 +40,10 @@ def estimates(dec: Decisions, key: str) -> dict[str, Optional[float]]:
 
 
 def _manifest(ctx: RunContext, key: str) -> tuple[dict[str, str], dict[str, str]]:
-    closure = ctx.cache.setdefault("closure", Closure(ctx.dec, ctx.program))
-    ms = ctx.cache.setdefault("ms_digests", ms_digests([Path(m) for m in ctx.opts.ms]))
+    if "closure" not in ctx.cache:
+        ctx.cache["closure"] = Closure(ctx.dec, ctx.program)
+        ctx.cache["ms_digests"] = ms_digests([Path(m) for m in ctx.opts.ms])
+    closure, ms = ctx.cache["closure"], ctx.cache["ms_digests"]
     switches = {"data_calibrated": ctx.opts.data_calibrated, "extra_products": True, "mous": ctx.opts.mous}
     flags = ctx.flagtemplate_text if ctx.flags_applied else None
     return image_manifest(key, closure, ms, ctx.contdat, switches, flags)
@@ -146,7 +148,7 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
     # an image can be kept only if an earlier run recorded it (a fresh run skips the check)
     kept = {t.key: r for t in tasks if ctx.state.images[t.key].record and (r := kept_result(t)) is not None}
     todo = [t for t in tasks if t.key not in kept]
-    if todo and ctx.later_images:
+    if todo and ctx.later_images and not ctx.executor.serial:
         _start_later_images(ctx, stage)
     finished = [(t, kept[t.key], None) for t in tasks if t.key in kept]
     for done, (task, res, exc) in enumerate(itertools.chain(finished, ctx.executor.map(run_image, todo)), 1):

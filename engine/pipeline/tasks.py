@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -72,11 +73,13 @@ def _contdat(path: str, mtime_ns: int) -> ContDat:
 
 
 def _worker_name() -> str:
+    """The Dask worker's address, or "local" (distributed is not imported for that: 0.5 s)."""
+    dist = sys.modules.get("distributed")
+    if dist is None:
+        return "local"
     try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
+        return dist.get_worker().address
+    except ValueError:
         return "local"
 
 
