@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, Optional, Sequence
 
+from almarules.engine.facts.model import SPECMODES
 from almarules.engine.pipeline.session import RunOptions
 from almarules.engine.pipeline.state import Command
 from almarules.engine.stages.imaging.record import ImageRecord
@@ -50,8 +51,8 @@ def facts_commands(opts: RunOptions) -> list[Command]:
 
 def imlist_commands(opts: RunOptions, args: Sequence[str]) -> list[Command]:
     argv = ["almarules", "plan", *opts.ms, *_common(opts)]
-    intents = [a for a in args if a.isupper()]
-    specmodes = [a for a in args if not a.isupper()]
+    intents = [a for a in args if a not in SPECMODES]
+    specmodes = [a for a in args if a in SPECMODES]
     casa = "hif_makeimlist(" + ", ".join(
         ([f"intent={','.join(intents)!r}"] if intents else []) + ([f"specmode={specmodes[0]!r}"] if specmodes else [])
     ) + ")"

@@ -57,12 +57,9 @@ class Workdir:
 
     def load_state(self) -> Optional[RunState]:
         """The state of an earlier run here, or None (no run yet, or a state this version cannot read:
-        then the run starts afresh and says so)."""
-        path = self.root / STATE
+        then the run starts afresh)."""
         try:
-            return RunState.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            return None
+            return RunState.model_validate_json((self.root / STATE).read_bytes())
         except (OSError, ValueError):
             return None
 

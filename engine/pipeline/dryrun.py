@@ -9,9 +9,8 @@ from pathlib import Path
 from almarules.engine.evaluate.api import load_dataset, load_program
 from almarules.engine.pipeline.context import Workdir
 from almarules.engine.pipeline.inputs import Closure, changes, image_manifest, ms_digests
-from almarules.engine.pipeline.runner import STAGES, recipe_of
+from almarules.engine.pipeline.runner import STAGES, images_by_stage, recipe_of
 from almarules.engine.pipeline.session import RunOptions
-from almarules.engine.pipeline.steps import select_images
 from almarules.engine.plan.build import build_plan
 from almarules.engine.plan.render.text import render
 from almarules.engine.products.contdat import read_contdat
@@ -28,23 +27,18 @@ def dry_run(opts: RunOptions) -> str:
     ms = ms_digests([Path(m) for m in opts.ms])
     contdat = read_contdat(opts.contfile) if opts.contfile else None
     flags = None  # applied by flagtargets, not implemented yet: not an input of the images
-    switches = {"data_calibrated": opts.data_calibrated, "extra_products": True, "mous": opts.mous}
-    keys = list(plan.decisions.entities.get("image", []))
+    by_stage = images_by_stage(recipe, plan.decisions.entities.get("image", []), 1, len(recipe))
     lines = [render(plan), "", f"What 'almarules run' would do in {opts.workdir}:"]
-    imlist: list[str] = []
     for i, (rs, sp) in enumerate(zip(recipe, plan.recipe, strict=True), 1):
         label = f"[{i}] {rs.name}" + (f"({', '.join(map(str, rs.args))})" if rs.args else "")
         if rs.run is False:
             lines.append(f"  {label}: skipped ({sp.why})")
         elif rs.name not in STAGES:
             lines.append(f"  {label}: not implemented yet")
-        elif rs.name == "makeimlist":
-            imlist = select_images(keys, [str(a) for a in rs.args])
-            lines.append(f"  {label}: {len(imlist)} image(s)")
         elif rs.name == "makeimages":
             lines.append(f"  {label}:")
-            for key in imlist:
-                parts, words = image_manifest(key, closure, ms, contdat, switches, flags)
+            for key in by_stage[i]:
+                parts, words = image_manifest(key, closure, ms, contdat, opts.switches(), flags)
                 prev = old.images.get(key) if old else None
                 if prev is None or not prev.record:
                     lines.append(f"      make {key}")

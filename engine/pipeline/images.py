@@ -15,7 +15,7 @@ from typing import Optional
 from almarules.engine.evaluate.decisions import Decisions
 from almarules.engine.pipeline import commands
 from almarules.engine.pipeline.context import FACTS, PREDRAWN
-from almarules.engine.pipeline.inputs import Closure, changes, digest, image_manifest, ms_digests
+from almarules.engine.pipeline.inputs import Closure, changes, digest, image_manifest
 from almarules.engine.pipeline.progress import duration
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, ImageEntry, QAReason, StageRun, StageScore
@@ -42,11 +42,8 @@ def estimates(dec: Decisions, key: str) -> dict[str, Optional[float]]:
 def _manifest(ctx: RunContext, key: str) -> tuple[dict[str, str], dict[str, str]]:
     if "closure" not in ctx.cache:
         ctx.cache["closure"] = Closure(ctx.dec, ctx.program)
-        ctx.cache["ms_digests"] = ms_digests([Path(m) for m in ctx.opts.ms])
-    closure, ms = ctx.cache["closure"], ctx.cache["ms_digests"]
-    switches = {"data_calibrated": ctx.opts.data_calibrated, "extra_products": True, "mous": ctx.opts.mous}
     flags = ctx.flagtemplate_text if ctx.flags_applied else None
-    return image_manifest(key, closure, ms, ctx.contdat, switches, flags)
+    return image_manifest(key, ctx.cache["closure"], ctx.ms_digests, ctx.contdat, ctx.opts.switches(), flags)
 
 
 def _task(ctx: RunContext, key: str, parts: dict[str, str]) -> ImageTask:

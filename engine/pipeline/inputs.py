@@ -60,11 +60,14 @@ class Closure:
         self.by_path = {v.path: v for v in dec.values}
         self.decls = _declarations(program)
         self.params = {p.name: p for p in dec.params}
+        self.by_image: dict[str, list[str]] = {}  # image key -> the paths of its values
+        for v in dec.values:
+            if v.path.startswith("image["):
+                self.by_image.setdefault(v.path[len("image["):v.path.rfind("].")], []).append(v.path)
 
     def of(self, key: str) -> tuple[set[str], set[str], set[str]]:
         """(declaration locations, parameter names, table/bands names) reached from image[key]."""
-        prefix = f"image[{key}]."
-        todo = [v.path for v in self.dec.values if v.path.startswith(prefix)]
+        todo = list(self.by_image.get(key, []))
         seen: set[str] = set()
         at: set[str] = set()
         params: set[str] = set()

@@ -17,7 +17,7 @@ from almarules.engine.evaluate.api import load_dataset, load_program
 from almarules.engine.evaluate.decisions import Stage as RecipeStage
 from almarules.engine.facts.model import Dataset
 from almarules.engine.io import write_atomic
-from almarules.engine.pipeline.context import FACTS, PLAN, Workdir, WorkdirError, locked, now, prepare
+from almarules.engine.pipeline.context import FACTS, PLAN, Workdir, locked, now, prepare
 from almarules.engine.pipeline.export import exportdata
 from almarules.engine.pipeline.inputs import digest, ms_digests
 from almarules.engine.pipeline.parallel import Executor
@@ -59,11 +59,12 @@ def recipe_of(dec) -> tuple[str, list[RecipeStage]]:
     return name, dec.recipes[name]
 
 
-def _facts(wd: Workdir, opts: RunOptions, old: Optional[RunState], progress: Progress) -> tuple[Dataset, str]:
-    """The dataset facts, read from the MSs, or kept from facts.json when the MSs and the intents
-    file are those of the earlier run."""
+def _facts(wd: Workdir, opts: RunOptions, old: Optional[RunState], progress: Progress,
+           ms: list[tuple[str, str]]) -> tuple[Dataset, str]:
+    """The dataset facts, read from the MSs, or kept from facts.json when the MSs (`ms`: their
+    identities) and the intents file are those of the earlier run."""
     intents = Path(opts.intents).read_bytes().decode("utf-8", "replace") if opts.intents else None
-    key = digest({"ms": ms_digests([Path(m) for m in opts.ms]), "intents": intents})
+    key = digest({"ms": ms, "intents": intents})
     path = wd.root / FACTS
     if old is not None and old.facts_inputs == key and path.is_file():
         try:
@@ -133,7 +134,7 @@ def _run_stage(ctx: RunContext, stage: StageRun, rs: RecipeStage, inside: bool) 
         stage.ended, stage.duration = now(), time.perf_counter() - t0
 
 
-def _images_by_stage(recipe: list[RecipeStage], keys: list[str], lo: int, hi: int) -> dict[int, list[str]]:
+def images_by_stage(recipe: list[RecipeStage], keys: list[str], lo: int, hi: int) -> dict[int, list[str]]:
     """The images each makeimages stage in the window will make (its preceding makeimlist's)."""
     out: dict[int, list[str]] = {}
     imlist: list[str] = []
@@ -207,7 +208,8 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
             progress.say(f"removed {path.name}: {why}")
         old = wd.load_state()
         program = load_program(opts.rules)
-        facts, facts_key = _facts(wd, opts, old, progress)
+        ms = ms_digests([Path(m) for m in opts.ms])
+        facts, facts_key = _facts(wd, opts, old, progress, ms)
         plan = build_plan(program, facts, ", ".join(opts.ms), opts.sets)
         write_atomic(wd.root / PLAN, plan.to_json())
         name, recipe = recipe_of(plan.decisions)
@@ -219,9 +221,10 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
         state.workers = executor.describe()
         ctx = RunContext(opts, wd, state, program, facts, plan, executor, progress,
                          contdat=read_contdat(opts.contfile) if opts.contfile else None,
-                         flagtemplate_text=Path(opts.flagtemplate).read_text() if opts.flagtemplate else None)
+                         flagtemplate_text=Path(opts.flagtemplate).read_text() if opts.flagtemplate else None,
+                         ms_digests=ms)
         lo, hi = _window([s.name for s in recipe], opts)
-        ctx.later_images = _images_by_stage(recipe, plan.decisions.entities.get("image", []), lo, hi)
+        ctx.later_images = images_by_stage(recipe, plan.decisions.entities.get("image", []), lo, hi)
         try:
             for i, (rs, sp) in enumerate(zip(recipe, plan.recipe, strict=True), 1):
                 stage = StageRun(index=i, name=rs.name, args=[str(a) for a in rs.args], at=rs.at, condition=sp.why)
@@ -245,4 +248,4 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
     return state
 
 
-__all__ = ["run", "RunError", "WorkdirError", "STAGES", "recipe_of"]
+__all__ = ["run", "RunError", "STAGES", "recipe_of", "images_by_stage"]

@@ -40,6 +40,10 @@ class RunOptions(BaseModel):
     quiet: bool = False
     weblog: bool = True
 
+    def switches(self) -> dict[str, object]:
+        """The options every image depends on (part of its input manifest)."""
+        return {"data_calibrated": self.data_calibrated, "extra_products": True, "mous": self.mous}
+
 
 @dataclass
 class RunContext:
@@ -56,6 +60,7 @@ class RunContext:
     progress: Progress
     contdat: Optional[ContDat] = None
     flagtemplate_text: Optional[str] = None
+    ms_digests: list[tuple[str, str]] = field(default_factory=list)  # (path, identity) of each MS, read once
     flags_applied: bool = False  # a stage applied the flag template (flagtargets): then an input of every image
     imlist: list[str] = field(default_factory=list)
     later_images: dict[int, list[str]] = field(default_factory=dict)  # makeimages stage index -> its images

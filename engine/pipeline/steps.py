@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Optional
 
 from almarules.engine.evaluate.decisions import Decisions
+from almarules.engine.facts.model import SPECMODES
 from almarules.engine.pipeline import commands
 from almarules.engine.pipeline.images import make_images
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, QAReason, StageRun, StageScore
 from almarules.engine.stages.imaging.job import split_key
 
-SPECMODES = ("mfs", "cont", "cube")
 
 
 def rule_score(dec: Decisions, score: str, colour: str) -> StageScore:
