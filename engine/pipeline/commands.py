@@ -72,9 +72,15 @@ def image_commands(opts: RunOptions, key: str, rec: Optional[ImageRecord]) -> li
     return out
 
 
+#: tclean takes these as integers (a float imsize or niter is refused)
+_INTEGERS = ("imsize", "niter", "nbin", "nterms", "growiterations")
+
+
 def _value(rec: ImageRecord, name: str) -> Any:
     s = rec.parameters.get(name)
-    return None if s is None else s.value
+    if s is None or s.value is None:
+        return None
+    return int(s.value) if name in _INTEGERS else s.value
 
 
 def tclean_call(ms: Sequence[str], rec: ImageRecord) -> str:

@@ -106,7 +106,8 @@ def test_products_carry_checksums_commands_and_a_rerun_script(serial):
     log = (wd / "products" / "commands.log").read_text()
     rec = _record(wd, "SIMGAL_1.TARGET.0.mfs")
     thr = rec["weblog"]["threshold"]
-    assert f"imsize=[{rec['parameters']['imsize']['value']}" in log
+    imsize = int(rec['parameters']['imsize']['value'])
+    assert f"imsize=[{imsize}, {imsize}]" in log and "niter=5000," in log  # integers, as tclean requires
     assert f"threshold='{thr['value']:.6g}mJy'" in log
     assert "almarules image" in log and "--image SIMGAL_1.TARGET.0.mfs" in log
     script = (wd / "products" / "rerun.sh").read_text()
