@@ -24,6 +24,11 @@ x = (j - (nchan - 1)/2) / (nchan - 1) in [-0.5, 0.5] for channel j:
     b(nu) = (1 + slope x + ripple cos(2 pi cycles x + ripple_phase)) * exp(i (phase0 + 2 pi delay (nu - nu_c)))
 
 (delay in seconds, nu and nu_c in Hz; nu_c the centre of the spectral window).
+
+For flagging tests (`scale_antenna_gains`, `choose_outliers`, `apply_outliers`): a low-gain
+antenna has g_i,p(t) multiplied by a real factor f_i at every t (both polarisations); an outlier
+is a baseline-based glitch of one correlation of one integration: the corrupted V_ij,p(t, nu)
+above multiplied by a real factor A for every channel nu (before the noise is added).
 """
 
 from __future__ import annotations
@@ -92,6 +97,14 @@ def evaluate_gains(p: GainParams, times: np.ndarray) -> np.ndarray:
     amp = p.amp_static[None] * np.maximum(1.0 + p.amp_drift * da, 0.05)[:, :, None]
     phase = p.phase_static[None] + (p.phase_drift * dp)[:, :, None]
     return amp * np.exp(1j * phase)
+
+
+def scale_antenna_gains(gains: np.ndarray, antennas: list[int], factors: list[float]) -> np.ndarray:
+    """A copy of `gains` (ntime, nant, npol) with antenna `antennas[k]`'s gains times `factors[k]` (real)."""
+    out = np.array(gains, copy=True)
+    for a, f in zip(antennas, factors, strict=True):
+        out[:, a, :] *= f
+    return out
 
 
 # ---------------------------------------------------------------- bandpass
@@ -170,3 +183,31 @@ def apply_corruptions(model: np.ndarray, out: np.ndarray, a1: np.ndarray, a2: np
         # complex128 model x complex64 factor, rounded once into the complex64 output
         np.multiply(model[..., None], fac, out=out, casting="same_kind")
     return out
+
+
+# ---------------------------------------------------------------- outliers
+def choose_outliers(rng: np.random.Generator, candidates: np.ndarray, *, fraction: Optional[float] = None,
+                    count: Optional[int] = None) -> np.ndarray:
+    """Sorted flat indices of distinct True elements of `candidates`, drawn uniformly without replacement.
+
+    Exactly one of `fraction` (``floor(fraction * n + 1/2)`` of the n candidates: rounded half
+    up) and `count` (at most n) is given. ValueError if `count` exceeds the candidates.
+    """
+    if (fraction is None) == (count is None):
+        raise ValueError("give exactly one of fraction and count")
+    pool = np.flatnonzero(candidates)
+    n = math.floor(fraction * pool.size + 0.5) if fraction is not None else int(count)
+    if n > pool.size:
+        raise ValueError(f"{n} outliers asked for, but only {pool.size} candidates")
+    if n == 0:
+        return np.empty(0, np.int64)
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def apply_outliers(vis: np.ndarray, baselines: np.ndarray, pols: np.ndarray, factor: float) -> np.ndarray:
+    """vis[baselines[k], :, pols[k]] *= factor in place, for every k: whole spectra of one integration.
+
+    vis: (nbl, nchan, npol); baselines, pols: (k,) integer indices of distinct pairs.
+    """
+    vis[baselines, :, pols] *= factor
+    return vis

@@ -176,8 +176,10 @@ def _stefcal(A: np.ndarray, B: np.ndarray, iterations: int, tol: float,
         every = todo.size == K
         gk = g if every else g[todo]
         Ak, Bk = (A, B) if every else (A[todo], B[todo])
-        num = (Ak @ gk[:, :, None])[:, :, 0]
-        den = (Bk @ (np.abs(gk) ** 2)[:, :, None])[:, :, 0]
+        # plain sums, not BLAS: a BLAS product's last bits depend on its threads, and a re-run must
+        # give bit-identical solutions (the run keeps images whose calibration did not change)
+        num = (Ak * gk[:, None, :]).sum(axis=2)
+        den = (Bk * (np.abs(gk) ** 2)[:, None, :]).sum(axis=2)
         gn = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
         if phase_only:
             gn = _unit(gn)

@@ -19,6 +19,18 @@ from almarules.engine.products.fits import read_image
 from almarules.kernels.masks import beam_area_pixels
 
 
+# alma_sim.ms: the line (LSRK 229.000016 GHz, FWHM 23 MHz) left out of spw 1, +-2.6 FWHM, as findcont would
+ALMA_SIM_CONT_DAT = """Field: SIMGAL_1
+
+SpectralWindow: 0
+ALL
+
+SpectralWindow: 1
+228.88~228.94GHz LSRK
+229.06~229.12GHz LSRK
+"""
+
+
 def plane(path: Path, channel: int = 0) -> np.ndarray:
     """A plane of a FITS product in the gridding convention image[ix, iy]."""
     data, _, _ = read_image(path)

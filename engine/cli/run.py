@@ -10,8 +10,6 @@ HELP = ("run the rule set's recipe on Measurement Sets: products and a weblog in
 
 
 def add_parsers(sub) -> None:
-    from almarules.engine.cli.common import ms_run_args
-
     p = sub.add_parser("run", help=HELP, description=(
         "Walk the rule set's recipe: each stage runs as the rules say (a stage almarules does not implement "
         "yet is shown as not implemented; --dry-run prints the plan instead). Images run as tasks on Dask "
@@ -20,10 +18,35 @@ def add_parsers(sub) -> None:
         "edit (cont.dat, --set, a rule) only the images whose inputs changed are made again, with the reason. "
         "WORKDIR/products holds the FITS products, cont.dat, the flag template, commands.log, rerun.sh and "
         "manifest.json; WORKDIR/weblog/index.html the weblog."))
+    _shared_args(p)
+    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="first stage to run (name or number)")
+    p.add_argument("--until", dest="until_stage", metavar="STAGE", help="last stage to run (name or number)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan: what would run, what would be kept")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the closing line")
+    p.add_argument("--no-weblog", action="store_true", help="do not write the weblog")
+
+    c = sub.add_parser("calibrate", help="calibrate Measurement Sets as the rule set's recipe says (its stages up to "
+                                         "applycal): calibrated working copies and CASA calibration tables in WORKDIR",
+                       description=(
+        "Run the calibration stages of the recipe (flagdata ... applycal, correctedampflag) on working copies of the "
+        "MSs in WORKDIR/calibrated (the inputs are never written): CORRECTED_DATA there, CASA calibration tables in "
+        "WORKDIR/caltables, the stages' records in WORKDIR/run.json and the weblog. 'almarules run --from makeimlist' "
+        "on the same WORKDIR then images the calibrated copies."))
+    _shared_args(c)
+    c.add_argument("-q", "--quiet", action="store_true", help="only warnings and the closing line")
+    c.add_argument("--no-weblog", action="store_true", help="do not write the weblog")
+
+
+def _shared_args(p) -> None:
+    from almarules.engine.cli.common import ms_run_args
+
     p.add_argument("dataset", nargs="+", metavar="MS", help="Measurement Set(s) of the dataset (execution blocks)")
     p.add_argument("-o", "--output", required=True, metavar="WORKDIR", help="the run's directory (created)")
     ms_run_args(p)
-    p.add_argument("--flagtemplate", metavar="FILE", help="flag template (flagdata syntax), delivered with the products")
+    p.add_argument("--flagtemplate", metavar="FILE",
+                   help="flag template (flagdata syntax): applied by flagdata to the working copies, delivered with the products")
+    p.add_argument("--fluxfile", metavar="FILE",
+                   help="calibrator flux densities (the pipeline's flux.csv: ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment)")
     p.add_argument("--data-calibrated", action="store_true",
                    help="the DATA column holds calibrated visibilities (a split MS, a simulation without corruptions)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core; 1: serial)")
@@ -32,11 +55,7 @@ def add_parsers(sub) -> None:
                    help="per task: visibilities held in memory at once (cubes stream); default 4 GB")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="gridder/FFT threads per image (default: the cores shared among the workers)")
-    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="first stage to run (name or number)")
-    p.add_argument("--until", dest="until_stage", metavar="STAGE", help="last stage to run (name or number)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan: what would run, what would be kept")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the closing line")
-    p.add_argument("--no-weblog", action="store_true", help="do not write the weblog")
+
 
 
 def _options(args):
@@ -51,7 +70,7 @@ def _options(args):
         if not is_ms(d):
             raise UserError(f"{d}: not a Measurement Set; 'almarules run' needs the visibilities")
     for flag, value in (("--intents", args.intents), ("--contfile", args.contfile),
-                        ("--flagtemplate", args.flagtemplate)):
+                        ("--flagtemplate", args.flagtemplate), ("--fluxfile", args.fluxfile)):
         if value and not Path(value).is_file():
             raise UserError(f"{flag}: no such file: {value}")
     for r in args.rules or []:
@@ -67,7 +86,7 @@ def _options(args):
     return RunOptions(ms=[absolute(d) for d in args.dataset], workdir=absolute(args.output),
                       rules=[absolute(r) for r in (args.rules or default_rules())], sets=args.sets,
                       intents=absolute(args.intents), contfile=absolute(args.contfile),
-                      flagtemplate=absolute(args.flagtemplate), mous=args.mous, data_calibrated=args.data_calibrated,
+                      flagtemplate=absolute(args.flagtemplate), fluxfile=absolute(args.fluxfile), mous=args.mous, data_calibrated=args.data_calibrated,
                       workers=args.workers, scheduler=args.scheduler, memory_gb=args.memory, threads=args.threads,
                       from_stage=args.from_stage, until_stage=args.until_stage, dry_run=args.dry_run,
                       quiet=args.quiet, weblog=not args.no_weblog)
@@ -81,8 +100,17 @@ def _check_inputs(opts) -> None:
 
     if opts.contfile:
         parse_contdat(read_user_text(opts.contfile, MAX_SUMMARY_BYTES, "a cont.dat file"), source=opts.contfile)
-    if opts.flagtemplate:
-        read_user_text(opts.flagtemplate, MAX_SUMMARY_BYTES, "a flag template")
+    from almarules.engine.cli.common import UserError
+    from almarules.engine.stages.calibration.flagtemplate import FlagTemplateError, parse
+    from almarules.engine.stages.calibration.fluxmodels import FluxCsvError, read_flux_csv
+
+    try:
+        if opts.flagtemplate:
+            parse(read_user_text(opts.flagtemplate, MAX_SUMMARY_BYTES, "a flag template"), opts.flagtemplate)
+        if opts.fluxfile:
+            read_flux_csv(opts.fluxfile)
+    except (FlagTemplateError, FluxCsvError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def cmd_run(args) -> int:
@@ -113,6 +141,14 @@ def _closing(state, opts, seconds: float) -> int:
 
     for line in _attention_lines(state):
         print(line, file=sys.stderr)
+    if opts.until_stage == "calibration":
+        done = [st for st in state.stages if st.name == "applycal" and st.status == "done"]
+        failed = [st.name for st in state.stages if st.status == "failed"]
+        where = Path(opts.workdir)
+        print(f"calibrated in {duration(seconds)}: " + (f"CORRECTED_DATA in {where / 'calibrated'}, CASA tables in "
+                                                        f"{where / 'caltables'}" if done else "applycal did not run")
+              + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+        return 0 if done and not failed else 2
     made = [e for e in state.images.values() if e.status]
     failed = [e for e in made if e.status == "failed"]
     counts = {s: sum(e.status == s for e in made) for s in ("ok", "uncalibrated", "diverged", "failed")}
@@ -140,4 +176,10 @@ def _attention_lines(state) -> list[str]:
     return lines
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_calibrate(args) -> int:
+    """``almarules calibrate``: ``run`` up to the recipe's last calibration stage."""
+    args.from_stage, args.until_stage, args.dry_run = None, "calibration", False
+    return cmd_run(args)
+
+
+COMMANDS = {"run": cmd_run, "calibrate": cmd_calibrate}

@@ -27,6 +27,8 @@ def entity_key(kind: str, model: Any, index: int) -> str:
         return f"{model.field}.{model.spw}" + (f".{model.eb}" if model.eb else "")
     if kind == "measurement":
         return model.key
+    if kind == "fluxscale":
+        return f"{model.field}.{model.spw}"
     return str(index)
 
 

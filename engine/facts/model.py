@@ -135,6 +135,10 @@ def Q(unit: str, description: str, *, gt: Optional[float] = None, ge: Optional[f
     ]
 
 
+# A measured quantity: NaN/inf mean the measurement failed (kept; the QA rules score it).
+MQ = partial(Q, finite=False)
+
+
 def _schema_limits(gt: Optional[float], ge: Optional[float], le: Optional[float]) -> dict[str, float]:
     """The JSON Schema keywords of a quantity's limits."""
     pairs = (("exclusiveMinimum", gt), ("minimum", ge), ("maximum", le))
@@ -203,6 +207,11 @@ class Antenna(_Model):
         default=None, description="ITRF position (m)", json_schema_extra={"unit": "m"})
     dish_diameter: Q("m", "dish diameter (at most 1 km: FAST, the largest dish, is 500 m)", gt=0,
                      le=MAX_DISH_M) = None
+    centre_distance: MQ("m", "distance from the array centre (median of the positions) in the local "
+                             "horizontal plane; measured by refant", ge=0) = None
+    unflagged: Count = Field(default=None, description="unflagged calibrator visibilities of the antenna "
+                                                       "(the least over the calibrator intents); measured by refant")
+    low_gain: Optional[bool] = Field(default=None, description="flagged by lowgainflag; measured")
 
 
 class SpectralWindow(_Model):
@@ -224,6 +233,14 @@ class SpectralWindow(_Model):
                             unit="Hz") = None
     rows: Count = Field(default=None, description="main-table rows of this spw (all execution blocks)")
     baselines: Count = Field(default=None, description="distinct cross-correlation baselines with data")
+    # measured by the calibration stages (engine.stages.calibration), on the first execution block:
+    bandpass_vis_snr: Optional[float] = Field(default=None, description="SNR of one visibility sample of the "
+                                                                         "bandpass calibrator")
+    bandpass_integrations: Count = Field(default=None, description="integrations of the bandpass calibrator")
+    phase_vis_snr: Optional[float] = Field(default=None, description="SNR of one visibility sample of the "
+                                                                      "phase calibrator")
+    baselines_per_antenna: Count = Field(default=None, description="baselines of an antenna (median)")
+    gain_channels: Count = Field(default=None, description="channels used for gain solutions")
 
     def _freqs(self) -> Optional[tuple[float, float]]:
         if self.channel_frequencies:
@@ -340,8 +357,6 @@ class WeightSum(_Model):
         return 1.0 / math.sqrt(self.sum_weight)
 
 
-# A quantity measured on an image: NaN/inf mean the measurement failed (kept; the QA rules score it).
-MQ = partial(Q, finite=False)
 
 
 class ImageMeasurement(_Model):
@@ -376,6 +391,40 @@ class ImageMeasurement(_Model):
         return f"{self.field}.{self.intent}.{'_'.join(map(str, self.spws))}.{self.specmode}"
 
 
+class FluxMeasurement(_Model):
+    """A calibrator's flux density derived by gfluxscale (or set by setjy), one per field and spw."""
+
+    field: str
+    spw: int
+    frequency: Q("Hz", "centre frequency of the spw", gt=0, le=MAX_FREQUENCY_HZ) = None
+    flux: MQ("Jy", "derived Stokes I flux density") = None
+    error: MQ("Jy", "standard error of the derived flux density", ge=0) = None
+    catalogue: MQ("Jy", "flux density given by the flux file (flux.csv) or the flux model", ge=0) = None
+    spix: Optional[float] = Field(default=None, description="spectral index fitted over the spws")
+    reference: Optional[bool] = Field(default=None, description="the flux calibrator itself (set by setjy)")
+
+
+class CalibrationFacts(_Model):
+    """Dataset-wide numbers measured by the calibration stages."""
+
+    flagged_before: Optional[float] = Field(default=None, ge=0, le=1, description="flagged fraction of the "
+                                            "cross-correlation data before flagdata")
+    flagged_flagdata: Optional[float] = Field(default=None, ge=0, le=1, description="fraction newly flagged "
+                                              "by flagdata (all its agents)")
+    flagged_after: Optional[float] = Field(default=None, ge=0, le=1, description="flagged fraction after "
+                                           "applycal (data without a valid solution included)")
+    flagged_applycal: Optional[float] = Field(default=None, ge=0, le=1, description="fraction newly flagged "
+                                              "by applycal (no valid solution)")
+    bandpass_flagged: Optional[float] = Field(default=None, ge=0, le=1, description="flagged fraction of the "
+                                              "bandpass solutions")
+    bandpass_flatness: Optional[float] = Field(default=None, description="rms of the bandpass amplitude about 1 "
+                                                                          "(worst spw, central channels)")
+    gain_phase_rms: MQ("deg", "rms of the per-integration phase of the phase calibrator after the "
+                              "per-scan solutions (median over antennas, worst spw)", ge=0) = None
+    low_gain_antennas: Count = Field(default=None, description="antennas flagged by lowgainflag")
+    outliers: Count = Field(default=None, description="visibilities the amplitude-outlier heuristic flags")
+
+
 class Dataset(_Model):
     """Everything the rules may know about one dataset (one MOUS)."""
 
@@ -393,7 +442,15 @@ class Dataset(_Model):
     weights: Items(WeightSum, MAX_WEIGHTS, "weight sums, one per field, spw and EB (at most 1,000,000)") = None
     measurements: Items(ImageMeasurement, MAX_MEASUREMENTS,
                         "measurements of images made by later stages (at most 100,000)") = None
+    fluxscales: Items(FluxMeasurement, MAX_MEASUREMENTS, "calibrator flux densities set (setjy) or derived (gfluxscale)") = None
+    calibration: Optional[CalibrationFacts] = None
 
+
+#: facts the calibration stages measure and put into the facts as they run (a plan made before
+#: them shows the values that need them as waiting for the calibration, not as missing facts)
+CALIBRATION_MEASURED = frozenset({"centre_distance", "unflagged", "low_gain", "bandpass_vis_snr",
+                                  "bandpass_integrations", "phase_vis_snr", "baselines_per_antenna",
+                                  "gain_channels", "calibration", "fluxscales"})
 
 # kind name (as rules see it) -> model; the dataset itself is kind "dataset".
 FACT_KINDS: dict[str, type[BaseModel]] = {
@@ -405,9 +462,10 @@ FACT_KINDS: dict[str, type[BaseModel]] = {
     "scan": Scan,
     "weight": WeightSum,
     "measurement": ImageMeasurement,
+    "fluxscale": FluxMeasurement,
 }
 # plural collection attribute of the dataset -> kind
 COLLECTIONS: dict[str, str] = {
     "ebs": "eb", "antennas": "antenna", "spws": "spw", "fields": "field",
-    "scans": "scan", "weights": "weight", "measurements": "measurement",
+    "scans": "scan", "weights": "weight", "measurements": "measurement", "fluxscales": "fluxscale",
 }

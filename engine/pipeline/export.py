@@ -138,6 +138,8 @@ def exportdata(ctx: RunContext, stage: StageRun) -> None:
             dst = out / ("cont.dat" if kind == "cont.dat" else Path(given).name)
             write_atomic(dst, Path(given).read_bytes())
             add(dst, kind, stage_index=stage.index)
+    for path, kind in _calibration_products(ctx, out):
+        add(path, kind, stage_index=stage.index)
     stage.commands = [commands.Command(tool="almarules", text=commands.shell(commands.run_argv(ctx.opts)),
                                        note="re-runs the whole run; finished work is kept")]
     write_atomic(out / "commands.log", commands_log(ctx))
@@ -153,6 +155,30 @@ def exportdata(ctx: RunContext, stage: StageRun) -> None:
     stage.notes.append(f"{n} FITS product(s) and {len(entries) - n} other file(s) in {ctx.wd.rel(out)}/, "
                        f"listed with checksums in manifest.json")
     ctx.stage_log(stage, stage.notes[-1])
+
+
+def _calibration_products(ctx: RunContext, out: Path) -> list[tuple[Path, str]]:
+    """The calibration's deliverables: its files (flux.csv, the outlier template) copied, and the
+    CASA calibration tables of each MS as ``<ms>.caltables.tgz`` (the pipeline's packaging)."""
+    import io
+    import tarfile
+
+    done: list[tuple[Path, str]] = []
+    for src, kind in ctx.cache.get("cal_products", {}).items():
+        dst = out / Path(src).name
+        write_atomic(dst, Path(src).read_bytes())
+        done.append((dst, kind))
+    tables = sorted(Path(t) for t in ctx.cache.get("cal_tables", []) if Path(t).is_dir())
+    for ms in dict.fromkeys(t.name.split(".ms.")[0] + ".ms" for t in tables):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for t in tables:
+                if t.name.startswith(ms + "."):
+                    tar.add(t, arcname=t.name)
+        dst = out / f"{ms}.caltables.tgz"
+        write_atomic(dst, buf.getvalue())
+        done.append((dst, "caltables"))
+    return done
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:

@@ -24,7 +24,7 @@ from almarules.engine.pipeline.parallel import Executor
 from almarules.engine.pipeline.progress import Progress, file_logger
 from almarules.engine.pipeline.session import RunContext, RunOptions
 from almarules.engine.pipeline.state import Attention, RunState, StageRun
-from almarules.engine.pipeline import steps
+from almarules.engine.pipeline import calsteps, steps
 from almarules.engine.plan.build import build_plan
 from almarules.engine.products.contdat import read_contdat
 from almarules.engine.stages.imaging.writer import leftovers
@@ -37,12 +37,11 @@ STAGES: dict[str, StageImpl] = {
     "makeimlist": steps.makeimlist,
     "makeimages": steps.makeimages,
     "exportdata": exportdata,
+    **calsteps.STAGES,
 }
 
 #: What is still to come for the stages the recipe names and almarules does not implement yet.
-_LATER = {name: "calibration" for name in (
-    "flagdata", "fluxcalflag", "rawflagchans", "refant", "tsyscal", "tsysflag", "antpos", "wvrgcalflag",
-    "lowgainflag", "gainflag", "setjy", "bandpass", "spwphaseup", "gfluxscale", "timegaincal", "applycal")}
+_LATER = {name: "calibration" for name in ("rawflagchans", "tsyscal", "tsysflag", "gainflag")}
 _LATER.update({name: "continuum" for name in ("findcont", "uvcontfit", "uvcontsub")})
 _LATER.update({name: "target preparation" for name in ("mstransform", "flagtargets")})
 
@@ -96,7 +95,13 @@ def _window(names: list[str], opts: RunOptions) -> tuple[int, int]:
                            f"(or give its number, 1 to {len(names)})")
         return hits[0] if first else hits[-1]
     lo = find(opts.from_stage, True) if opts.from_stage else 1
-    hi = find(opts.until_stage, False) if opts.until_stage else len(names)
+    if opts.until_stage == "calibration" and "calibration" not in names:  # almarules calibrate
+        cal = [i for i, n in enumerate(names, 1) if n in calsteps.STAGES]
+        if not cal or "applycal" not in names:
+            raise RunError("the recipe has no calibration stages (no applycal): nothing to calibrate")
+        hi = max(cal)
+    else:
+        hi = find(opts.until_stage, False) if opts.until_stage else len(names)
     if lo > hi:
         raise RunError(f"--from {opts.from_stage} comes after --until {opts.until_stage}")
     return lo, hi
@@ -119,10 +124,13 @@ def _run_stage(ctx: RunContext, stage: StageRun, rs: RecipeStage, inside: bool) 
         return
     stage.status, stage.started = "running", now()
     ctx.wd.save_state(ctx.state)
+    if stage.name == "makeimages":
+        calsteps.adopt_earlier(ctx, stage)
     t0 = time.perf_counter()
     try:
         impl(ctx, stage)
-        stage.status = "done"
+        if stage.status == "running":  # an implementation may decide it has nothing to do (skipped)
+            stage.status = "done"
     except (KeyboardInterrupt, SystemExit):
         stage.status, stage.error = "failed", "interrupted"
         raise
@@ -169,16 +177,18 @@ def _attention_summary(state: RunState) -> None:
         state.attention.insert(0, Attention(level="warning", stage=missing[0].index,
                                             text=f"{len(missing)} stage(s) of the recipe are not implemented yet "
                                                  f"and did not run: {names}"))
-    calib = [s for s in missing if "calibration" in s.why]
+    applied = [s for s in state.stages if s.name == "applycal"]
     raw = sorted(k for k, e in state.images.items() if e.status == "uncalibrated")
-    if calib and raw:
-        state.attention.insert(0, Attention(level="error", stage=calib[0].index,
-                                            text=f"{len(raw)} image(s) made from uncalibrated data (raw DATA; the "
-                                                 f"calibration stages are not implemented): {', '.join(raw)}"))
-    elif calib and state.images and not state.data_calibrated:
-        state.attention.append(Attention(level="notice", stage=calib[0].index,
+    if raw:
+        why = ("applycal " + applied[0].status + (f": {applied[0].error}" if applied[0].error else "")
+               if applied else "the recipe has no applycal")
+        state.attention.insert(0, Attention(level="error", stage=applied[0].index if applied else None,
+                                            text=f"{len(raw)} image(s) made from uncalibrated data (raw DATA; "
+                                                 f"{why}): {', '.join(raw)}"))
+    elif state.images and not state.data_calibrated and not any(s.status == "done" for s in applied):
+        state.attention.append(Attention(level="notice", stage=applied[0].index if applied else None,
                                          text="the images use the CORRECTED_DATA already in the MS: calibrated "
-                                              "outside this run (its calibration stages are not implemented)"))
+                                              "outside this run (its applycal did not run here)"))
     for st in state.stages:
         sc = st.score
         if st.status == "done" and st.name != "makeimages" and sc.colour in ("red", "yellow"):
@@ -186,12 +196,11 @@ def _attention_summary(state: RunState) -> None:
             state.attention.append(Attention(level="error" if sc.colour == "red" else "warning", stage=st.index,
                                              at=sc.reasons[0].at if sc.reasons else None,
                                              text=f"{st.name} score {sc.value:.2f} ({sc.colour}): {why}"))
-    flagging = [s for s in state.stages if s.name == "flagtargets"]
+    flagging = [s for s in state.stages if s.name in ("flagdata", "flagtargets")]
     if state.flagtemplate and not any(s.status == "done" for s in flagging):
         state.attention.append(Attention(level="warning", stage=flagging[0].index if flagging else None,
                                          text=f"the flag template {Path(state.flagtemplate).name} was not applied "
-                                              f"(flagtargets is not implemented yet): it is only delivered with "
-                                              f"the products"))
+                                              f"(flagdata did not run): it is only delivered with the products"))
     rank = {"error": 0, "warning": 1, "notice": 2}
     state.attention.sort(key=lambda a: rank[a.level])
 

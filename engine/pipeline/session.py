@@ -28,6 +28,7 @@ class RunOptions(BaseModel):
     intents: Optional[str] = None
     contfile: Optional[str] = None
     flagtemplate: Optional[str] = None
+    fluxfile: Optional[str] = None
     mous: Optional[str] = None
     data_calibrated: bool = False
     workers: Optional[int] = None
@@ -63,6 +64,7 @@ class RunContext:
     ms_digests: list[tuple[str, str]] = field(default_factory=list)  # (path, identity) of each MS, read once
     flags_applied: bool = False  # a stage applied the flag template (flagtargets): then an input of every image
     imlist: list[str] = field(default_factory=list)
+    vis_ms: Optional[list[str]] = None  # the MSs the images read: the calibrated working copies after applycal
     later_images: dict[int, list[str]] = field(default_factory=dict)  # makeimages stage index -> its images
     cache: dict[str, Any] = field(default_factory=dict)
 

@@ -8,7 +8,7 @@ its position in the recipe (``index``, from 1) because a recipe may call a stage
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -68,6 +68,7 @@ class StageRun(BaseModel):
     redone: dict[str, list[str]] = Field(default_factory=dict)  # item -> why it was made again
     notes: list[str] = Field(default_factory=list)  # what the stage says a reviewer should know
     commands: list[Command] = Field(default_factory=list)
+    numbers: dict[str, Any] = Field(default_factory=dict)  # what the stage measured (e.g. derived fluxes), for reports
     inputs_sha256: str = ""
     log: Optional[str] = None  # WORKDIR-relative path of its log
 

@@ -22,7 +22,7 @@ from almarules.engine.evaluate import api
 from almarules.engine.evaluate.decisions import Decisions, Value, decisions, source_text
 from almarules.engine.evaluate.program import Evaluation, Program
 from almarules.engine.evaluate.program import dataset_attrs  # the same walk as the cascades'
-from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.model import CALIBRATION_MEASURED, Dataset
 from almarules.engine.plan.model import (
     Case, CascadePlan, CascadeStepPlan, Cell, Column, ImageRow, Labelled, Plan, PlanWarning, Residual, RunTime,
     ScorePlan, StagePlan,
@@ -41,6 +41,13 @@ IMAGE_COLUMNS = [
 TOTALS = [("product_size", "Product size"), ("largest_cube", "Largest cube"), ("imaging_time", "Imaging time")]
 COLOURS = ("red", "yellow", "blue", "green")
 LATER_DATA = ("measurements[", "dataset.measurements")  # facts later stages produce (the dirty image's numbers)
+
+
+def _measured_by_calibration(fact: str) -> bool:
+    """`fact` (a path such as ``antenna[DA41].unflagged``) is measured by a calibration stage."""
+    head, _, attr = fact.rpartition(".")
+    return attr in CALIBRATION_MEASURED or fact.split("[")[0].split(".")[-1] in CALIBRATION_MEASURED or (
+        head.startswith("dataset.calibration") or head.startswith("fluxscale"))
 
 
 def build_plan(program: Program, facts: Dataset, source: str, sets: Sequence[str] = (),
@@ -268,15 +275,22 @@ class _Builder:
             out.append(PlanWarning(level="notice", ref=paths[0], message=(
                 f"{len(paths)} value{'s' if len(paths) != 1 else ''} cannot be computed: {e} (e.g. {paths[0]})")))
         missing: dict[str, list[str]] = {}
+        calibration: set[str] = set()
         for v in self.dec.values:
             if v.status == "unknown" and v.waits_for and v.path not in residuals:
                 for w in v.waits_for:
-                    if not w.startswith(LATER_DATA):
+                    if _measured_by_calibration(w):
+                        calibration.add(v.path)
+                    elif not w.startswith(LATER_DATA):
                         missing.setdefault(re.sub(r"\[[^\]]*\]", "[...]", w), []).append(v.path)
         for fact, paths in sorted(missing.items(), key=lambda kv: -len(kv[1]))[:5]:
             hint = " (declare them with --intents FILE)" if fact.endswith("intents") else ""
             out.append(PlanWarning(level="warning", ref=paths[0], message=(
                 f"{len(paths)} value{'s' if len(paths) != 1 else ''} unknown: the facts lack {fact}{hint}")))
+        if calibration:
+            out.append(PlanWarning(level="notice", ref=sorted(calibration)[0], message=(
+                f"{len(calibration)} values wait for the calibration stages' measurements (reference antenna, "
+                f"signal-to-noise, derived fluxes, flagged fractions)")))
         if residuals:
             names = sorted({r.variable_name for r in residuals.values() if r.variable_name})
             out.append(PlanWarning(level="notice", message=(

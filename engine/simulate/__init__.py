@@ -27,17 +27,20 @@ module's docstring gives its part in full):
   indices and Gaussian lines (LSRK lines Doppler-shifted to TOPO per integration).
 * `tables` -- the MS layout: main-table columns and storage managers, the subtables.
 * `writer` -- the main table's rows, written on a background thread.
+* `outliers` -- for flagging tests: the outlier visibilities of one EB (whole spectra of
+  chosen (row, correlation) pairs scaled) and the low-gain antennas, with their truth records.
 * `execution_block` -- one EB: radiometer noise (`almarules.kernels.noise`), corruptions
-  (`almarules.kernels.corrupt`: gains drifting in time, bandpasses), flags, and the
-  visibilities in chunks of bounded memory.
+  (`almarules.kernels.corrupt`: gains drifting in time, bandpasses, low-gain antennas,
+  outliers), flags, and the visibilities in chunks of bounded memory.
 * `truth` -- the truth file of one EB, with the facts ``almarules facts`` should read back.
 * `run` -- `simulate`: output paths (`output_paths`), one EB after another, each MS and
   truth file written under a temporary name and renamed when complete.
 
 Determinism: every random draw comes from ``numpy.random.SeedSequence(seed,
 spawn_key=(eb, purpose, ...))`` -- gains (eb, 1), bandpass (eb, 2, spw), noise
-(eb, 3, integration, spw) -- so the same seed gives the same data whatever the chunking
-or the number of threads.
+(eb, 3, integration, spw), outliers (eb, 4; seed `corruptions.outliers.seed` if given) -- so
+the same seed gives the same data whatever the chunking or the number of threads, and
+adding outliers or low-gain antennas changes nothing else.
 
 Imports: dsl, kernels, engine.io, engine.facts, engine.ms (measures, for the geometry).
 """
@@ -46,8 +49,8 @@ from __future__ import annotations
 
 from .arrays import ARRAY_ALIASES, ARRAY_DIR, ArrayLayout, array_file, load_array
 from .config import (OBS_MODES, AtmosphereConfig, ComponentConfig, CorruptionConfig, FieldConfig, FlagConfig, Int,
-                     LineConfig, NoiseConfig, Q, ScheduleConfig, SimConfig, SimIntent, SpwConfig, load_sim_config,
-                     parse_sim_config)
+                     LineConfig, LowGainConfig, NoiseConfig, OutlierConfig, Q, ScheduleConfig, SimConfig, SimIntent,
+                     SpwConfig, load_sim_config, parse_sim_config)
 from .errors import SimConfigError, SimError
 from .execution_block import CHUNK_VISIBILITIES
 from .run import output_paths, simulate

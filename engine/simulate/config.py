@@ -322,6 +322,37 @@ class NoiseConfig(_M):
         default=None, description="elevation-dependent Tsys from receiver temperature and zenith opacity")
 
 
+class OutlierConfig(_M):
+    """Outlier visibilities for flagging tests: whole spectra of chosen (row, correlation) pairs scaled.
+
+    A baseline-based gain glitch: every channel of one correlation of one main-table row of the
+    corrupted model is multiplied by `amplitude_factor` before the noise is added (the noise is
+    not scaled, as for antenna gains; FLAG, WEIGHT and SIGMA unchanged), so the outlier survives
+    channel averaging wherever the model is well above the noise. The pairs are drawn without
+    replacement among the unflagged rows (FLAG_ROW false) of `fields` (default: every field),
+    in each execution block: ``floor(fraction * n + 1/2)`` of its n candidates, or exactly `count`.
+    """
+
+    fraction: Optional[float] = Field(default=None, ge=0, le=1, description="of the candidate (row, correlation) pairs")
+    count: Optional[Int] = Field(default=None, ge=0, description="number of outliers (instead of 'fraction')")
+    amplitude_factor: float = Field(default=20.0, gt=0, description="multiplies the model spectrum (< 1: low outliers)")
+    seed: Optional[Int] = Field(default=None, ge=0, description="seed of the choice (default: the simulation's seed)")
+    fields: Optional[list[str]] = Field(default=None, min_length=1, description="field names (default: all)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "OutlierConfig":
+        if (self.fraction is None) == (self.count is None):
+            raise ValueError("give exactly one of 'fraction' and 'count'")
+        return self
+
+
+class LowGainConfig(_M):
+    """An antenna whose gain amplitude is multiplied by `factor` (both polarisations, every integration)."""
+
+    antenna: str = Field(min_length=1, description="antenna or pad name")
+    factor: float = Field(gt=0, description="multiplies the drawn gain amplitude")
+
+
 class CorruptionConfig(_M):
     enabled: bool = True
     gain_amplitude: float = Field(default=0.05, ge=0, description="rms of the static log-amplitude")
@@ -335,6 +366,8 @@ class CorruptionConfig(_M):
     bandpass_ripple: tuple[float, float] = (0.01, 0.03)
     bandpass_phase: Q("deg") = Field(default=10.0, ge=0)
     bandpass_delay: Q("ps") = Field(default=20.0, ge=0)
+    outliers: Optional[OutlierConfig] = None
+    low_gain_antennas: list[LowGainConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> "CorruptionConfig":
@@ -387,6 +420,10 @@ class SimConfig(_M):
                 raise ValueError(f"fields[{i}].name: {n!r} is given twice")
         if not any("TARGET" in f.intents for f in self.fields):
             raise ValueError("fields: no field has the TARGET intent")
+        outliers = self.corruptions.outliers
+        for i, name in enumerate((outliers.fields or []) if outliers is not None else []):
+            if name not in names:
+                raise ValueError(f"corruptions.outliers.fields[{i}]: no field {name!r} (fields are {', '.join(names)})")
         for spw, ranges in self.flags.channels.items():
             if not 0 <= spw < len(self.spws):
                 raise ValueError(f"flags.channels: no spw {spw} (spws are 0..{len(self.spws) - 1})")

@@ -3,7 +3,8 @@
 * Noise: radiometer equation (`almarules.kernels.noise`); ``SIGMA`` = sigma and
   ``WEIGHT`` = 1/sigma^2 per correlation, the values of the noise actually added (with
   noise off they hold the nominal values of the noise that would have been added).
-* Corruptions: `almarules.kernels.corrupt` (antenna gains drifting in time, bandpasses).
+* Corruptions: `almarules.kernels.corrupt` (antenna gains drifting in time, bandpasses), and
+  for flagging tests low-gain antennas and outlier visibilities (`outliers`).
 * Random draws: `_rng` (see Determinism in the package docstring).
 
 Work is done in chunks of consecutive integrations on one field (at most
@@ -27,6 +28,7 @@ from almarules.kernels import noise as knoise
 from almarules.kernels import sky as ksky
 
 from .errors import SimError
+from .outliers import low_gain_truth, outliers_truth, plan_outliers
 from .plan import EBPlan, Plan, make_timeline
 from .sky_model import sky_model_for
 from .tables import main_desc, main_dminfo, write_subtables, write_syscal
@@ -124,6 +126,8 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
             phase_drift=math.radians(cc.gain_phase_drift), period_min=cc.drift_periods[0],
             period_max=cc.drift_periods[1], t0=eb.start)
         gains = kcorrupt.evaluate_gains(gain_params, tl.times)  # (nint, nant, npol)
+        if plan.low_gain:
+            gains = kcorrupt.scale_antenna_gains(gains, [a for a, _ in plan.low_gain], [f for _, f in plan.low_gain])
         if cc.bandpass:
             for s in plan.spws:
                 bp_params[s.id] = kcorrupt.draw_bandpass(
@@ -147,6 +151,8 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
         for a, b in cfg.flags.channels.get(s.id, []):
             cf[a:b + 1] = True
         chan_flag.append(cf)
+    frow = np.stack([row_flag | chan_flag[s.id].all() for s in plan.spws]).reshape(-1)  # (nspw * nbl,)
+    outl = plan_outliers(plan, eb, tl, frow, lambda sd: _rng(sd, eb.index, 4))
 
     # -------------------------------------------- the MS
     nchan_max = max(s.nchan for s in plan.spws)
@@ -178,7 +184,6 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
             f[row_flag] = True
             f[:, chan_flag[s.id], :] = True
             flag_blocks.append(f)
-        frow = np.stack([row_flag | chan_flag[s.id].all() for s in plan.spws]).reshape(-1)  # (nspw * nbl,)
         writer = Writer(ms, plan, tl, sigma, weight, flag_blocks, frow, uniform, timer)
         pool = knoise._pool()
         done = 0
@@ -201,9 +206,11 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
                     sig = sigma[c0:c1, s.id].astype(np.float32)
 
                     def finish(j: int, s=s, out=out, model=model, g=g, sig=sig) -> None:
-                        # corruptions, then noise, of one integration (runs on a pool thread)
+                        # corruptions (outliers included), then noise, of one integration (on a pool thread)
                         kcorrupt.apply_corruptions(model[j:j + 1], out[j:j + 1], plan.a1, plan.a2,
                                                    g[j:j + 1] if g is not None else None, bb[s.id])
+                        if outl is not None:
+                            outl.apply(c0 + j, s.id, out[j], model[j], ~chan_flag[s.id])
                         if nz.enabled:
                             noise = np.empty((nbl, s.nchan, npol), np.complex64)
                             knoise.fill_standard_complex([(_rng(seed, eb.index, 3, c0 + j, s.id), noise)])
@@ -228,6 +235,11 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
         ms.close()
     timer.add("table writing", t0)
 
+    extras = {}
+    if outl is not None:
+        extras["outliers"] = outliers_truth(plan, tl, outl)
+    if gains is not None and plan.low_gain:
+        extras["low_gain_antennas"] = low_gain_truth(plan)
     return truth_record(plan, eb, tl, elev, tsys, sefd, sigma, weight, gain_params, gains, bp_params, sky,
                   line_truth, topo, final_path, syscal_rows if cfg.schedule.atmosphere_scans else [],
-                  row_flag, chan_flag)
+                  row_flag, chan_flag, corruption_extras=extras)

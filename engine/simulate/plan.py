@@ -103,12 +103,8 @@ class Plan:
             raise SimConfigError("array: mixed dish diameters are not supported")
         self.diameter = float(diam[0])
         self.nant = len(self.layout.names)
-        for name in cfg.flags.antennas:
-            if name not in self.layout.names and name not in self.layout.stations:
-                raise SimConfigError(f"flags.antennas: no antenna or pad {name!r} in the array "
-                                     f"({', '.join(self.layout.names[:6])}, ...)")
-        self.flagged_ants = sorted({(self.layout.names.index(n) if n in self.layout.names
-                                     else self.layout.stations.index(n)) for n in cfg.flags.antennas})
+        self.flagged_ants = sorted({self._antenna(n, "flags.antennas") for n in cfg.flags.antennas})
+        self.low_gain = self._low_gain()
         self.site_lon, self.site_lat, self.site_h = observatory_of(cfg.site)
         self.site_itrf = geodetic_to_itrf(self.site_lon, self.site_lat, self.site_h)
         self.geometry = Geometry(self.site_itrf, self.site_lon, self.site_lat)
@@ -121,6 +117,27 @@ class Plan:
         self.sources, self.field_rows = self._sources()
         self.states: dict[tuple[str, int], int] = {}
         self.ebs = self._schedule()
+
+    # ------------------------------------------------ antennas
+    def _antenna(self, name: str, where: str) -> int:
+        """Index of the antenna called `name` (antenna or pad name); `where` is the config path for errors."""
+        if name in self.layout.names:
+            return self.layout.names.index(name)
+        if name in self.layout.stations:
+            return self.layout.stations.index(name)
+        raise SimConfigError(f"{where}: no antenna or pad {name!r} in the array "
+                             f"({', '.join(self.layout.names[:6])}, ...)")
+
+    def _low_gain(self) -> list[tuple[int, float]]:
+        """(antenna index, amplitude factor) of `corruptions.low_gain_antennas`, in config order."""
+        out: list[tuple[int, float]] = []
+        for k, lg in enumerate(self.cfg.corruptions.low_gain_antennas):
+            where = f"corruptions.low_gain_antennas[{k}].antenna"
+            index = self._antenna(lg.antenna, where)
+            if index in [i for i, _ in out]:
+                raise SimConfigError(f"{where}: antenna {self.layout.names[index]} is given twice")
+            out.append((index, lg.factor))
+        return out
 
     # ------------------------------------------------ spectral windows
     def _spws(self) -> list[Spw]:

@@ -69,6 +69,7 @@ class Thumb:
     alt: str = ""
     caption: str = ""
     missing: str = ""  # why there is no picture
+    full: Optional[str] = None  # the full-size PNG when `src` is its thumbnail (weblog-relative)
 
 
 @dataclass
@@ -115,6 +116,7 @@ class StageView:
     log_note: str = ""
     score_source: str = ""  # where the score comes from (a value and its rule)
     score_href: Optional[str] = None  # the rule line of score_source
+    figures: list[Thumb] = field(default_factory=list)  # pictures of its results (calpages)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from almarules.engine.pipeline.context import PREDRAWN
 from almarules.engine.pipeline.state import RunState
 from almarules.engine.pipeline.weblog.attention import attention
 from almarules.engine.pipeline.weblog.links import RuleLinks, image_page
-from almarules.engine.pipeline.weblog import fmt
+from almarules.engine.pipeline.weblog import calpages, fmt
 from almarules.engine.pipeline.weblog.model import ImageView, Link, Site, StageView
 from almarules.engine.pipeline.weblog.outcome import QUANTITIES, outcome_rows, runtime_svg, summarise
 from almarules.engine.pipeline.weblog.overview import overview
@@ -97,6 +97,7 @@ def build_site(workdir: Path, state: RunState, pics: Optional[Pictures],
     facts = _load(workdir / "facts.json", Dataset)
     links = RuleLinks(state.rules, workdir)
     stages: list[StageView] = [stage_view(s, state, links, workdir, with_log=True) for s in state.stages]
+    calpages.attach(pics, stages, state, workdir, progress)
     images = _images(state, workdir, links, pics, progress)
     rows = outcome_rows(images, state.images, plan)
     data_figs = dataset_figures(pics, facts, facts.model_dump_json()) if facts is not None and pics else []

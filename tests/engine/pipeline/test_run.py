@@ -85,7 +85,8 @@ def test_a_corruption_free_simulation_gives_green_images_with_the_truths_fluxes(
 def test_stages_without_an_implementation_are_recorded_as_such(serial):
     state = _state(serial[0])
     by_name = {s.name: s for s in state.stages}
-    assert by_name["bandpass"].status == "not_implemented" and "calibration" in by_name["bandpass"].why
+    assert by_name["rawflagchans"].status == "not_implemented" and "calibration" in by_name["rawflagchans"].why
+    assert by_name["bandpass"].status == "skipped" and "--data-calibrated" in by_name["bandpass"].why
     assert by_name["tsyscal"].status == "skipped"  # no Tsys in a simulated EB: its condition is false
     assert [s.status for s in state.stages if s.name == "makeimages"] == ["done"] * 4
     assert any("not implemented" in a.text for a in state.attention)
@@ -138,7 +139,7 @@ def test_a_contdat_edit_redoes_exactly_the_cont_image_and_says_why(serial, tmp_p
     assert made == ["SIMGAL_1.TARGET.0_1.cont"]
     redone = {k: v for s in state.stages for k, v in s.redone.items()}
     assert list(redone) == ["SIMGAL_1.TARGET.0_1.cont"] and "cont.dat" in redone["SIMGAL_1.TARGET.0_1.cont"][0]
-    assert "made again" in (wd / "logs" / "29_makeimages.log").read_text()
+    assert "made again" in (wd / "logs" / "30_makeimages.log").read_text()
 
 
 def test_a_parameter_edit_says_which_parameter_changed(serial, capsys):
@@ -234,7 +235,7 @@ def test_a_scheduler_address_is_honoured(small_ms, tmp_path, capsys):
     try:
         wd = tmp_path / "wd"
         rc, _out, err = run_cli(["run", str(small_ms), "-o", str(wd), "--data-calibrated", "--scheduler", address,
-                                 "--until", "19", "--no-weblog"], capsys)
+                                 "--until", "20", "--no-weblog"], capsys)
         assert rc == 0, err
         state = _state(wd)
         assert address in state.workers and "1 workers" in state.workers
@@ -250,12 +251,12 @@ def test_a_scheduler_address_is_honoured(small_ms, tmp_path, capsys):
 
 
 def test_the_raw_simulation_is_honestly_flagged(shared_ms, tmp_path, capsys):
-    """alma_sim.ms as observed (gains, bandpasses, no CORRECTED_DATA): the calibrator and target
-    images are made, marked uncalibrated with a capped score, never green; the calibration stages
-    show as not implemented; the terminal says so."""
+    """alma_sim.ms as observed (gains, bandpasses, no CORRECTED_DATA) with the calibration stages
+    stopped before applycal: the calibrator and target images are made from DATA, marked
+    uncalibrated with a capped score, never green; the terminal says so."""
     wd = tmp_path / "wd"
-    rc, _out, err = run_cli(["run", str(shared_ms("alma_sim.ms")), "-o", str(wd), "--workers", "1", "--until", "27",
-                             "--no-weblog"], capsys)
+    rc, _out, err = run_cli(["run", str(shared_ms("alma_sim.ms")), "-o", str(wd), "--workers", "1", "--from", "19",
+                             "--until", "28", "--no-weblog"], capsys)
     assert rc == 0, err
     state = _state(wd)
     assert len(state.images) == 8 and {e.status for e in state.images.values()} == {"uncalibrated"}
@@ -263,10 +264,24 @@ def test_the_raw_simulation_is_honestly_flagged(shared_ms, tmp_path, capsys):
         assert _record(wd, key)["weblog"]["qa_colour"]["value"] != "green", key
     first = state.attention[0]
     assert first.level == "error" and "8 image(s) made from uncalibrated data" in first.text
-    assert any(s.status == "not_implemented" for s in state.stages if s.name == "applycal")
+    assert [s.status for s in state.stages if s.name == "applycal"] == ["pending"]
     assert [s.score.colour for s in state.stages if s.name == "makeimages" and s.status == "done"] == ["red", "red"]
     assert "ERROR 8 image(s) made from uncalibrated data" in err
     assert "WARNING 8 images (" in err and err.count("the visibilities were read from the DATA column") == 1
+
+
+def test_the_raw_simulation_without_a_flux_scale_says_so(shared_ms, tmp_path, capsys):
+    """alma_sim.ms calibrated without a flux file: its flux calibrator is in no catalogue, so setjy
+    cannot scale it; gfluxscale fails with the reason and the terminal's first line says so."""
+    wd = tmp_path / "wd"
+    rc, _out, err = run_cli(["run", str(shared_ms("alma_sim.ms")), "-o", str(wd), "--workers", "1", "--until",
+                             "applycal", "--no-weblog"], capsys)
+    assert rc == 0, err
+    state = _state(wd)
+    by_name = {s.name: s for s in state.stages}
+    assert by_name["applycal"].status == "done" and by_name["gfluxscale"].status == "failed"
+    assert "--fluxfile" in by_name["gfluxscale"].error
+    assert "ERROR gfluxscale failed" in err and "flux densities are relative" in err
 
 
 def test_ctrl_c_stops_the_workers_exit_130_and_the_run_resumes(small_ms, tmp_path):
@@ -301,15 +316,15 @@ def test_ctrl_c_stops_the_workers_exit_130_and_the_run_resumes(small_ms, tmp_pat
     assert not [p for p in wd.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_a_flag_template_is_delivered_and_said_not_applied(small_ms, tmp_path, capsys):
+def test_a_flag_template_is_delivered_and_said_not_applied_without_calibration(small_ms, tmp_path, capsys):
     template = tmp_path / "uid.flagtargetstemplate.txt"
     template.write_text("mode='manual' antenna='DA41' reason='test'\n")
     wd = tmp_path / "wd"
     rc, _out, err = run_cli(["run", str(small_ms), "-o", str(wd), "--data-calibrated", "--workers", "1",
-                             "--flagtemplate", str(template), "--until", "20", "--no-weblog"], capsys)
+                             "--flagtemplate", str(template), "--until", "21", "--no-weblog"], capsys)
     assert rc == 0, err
     assert (wd / "products" / template.name).read_text() == template.read_text()
-    assert "flag template uid.flagtargetstemplate.txt was not applied" in err
+    assert "flag template uid.flagtargetstemplate.txt was not applied (flagdata did not run)" in err
 
 
 def test_a_dataset_whose_images_fail_still_gets_products_and_a_weblog(shared_ms, tmp_path, capsys):

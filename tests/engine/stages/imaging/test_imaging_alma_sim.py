@@ -28,21 +28,12 @@ from almarules.engine.products.fits import read_image, read_image_wcs, read_prov
 from almarules.kernels.beam import Beam
 from almarules.kernels.masks import beam_area_pixels
 from conftest import SHARED_DATA
-from imaging_checks import expected_pixel, fit_peak, integrated, plane
+from imaging_checks import ALMA_SIM_CONT_DAT, expected_pixel, fit_peak, integrated, plane
 
 REPO = Path(__file__).resolve().parents[4]
 
 MOUS = "almarules-sim-band6"
-# the line (LSRK 229.000016 GHz, FWHM 23 MHz) left out of spw 1, +-2.6 FWHM, as findcont would
-CONT_DAT = """Field: SIMGAL_1
-
-SpectralWindow: 0
-ALL
-
-SpectralWindow: 1
-228.88~228.94GHz LSRK
-229.06~229.12GHz LSRK
-"""  # the MS has no MOUS id: names start with the project code
+CONT_DAT = ALMA_SIM_CONT_DAT  # the MS has no MOUS id: names start with the project code
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,256 @@
+"""The flagging stages: flagdata (deterministic agents and the user's template), lowgainflag, and
+the amplitude-outlier review (heuristics.md section 9), on the working copies.
+
+Before every flagging stage the flag state is saved as a flag version (CASA's
+``<ms>.flagversions``), so a user can restore it with almarules or CASA's flagmanager. flagdata
+starts from the version ``Original`` (the input's flags), so a re-run never flags twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from almarules.engine.io import write_atomic
+from almarules.engine.stages.calibration import flagtemplate, flagversions
+from almarules.engine.stages.calibration.session import CalSession, MSInfo, Outcome
+from almarules.engine.stages.calibration.solve import central_channels, solve_gains
+from almarules.engine.stages.calibration.solve_stages import model_flux, reject_sigma
+from almarules.engine.stages.calibration.visdata import open_table, read_flags, read_spw
+from almarules.kernels import flagging
+
+
+def save_version(info: MSInfo, name: str, comment: str) -> None:
+    """Save the flags of `info`'s working copy as version `name` (replacing an older one)."""
+    if any(n == name for n, _ in flagversions.versions(info.path)):
+        flagversions.delete(info.path, name)
+    flagversions.save(info.path, name, comment)
+
+
+def _cross_flag_count(info: MSInfo) -> tuple[int, int]:
+    """(flagged, total) visibilities of the cross-correlations of the working copy."""
+    n = tot = 0
+    for setup in info.setups.values():
+        _, _, flag = read_flags(info.path, setup)
+        n, tot = n + int(flag.sum()), tot + flag.size
+    return n, tot
+
+
+def _deterministic(s: CalSession, info: MSInfo) -> dict[str, int]:
+    """Autocorrelations, shadowed antennas and TDM edge channels (rules), written to FLAG;
+    newly flagged visibilities per agent."""
+    counts = {"autocorr": 0, "shadow": 0, "edge channels": 0}
+    autocorr = bool(s.value("dataset.flag_autocorrelations", True))
+    tol = float(s.value("dataset.shadow_tolerance", 0.0))
+    t = open_table(info.path, readonly=False)
+    try:
+        cols = {c: np.asarray(t.getcol(c)) for c in ("TIME", "UVW", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID")}
+        shadow = flagging.shadowed_rows(cols["TIME"], cols["UVW"], cols["ANTENNA1"], cols["ANTENNA2"],
+                                        info.diameters, tol)
+        auto = flagging.autocorrelations(cols["ANTENNA1"], cols["ANTENNA2"]) if autocorr else np.zeros(shadow.shape, bool)
+        for setup in info.setups.values():
+            rows = np.flatnonzero(cols["DATA_DESC_ID"] == setup.ddid)
+            if rows.size == 0:
+                continue
+            sub = t.query(f"DATA_DESC_ID == {setup.ddid}")  # rows ascending: those of `rows`
+            flag = np.asarray(sub.getcol("FLAG"), bool)
+            nedge = int(s.value(f"spw[{setup.spw}].edge_channels", 0) or 0)
+            a, sh = auto[rows], shadow[rows] & ~auto[rows]
+            for name, mask in (("autocorr", a), ("shadow", sh)):
+                counts[name] += int((~flag[mask]).sum())
+                flag[mask] = True
+            if nedge > 0:
+                edge = np.zeros(flag.shape[1], bool)
+                edge[:nedge] = edge[-nedge:] = True
+                counts["edge channels"] += int((~flag[~a][:, edge]).sum())
+                flag[np.ix_(~a, edge)] = True
+            sub.putcol("FLAG", flag)
+            sub.putcol("FLAG_ROW", np.asarray(sub.getcol("FLAG_ROW"), bool) | flag.all(axis=(1, 2)))
+            sub.close()
+        t.flush()
+    finally:
+        t.close()
+    return counts
+
+
+def flagdata(s: CalSession, template: Optional[str], template_name: Optional[str]) -> Outcome:
+    """flagdata's agents in order: online flags (FLAG_CMD), autocorrelations, shadow, TDM edges,
+    the user's flag template; the newly flagged fraction is measured for the score."""
+    out = Outcome(score="dataset.flagdata_score", colour="dataset.flagdata_colour")
+    s.data.clear()
+    commands = flagtemplate.parse(template, template_name or "flag template") if template else []
+    before = total = new = 0
+    for info in s.ms:
+        if not any(n == "Original" for n, _ in flagversions.versions(info.path)):
+            flagversions.save(info.path, "Original", "the input's flags (almarules flagdata)")
+        else:
+            flagversions.restore(info.path, "Original")
+        b, tot = _cross_flag_count(info)
+        before, total = before + b, total + tot
+        per = {}
+        if s.value("dataset.flag_online", True):
+            online = flagtemplate.online_flags(info.path)
+            if online:
+                rep = flagtemplate.apply(info.path, online)
+                per["online (FLAG_CMD)"] = rep.flagged_after - rep.flagged_before
+            else:
+                out.notes.append(f"{info.source.name}: no online flags (FLAG_CMD empty or absent)")
+        per.update(_deterministic(s, info))
+        if commands:
+            rep = flagtemplate.apply(info.path, commands)
+            per[f"template {template_name}"] = rep.flagged_after - rep.flagged_before
+            for c in rep.commands:
+                out.notes.append(f"{info.source.name}: template {c.where}: {c.newly_flagged} newly flagged "
+                                 f"({c.already_flagged} already){' - ' + c.reason if c.reason else ''}")
+        after, _ = _cross_flag_count(info)
+        new += after - b
+        save_version(info, "flagdata", "after almarules flagdata")
+        out.items.append(info.source.name)
+        out.notes.append(f"{info.source.name}: " + ", ".join(f"{k} {v}" for k, v in per.items())
+                         + f" visibilities newly flagged; {100 * after / max(tot, 1):.2f} % of the cross-correlation "
+                           f"data flagged now ({100 * b / max(tot, 1):.2f} % before)")
+        out.numbers[info.source.name] = per
+    cal = s.facts.calibration
+    cal.flagged_before = before / max(total, 1)
+    cal.flagged_flagdata = new / max(total, 1)
+    s.changed()
+    edges = {spw: s.value(f"spw[{spw}].edge_channels", 0) for info in s.ms for spw in info.setups}
+    out.notes.append("edge channels flagged per side: " + ", ".join(f"spw {k}: {v}" for k, v in sorted(edges.items()))
+                     + f" ({s.source(f'spw[{min(edges)}].edge_channels') if edges else ''})")
+    return out
+
+
+def lowgainflag(s: CalSession) -> Outcome:
+    """Amplitude per scan on the bandpass calibrator (after a per-integration phase solution);
+    antennas outside [lowgain_min, lowgain_max] x the median flagged in the whole spw
+    (`kernels.flagging.low_gain_antennas`, hif_lowgainflag)."""
+    out = Outcome(score="dataset.lowgainflag_score", colour="dataset.lowgainflag_colour")
+    s.data.clear()
+    lo, hi = float(s.value("dataset.lowgain_min", 0.5)), float(s.value("dataset.lowgain_max", 1.5))
+    nmin = int(s.value("dataset.lowgain_min_antennas", 5))
+    cals = s.fields_with("BANDPASS") or s.fields_with("PHASE")
+    flagged_ants: set[str] = set()
+    for info in s.ms:
+        name = next((c for c in cals if c in info.fields), None)
+        if name is None:
+            out.notes.append(f"{info.source.name}: no bandpass or phase calibrator: nothing to judge")
+            continue
+        save_version(info, "lowgainflag", "before almarules lowgainflag")
+        commands = []
+        for spw, setup in sorted(info.setups.items()):
+            cd = read_spw(info.path, setup, [info.fields[name]])
+            if cd.rows.size == 0:
+                continue
+            ch = central_channels(setup.freq.size, float(s.value("dataset.solve_edge_fraction", 0.0)))
+            flux = np.ones(setup.freq.size)
+            ph = solve_gains(cd, flux, info.nant, None, solint="int", channels=ch,
+                    bandpass=None, phase_only=True, reject=reject_sigma(s))
+            amp = solve_gains(cd, flux, info.nant, None, solint="inf", channels=ch,
+                    bandpass=None, phase_only=False, pre=ph, reject=reject_sigma(s))
+            bad, report = flagging.low_gain_antennas(np.abs(amp.gains), lo, hi, nmin, diameters=info.diameters)
+            ants = [info.antennas[a] for a in np.flatnonzero(bad.any(axis=0))]
+            if ants:
+                commands.append(f"mode='manual' antenna='{','.join(ants)}' spw='{spw}' reason='lowgainflag'")
+                flagged_ants.update(ants)
+                out.notes.append(f"{info.source.name} spw {spw}: {', '.join(ants)} outside [{lo:g}, {hi:g}] x the "
+                                 f"median gain amplitude on {name}")
+            out.items.append(f"{info.source.name} spw {spw}")
+        if commands:
+            flagtemplate.apply(info.path, flagtemplate.parse("\n".join(commands), "lowgainflag"))
+    by_name = {a.name: a for a in s.facts.antennas or []}
+    for n in flagged_ants:
+        if n in by_name:
+            by_name[n].low_gain = True
+    s.facts.calibration.low_gain_antennas = len(flagged_ants)
+    s.changed()
+    if not flagged_ants:
+        out.notes.append(f"no antenna outside [{lo:g}, {hi:g}] x the median ({s.source('dataset.lowgain_min')})")
+    return out
+
+
+def correctedampflag(s: CalSession, folder: Path) -> Outcome:
+    """The amplitude-outlier heuristic on the calibrated data (|corrected| - |model| against uv
+    distance, per field, spw and correlation): the outliers are written as a flag template
+    (``outliers.flagtemplate.txt``) for the user to review, *not* applied."""
+    out = Outcome()
+    t_lo, t_hi = float(s.value("dataset.outlier_target_low", -13)), float(s.value("dataset.outlier_target_high", 12))
+    c_lo = float(s.value("dataset.outlier_calibrator_low", -4.0))
+    c_hi = float(s.value("dataset.outlier_calibrator_high", 4.6))
+    lines, total = [], 0
+    for info in s.ms:
+        for spw, setup in sorted(info.setups.items()):
+            spw_data = read_spw(info.path, setup, column="CORRECTED_DATA")
+            for name, fid in info.fields.items():
+                if not (spw_data.field == fid).any():
+                    continue
+                cd = spw_data.subset(spw_data.field == fid)
+                calibrator = name in s.calibrators
+                model = model_flux(s, name, spw, setup.freq)
+                if calibrator and model is None:
+                    out.notes.append(f"{name} spw {spw}: no flux model, so no |model| to compare with: not searched")
+                    continue
+                if calibrator and model is not None:
+                    cd = _without_integration_gains(cd, model, info.nant, reject_sigma(s))
+                vis, w, flag = cd.parallel_hands()
+                ok = ~flag & (w > 0)
+                n = ok.sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.where(n > 0, np.where(ok, vis, 0).sum(axis=1) / np.maximum(n, 1), np.nan)
+                level = float(np.mean(model)) if calibrator and model is not None else 0.0
+                metric = np.abs(mean) - level
+                uvd = np.hypot(cd.uvw[:, 0], cd.uvw[:, 1])
+                for p, corr in enumerate(setup.parallel):
+                    bad, _ = flagging.amplitude_outliers(
+                        metric[:, p], uvd, cd.ant1, cd.ant2, calibrator=calibrator, low_sigma=-t_lo, high_sigma=t_hi,
+                        flag=n[:, p] == 0, time=cd.time, nant=info.nant, nscans=int(np.unique(cd.scan).size),
+                        ant_low_sigma=-c_lo, ant_high_sigma=c_hi)
+                    for r in np.flatnonzero(bad):
+                        lines.append(f"mode='manual' field='{name}' spw='{spw}' antenna='{info.antennas[cd.ant1[r]]}&"
+                                     f"{info.antennas[cd.ant2[r]]}' scan='{cd.scan[r]}' correlation="
+                                     f"'{setup.corr_names[corr]}' timerange='{_time_range(cd.time[r])}' "
+                                     f"reason='amplitude outlier'")
+                    total += int(bad.sum())
+                out.items.append(f"{name} spw {spw}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "outliers.flagtemplate.txt"
+    write_atomic(path, "# amplitude outliers found by almarules correctedampflag (heuristics.md section 9);\n"
+                       "# review, then pass with --flagtemplate to apply\n" + "".join(x + "\n" for x in lines))
+    s.facts.calibration.outliers = total
+    s.changed()
+    out.notes.append(f"{total} outlier visibilities (limits {t_lo:g}/{t_hi:g} sigma for targets, antenna-based "
+                     f"{c_lo:g}/{c_hi:g} for calibrators; {s.source('dataset.outlier_target_low')}); written to "
+                     f"{path.name} for review, not applied")
+    out.products[str(path)] = "flagtemplate (outliers, for review)"
+    if total:
+        out.warnings.append(f"correctedampflag found {total} outlier visibilities: review {path.name} (not applied)")
+    out.numbers["outliers"] = total
+    return out
+
+
+def _without_integration_gains(cd, model: np.ndarray, nant: int, reject: float):
+    """A calibrator's corrected data with per-integration antenna gains (amplitude and phase)
+    divided out: the gains' drift within a scan, which the calibration follows only per scan, is
+    then not taken for outliers; a bad baseline or a bad sample still is."""
+    from dataclasses import replace as _replace
+
+    from almarules.kernels import gaincal
+
+    vis, w, flag = cd.parallel_hands()
+    g = solve_gains(cd, model, nant, None, solint="int", channels=slice(None),
+            bandpass=None, phase_only=False, reject=reject)
+    rows = gaincal.gains_for_rows(g, cd.time, cd.ant1, cd.ant2)
+    v2, w2, f2 = gaincal.apply(vis, w, flag, cd.ant1, cd.ant2, rows, None)
+    out_vis, out_w, out_f = cd.vis.copy(), cd.weight.copy(), cd.flag.copy()
+    out_vis[:, :, cd.setup.parallel], out_w[:, :, cd.setup.parallel], out_f[:, :, cd.setup.parallel] = v2, w2, f2
+    return _replace(cd, vis=out_vis, weight=out_w, flag=out_f)
+
+
+def _time_range(t: float) -> str:
+    """A flagdata timerange of one integration around MJD seconds `t` (+- 0.5 s)."""
+    from astropy.time import Time
+
+    a, b = (Time((t + d) / 86400.0, format="mjd", scale="utc").strftime("%Y/%m/%d/%H:%M:%S.%f")[:-3]
+            for d in (-0.5, 0.5))
+    return f"{a}~{b}"

@@ -1,0 +1,360 @@
+"""The solving stages: refant, setjy, bandpass, spwphaseup, gfluxscale, timegaincal.
+
+Each is *measurements into the facts -> the rules' choices -> kernels -> solutions (kept in the
+session, written as CASA calibration tables) -> an `Outcome` whose score comes from the rules*.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from almarules.engine.facts.model import FluxMeasurement
+from almarules.engine.stages.calibration import caltables
+from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
+from almarules.engine.stages.calibration.solve import (
+    baselines_per_antenna, central_channels, flux_snr, multiply, solve_bandpass, solve_gains, spectral_index,
+    visibility_snr)
+from almarules.engine.stages.calibration.visdata import CalData, read_flags, read_spw
+from almarules.kernels import gaincal
+
+
+# ---------------------------------------------------------------- refant
+def local_horizontal_distance(positions: np.ndarray) -> np.ndarray:
+    """Distance (m) of each ITRF position from their median, in the plane tangent to the Earth at
+    the median (the local horizontal frame: east and north components)."""
+    p = np.asarray(positions, dtype=np.float64)
+    centre = np.median(p, axis=0)
+    lon = np.arctan2(centre[1], centre[0])
+    lat = np.arctan2(centre[2], np.hypot(centre[0], centre[1]))
+    d = p - centre
+    east = -np.sin(lon) * d[:, 0] + np.cos(lon) * d[:, 1]
+    north = -np.sin(lat) * np.cos(lon) * d[:, 0] - np.sin(lat) * np.sin(lon) * d[:, 1] + np.cos(lat) * d[:, 2]
+    return np.hypot(east, north)
+
+
+def unflagged_per_antenna(s: CalSession, info: MSInfo) -> np.ndarray:
+    """Unflagged visibilities (rows x channels x correlations) per antenna, the least over the
+    calibrator intents (heuristics.md section 8)."""
+    best = None
+    for intent in ("BANDPASS", "AMPLITUDE", "PHASE"):
+        ids = [info.fields[f] for f in s.fields_with(intent) if f in info.fields]
+        if not ids:
+            continue
+        n = np.zeros(info.nant, np.int64)
+        for setup in info.setups.values():
+            ant1, ant2, flag = read_flags(info.path, setup, ids)
+            good = (~flag).sum(axis=(1, 2))
+            n += (np.bincount(ant1, good, info.nant) + np.bincount(ant2, good, info.nant)).astype(np.int64)
+        best = n if best is None else np.minimum(best, n)
+    return best if best is not None else np.zeros(info.nant, np.int64)
+
+
+def refant(s: CalSession) -> Outcome:
+    """Rank the antennas (rules: antenna.refant_score, antenna.refant_candidate)."""
+    out = Outcome(score=None)
+    info = s.ms[0]
+    dist = local_horizontal_distance(info.positions)
+    unflagged = unflagged_per_antenna(s, info)
+    by_name = {a.name: a for a in s.facts.antennas or []}
+    for i, name in enumerate(info.antennas):
+        if name in by_name:
+            by_name[name].centre_distance = float(dist[i])
+            by_name[name].unflagged = int(unflagged[i])
+    s.changed()
+    ranked = []
+    for name in info.antennas:
+        if name in by_name and s.value(f"antenna[{name}].refant_candidate", False):
+            ranked.append((-float(s.value(f"antenna[{name}].refant_score", 0.0)), info.antennas.index(name), name))
+    if not ranked:
+        raise CalibrationError(f"no reference antenna: no antenna of {info.source.name} has unflagged calibrator data")
+    s.refants = [n for _, _, n in sorted(ranked)]
+    out.items = s.refants
+    top = s.refants[0]
+    out.notes.append(f"reference antenna {top} (score {s.value(f'antenna[{top}].refant_score'):.1f}: geometry "
+                     f"{s.value(f'antenna[{top}].geometry_score'):.1f} + flagging "
+                     f"{s.value(f'antenna[{top}].flagging_score'):.1f}; {s.source(f'antenna[{top}].refant_score')}); "
+                     f"then {', '.join(s.refants[1:6])}{' ...' if len(s.refants) > 6 else ''}")
+    dropped = [a for a in info.antennas if a in by_name and a not in s.refants]
+    if dropped:
+        out.notes.append(f"not candidates (no unflagged calibrator data): {', '.join(dropped)}")
+    out.numbers["refants"] = s.refants
+    return out
+
+
+# ---------------------------------------------------------------- models
+def model_flux(s: CalSession, name: str, spw: int, freq: np.ndarray) -> Optional[np.ndarray]:
+    """S(nu) (Jy) of calibrator `name` in spw `spw` at `freq` (Hz), from setjy or gfluxscale; None
+    when unknown."""
+    m = s.models.get((name, spw))
+    if m is None:
+        return None
+    flux, spix, ref, _ = m
+    return flux * (np.asarray(freq) / ref) ** (spix if np.isfinite(spix) else 0.0)
+
+
+def _spw_loop(s: CalSession):
+    for k, info in enumerate(s.ms):
+        for spw, setup in sorted(info.setups.items()):
+            yield k, info, spw, setup, s.solutions.setdefault((k, spw), SpwSolutions())
+
+
+def calibrator_data(s: CalSession, info: MSInfo, setup, name: str) -> Optional[CalData]:
+    """The DATA of calibrator `name` in one spw, read once per flag state (the flagging stages
+    clear `CalSession.data`)."""
+    if name not in info.fields:
+        return None
+    key = (str(info.path), setup.spw, name)
+    if key not in s.data:
+        cd = read_spw(info.path, setup, [info.fields[name]])
+        s.data[key] = cd if cd.rows.size else None
+    return s.data[key]
+
+
+def reject_sigma(s: CalSession) -> float:
+    """The rules' robust re-solve threshold (0: none)."""
+    return float(s.value("dataset.solve_reject_sigma", 0.0) or 0.0)
+
+
+
+def _channels(s: CalSession, setup) -> slice:
+    return central_channels(setup.freq.size, float(s.value("dataset.solve_edge_fraction", 0.0)))
+
+
+def _measure_spw(s: CalSession, spw: int, cd: CalData, prefix: str) -> None:
+    f = s.spw_fact(spw)
+    setattr(f, f"{prefix}_vis_snr", visibility_snr(cd))
+    f.baselines_per_antenna = int(round(baselines_per_antenna(cd)))
+    f.gain_channels = _channels(s, cd.setup).stop - _channels(s, cd.setup).start
+    if prefix == "bandpass":
+        f.bandpass_integrations = int(np.unique(cd.time).size)
+    s.changed()
+
+
+# ---------------------------------------------------------------- bandpass
+def bandpass(s: CalSession) -> Outcome:
+    """Phase-up then bandpass on the bandpass calibrator, per spw (rules: spw.bandpass_chanavg,
+    spw.phaseup_integrations)."""
+    out = Outcome(score="dataset.bandpass_score", colour="dataset.bandpass_colour")
+    cals = s.fields_with("BANDPASS")
+    flagged, flat, parts = [], [], {}
+    for k, info, spw, setup, sol in _spw_loop(s):
+        name = next((c for c in cals if c in info.fields), None)
+        cd = calibrator_data(s, info, setup, name) if name else None
+        if cd is None:
+            out.warnings.append(f"{info.source.name} spw {spw}: no bandpass calibrator data")
+            continue
+        _measure_spw(s, spw, cd, "bandpass")
+        chanavg = int(s.value(f"spw[{spw}].bandpass_chanavg", 1))
+        nint = int(s.value(f"spw[{spw}].phaseup_integrations", 1))
+        interval = float(np.median(np.diff(np.unique(cd.time)))) if np.unique(cd.time).size > 1 else 0.0
+        solint = "int" if nint <= 1 else nint * interval + 1e-3
+        flux = model_flux(s, name, spw, setup.freq)
+        flux = np.ones(setup.freq.size) if flux is None else flux
+        bp = solve_bandpass(cd, flux, info.nant, s.refant_index(info), phaseup_solint=solint,
+                            channels=_channels(s, setup), chanavg=chanavg, reject=reject_sigma(s))
+        sol.bandpass = bp
+        have = np.isin(np.arange(info.nant), np.concatenate([cd.ant1, cd.ant2]))
+        used = (~cd.flag).any(axis=(0, 2))  # channels with data (flagged edges are not failed solutions)
+        frac = float(bp.flags[have][:, used].mean()) if have.any() and used.any() else 1.0
+        amp = np.abs(bp.solution[have][:, _channels(s, setup)])  # the band's roll-off at the edges is not a fault
+        rms = float(np.sqrt(np.nanmean((amp - 1) ** 2))) if np.isfinite(amp).any() else float("nan")
+        flagged.append(frac)
+        flat.append(rms)
+        parts.setdefault(k, []).append(caltables.bandpass_part(bp, info, name, spw))
+        out.items.append(f"{info.source.name} spw {spw}")
+        out.notes.append(
+            f"{info.source.name} spw {spw}: {name}, phase-up solint {solint if isinstance(solint, str) else f'{solint:.1f} s'} "
+            f"({s.source(f'spw[{spw}].phaseup_integrations')}), {chanavg} channel(s) per solution "
+            f"(per-channel SNR {s.value(f'spw[{spw}].bandpass_channel_snr', float('nan')):.0f}, "
+            f"{s.source(f'spw[{spw}].bandpass_chanavg')}); {100 * frac:.1f} % of solutions flagged, "
+            f"amplitude rms {100 * rms:.1f} %")
+    if not flagged:
+        raise CalibrationError("bandpass: no spw has bandpass calibrator data")
+    s.facts.calibration.bandpass_flagged = max(flagged)
+    s.facts.calibration.bandpass_flatness = max(flat)
+    s.changed()
+    out.tables += caltables.write(s, parts, "bandpass.tbl")
+    return out
+
+
+# ---------------------------------------------------------------- spwphaseup
+def spwphaseup(s: CalSession) -> Outcome:
+    """Per-spw phase SNR of the phase calibrator; low-SNR spws borrow the phases of the best spw
+    plus their own offset (rules: spw.phase_mapped)."""
+    out = Outcome()
+    cals = s.fields_with("PHASE")
+    for k, info in enumerate(s.ms):
+        name = next((c for c in cals if c in info.fields), None)
+        if name is None:
+            out.warnings.append(f"{info.source.name}: no phase calibrator")
+            continue
+        data = {}
+        for spw, setup in sorted(info.setups.items()):
+            cd = calibrator_data(s, info, setup, name)
+            if cd is not None:
+                _measure_spw(s, spw, cd, "phase")
+                data[spw] = cd
+        snr = {spw: float(s.value(f"spw[{spw}].phase_int_snr", 0.0) or 0.0) for spw in data}
+        if not snr:
+            continue
+        best = max(snr, key=lambda x: snr[x])
+        for spw, cd in data.items():
+            mapped = bool(s.value(f"spw[{spw}].phase_mapped", False)) and spw != best
+            sol = s.solutions.setdefault((k, spw), SpwSolutions())
+            out.items.append(f"{info.source.name} spw {spw}")
+            if mapped:
+                sol.mapped_to = best
+                bp = sol.bandpass.solution if sol.bandpass else None
+                sol.offset = solve_gains(cd, _flux_or_one(s, name, spw, cd.setup.freq), info.nant,
+                                         s.refant_index(info), solint="inf", channels=_channels(s, cd.setup),
+                                         bandpass=bp, phase_only=True, per_scan=False, reject=reject_sigma(s))
+            out.notes.append(f"{info.source.name} spw {spw}: phase SNR per integration {snr[spw]:.1f} on {name} "
+                             f"({s.source(f'spw[{spw}].phase_int_snr')}): "
+                             + (f"mapped to spw {best} with its own phase offset ({s.source(f'spw[{spw}].phase_mapped')})"
+                                if mapped else "solved on its own"))
+    return out
+
+
+def _flux_or_one(s: CalSession, name: str, spw: int, freq: np.ndarray) -> np.ndarray:
+    f = model_flux(s, name, spw, freq)
+    return np.ones(freq.size) if f is None else f
+
+
+# ---------------------------------------------------------------- gfluxscale
+def gfluxscale(s: CalSession) -> Outcome:
+    """Flux transfer from the flux calibrator to the phase, check and bandpass calibrators: gains
+    per scan with the flux model and with a 1 Jy model, the ratio of their amplitudes
+    (`kernels.gaincal.fluxscale`), per spw; a spectral index over the spws."""
+    out = Outcome(score="dataset.gfluxscale_score", colour="dataset.gfluxscale_colour")
+    refs = s.fields_with("AMPLITUDE")
+    if not any(r == name for r in refs for name, _ in s.models):
+        raise CalibrationError("no flux calibrator with a known flux density (setjy found no catalogue model and no "
+                               "--fluxfile entry): no flux scale, the calibrated flux densities are relative; give "
+                               "the flux calibrator's flux with --fluxfile flux.csv")
+    transfer = [f for f in dict.fromkeys(s.fields_with("PHASE") + s.fields_with("CHECK") + s.fields_with("BANDPASS"))
+                if f not in refs]
+    derived: dict[str, list[tuple[float, float, float, int]]] = {}
+    for k, info, spw, setup, sol in _spw_loop(s):
+        ref = next((r for r in refs if r in info.fields and (r, spw) in s.models), None)
+        if ref is None:
+            out.warnings.append(f"{info.source.name} spw {spw}: no flux calibrator with a flux model: no flux scale")
+            continue
+        bp = sol.bandpass.solution if sol.bandpass else None
+        g_ref = _amp_gains(s, info, setup, ref, model_flux(s, ref, spw, setup.freq), bp)
+        for name in transfer:
+            if name not in info.fields:
+                continue
+            g_t = _amp_gains(s, info, setup, name, np.ones(setup.freq.size), bp)
+            if g_ref is None or g_t is None:
+                continue
+            try:
+                fs = gaincal.fluxscale(g_ref, g_t)
+            except ValueError as exc:
+                out.warnings.append(f"{info.source.name} spw {spw} {name}: {exc}")
+                continue
+            derived.setdefault(name, []).append((setup.centre, fs.flux, fs.error, spw))
+            out.items.append(f"{name} spw {spw}")
+    fluxes = [m for m in s.facts.fluxscales or [] if m.reference]
+    for name, rows in derived.items():
+        f, v, e, spws = (np.array(x) for x in zip(*rows, strict=True))
+        alpha, alpha_err, _ = spectral_index(f, v, e)
+        use = np.isfinite(alpha_err) and alpha_err <= float(s.value("dataset.spix_max_error", 0.0))
+        for fi, vi, ei, spw in rows:
+            s.models[(name, spw)] = (vi, alpha if use else 0.0, fi, "gfluxscale")
+            fluxes.append(FluxMeasurement(field=name, spw=spw, frequency=fi, flux=vi, error=ei, spix=alpha,
+                                          catalogue=s.catalogue.get((name, spw)), reference=False))
+            out.notes.append(f"{name} spw {spw}: {vi:.4f} ± {ei:.4f} Jy at {fi / 1e9:.4f} GHz "
+                             f"(SNR {flux_snr(vi, ei):.0f})" + (f", catalogue {s.catalogue[(name, spw)]:.4f} Jy"
+                                                                 if (name, spw) in s.catalogue else ""))
+        if np.isfinite(alpha):
+            out.notes.append(f"{name}: spectral index {alpha:.2f} ± {alpha_err:.2f} over spws {', '.join(map(str, spws))}"
+                             + ("" if use else f": too uncertain to model its spectrum (error above spix_max_error, "
+                                               f"{s.source('dataset.spix_max_error')}); flat within each spw"))
+    s.facts.fluxscales = fluxes
+    s.changed()
+    out.reasons_from = [f"fluxscale[{m.field}.{m.spw}].qa_score" for m in fluxes if not m.reference]
+    out.numbers["derived"] = {n: {str(r[3]): {"frequency": r[0], "flux": r[1], "error": r[2],
+                                              "catalogue": s.catalogue.get((n, r[3]))} for r in rows}
+                              for n, rows in derived.items()}
+    if not derived:
+        out.warnings.append("gfluxscale derived no flux density: the calibrators' amplitudes are on an arbitrary scale")
+    return out
+
+
+def _amp_gains(s: CalSession, info: MSInfo, setup, name: str, flux: np.ndarray,
+               bp: Optional[np.ndarray]) -> Optional[gaincal.GainTable]:
+    """Amplitude and phase gains per scan after per-integration phases, with model `flux`."""
+    cd = calibrator_data(s, info, setup, name)
+    if cd is None:
+        return None
+    ch, ref = _channels(s, setup), s.refant_index(info)
+    ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
+            bandpass=bp, phase_only=True, reject=reject_sigma(s))
+    return solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
+            bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
+
+
+# ---------------------------------------------------------------- timegaincal
+def timegaincal(s: CalSession) -> Outcome:
+    """Gains of every calibrator with its flux model: phase per integration (applied to the
+    calibrators), phase per scan (transferred to the targets) and amplitude per scan."""
+    out = Outcome(score="dataset.timegaincal_score", colour="dataset.timegaincal_colour")
+    parts: dict[int, dict[str, list]] = {}
+    rms_worst = 0.0
+    for k, info, spw, setup, sol in _spw_loop(s):
+        bp = sol.bandpass.solution if sol.bandpass else None
+        ch, ref = _channels(s, setup), s.refant_index(info)
+        for name in s.calibrators:
+            cd = calibrator_data(s, info, setup, name)
+            if cd is None:
+                continue
+            flux = model_flux(s, name, spw, setup.freq)
+            if flux is None:
+                out.warnings.append(f"{name} spw {spw}: no flux density known (no setjy model, no gfluxscale "
+                                    f"result): a 1 Jy model, its amplitudes are relative")
+                flux = np.ones(setup.freq.size)
+            ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
+                    bandpass=bp, phase_only=True, reject=reject_sigma(s))
+            if sol.mapped_to is not None and sol.offset is not None:
+                best = s.solutions.get((k, sol.mapped_to))
+                if best and name in best.phase_int:
+                    ph = multiply(best.phase_int[name], sol.offset)
+            amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
+                    bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
+            sol.phase_int[name], sol.amp_scan[name] = ph, amp
+            p = parts.setdefault(k, {"phase_int": [], "amp_scan": [], "phase_scan": []})
+            p["phase_int"].append(caltables.gain_part(ph, info, name, spw, cd))
+            p["amp_scan"].append(caltables.gain_part(amp, info, name, spw, cd))
+            if name in s.fields_with("PHASE"):
+                pscan = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
+                        bandpass=bp, phase_only=True, reject=reject_sigma(s))
+                sol.phase_scan[name] = pscan
+                p["phase_scan"].append(caltables.gain_part(pscan, info, name, spw, cd))
+                rms = _phase_rms_deg(ph, pscan)
+                rms_worst = max(rms_worst, rms)
+                out.notes.append(f"{info.source.name} spw {spw} {name}: phase rms within scans {rms:.1f} deg "
+                                 f"(median over antennas)")
+            out.items.append(f"{name} spw {spw}")
+    s.facts.calibration.gain_phase_rms = rms_worst
+    s.changed()
+    for kind in ("phase_int", "amp_scan", "phase_scan"):
+        out.tables += caltables.write(s, {k: p[kind] for k, p in parts.items() if p[kind]}, f"{kind}.tbl")
+    return out
+
+
+def _phase_rms_deg(fine: gaincal.GainTable, coarse: gaincal.GainTable) -> float:
+    """Median over antennas and receptors of the rms (deg) of the fine phases about the coarse
+    solutions interpolated to their times."""
+    g = gaincal.interpolate_gains(coarse, fine.times)
+    d = np.angle(fine.gains * np.conj(g), deg=True)
+    ok = np.isfinite(d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt((np.where(ok, d, 0.0) ** 2).sum(axis=0) / ok.sum(axis=0))
+    rms = rms[np.isfinite(rms)]
+    return float(np.median(rms)) if rms.size else float("nan")
+
+
+__all__ = ["refant", "bandpass", "spwphaseup", "gfluxscale", "timegaincal", "model_flux",
+           "local_horizontal_distance"]

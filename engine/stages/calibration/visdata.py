@@ -1,0 +1,248 @@
+"""Visibilities for calibration: the cross-correlations of one spectral window of a (working-copy)
+Measurement Set, every correlation, as the solvers take them; and writing results back.
+
+Conventions
+-----------
+* Rows: cross-correlations only (ANTENNA1 != ANTENNA2), in main-table order; `rows` holds their
+  main-table row numbers. Autocorrelations are never calibrated (CASA leaves them too).
+* ``vis`` (nrow, nchan, ncorr) complex128 in the column's units (DATA: raw correlator units;
+  CORRECTED_DATA: Jy); ``weight`` (nrow, nchan, ncorr): for DATA 1/SIGMA^2 (SIGMA_SPECTRUM when
+  filled), for CORRECTED_DATA WEIGHT (WEIGHT_SPECTRUM when filled) -- CASA's convention, in
+  which SIGMA describes DATA and WEIGHT CORRECTED_DATA; ``flag`` = FLAG | FLAG_ROW.
+* ``receptors`` (ncorr, 2): for each correlation its receptor index (0 or 1) on antenna 1 and
+  on antenna 2 (XX -> (0, 0), XY -> (0, 1), YY -> (1, 1); RR/LL likewise), so that a gain
+  array (.., nant, 2) per receptor calibrates every correlation. ``parallel`` lists the
+  parallel-hand correlations (the ones solved for) in receptor order.
+* Times: the MS TIME column (s), in its own reference (UTC for ALMA; TAI for ngc5921).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from almarules.engine.ms.tables import TableAccessError, open_readonly
+
+# casacore CORR_TYPE code -> (name, receptor on antenna 1, receptor on antenna 2)
+CORRELATIONS = {5: ("RR", 0, 0), 6: ("RL", 0, 1), 7: ("LR", 1, 0), 8: ("LL", 1, 1),
+                9: ("XX", 0, 0), 10: ("XY", 0, 1), 11: ("YX", 1, 0), 12: ("YY", 1, 1)}
+
+
+class CalDataError(ValueError):
+    """An MS the calibration cannot read: the message names the MS, table and column."""
+
+
+@dataclass
+class SpwSetup:
+    """One spectral window as the calibration sees it."""
+
+    spw: int
+    ddid: int
+    freq: np.ndarray  # (nchan,) Hz, channel centres
+    corr_names: list[str]
+    receptors: np.ndarray  # (ncorr, 2) int
+    parallel: list[int]  # correlation indices of the parallel hands, receptor 0 first
+
+    @property
+    def centre(self) -> float:
+        return float(0.5 * (self.freq.min() + self.freq.max()))
+
+
+@dataclass
+class CalData:
+    """Cross-correlation rows of one spw (see the module doc)."""
+
+    setup: SpwSetup
+    rows: np.ndarray
+    time: np.ndarray
+    field: np.ndarray
+    scan: np.ndarray
+    ant1: np.ndarray
+    ant2: np.ndarray
+    uvw: np.ndarray
+    vis: np.ndarray
+    weight: np.ndarray
+    flag: np.ndarray
+    column: str
+    screens: dict = field(default_factory=dict, repr=False)  # outlier screens of these data, by channel range
+
+    def subset(self, mask: np.ndarray) -> "CalData":
+        """The rows where `mask` is True."""
+        return CalData(self.setup, *(getattr(self, f)[mask] for f in (
+            "rows", "time", "field", "scan", "ant1", "ant2", "uvw", "vis", "weight", "flag")), self.column)
+
+    def parallel_hands(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vis, weight, flag) of the parallel hands only, (nrow, nchan, npol)."""
+        p = self.setup.parallel
+        return self.vis[:, :, p], self.weight[:, :, p], self.flag[:, :, p]
+
+
+def open_table(ms: Path, sub: str = "", readonly: bool = True):
+    name = str(ms / sub) if sub else str(ms)
+    what = f"{sub} subtable" if sub else "main table"
+    if readonly:
+        try:
+            return open_readonly(name, what)
+        except TableAccessError as exc:
+            raise CalDataError(str(exc)) from None
+    from casacore.tables import table
+
+    try:
+        return table(name, readonly=False, ack=False)
+    except RuntimeError as exc:
+        raise CalDataError(f"{name}: cannot open the {what} for writing: {exc}") from None
+
+
+def spw_setups(ms: str | Path) -> dict[int, SpwSetup]:
+    """The spectral windows with a data description in the MS, by spw id."""
+    ms = Path(ms)
+    dd, spw_t, pol_t = open_table(ms, "DATA_DESCRIPTION"), open_table(ms, "SPECTRAL_WINDOW"), open_table(ms, "POLARIZATION")
+    try:
+        out: dict[int, SpwSetup] = {}
+        for ddid in range(dd.nrows()):
+            spw, pol = int(dd.getcell("SPECTRAL_WINDOW_ID", ddid)), int(dd.getcell("POLARIZATION_ID", ddid))
+            if spw in out:
+                continue
+            corr = [int(c) for c in pol_t.getcell("CORR_TYPE", pol)]
+            unknown = [c for c in corr if c not in CORRELATIONS]
+            if unknown:
+                raise CalDataError(f"{ms}/POLARIZATION: row {pol} column CORR_TYPE holds {unknown}: only "
+                                   f"circular (RR, RL, LR, LL) and linear (XX, XY, YX, YY) correlations calibrate")
+            rec = np.array([CORRELATIONS[c][1:] for c in corr], dtype=np.int64)
+            par = sorted((i for i, r in enumerate(rec) if r[0] == r[1]), key=lambda i: rec[i, 0])
+            freq = np.asarray(spw_t.getcell("CHAN_FREQ", spw), dtype=np.float64)
+            out[spw] = SpwSetup(spw, ddid, freq, [CORRELATIONS[c][0] for c in corr], rec, par)
+        return out
+    finally:
+        for t in (dd, spw_t, pol_t):
+            t.close()
+
+
+def _weights(t, rows: np.ndarray, shape: tuple[int, ...], column: str) -> np.ndarray:
+    """Weights of `column` (CASA's convention): SIGMA belongs to DATA (w = 1/SIGMA^2, from
+    SIGMA_SPECTRUM when filled), WEIGHT to CORRECTED_DATA (WEIGHT_SPECTRUM when filled). So
+    calibration solves on DATA with the weights DATA came with, whatever applycal wrote."""
+    spectrum, row = ("SIGMA_SPECTRUM", "SIGMA") if column == "DATA" else ("WEIGHT_SPECTRUM", "WEIGHT")
+    if spectrum in t.colnames() and t.nrows() and t.iscelldefined(spectrum, int(rows[0])):
+        w = np.asarray(t.getcol(spectrum), dtype=np.float64)[rows]
+    else:
+        w = np.broadcast_to(np.asarray(t.getcol(row), dtype=np.float64)[rows][:, None, :], shape)
+    if column == "DATA":
+        with np.errstate(divide="ignore"):
+            w = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0) ** 2, 0.0)
+    return np.array(w, dtype=np.float64)
+
+
+def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
+    """TaQL: the cross-correlation rows of spw `setup` (of `fields`, when given)."""
+    q = f"DATA_DESC_ID == {setup.ddid} && ANTENNA1 != ANTENNA2"
+    if fields is not None:
+        q += f" && FIELD_ID IN [{','.join(str(int(f)) for f in fields) or '-1'}]"
+    return q
+
+
+def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None,
+             column: str = "DATA") -> CalData:
+    """The cross-correlation rows of spw `setup` (all fields, or `fields`), from `column`."""
+    ms = Path(ms)
+    t = open_table(ms)
+    try:
+        if column not in t.colnames():
+            raise CalDataError(f"{ms} (main table): missing column {column}")
+        sel = t.query(_where(setup, fields), sortlist="", columns="ROWID() AS ROW")
+        rows = np.asarray(sel.getcol("ROW"), dtype=np.int64) if sel.nrows() else np.zeros(0, np.int64)
+        sel.close()
+        sub = t.selectrows(rows.tolist())
+        try:
+            get = lambda c: np.asarray(sub.getcol(c))  # noqa: E731
+            vis = get(column).astype(np.complex128) if rows.size else np.zeros((0, setup.freq.size, len(setup.corr_names)), complex)
+            flag = get("FLAG").astype(bool) if rows.size else np.zeros(vis.shape, bool)
+            if rows.size:
+                flag |= get("FLAG_ROW").astype(bool)[:, None, None]
+            idx = np.arange(rows.size)
+            weight = _weights(sub, idx, vis.shape, column) if rows.size else np.zeros(vis.shape)
+            cols = {c: get(c) if rows.size else np.zeros(0) for c in ("TIME", "FIELD_ID", "SCAN_NUMBER",
+                                                                        "ANTENNA1", "ANTENNA2")}
+            uvw = get("UVW").astype(np.float64) if rows.size else np.zeros((0, 3))
+        finally:
+            sub.close()
+    except TableAccessError as exc:
+        raise CalDataError(str(exc)) from None
+    finally:
+        t.close()
+    return CalData(setup, rows, cols["TIME"].astype(np.float64), cols["FIELD_ID"].astype(np.int64),
+                   cols["SCAN_NUMBER"].astype(np.int64), cols["ANTENNA1"].astype(np.int64),
+                   cols["ANTENNA2"].astype(np.int64), uvw, vis, weight, flag, column)
+
+
+def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ANTENNA1, ANTENNA2, FLAG | FLAG_ROW) of the cross-correlation rows of spw `setup` (all
+    fields, or `fields`)."""
+    t = open_table(Path(ms))
+    try:
+        sub = t.query(_where(setup, fields), columns="ANTENNA1, ANTENNA2, FLAG, FLAG_ROW")
+        try:
+            if sub.nrows() == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, setup.freq.size, len(setup.corr_names)), bool)
+            flag = np.asarray(sub.getcol("FLAG"), bool) | np.asarray(sub.getcol("FLAG_ROW"), bool)[:, None, None]
+            return (np.asarray(sub.getcol("ANTENNA1"), np.int64), np.asarray(sub.getcol("ANTENNA2"), np.int64), flag)
+        finally:
+            sub.close()
+    except TableAccessError as exc:
+        raise CalDataError(str(exc)) from None
+    finally:
+        t.close()
+
+
+def ensure_columns(ms: str | Path, names: Sequence[str] = ("CORRECTED_DATA",)) -> None:
+    """Add the data columns `names` (CORRECTED_DATA, MODEL_DATA) to a writable MS, described like
+    DATA, when they are absent (a copy of DATA for CORRECTED_DATA, zeros for MODEL_DATA)."""
+    from casacore.tables import makecoldesc, maketabdesc
+
+    t = open_table(Path(ms), readonly=False)
+    try:
+        for name in names:
+            if name in t.colnames():
+                continue
+            dm = t.getdminfo("DATA")
+            spec = dm.get("SPEC", {})
+            tile = {"DEFAULTTILESHAPE": spec["DEFAULTTILESHAPE"]} if "DEFAULTTILESHAPE" in spec else {}
+            t.addcols(maketabdesc(makecoldesc(name, t.getcoldesc("DATA"))),
+                      {"TYPE": dm["TYPE"], "NAME": f"{name.title().replace('_', '')}Tiled", "SPEC": tile})
+            for ddid in np.unique(t.getcol("DATA_DESC_ID")):  # one shape per data description
+                sub = t.query(f"DATA_DESC_ID == {int(ddid)}")
+                for start in range(0, sub.nrows(), 20000):
+                    n = min(20000, sub.nrows() - start)
+                    d = sub.getcol("DATA", start, n)
+                    sub.putcol(name, d if name == "CORRECTED_DATA" else np.zeros_like(d), start, n)
+                sub.close()
+        t.flush()
+    finally:
+        t.close()
+
+
+def write_rows(ms: str | Path, rows: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+    """Write per-row arrays into the main table of a writable MS at main-table rows `rows`
+    (sorted ascending, as `read_spw` gives them); contiguous runs are written with putcol."""
+    if rows.size == 0:
+        return
+    t = open_table(Path(ms), readonly=False)
+    try:
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [rows.size]])
+        for name, values in columns.items():
+            if name not in t.colnames():
+                raise CalDataError(f"{ms} (main table): missing column {name}")
+            dtype = t.getcol(name, 0, 1).dtype
+            for a, b in zip(starts, ends, strict=True):
+                t.putcol(name, np.ascontiguousarray(values[a:b]).astype(dtype, copy=False), int(rows[a]), int(b - a))
+        t.flush()
+    except RuntimeError as exc:
+        raise CalDataError(f"{ms} (main table): writing {', '.join(columns)} failed: {exc}") from None
+    finally:
+        t.close()

@@ -1,0 +1,62 @@
+"""The working copy of an input Measurement Set in WORKDIR: calibration writes only there (FLAG,
+CORRECTED_DATA, MODEL_DATA), never into the input.
+
+A copy is made in a temporary directory beside its final place and renamed when complete, with a
+marker file naming the input and its identity (`engine.pipeline.inputs.ms_digests`); an existing
+copy is reused only when its marker matches the input as it is now. The flag state of the input
+is kept as the flag version ``Original`` so that a re-run of the calibration starts from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from almarules.engine.io import write_atomic
+
+MARKER = ".almarules-copy.json"
+
+
+def copy_path(workdir: Path, source: Path) -> Path:
+    """Where the working copy of `source` lives: WORKDIR/calibrated/<name>."""
+    return Path(workdir) / "calibrated" / Path(source).name
+
+
+def current_copy(dest: Path, source: Path, identity: str) -> bool:
+    """`dest` is a complete copy of `source` as identified by `identity`."""
+    try:
+        marker = json.loads((dest / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("source") == str(Path(source).resolve()) and marker.get("identity") == identity
+
+
+def make_copy(source: Path, dest: Path, identity: str) -> Path:
+    """Copy the MS `source` to `dest` (replacing an out-of-date copy), atomically; returns `dest`."""
+    source, dest = Path(source), Path(dest)
+    if current_copy(dest, source, identity):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        shutil.rmtree(tmp)
+        shutil.copytree(source, tmp)  # lock files too: some MSs keep their true row counts only there
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                f.chmod(f.stat().st_mode | 0o200)
+        write_atomic(tmp / MARKER, json.dumps({"source": str(source.resolve()), "identity": identity}) + "\n")
+        old = dest.with_name(f".{dest.name}.old")
+        if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        versions = dest.with_name(dest.name + ".flagversions")
+        shutil.rmtree(versions, ignore_errors=True)  # versions of an older copy do not apply
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
