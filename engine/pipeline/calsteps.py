@@ -127,9 +127,10 @@ def _session_only(fn: Callable[[CalSession], Outcome]) -> Callable[[RunContext, 
 def applycal(s: CalSession, ctx: RunContext) -> Outcome:
     """Apply, then point the images at the working copies (with the calibration's digest)."""
     out = apply_stages.applycal(s)
-    use_calibrated(ctx, [str(i.path) for i in s.ms], calibration_digest(s))
+    inputs, digest = list(ctx.ms_digests), calibration_digest(s)
+    use_calibrated(ctx, [str(i.path) for i in s.ms], digest)
     write_atomic(ctx.wd.root / DONE, json.dumps({"ms": [str(i.path) for i in s.ms], "sources": ctx.opts.ms,
-                                                 "identities": ctx.ms_digests, "digest": calibration_digest(s)}) + "\n")
+                                                 "identities": inputs, "digest": digest}) + "\n")
     return out
 
 
