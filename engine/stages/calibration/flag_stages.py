@@ -80,6 +80,7 @@ def flagdata(s: CalSession, template: Optional[str], template_name: Optional[str
     the user's flag template; the newly flagged fraction is measured for the score."""
     out = Outcome(score="dataset.flagdata_score", colour="dataset.flagdata_colour")
     s.data.clear()
+    s.gains.clear()
     commands = flagtemplate.parse(template, template_name or "flag template") if template else []
     before = total = new = 0
     for info in s.ms:
@@ -128,6 +129,7 @@ def lowgainflag(s: CalSession) -> Outcome:
     (`kernels.flagging.low_gain_antennas`, hif_lowgainflag)."""
     out = Outcome(score="dataset.lowgainflag_score", colour="dataset.lowgainflag_colour")
     s.data.clear()
+    s.gains.clear()
     lo, hi = float(s.value("dataset.lowgain_min", 0.5)), float(s.value("dataset.lowgain_max", 1.5))
     nmin = int(s.value("dataset.lowgain_min_antennas", 5))
     cals = s.fields_with("BANDPASS") or s.fields_with("PHASE")

@@ -97,6 +97,7 @@ class CalSession:
     tables: list[str] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
     data: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # calibrator visibilities, per flag state
+    gains: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # gfluxscale's (phase, amp, model) per field
     _dec: Optional[Decisions] = None
 
     def __post_init__(self) -> None:

@@ -292,8 +292,26 @@ def _amp_gains(s: CalSession, info: MSInfo, setup, name: str, flux: np.ndarray,
     ch, ref = _channels(s, setup), s.refant_index(info)
     ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
             bandpass=bp, phase_only=True, reject=reject_sigma(s))
-    return solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
+    amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
             bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
+    s.gains[(str(info.path), setup.spw, name)] = (ph, amp, np.asarray(flux, dtype=np.float64))
+    return amp
+
+
+def _reuse(s: CalSession, info: MSInfo, spw: int, name: str, flux: np.ndarray
+           ) -> Optional[tuple[gaincal.GainTable, gaincal.GainTable]]:
+    """gfluxscale's (phase per integration, amplitude per scan) of `name`, valid for the model
+    `flux` when it is the model they were solved with times a constant r: the phases do not
+    depend on the model's scale and the amplitudes scale as 1/sqrt(r) (V = g_i g_j* r M)."""
+    hit = s.gains.get((str(info.path), spw, name))
+    if hit is None:
+        return None
+    ph, amp, used = hit
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.asarray(flux, dtype=np.float64) / used
+    if not (np.all(np.isfinite(r)) and np.ptp(r) <= 1e-12 * abs(r[0]) and r[0] > 0):
+        return None
+    return ph, gaincal.rescale(amp, float(r[0]))
 
 
 # ---------------------------------------------------------------- timegaincal
@@ -302,7 +320,7 @@ def timegaincal(s: CalSession) -> Outcome:
     calibrators), phase per scan (transferred to the targets) and amplitude per scan."""
     out = Outcome(score="dataset.timegaincal_score", colour="dataset.timegaincal_colour")
     parts: dict[int, dict[str, list]] = {}
-    rms_worst = 0.0
+    rms_worst: Optional[float] = None
     for k, info, spw, setup, sol in _spw_loop(s):
         bp = sol.bandpass.solution if sol.bandpass else None
         ch, ref = _channels(s, setup), s.refant_index(info)
@@ -315,14 +333,19 @@ def timegaincal(s: CalSession) -> Outcome:
                 out.warnings.append(f"{name} spw {spw}: no flux density known (no setjy model, no gfluxscale "
                                     f"result): a 1 Jy model, its amplitudes are relative")
                 flux = np.ones(setup.freq.size)
-            ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
-                    bandpass=bp, phase_only=True, reject=reject_sigma(s))
-            if sol.mapped_to is not None and sol.offset is not None:
-                best = s.solutions.get((k, sol.mapped_to))
-                if best and name in best.phase_int:
-                    ph = multiply(best.phase_int[name], sol.offset)
-            amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
-                    bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
+            mapped = sol.mapped_to is not None and sol.offset is not None
+            reused = None if mapped else _reuse(s, info, spw, name, flux)
+            if reused is not None:
+                ph, amp = reused
+            else:
+                ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
+                        bandpass=bp, phase_only=True, reject=reject_sigma(s))
+                if mapped:
+                    best = s.solutions.get((k, sol.mapped_to))
+                    if best and name in best.phase_int:
+                        ph = multiply(best.phase_int[name], sol.offset)
+                amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
+                        bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
             sol.phase_int[name], sol.amp_scan[name] = ph, amp
             p = parts.setdefault(k, {"phase_int": [], "amp_scan": [], "phase_scan": []})
             p["phase_int"].append(caltables.gain_part(ph, info, name, spw, cd))
@@ -332,10 +355,12 @@ def timegaincal(s: CalSession) -> Outcome:
                         bandpass=bp, phase_only=True, reject=reject_sigma(s))
                 sol.phase_scan[name] = pscan
                 p["phase_scan"].append(caltables.gain_part(pscan, info, name, spw, cd))
-                rms = _phase_rms_deg(ph, pscan)
-                rms_worst = max(rms_worst, rms)
-                out.notes.append(f"{info.source.name} spw {spw} {name}: phase rms within scans {rms:.1f} deg "
-                                 f"(median over antennas)")
+                rms = _phase_rms_deg(ph, pscan, cd)
+                if np.isfinite(rms):
+                    rms_worst = max(rms_worst or 0.0, rms)
+                out.notes.append(f"{info.source.name} spw {spw} {name}: " + (
+                    f"phase rms within scans {rms:.1f} deg (median over antennas)" if np.isfinite(rms) else
+                    "phase rms within scans not measurable (one integration per scan)"))
             out.items.append(f"{name} spw {spw}")
     s.facts.calibration.gain_phase_rms = rms_worst
     s.changed()
@@ -344,11 +369,19 @@ def timegaincal(s: CalSession) -> Outcome:
     return out
 
 
-def _phase_rms_deg(fine: gaincal.GainTable, coarse: gaincal.GainTable) -> float:
+def _phase_rms_deg(fine: gaincal.GainTable, coarse: gaincal.GainTable, cd: CalData) -> float:
     """Median over antennas and receptors of the rms (deg) of the fine phases about the coarse
-    solutions interpolated to their times."""
-    g = gaincal.interpolate_gains(coarse, fine.times)
-    d = np.angle(fine.gains * np.conj(g), deg=True)
+    solutions interpolated to their times, over the scans with more than one integration (NaN
+    when there is none: one integration per scan leaves nothing to measure)."""
+    ut, first = np.unique(cd.time, return_index=True)
+    scans, counts = np.unique(cd.scan[first], return_counts=True)
+    many = set(scans[counts > 1].tolist())
+    scan_of = cd.scan[first][np.abs(ut[None, :] - fine.times[:, None]).argmin(axis=1)] if ut.size else []
+    keep = np.array([int(sc) in many for sc in scan_of], bool)
+    if not keep.any():
+        return float("nan")
+    g = gaincal.interpolate_gains(coarse, fine.times[keep])
+    d = np.angle(fine.gains[keep] * np.conj(g), deg=True)
     ok = np.isfinite(d)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt((np.where(ok, d, 0.0) ** 2).sum(axis=0) / ok.sum(axis=0))
