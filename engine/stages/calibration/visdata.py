@@ -200,7 +200,8 @@ def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] 
 
 def ensure_columns(ms: str | Path, names: Sequence[str] = ("CORRECTED_DATA",)) -> None:
     """Add the data columns `names` (CORRECTED_DATA, MODEL_DATA) to a writable MS, described like
-    DATA, when they are absent (a copy of DATA for CORRECTED_DATA, zeros for MODEL_DATA)."""
+    DATA, when they are absent; the autocorrelation rows get a copy of DATA (CORRECTED_DATA) or
+    zeros (MODEL_DATA), the cross-correlations are left for the caller (applycal writes them all)."""
     from casacore.tables import makecoldesc, maketabdesc
 
     t = open_table(Path(ms), readonly=False)
@@ -214,7 +215,9 @@ def ensure_columns(ms: str | Path, names: Sequence[str] = ("CORRECTED_DATA",)) -
             t.addcols(maketabdesc(makecoldesc(name, t.getcoldesc("DATA"))),
                       {"TYPE": dm["TYPE"], "NAME": f"{name.title().replace('_', '')}Tiled", "SPEC": tile})
             for ddid in np.unique(t.getcol("DATA_DESC_ID")):  # one shape per data description
-                sub = t.query(f"DATA_DESC_ID == {int(ddid)}")
+                # applycal writes every cross-correlation; the autocorrelations keep DATA (as in CASA's
+                # convention that uncalibrated rows carry their data)
+                sub = t.query(f"DATA_DESC_ID == {int(ddid)} && ANTENNA1 == ANTENNA2")
                 for start in range(0, sub.nrows(), 20000):
                     n = min(20000, sub.nrows() - start)
                     d = sub.getcol("DATA", start, n)
@@ -223,6 +226,11 @@ def ensure_columns(ms: str | Path, names: Sequence[str] = ("CORRECTED_DATA",)) -
         t.flush()
     finally:
         t.close()
+
+
+#: casacore column value types -> numpy dtypes (a column's cells may not be written yet)
+_DTYPES = {"boolean": np.bool_, "float": np.float32, "double": np.float64, "complex": np.complex64,
+           "dcomplex": np.complex128, "int": np.int32}
 
 
 def write_rows(ms: str | Path, rows: np.ndarray, columns: dict[str, np.ndarray]) -> None:
@@ -238,7 +246,7 @@ def write_rows(ms: str | Path, rows: np.ndarray, columns: dict[str, np.ndarray])
         for name, values in columns.items():
             if name not in t.colnames():
                 raise CalDataError(f"{ms} (main table): missing column {name}")
-            dtype = t.getcol(name, 0, 1).dtype
+            dtype = _DTYPES[t.getcoldesc(name)["valueType"]]
             for a, b in zip(starts, ends, strict=True):
                 t.putcol(name, np.ascontiguousarray(values[a:b]).astype(dtype, copy=False), int(rows[a]), int(b - a))
         t.flush()
