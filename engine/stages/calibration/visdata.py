@@ -126,14 +126,12 @@ def _weights(t, rows: np.ndarray, shape: tuple[int, ...], column: str) -> np.nda
     SIGMA_SPECTRUM when filled), WEIGHT to CORRECTED_DATA (WEIGHT_SPECTRUM when filled). So
     calibration solves on DATA with the weights DATA came with, whatever applycal wrote."""
     spectrum, row = ("SIGMA_SPECTRUM", "SIGMA") if column == "DATA" else ("WEIGHT_SPECTRUM", "WEIGHT")
-    if spectrum in t.colnames() and t.nrows() and t.iscelldefined(spectrum, int(rows[0])):
-        w = np.asarray(t.getcol(spectrum), dtype=np.float64)[rows]
-    else:
-        w = np.broadcast_to(np.asarray(t.getcol(row), dtype=np.float64)[rows][:, None, :], shape)
-    if column == "DATA":
+    per_channel = spectrum in t.colnames() and t.nrows() and t.iscelldefined(spectrum, int(rows[0]))
+    w = np.asarray(t.getcol(spectrum if per_channel else row), dtype=np.float64)[rows]
+    if column == "DATA":  # 1/sigma^2, on the rows before they are spread over the channels
         with np.errstate(divide="ignore"):
             w = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0) ** 2, 0.0)
-    return np.array(w, dtype=np.float64)
+    return w if per_channel else np.broadcast_to(w[:, None, :], shape).copy()
 
 
 def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
