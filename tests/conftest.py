@@ -66,6 +66,17 @@ def shared_ms(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def truth() -> dict:
+    """The truth file of the shared alma_sim.ms (skips where the shared data are absent)."""
+    import json
+
+    path = SHARED_DATA / "alma_sim.truth.json"
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
 def alma_sim_calibrated(shared_ms, tmp_path_factory):
     """alma_sim.ms with CORRECTED_DATA = DATA with the true gains and bandpasses divided out (and the
     weights rescaled), made once per session by `truthcal.calibrated_copy`; its path. Skips where the

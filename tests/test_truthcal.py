@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import tarfile
 from pathlib import Path
@@ -21,14 +20,6 @@ from truthcal import (bandpass_weight_error, calibrated_copy, corruption, match_
 
 REF_HZ = 230e9
 CALIBRATORS = {0: (2.5, -0.3), 1: (0.6, -0.6)}  # FIELD_ID: (Jy at 230 GHz, spectral index)
-
-
-@pytest.fixture(scope="module")
-def truth() -> dict:
-    path = SHARED_DATA / "alma_sim.truth.json"
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path}")
-    return json.loads(path.read_text())
 
 
 def _field(ms: Path, truth: dict, field: int, spw: int) -> dict:

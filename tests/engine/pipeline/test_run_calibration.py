@@ -25,7 +25,6 @@ from almarules.engine.ms.caltable import read_caltable
 from almarules.engine.pipeline.runner import run
 from almarules.engine.pipeline.session import RunOptions
 from almarules.engine.products.fits import read_image
-from conftest import SHARED_DATA
 from imaging_checks import ALMA_SIM_CONT_DAT as CONT_DAT, fit_peak, plane
 from truthcal import match_times, truth_bandpass, truth_gains
 
@@ -45,11 +44,6 @@ def _run(ms: Path, out: Path, **kw) -> dict:
                       weblog=False, quiet=True, **kw)
     state = run(opts, ["almarules", "run"], stream=open("/dev/null", "w"))
     return json.loads(state.to_json())
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return json.loads((SHARED_DATA / "alma_sim.truth.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ functions.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -27,7 +26,6 @@ from almarules.engine.pipeline.state import RunState
 from almarules.engine.pipeline.weblog import calpages
 from almarules.engine.pipeline.weblog import figures_cal as fc
 from almarules.engine.pipeline.weblog.render import write_weblog
-from conftest import SHARED_DATA
 from truthcal import truth_bandpass
 
 import browser  # tests/browser.py
@@ -49,14 +47,6 @@ def calrun(shared_ms, tmp_path_factory) -> Path:
         run(opts, ["almarules", "run"], stream=devnull)
     write_weblog(out)
     return out
-
-
-@pytest.fixture(scope="module")
-def truth() -> dict:
-    path = SHARED_DATA / "alma_sim.truth.json"
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path}")
-    return json.loads(path.read_text())
 
 
 def _state(workdir: Path) -> RunState:

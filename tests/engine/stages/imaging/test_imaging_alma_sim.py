@@ -11,7 +11,6 @@ the image's own noise (its theoretical sensitivity) over the flux; positions of 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -27,18 +26,12 @@ from almarules.engine.stages.imaging.stage import Stage, make_images
 from almarules.engine.products.fits import read_image, read_image_wcs, read_provenance
 from almarules.kernels.beam import Beam
 from almarules.kernels.masks import beam_area_pixels
-from conftest import SHARED_DATA
 from imaging_checks import ALMA_SIM_CONT_DAT, expected_pixel, fit_peak, integrated, plane
 
 REPO = Path(__file__).resolve().parents[4]
 
 MOUS = "almarules-sim-band6"
 CONT_DAT = ALMA_SIM_CONT_DAT  # the MS has no MOUS id: names start with the project code
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return json.loads((SHARED_DATA / "alma_sim.truth.json").read_text())
 
 
 @pytest.fixture(scope="module")
