@@ -50,6 +50,11 @@ def _measured_by_calibration(fact: str) -> bool:
         head.startswith("dataset.calibration") or head.startswith("fluxscale"))
 
 
+def _waits_for_calibration(v: Value) -> bool:
+    """`v` is unknown only because the calibration stages have not measured what it needs yet."""
+    return v.status == "unknown" and bool(v.waits_for) and all(_measured_by_calibration(w) for w in v.waits_for)
+
+
 def build_plan(program: Program, facts: Dataset, source: str, sets: Sequence[str] = (),
                title: Optional[str] = None) -> Plan:
     """The plan of one dataset under `program` with ``--set`` assignments `sets`."""
@@ -203,8 +208,8 @@ class _Builder:
                 continue
             path = f"dataset.{attr}"
             v = self.values.get(path)
-            if v is None:
-                continue
+            if v is None or _waits_for_calibration(v):
+                continue  # a calibration stage's score: its notice says what it waits for
             colour = self.colour_of(attr, v)
             reasons = [f"{r.sign} {format_number(r.amount, 4)} {r.reason} ({r.at})" for r in v.reasons]
             label = attr.removesuffix("_score").replace("_", " ")
