@@ -28,7 +28,7 @@ from almarules.kernels import noise as knoise
 from almarules.kernels import sky as ksky
 
 from .errors import SimError
-from .outliers import low_gain_truth, outliers_truth, plan_outliers
+from .outliers import plan_outliers, truth_extras
 from .plan import EBPlan, Plan, make_timeline
 from .sky_model import sky_model_for
 from .tables import main_desc, main_dminfo, write_subtables, write_syscal
@@ -66,6 +66,35 @@ def _chunks(field: np.ndarray, per_chunk: int):
             c1 += 1
         yield c0, c1
         c0 = c1
+
+
+def _corruptions(plan: Plan, eb: EBPlan, tl, seed: int):
+    """(gain parameters, gains (nint, nant, npol), bandpass parameters per spw, per-baseline
+    bandpasses per spw) of EB `eb`; Nones where corruptions (or bandpasses) are off."""
+    cfg, nspw, nant, npol = plan.cfg, len(plan.spws), plan.nant, 2
+    cc = cfg.corruptions
+    gains = None
+    gain_params = None
+    bp_params: list[Optional[kcorrupt.BandpassParams]] = [None] * nspw
+    bb: list[Optional[np.ndarray]] = [None] * nspw
+    if cc.enabled:
+        gain_params = kcorrupt.draw_gains(
+            _rng(seed, eb.index, 1), nant, npol, amp_rms=cc.gain_amplitude, amp_drift=cc.gain_amplitude_drift,
+            phase_rms=math.radians(cc.gain_phase), pol_phase_rms=math.radians(cc.gain_phase_pol),
+            phase_drift=math.radians(cc.gain_phase_drift), period_min=cc.drift_periods[0],
+            period_max=cc.drift_periods[1], t0=eb.start)
+        gains = kcorrupt.evaluate_gains(gain_params, tl.times)  # (nint, nant, npol)
+        if plan.low_gain:
+            gains = kcorrupt.scale_antenna_gains(gains, [a for a, _ in plan.low_gain], [f for _, f in plan.low_gain])
+        if cc.bandpass:
+            for s in plan.spws:
+                bp_params[s.id] = kcorrupt.draw_bandpass(
+                    _rng(seed, eb.index, 2, s.id), nant, npol, s.centre, slope_rms=cc.bandpass_slope,
+                    ripple_min=cc.bandpass_ripple[0], ripple_max=cc.bandpass_ripple[1],
+                    phase_rms=math.radians(cc.bandpass_phase), delay_rms=cc.bandpass_delay * 1e-12)
+                bb[s.id] = kcorrupt.baseline_bandpass(kcorrupt.evaluate_bandpass(bp_params[s.id], s.freqs),
+                                                      plan.a1, plan.a2).astype(np.complex64)
+    return gain_params, gains, bp_params, bb
 
 
 def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: int, total: int,
@@ -114,28 +143,7 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
     weight = knoise.weight_from_sigma(sigma)
 
     # -------------------------------------------- corruptions
-    cc = cfg.corruptions
-    gains = None
-    gain_params = None
-    bp_params: list[Optional[kcorrupt.BandpassParams]] = [None] * nspw
-    bb: list[Optional[np.ndarray]] = [None] * nspw
-    if cc.enabled:
-        gain_params = kcorrupt.draw_gains(
-            _rng(seed, eb.index, 1), nant, npol, amp_rms=cc.gain_amplitude, amp_drift=cc.gain_amplitude_drift,
-            phase_rms=math.radians(cc.gain_phase), pol_phase_rms=math.radians(cc.gain_phase_pol),
-            phase_drift=math.radians(cc.gain_phase_drift), period_min=cc.drift_periods[0],
-            period_max=cc.drift_periods[1], t0=eb.start)
-        gains = kcorrupt.evaluate_gains(gain_params, tl.times)  # (nint, nant, npol)
-        if plan.low_gain:
-            gains = kcorrupt.scale_antenna_gains(gains, [a for a, _ in plan.low_gain], [f for _, f in plan.low_gain])
-        if cc.bandpass:
-            for s in plan.spws:
-                bp_params[s.id] = kcorrupt.draw_bandpass(
-                    _rng(seed, eb.index, 2, s.id), nant, npol, s.centre, slope_rms=cc.bandpass_slope,
-                    ripple_min=cc.bandpass_ripple[0], ripple_max=cc.bandpass_ripple[1],
-                    phase_rms=math.radians(cc.bandpass_phase), delay_rms=cc.bandpass_delay * 1e-12)
-                bb[s.id] = kcorrupt.baseline_bandpass(kcorrupt.evaluate_bandpass(bp_params[s.id], s.freqs),
-                                                      plan.a1, plan.a2).astype(np.complex64)
+    gain_params, gains, bp_params, bb = _corruptions(plan, eb, tl, seed)
 
     # -------------------------------------------- sky per (field row, spw)
     sky, line_truth, topo = sky_model_for(plan, eb, tl)
@@ -235,11 +243,8 @@ def simulate_eb(plan: Plan, eb: EBPlan, ms_path: Path, progress, done_before: in
         ms.close()
     timer.add("table writing", t0)
 
-    extras = {}
-    if outl is not None:
-        extras["outliers"] = outliers_truth(plan, tl, outl)
-    if gains is not None and plan.low_gain:
-        extras["low_gain_antennas"] = low_gain_truth(plan)
-    return truth_record(plan, eb, tl, elev, tsys, sefd, sigma, weight, gain_params, gains, bp_params, sky,
-                  line_truth, topo, final_path, syscal_rows if cfg.schedule.atmosphere_scans else [],
-                  row_flag, chan_flag, corruption_extras=extras)
+    record = truth_record(plan, eb, tl, elev, tsys, sefd, sigma, weight, gain_params, gains, bp_params, sky,
+                          line_truth, topo, final_path, syscal_rows if cfg.schedule.atmosphere_scans else [],
+                          row_flag, chan_flag)
+    record["corruptions"].update(truth_extras(plan, tl, outl, gains))
+    return record

@@ -145,3 +145,14 @@ def low_gain_truth(plan: Plan) -> list[dict]:
     return [{"antenna": lay.names[a], "station": lay.stations[a], "index": a, "factor": f,
              "model": "g_a,p(t) = factor * drawn gain, both pols, every integration; included in gains.amplitude"}
             for a, f in plan.low_gain]
+
+
+def truth_extras(plan: Plan, tl: Timeline, o: Optional[Outliers], gains: Optional[np.ndarray]) -> dict:
+    """The flagging corruptions' part of an EB's truth record (under ``corruptions``): the
+    outliers and the low-gain antennas, each only when there are some."""
+    extras: dict = {}
+    if o is not None:
+        extras["outliers"] = outliers_truth(plan, tl, o)
+    if gains is not None and plan.low_gain:
+        extras["low_gain_antennas"] = low_gain_truth(plan)
+    return extras

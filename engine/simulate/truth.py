@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +26,7 @@ VERSION = 1  # truth-file format
 
 
 def truth_record(plan: Plan, eb: EBPlan, tl: Timeline, elev, tsys, sefd, sigma, weight, gain_params, gains,
-           bp_params, sky, line_truth, topo, ms_path: Path, syscal_rows, row_flag, chan_flag, *,
-           corruption_extras: Optional[dict] = None) -> dict:
-    """The truth record of one EB; `corruption_extras` (outliers, low-gain antennas) go under ``corruptions``."""
+           bp_params, sky, line_truth, topo, ms_path: Path, syscal_rows, row_flag, chan_flag) -> dict:
     cfg = plan.cfg
     lay = plan.layout
     const_sigma = bool(np.allclose(sigma, sigma[:1], rtol=0, atol=0))
@@ -99,7 +97,6 @@ def truth_record(plan: Plan, eb: EBPlan, tl: Timeline, elev, tsys, sefd, sigma, 
             "phase_deg": np.round(np.degrees(np.angle(gains)), 5).transpose(1, 2, 0).tolist(),
             "layout": "amplitude[antenna][pol][integration], phase_deg[antenna][pol][integration]",
         }
-    corruptions.update(corruption_extras or {})
     if any(p is not None for p in bp_params):
         corruptions["bandpass"] = {
             "formula": "b(nu) = (1 + slope x + ripple cos(2 pi cycles x + ripple_phase)) * "
