@@ -1,12 +1,6 @@
 """Figures of a dataset's facts (`almarules.engine.facts.model.Dataset`): the antenna layout
-(local east/north about the array centre) and the scans over time.
-
-ITRF -> local ENU: the standard rotation about the geodetic (WGS84) longitude lon and latitude
-lat of the array centre (the mean ITRF position of the antennas)::
-
-    E = -sin(lon) dX + cos(lon) dY
-    N = -sin(lat) cos(lon) dX - sin(lat) sin(lon) dY + cos(lat) dZ
-    U =  cos(lat) cos(lon) dX + cos(lat) sin(lon) dY + sin(lat) dZ
+(local east/north about the array centre, the mean ITRF position of the antennas:
+`almarules.engine.ms.geodesy.itrf_to_enu`) and the scans over time.
 
 Times: scan start/end are MJD seconds (UTC); the time axis is UTC hours from 0 h of the first
 scan's day (beyond 24 on later days).
@@ -22,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from almarules.engine.ms.geodesy import itrf_to_enu
 from almarules.engine.pipeline.weblog.figures import (FONT, ArrayFigure, ScansFigure, blank_text, new_figure,
                                                       save_png)
 
 if TYPE_CHECKING:
     from almarules.engine.facts.model import Dataset
 
-__all__ = ["itrf_to_enu", "array_plot", "scans_plot", "INTENT_COLOURS"]
+__all__ = ["array_plot", "scans_plot", "INTENT_COLOURS"]
 
 MAX_LABELLED = 60
 """Antenna names are written beside their markers for at most this many antennas."""
@@ -39,21 +34,6 @@ INTENT_COLOURS: dict[str, str] = {
     "FOCUS": "#bcbd22", "SIDEBAND": "#17becf", "ATMOSPHERE": "#aaaaaa", "WVR": "#cccccc",
     "UNSPECIFIED": "#444444",
 }
-
-
-def itrf_to_enu(xyz_m: np.ndarray, centre_m: Sequence[float] | None = None) -> np.ndarray:
-    """Local (east, north, up) metres of ITRF positions `xyz_m` (n, 3) about `centre_m` (default:
-    their mean), in the tangent frame at the centre's WGS84 geodetic longitude and latitude."""
-    from astropy import units as u
-    from astropy.coordinates import EarthLocation
-
-    xyz = np.asarray(xyz_m, dtype=np.float64).reshape(-1, 3)
-    c = np.asarray(centre_m if centre_m is not None else xyz.mean(axis=0), dtype=np.float64)
-    geo = EarthLocation.from_geocentric(*c, unit=u.m).to_geodetic("WGS84")
-    lon, lat = math.radians(float(geo.lon.deg)), math.radians(float(geo.lat.deg))
-    sl, cl, sp, cp = math.sin(lon), math.cos(lon), math.sin(lat), math.cos(lat)
-    rot = np.array([[-sl, cl, 0.0], [-sp * cl, -sp * sl, cp], [cp * cl, cp * sl, sp]])
-    return (xyz - c) @ rot.T
 
 
 def _separations(xyz: np.ndarray) -> tuple[float | None, float | None]:

@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from almarules.engine.facts.model import FluxMeasurement
+from almarules.engine.ms.geodesy import itrf_to_enu
 from almarules.engine.stages.calibration import caltables
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
 from almarules.engine.stages.calibration.solve import (
@@ -22,16 +23,10 @@ from almarules.kernels import gaincal
 
 # ---------------------------------------------------------------- refant
 def local_horizontal_distance(positions: np.ndarray) -> np.ndarray:
-    """Distance (m) of each ITRF position from their median, in the plane tangent to the Earth at
-    the median (the local horizontal frame: east and north components)."""
-    p = np.asarray(positions, dtype=np.float64)
-    centre = np.median(p, axis=0)
-    lon = np.arctan2(centre[1], centre[0])
-    lat = np.arctan2(centre[2], np.hypot(centre[0], centre[1]))
-    d = p - centre
-    east = -np.sin(lon) * d[:, 0] + np.cos(lon) * d[:, 1]
-    north = -np.sin(lat) * np.cos(lon) * d[:, 0] - np.sin(lat) * np.sin(lon) * d[:, 1] + np.cos(lat) * d[:, 2]
-    return np.hypot(east, north)
+    """Distance (m) of each ITRF position from their median, in the local horizontal frame at
+    the median (east and north: heuristics.md section 8)."""
+    enu = itrf_to_enu(positions, np.median(np.asarray(positions, dtype=np.float64), axis=0))
+    return np.hypot(enu[:, 0], enu[:, 1])
 
 
 def unflagged_per_antenna(s: CalSession, info: MSInfo) -> np.ndarray:

@@ -17,26 +17,22 @@ from almarules.engine.stages.calibration.visdata import CalData, SpwSetup, spw_s
 from almarules.engine.stages.calibration.workcopy import current_copy, make_copy
 from almarules.kernels import gaincal
 
-WGS84_A = 6378137.0
+def test_local_horizontal_distance_is_the_distance_in_the_tangent_plane():
+    """Pads at known (east, north, up) offsets about the ALMA site, in symmetric pairs about it, so
+    that the median of the ITRF positions is the site itself: the distances are hypot(east, north)."""
+    from astropy import units as u
+    from astropy.coordinates import EarthLocation
 
-
-def _frame(lat_deg: float, lon_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(up, east, north) unit vectors of the local horizontal frame at (lat, lon) on a sphere."""
-    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    site = EarthLocation.from_geodetic(-67.755 * u.deg, -23.029 * u.deg, 5050 * u.m)
+    lon, lat = math.radians(-67.755), math.radians(-23.029)  # geodetic: the local vertical is the ellipsoid normal
     up = np.array([math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)])
     e = np.array([-math.sin(lon), math.cos(lon), 0.0])
-    return up, e, np.cross(up, e)
-
-
-def test_local_horizontal_distance_is_the_distance_in_the_tangent_plane():
-    up, e, n = _frame(-23.02, -67.75)  # the ALMA site
-    east = np.array([0.0, 30.0, -40.0, 0.0, 300.0, 12.0])
-    north = np.array([0.0, 40.0, 0.0, -120.0, 400.0, -7.0])
-    height = np.array([0.0, 1.5, -2.0, 0.5, 3.0, 0.0])  # pads at slightly different heights: not counted
-    pos = WGS84_A * up + east[:, None] * e + north[:, None] * n + height[:, None] * up
-    c = np.median(pos, axis=0)  # heuristics.md section 8: the median of the positions
-    want = np.hypot((pos - c) @ e, (pos - c) @ n)
-    assert local_horizontal_distance(pos) == pytest.approx(want, abs=1e-3)  # 1 mm over 500 m
+    n = np.cross(up, e)
+    half = np.array([[30.0, 40.0, 1.5], [-40.0, 0.0, -2.0], [0.0, -120.0, 0.5], [300.0, 400.0, 3.0]])
+    enu = np.vstack([[0.0, 0.0, 0.0], half, -half])
+    centre = np.array([site.x.to_value(u.m), site.y.to_value(u.m), site.z.to_value(u.m)])
+    pos = centre + enu[:, :1] * e + enu[:, 1:2] * n + enu[:, 2:] * up
+    assert local_horizontal_distance(pos) == pytest.approx(np.hypot(enu[:, 0], enu[:, 1]), abs=1e-3)  # 1 mm
 
 
 def test_central_channels_match_the_ngc5921_tutorial_selection():
