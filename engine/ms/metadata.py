@@ -11,7 +11,7 @@ import numpy as np
 
 from almarules.engine.ms.msfile import MSError, MSTables, measure_ref
 
-__all__ = ["Subtables", "MainIndex", "RowIntents", "parse_obs_mode", "open_subtables", "read_main_index",
+__all__ = ["STOKES_NAMES", "Subtables", "MainIndex", "RowIntents", "parse_obs_mode", "open_subtables", "read_main_index",
            "check_index", "read_row_intents", "intents_by_field", "field_entries", "observation_cell", "spw_entries",
            "add_spw_row_facts", "rest_frequencies", "antenna_entries", "baseline_stats", "execution_block_id",
            "scan_entries", "eb_entry"]
@@ -28,6 +28,9 @@ _INTENT_OF = {
 # HISTORY origins written when the MS was created, not processed
 _IMPORTERS = ("importasdm", "importuvfits", "importvla", "importevla", "MSFitsInput", "importfitsidi",
               "almarules simulate", "ASDM2MS", "asdm2MS", "importmiriad", "importatca", "importnro")
+#: casacore Stokes codes of the POLARIZATION table's CORR_TYPE -> names (Stokes::StokesTypes)
+STOKES_NAMES = {1: "I", 2: "Q", 3: "U", 4: "V", 5: "RR", 6: "RL", 7: "LR", 8: "LL",
+                9: "XX", 10: "XY", 11: "YX", 12: "YY"}
 # MEAS_FREQ_REF codes (casacore MFrequency)
 _FRAMES = {0: "REST", 1: "LSRK", 2: "LSRD", 3: "BARY", 4: "GEO", 5: "TOPO", 6: "GALACTO", 7: "LGROUP", 8: "CMB"}
 _HANNING = 2.667  # effective bandwidth / channel width with ALMA online Hanning smoothing

@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from almarules.engine.ms.metadata import STOKES_NAMES
 from almarules.engine.ms.tables import TableAccessError, close_all, open_readonly
 
 __all__ = ["Chunk", "DataSelectionError", "SpwAxis", "select", "lsrk_frequencies", "spw_axis", "field_rows",
@@ -57,8 +58,6 @@ CHUNK_ELEMENTS = 4_000_000
 
 # casacore Stokes codes (CORR_TYPE) of the parallel hands: (first, second)
 _PAIRS = ((9, 12), (5, 8))  # (XX, YY), (RR, LL)
-_STOKES_NAME = {1: "I", 2: "Q", 3: "U", 4: "V", 5: "RR", 6: "RL", 7: "LR", 8: "LL",
-                9: "XX", 10: "XY", 11: "YX", 12: "YY"}
 # casacore MFrequency codes
 _FRAMES = {0: "REST", 1: "LSRK", 2: "LSRD", 3: "BARY", 4: "GEO", 5: "TOPO", 6: "GALACTO",
            7: "LGROUP", 8: "CMB"}
@@ -255,7 +254,7 @@ def _parallel_hands(ms: _MS, pol_id: int) -> tuple[int, int, list[int]]:
     for p, q in _PAIRS:
         if p in corr and q in corr:
             return corr.index(p), corr.index(q), corr
-    names = ", ".join(_STOKES_NAME.get(c, str(c)) for c in corr) or "none"
+    names = ", ".join(STOKES_NAMES.get(c, str(c)) for c in corr) or "none"
     raise DataSelectionError(f"{ms.path}/POLARIZATION: row {pol_id} column CORR_TYPE holds {names}: "
                              f"no pair of parallel hands (XX and YY, or RR and LL) to form Stokes I")
 

@@ -53,6 +53,8 @@ from typing import Callable, Iterator, NamedTuple, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from almarules.engine.ms.metadata import STOKES_NAMES
+
 __all__ = ["FlagTemplateError", "FlagCommand", "Selection", "CommandCount", "FlagReport",
            "parse", "parse_file", "select", "apply", "online_flags"]
 
@@ -60,9 +62,6 @@ KEYS = ("mode", "antenna", "spw", "field", "scan", "timerange", "correlation", "
 SELECTION_KEYS = ("antenna", "spw", "field", "scan", "timerange", "correlation", "intent")
 #: rows read per chunk of the main table
 CHUNK_ROWS = 200_000
-#: Stokes enum of the POLARIZATION table's CORR_TYPE (casacore Stokes::StokesTypes)
-CORR_TYPES = {1: "I", 2: "Q", 3: "U", 4: "V", 5: "RR", 6: "RL", 7: "LR", 8: "LL",
-              9: "XX", 10: "XY", 11: "YX", 12: "YY"}
 _MJD0 = _dt.datetime(1858, 11, 17)
 
 
@@ -256,7 +255,7 @@ def _ms_info(path: str | Path) -> _MSInfo:
         spw_names=[str(n) for n in _col(path, "SPECTRAL_WINDOW", "NAME")],
         dd_spw=np.asarray(_col(path, "DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID"), dtype=np.int64),
         dd_pol=np.asarray(_col(path, "DATA_DESCRIPTION", "POLARIZATION_ID"), dtype=np.int64),
-        pol_corrs=[[CORR_TYPES.get(int(c), str(c)) for c in row] for row in _col(path, "POLARIZATION", "CORR_TYPE")],
+        pol_corrs=[[STOKES_NAMES.get(int(c), str(c)) for c in row] for row in _col(path, "POLARIZATION", "CORR_TYPE")],
         states=[str(s) for s in _col(path, "STATE", "OBS_MODE")],
         first_day=np.floor(first / 86400.0) * 86400.0, nrows=nrows)
 
@@ -454,7 +453,7 @@ def _corrs(cmd: FlagCommand) -> Optional[set[str]]:
     if not cmd.correlation:
         return None
     out = {c.strip().upper() for c in cmd.correlation.split(",")}
-    bad = sorted(out - set(CORR_TYPES.values()))
+    bad = sorted(out - set(STOKES_NAMES.values()))
     if bad:
         raise cmd.error("correlation", f"unknown correlation {bad[0]!r} (expected XX, YY, XY, YX, RR, LL, RL or LR)")
     return out

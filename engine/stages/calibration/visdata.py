@@ -24,11 +24,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from almarules.engine.ms.metadata import STOKES_NAMES
 from almarules.engine.ms.tables import TableAccessError, open_readonly
 
-# casacore CORR_TYPE code -> (name, receptor on antenna 1, receptor on antenna 2)
-CORRELATIONS = {5: ("RR", 0, 0), 6: ("RL", 0, 1), 7: ("LR", 1, 0), 8: ("LL", 1, 1),
-                9: ("XX", 0, 0), 10: ("XY", 0, 1), 11: ("YX", 1, 0), 12: ("YY", 1, 1)}
+#: receptor index of each feed letter (R and X first, L and Y second)
+RECEPTOR = {"R": 0, "X": 0, "L": 1, "Y": 1}
 
 
 class CalDataError(ValueError):
@@ -107,14 +107,15 @@ def spw_setups(ms: str | Path) -> dict[int, SpwSetup]:
             if spw in out:
                 continue
             corr = [int(c) for c in pol_t.getcell("CORR_TYPE", pol)]
-            unknown = [c for c in corr if c not in CORRELATIONS]
+            names = [STOKES_NAMES.get(c, str(c)) for c in corr]
+            unknown = [n for n in names if len(n) != 2 or not set(n) <= set(RECEPTOR)]
             if unknown:
                 raise CalDataError(f"{ms}/POLARIZATION: row {pol} column CORR_TYPE holds {unknown}: only "
                                    f"circular (RR, RL, LR, LL) and linear (XX, XY, YX, YY) correlations calibrate")
-            rec = np.array([CORRELATIONS[c][1:] for c in corr], dtype=np.int64)
+            rec = np.array([[RECEPTOR[n[0]], RECEPTOR[n[1]]] for n in names], dtype=np.int64)
             par = sorted((i for i, r in enumerate(rec) if r[0] == r[1]), key=lambda i: rec[i, 0])
             freq = np.asarray(spw_t.getcell("CHAN_FREQ", spw), dtype=np.float64)
-            out[spw] = SpwSetup(spw, ddid, freq, [CORRELATIONS[c][0] for c in corr], rec, par)
+            out[spw] = SpwSetup(spw, ddid, freq, names, rec, par)
         return out
     finally:
         for t in (dd, spw_t, pol_t):
