@@ -23,7 +23,7 @@ from almarules.engine.io import write_atomic
 from almarules.engine.pipeline import calcommands
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, StageRun
-from almarules.engine.pipeline.steps import rule_score
+from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.stages.calibration import apply_stages, flag_stages, solve_stages
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, Outcome, read_ms_info
 from almarules.engine.stages.calibration.visdata import CalDataError

@@ -124,8 +124,6 @@ def _run_stage(ctx: RunContext, stage: StageRun, rs: RecipeStage, inside: bool) 
         return
     stage.status, stage.started = "running", now()
     ctx.wd.save_state(ctx.state)
-    if stage.name == "makeimages":
-        calsteps.adopt_earlier(ctx, stage)
     t0 = time.perf_counter()
     try:
         impl(ctx, stage)

@@ -1,39 +1,19 @@
 """The stages almarules implements, as the recipe names them: ``importdata``, ``makeimlist`` and
-``makeimages`` (``exportdata`` is in `engine.pipeline.export`). Each takes the run's context and
+``makeimages`` (``exportdata`` is in `engine.pipeline.export`, the calibration stages in
+`engine.pipeline.calsteps`). Each takes the run's context and
 its `StageRun` and fills in the record: items, score (from the rules), notes, commands.
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
-from almarules.engine.evaluate.decisions import Decisions
 from almarules.engine.facts.model import SPECMODES
-from almarules.engine.pipeline import commands
+from almarules.engine.pipeline import calsteps, commands
 from almarules.engine.pipeline.images import make_images
+from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
-from almarules.engine.pipeline.state import Attention, QAReason, StageRun, StageScore
+from almarules.engine.pipeline.state import Attention, StageRun
 from almarules.engine.stages.imaging.job import split_key
 
-
-
-def rule_score(dec: Decisions, score: str, colour: str) -> StageScore:
-    """The score at path `score` with its colour and reasons (each with its rule line)."""
-    try:
-        v = dec.value(score)
-    except KeyError:
-        return StageScore(source=f"the rules define no {score}")
-    col: Optional[str] = None
-    try:
-        c = dec.value(colour)
-        col = c.value if c.status == "known" else None
-    except KeyError:
-        pass
-    reasons = [QAReason(text=f"{r.sign}{r.amount:g} {r.reason}", at=r.at, ref=score) for r in v.reasons]
-    value = float(v.value) if v.status == "known" and v.value is not None else None
-    if value is None:
-        reasons.append(QAReason(text=f"{score} is {v.status}: {v.text}", at=v.at, ref=score))
-    return StageScore(value=value, colour=col, source=f"{score} ({v.at})", reasons=reasons)
 
 
 def importdata(ctx: RunContext, stage: StageRun) -> None:
@@ -87,6 +67,7 @@ def makeimages(ctx: RunContext, stage: StageRun) -> None:
     """The images of the latest ``makeimlist``, as tasks (`engine.pipeline.images`)."""
     keys = list(ctx.imlist)
     stage.items = keys
+    calsteps.adopt_earlier(ctx, stage)
     if not keys:
         stage.notes.append("no images: the preceding makeimlist selected none")
         ctx.stage_log(stage, stage.notes[0])
