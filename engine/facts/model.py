@@ -240,7 +240,6 @@ class SpectralWindow(_Model):
     phase_vis_snr: Optional[float] = Field(default=None, description="SNR of one visibility sample of the "
                                                                       "phase calibrator")
     baselines_per_antenna: Count = Field(default=None, description="baselines of an antenna (median)")
-    gain_channels: Count = Field(default=None, description="channels used for gain solutions")
 
     def _freqs(self) -> Optional[tuple[float, float]]:
         if self.channel_frequencies:
@@ -450,7 +449,7 @@ class Dataset(_Model):
 #: them shows the values that need them as waiting for the calibration, not as missing facts)
 CALIBRATION_MEASURED = frozenset({"centre_distance", "unflagged", "low_gain", "bandpass_vis_snr",
                                   "bandpass_integrations", "phase_vis_snr", "baselines_per_antenna",
-                                  "gain_channels", "calibration", "fluxscales"})
+                                  "calibration", "fluxscales"})
 
 # kind name (as rules see it) -> model; the dataset itself is kind "dataset".
 FACT_KINDS: dict[str, type[BaseModel]] = {

@@ -8,16 +8,13 @@ from typing import Optional
 
 from almarules.engine.pipeline.state import Command
 from almarules.engine.stages.calibration.session import CalSession
-from almarules.engine.stages.calibration.solve import central_channels
-
-
-def _chans(s: CalSession, spw: int, nchan: int) -> str:
-    c = central_channels(nchan, float(s.value("dataset.solve_edge_fraction", 0.0) or 0.0))
-    return f"{spw}:{c.start}~{c.stop - 1}"
+from almarules.engine.stages.calibration.solve_stages import solve_channels
 
 
 def _spws(s: CalSession, info) -> str:
-    return ",".join(_chans(s, spw, st.freq.size) for spw, st in sorted(info.setups.items()))
+    """CASA's spw selection of the channels the solves use: '0:6~56,1:...'."""
+    return ",".join(f"{spw}:{c.start}~{c.stop - 1}" for spw, st in sorted(info.setups.items())
+                    for c in [solve_channels(s, st)])
 
 
 def commands(name: str, s: CalSession, tables: list[str], fluxfile: Optional[str]) -> list[Command]:

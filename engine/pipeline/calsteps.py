@@ -96,12 +96,10 @@ def _epoch(ctx: RunContext) -> float:
 @_stage
 def flagdata(s: CalSession, ctx: RunContext) -> Outcome:
     """Deterministic flagging and the user's flag template (flag_stages.flagdata)."""
-    name = Path(ctx.opts.flagtemplate).name if ctx.opts.flagtemplate else None
-    out = flag_stages.flagdata(s, ctx.flagtemplate_text, ctx.opts.flagtemplate and str(ctx.opts.flagtemplate))
+    out = flag_stages.flagdata(s, ctx.flagtemplate_text, ctx.opts.flagtemplate)
+    ctx.flags_applied = bool(ctx.opts.flagtemplate)
     if ctx.opts.fluxfile:
         out.products[ctx.opts.fluxfile] = "flux.csv"
-    if name:
-        ctx.flags_applied = True
     return out
 
 
@@ -179,8 +177,8 @@ def antpos(s: CalSession, ctx: RunContext) -> Outcome:
 
 
 def calibration_digest(s: CalSession) -> str:
-    """SHA-256 (first 16 hex) of every solution and model, rounded to 1e-9 (the solutions are
-    deterministic; the rounding only absorbs the last bits of the order of summation)."""
+    """SHA-256 (first 16 hex) of every solution, model and the reference antennas (the solves
+    are bit-reproducible: the same inputs give the same digest)."""
     h = hashlib.sha256()
     for key in sorted(s.solutions):
         sol = s.solutions[key]
@@ -188,7 +186,7 @@ def calibration_digest(s: CalSession) -> str:
         arrays = ([sol.bandpass.solution] if sol.bandpass else []) + [
             t.gains for d in (sol.phase_int, sol.amp_scan, sol.phase_scan) for _, t in sorted(d.items())]
         for a in arrays:
-            h.update(np.round(np.nan_to_num(np.ascontiguousarray(a).view(np.float64), nan=-9.0), 9).tobytes())
+            h.update(np.ascontiguousarray(a).tobytes())
     h.update(json.dumps(sorted((f"{k}", v[:3]) for k, v in s.models.items()), default=str).encode())
     h.update(json.dumps(s.refants).encode())
     return h.hexdigest()[:16]

@@ -18,7 +18,7 @@ import numpy as np
 from almarules.engine.facts.model import FluxMeasurement
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
 from almarules.engine.stages.calibration.solve import multiply
-from almarules.engine.stages.calibration.visdata import CalData, ensure_columns, read_spw, write_rows
+from almarules.engine.stages.calibration.visdata import CalData, column_filled, ensure_columns, read_spw, write_rows
 from almarules.kernels import gaincal
 
 
@@ -149,6 +149,7 @@ def applycal(s: CalSession) -> Outcome:
     uncalibrated: dict[str, list[int]] = {}
     for k, info in enumerate(s.ms):
         ensure_columns(info.path, ("CORRECTED_DATA",))
+        spectrum = column_filled(info.path, "WEIGHT_SPECTRUM")
         for spw, setup in sorted(info.setups.items()):
             sol = s.solutions.get((k, spw), SpwSolutions())
             bp = sol.bandpass.solution if sol.bandpass else None
@@ -170,7 +171,7 @@ def applycal(s: CalSession) -> Outcome:
             new += int((flag & ~spw_data.flag).sum())
             total += flag.size
             flagged_after += int(flag.sum())
-            _write(info, spw_data, vis, weight, flag)
+            _write(info, spw_data, vis, weight, flag, spectrum)
         out.items.append(info.source.name)
     cal = s.facts.calibration
     cal.flagged_applycal = new / max(total, 1)
@@ -185,7 +186,7 @@ def applycal(s: CalSession) -> Outcome:
     return out
 
 
-def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag: np.ndarray) -> None:
+def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag: np.ndarray, spectrum: bool) -> None:
     """CORRECTED_DATA, FLAG, FLAG_ROW, WEIGHT (the channel mean of the per-channel weights of the
     unflagged samples) and WEIGHT_SPECTRUM when the MS has it filled. SIGMA stays DATA's (CASA's
     convention: WEIGHT describes CORRECTED_DATA), so a re-run solves with the weights DATA came with."""
@@ -194,16 +195,6 @@ def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag:
     with np.errstate(invalid="ignore", divide="ignore"):
         wrow = np.where(n > 0, np.where(ok, weight, 0).sum(axis=1) / np.maximum(n, 1), 0.0)
     cols = {"CORRECTED_DATA": vis, "FLAG": flag, "FLAG_ROW": flag.all(axis=(1, 2)), "WEIGHT": wrow}
-    if _has_spectrum(info):
+    if spectrum:
         cols["WEIGHT_SPECTRUM"] = weight
     write_rows(info.path, cd.rows, cols)
-
-
-def _has_spectrum(info: MSInfo) -> bool:
-    from almarules.engine.stages.calibration.visdata import open_table
-
-    t = open_table(info.path)
-    try:
-        return "WEIGHT_SPECTRUM" in t.colnames() and t.nrows() > 0 and bool(t.iscelldefined("WEIGHT_SPECTRUM", 0))
-    finally:
-        t.close()

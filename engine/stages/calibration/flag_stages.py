@@ -16,8 +16,8 @@ import numpy as np
 from almarules.engine.io import write_atomic
 from almarules.engine.stages.calibration import flagtemplate, flagversions
 from almarules.engine.stages.calibration.session import CalSession, MSInfo, Outcome
-from almarules.engine.stages.calibration.solve import central_channels, solve_gains
-from almarules.engine.stages.calibration.solve_stages import model_flux, reject_sigma
+from almarules.engine.stages.calibration.solve import solve_gains
+from almarules.engine.stages.calibration.solve_stages import model_flux, reject_sigma, solve_channels
 from almarules.engine.stages.calibration.visdata import open_table, read_flags, read_spw
 from almarules.kernels import flagging
 
@@ -33,7 +33,7 @@ def _cross_flag_count(info: MSInfo) -> tuple[int, int]:
     """(flagged, total) visibilities of the cross-correlations of the working copy."""
     n = tot = 0
     for setup in info.setups.values():
-        _, _, flag = read_flags(info.path, setup)
+        flag = read_flags(info.path, setup)[3]
         n, tot = n + int(flag.sum()), tot + flag.size
     return n, tot
 
@@ -145,7 +145,7 @@ def lowgainflag(s: CalSession) -> Outcome:
             cd = read_spw(info.path, setup, [info.fields[name]])
             if cd.rows.size == 0:
                 continue
-            ch = central_channels(setup.freq.size, float(s.value("dataset.solve_edge_fraction", 0.0)))
+            ch = solve_channels(s, setup)
             flux = np.ones(setup.freq.size)
             ph = solve_gains(cd, flux, info.nant, None, solint="int", channels=ch,
                     bandpass=None, phase_only=True, reject=reject_sigma(s))

@@ -137,7 +137,7 @@ class CalSession:
     @property
     def calibrators(self) -> list[str]:
         seen: dict[str, None] = {}
-        for intent in ("BANDPASS", "AMPLITUDE", "PHASE"):
+        for intent in CALIBRATOR_INTENTS:
             seen.update(dict.fromkeys(self.fields_with(intent)))
         return list(seen)
 

@@ -35,12 +35,12 @@ class Bandpass:
         return ~np.isfinite(self.solution)
 
 
-def central_channels(nchan: int, edge_fraction: float) -> slice:
-    """The channels used for gain solutions: `edge_fraction` of them left out at each edge
-    (rounded half up), at least one channel kept."""
-    n = int(np.floor(nchan * edge_fraction + 0.5))
-    n = min(n, (nchan - 1) // 2)
-    return slice(n, nchan - n)
+def channel_window(nchan: int, keep: int) -> slice:
+    """The `keep` central channels of `nchan` (as many left out at each edge; the rules say how
+    many to keep: ``spw.solve_channels``)."""
+    keep = max(1, min(int(keep), nchan))
+    start = (nchan - keep) // 2
+    return slice(start, start + keep)
 
 
 def visibility_snr(cd: CalData) -> float:

@@ -13,9 +13,10 @@ import numpy as np
 from almarules.engine.facts.model import FluxMeasurement
 from almarules.engine.ms.geodesy import itrf_to_enu
 from almarules.engine.stages.calibration import caltables
-from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
+from almarules.engine.stages.calibration.session import (
+    CALIBRATOR_INTENTS, CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions)
 from almarules.engine.stages.calibration.solve import (
-    baselines_per_antenna, central_channels, flux_snr, multiply, solve_bandpass, solve_gains, spectral_index,
+    baselines_per_antenna, channel_window, flux_snr, multiply, solve_bandpass, solve_gains, spectral_index,
     visibility_snr)
 from almarules.engine.stages.calibration.visdata import CalData, read_flags, read_spw
 from almarules.kernels import gaincal
@@ -31,19 +32,21 @@ def local_horizontal_distance(positions: np.ndarray) -> np.ndarray:
 
 def unflagged_per_antenna(s: CalSession, info: MSInfo) -> np.ndarray:
     """Unflagged visibilities (rows x channels x correlations) per antenna, the least over the
-    calibrator intents (heuristics.md section 8)."""
-    best = None
-    for intent in ("BANDPASS", "AMPLITUDE", "PHASE"):
-        ids = [info.fields[f] for f in s.fields_with(intent) if f in info.fields]
-        if not ids:
-            continue
-        n = np.zeros(info.nant, np.int64)
-        for setup in info.setups.values():
-            ant1, ant2, flag = read_flags(info.path, setup, ids)
-            good = (~flag).sum(axis=(1, 2))
-            n += (np.bincount(ant1, good, info.nant) + np.bincount(ant2, good, info.nant)).astype(np.int64)
-        best = n if best is None else np.minimum(best, n)
-    return best if best is not None else np.zeros(info.nant, np.int64)
+    calibrator intents (heuristics.md section 8); the flags of each spw are read once."""
+    intents = {i: [info.fields[f] for f in s.fields_with(i) if f in info.fields] for i in CALIBRATOR_INTENTS}
+    intents = {i: ids for i, ids in intents.items() if ids}
+    if not intents:
+        return np.zeros(info.nant, np.int64)
+    n = {i: np.zeros(info.nant, np.int64) for i in intents}
+    every = sorted({f for ids in intents.values() for f in ids})
+    for setup in info.setups.values():
+        field, ant1, ant2, flag = read_flags(info.path, setup, every)
+        good = (~flag).sum(axis=(1, 2))
+        for intent, ids in intents.items():
+            m = np.isin(field, ids)
+            n[intent] += (np.bincount(ant1[m], good[m], info.nant) + np.bincount(ant2[m], good[m], info.nant)
+                          ).astype(np.int64)
+    return np.min(np.stack(list(n.values())), axis=0)
 
 
 def refant(s: CalSession) -> Outcome:
@@ -113,15 +116,17 @@ def reject_sigma(s: CalSession) -> float:
 
 
 
-def _channels(s: CalSession, setup) -> slice:
-    return central_channels(setup.freq.size, float(s.value("dataset.solve_edge_fraction", 0.0)))
+def solve_channels(s: CalSession, setup) -> slice:
+    """The channels of `setup`'s spw that the phase-up and gain solutions use (rules:
+    spw.solve_channels; all of them when the rules give none)."""
+    nchan = setup.freq.size
+    return channel_window(nchan, int(s.value(f"spw[{setup.spw}].solve_channels", nchan) or nchan))
 
 
 def _measure_spw(s: CalSession, spw: int, cd: CalData, prefix: str) -> None:
     f = s.spw_fact(spw)
     setattr(f, f"{prefix}_vis_snr", visibility_snr(cd))
     f.baselines_per_antenna = int(round(baselines_per_antenna(cd)))
-    f.gain_channels = _channels(s, cd.setup).stop - _channels(s, cd.setup).start
     if prefix == "bandpass":
         f.bandpass_integrations = int(np.unique(cd.time).size)
     s.changed()
@@ -148,12 +153,12 @@ def bandpass(s: CalSession) -> Outcome:
         flux = model_flux(s, name, spw, setup.freq)
         flux = np.ones(setup.freq.size) if flux is None else flux
         bp = solve_bandpass(cd, flux, info.nant, s.refant_index(info), phaseup_solint=solint,
-                            channels=_channels(s, setup), chanavg=chanavg, reject=reject_sigma(s))
+                            channels=solve_channels(s, setup), chanavg=chanavg, reject=reject_sigma(s))
         sol.bandpass = bp
         have = np.isin(np.arange(info.nant), np.concatenate([cd.ant1, cd.ant2]))
         used = (~cd.flag).any(axis=(0, 2))  # channels with data (flagged edges are not failed solutions)
         frac = float(bp.flags[have][:, used].mean()) if have.any() and used.any() else 1.0
-        amp = np.abs(bp.solution[have][:, _channels(s, setup)])  # the band's roll-off at the edges is not a fault
+        amp = np.abs(bp.solution[have][:, solve_channels(s, setup)])  # the band's roll-off at the edges is not a fault
         rms = float(np.sqrt(np.nanmean((amp - 1) ** 2))) if np.isfinite(amp).any() else float("nan")
         flagged.append(frac)
         flat.append(rms)
@@ -203,7 +208,7 @@ def spwphaseup(s: CalSession) -> Outcome:
                 sol.mapped_to = best
                 bp = sol.bandpass.solution if sol.bandpass else None
                 sol.offset = solve_gains(cd, _flux_or_one(s, name, spw, cd.setup.freq), info.nant,
-                                         s.refant_index(info), solint="inf", channels=_channels(s, cd.setup),
+                                         s.refant_index(info), solint="inf", channels=solve_channels(s, cd.setup),
                                          bandpass=bp, phase_only=True, per_scan=False, reject=reject_sigma(s))
             out.notes.append(f"{info.source.name} spw {spw}: phase SNR per integration {snr[spw]:.1f} on {name} "
                              f"({s.source(f'spw[{spw}].phase_int_snr')}): "
@@ -284,7 +289,7 @@ def _amp_gains(s: CalSession, info: MSInfo, setup, name: str, flux: np.ndarray,
     cd = calibrator_data(s, info, setup, name)
     if cd is None:
         return None
-    ch, ref = _channels(s, setup), s.refant_index(info)
+    ch, ref = solve_channels(s, setup), s.refant_index(info)
     ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
             bandpass=bp, phase_only=True, reject=reject_sigma(s))
     amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
@@ -318,7 +323,7 @@ def timegaincal(s: CalSession) -> Outcome:
     rms_worst: Optional[float] = None
     for k, info, spw, setup, sol in _spw_loop(s):
         bp = sol.bandpass.solution if sol.bandpass else None
-        ch, ref = _channels(s, setup), s.refant_index(info)
+        ch, ref = solve_channels(s, setup), s.refant_index(info)
         for name in s.calibrators:
             cd = calibrator_data(s, info, setup, name)
             if cd is None:

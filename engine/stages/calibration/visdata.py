@@ -122,12 +122,26 @@ def spw_setups(ms: str | Path) -> dict[int, SpwSetup]:
             t.close()
 
 
+def filled(t, column: str, row: int = 0) -> bool:
+    """The open table `t` has `column` with a value in row `row` (optional MS columns may be empty)."""
+    return column in t.colnames() and t.nrows() > row and bool(t.iscelldefined(column, row))
+
+
+def column_filled(ms: str | Path, column: str) -> bool:
+    """The main table of `ms` has `column`, filled (see `filled`)."""
+    t = open_table(Path(ms))
+    try:
+        return filled(t, column)
+    finally:
+        t.close()
+
+
 def _weights(t, rows: np.ndarray, shape: tuple[int, ...], column: str) -> np.ndarray:
     """Weights of `column` (CASA's convention): SIGMA belongs to DATA (w = 1/SIGMA^2, from
     SIGMA_SPECTRUM when filled), WEIGHT to CORRECTED_DATA (WEIGHT_SPECTRUM when filled). So
     calibration solves on DATA with the weights DATA came with, whatever applycal wrote."""
     spectrum, row = ("SIGMA_SPECTRUM", "SIGMA") if column == "DATA" else ("WEIGHT_SPECTRUM", "WEIGHT")
-    per_channel = spectrum in t.colnames() and t.nrows() and t.iscelldefined(spectrum, int(rows[0]))
+    per_channel = filled(t, spectrum, int(rows[0]))
     w = np.asarray(t.getcol(spectrum if per_channel else row), dtype=np.float64)[rows]
     if column == "DATA":  # 1/sigma^2, on the rows before they are spread over the channels
         with np.errstate(divide="ignore"):
@@ -178,17 +192,18 @@ def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = 
 
 
 def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ANTENNA1, ANTENNA2, FLAG | FLAG_ROW) of the cross-correlation rows of spw `setup` (all
-    fields, or `fields`)."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(FIELD_ID, ANTENNA1, ANTENNA2, FLAG | FLAG_ROW) of the cross-correlation rows of spw
+    `setup` (all fields, or `fields`)."""
     t = open_table(Path(ms))
     try:
-        sub = t.query(_where(setup, fields), columns="ANTENNA1, ANTENNA2, FLAG, FLAG_ROW")
+        sub = t.query(_where(setup, fields), columns="FIELD_ID, ANTENNA1, ANTENNA2, FLAG, FLAG_ROW")
         try:
             if sub.nrows() == 0:
-                return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, setup.freq.size, len(setup.corr_names)), bool)
+                empty = np.zeros(0, np.int64)
+                return empty, empty, empty, np.zeros((0, setup.freq.size, len(setup.corr_names)), bool)
             flag = np.asarray(sub.getcol("FLAG"), bool) | np.asarray(sub.getcol("FLAG_ROW"), bool)[:, None, None]
-            return (np.asarray(sub.getcol("ANTENNA1"), np.int64), np.asarray(sub.getcol("ANTENNA2"), np.int64), flag)
+            return tuple(np.asarray(sub.getcol(c), np.int64) for c in ("FIELD_ID", "ANTENNA1", "ANTENNA2")) + (flag,)
         finally:
             sub.close()
     except TableAccessError as exc:

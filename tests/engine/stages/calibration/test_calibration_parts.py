@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from almarules.engine.stages.calibration.apply_stages import correct
-from almarules.engine.stages.calibration.solve import central_channels, spectral_index, visibility_snr
+from almarules.engine.stages.calibration.solve import channel_window, spectral_index, visibility_snr
 from almarules.engine.stages.calibration.solve_stages import local_horizontal_distance
 from almarules.engine.stages.calibration.visdata import CalData, SpwSetup, spw_setups
 from almarules.engine.stages.calibration.workcopy import current_copy, make_copy
@@ -35,10 +35,10 @@ def test_local_horizontal_distance_is_the_distance_in_the_tangent_plane():
     assert local_horizontal_distance(pos) == pytest.approx(np.hypot(enu[:, 0], enu[:, 1]), abs=1e-3)  # 1 mm
 
 
-def test_central_channels_match_the_ngc5921_tutorial_selection():
-    assert central_channels(63, 0.1) == slice(6, 57)  # CASA tutorial: spw '0:6~56'
-    assert central_channels(64, 0.0) == slice(0, 64)
-    assert central_channels(3, 0.45) == slice(1, 2)  # at least one channel stays
+def test_channel_window_keeps_the_central_channels():
+    assert channel_window(63, 51) == slice(6, 57)  # CASA tutorial: spw '0:6~56' (rules: solve_channels 51)
+    assert channel_window(64, 64) == slice(0, 64)
+    assert channel_window(3, 0) == slice(1, 2)  # at least one channel stays
 
 
 def test_spectral_index_of_an_exact_power_law():
