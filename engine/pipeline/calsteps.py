@@ -83,6 +83,8 @@ def _stage(fn: Callable[[CalSession, RunContext], Outcome]) -> Callable[[RunCont
         except (CalibrationError, CalDataError) as exc:
             raise RuntimeError(str(exc)) from None
         _record(ctx, stage, out, s)
+        if out.skipped:
+            stage.status, stage.why = "skipped", out.skipped
     impl.__name__ = fn.__name__
     impl.__doc__ = fn.__doc__
     return impl
@@ -158,13 +160,13 @@ def wvrgcalflag(s: CalSession, ctx: RunContext) -> Outcome:
     """The WVR correction needs water-vapour radiometer data (4-channel WVR windows)."""
     out = Outcome()
     for info in s.ms:
-        wvr = [spw for spw, st in info.setups.items() if st.freq.size == 4 and st.centre < 200e9 and st.centre > 180e9]
+        wvr = [spw for spw, st in info.setups.items() if st.freq.size == 4 and 180e9 < st.centre < 200e9]
         if wvr:
             out.warnings.append(f"{info.source.name}: WVR data in spw {wvr}: the WVR correction is not implemented; "
                                 f"the phases are not corrected for water vapour")
-        else:
-            out.notes.append(f"{info.source.name}: no WVR spectral window (4 channels near 183 GHz): nothing to do")
         out.items.append(info.source.name)
+    if not out.warnings:
+        out.skipped = "no WVR spectral window (4 channels near 183 GHz) in the data"
     return out
 
 
@@ -172,8 +174,8 @@ def wvrgcalflag(s: CalSession, ctx: RunContext) -> Outcome:
 def antpos(s: CalSession, ctx: RunContext) -> Outcome:
     """Antenna position corrections come from a file the observatory gives; without one there is
     nothing to correct."""
-    return Outcome(items=[i.source.name for i in s.ms],
-                   notes=["no antenna position corrections given: positions used as in the ANTENNA tables"])
+    return Outcome(items=[i.source.name for i in s.ms], skipped="no antenna position corrections given (almarules "
+                   "takes none yet): positions as in the ANTENNA tables")
 
 
 def calibration_digest(s: CalSession) -> str:

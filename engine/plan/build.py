@@ -44,10 +44,10 @@ LATER_DATA = ("measurements[", "dataset.measurements")  # facts later stages pro
 
 
 def _measured_by_calibration(fact: str) -> bool:
-    """`fact` (a path such as ``antenna[DA41].unflagged``) is measured by a calibration stage."""
-    head, _, attr = fact.rpartition(".")
-    return attr in CALIBRATION_MEASURED or fact.split("[")[0].split(".")[-1] in CALIBRATION_MEASURED or (
-        head.startswith("dataset.calibration") or head.startswith("fluxscale"))
+    """`fact` (a path such as ``antenna[DA41].unflagged``, ``dataset.calibration.flagged_after``
+    or ``fluxscale[P.0].flux``) is, or lies in, something a calibration stage measures."""
+    parts = [p.split("[")[0] for p in fact.split(".")]
+    return any(p in CALIBRATION_MEASURED or p == "fluxscale" for p in parts)
 
 
 def _waits_for_calibration(v: Value) -> bool:

@@ -186,3 +186,4 @@ class Outcome:
     figures: list[str] = field(default_factory=list)
     products: dict[str, str] = field(default_factory=dict)  # file -> kind, delivered by exportdata
     reasons_from: list[str] = field(default_factory=list)  # score paths whose reasons explain the stage's score
+    skipped: Optional[str] = None  # why the stage had nothing to do (it is then shown as skipped, with this)

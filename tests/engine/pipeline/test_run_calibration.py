@@ -67,6 +67,8 @@ def test_calibration_stages_run_and_the_input_is_untouched(sim):
                  "lowgainflag", "correctedampflag"):
         assert _stage(state, name)["status"] == "done", (name, _stage(state, name)["error"])
     assert _tree(ms) == before  # calibration wrote only into WORKDIR/calibrated
+    for name, why in (("antpos", "no antenna position corrections"), ("wvrgcalflag", "no WVR spectral window")):
+        assert _stage(state, name)["status"] == "skipped" and why in _stage(state, name)["why"]  # not shown as done
     assert (out / "calibrated/alma_sim.ms").is_dir()
     assert _stage(state, "applycal")["score"]["colour"] == "green"
     assert not [a for a in state["attention"] if "uncalibrated" in a["text"]]
