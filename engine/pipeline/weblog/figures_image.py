@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -292,6 +292,17 @@ def blank_reason(plane: np.ndarray) -> str | None:
 # ---------------------------------------------------------------- drawing helpers
 
 
+def _sky_panel(wcs: Any, plane: np.ndarray, size_px: int) -> tuple[Any, Any, Optional[str]]:
+    """A square figure with WCS axes for `plane`; when the plane cannot be shown (`blank_reason`),
+    the axes already say why and the reason is returned."""
+    fig = new_figure(size_px, size_px)
+    ax = _wcs_axes(fig, wcs)
+    blank = blank_reason(plane)
+    if blank:
+        blank_text(ax, blank)
+    return fig, ax, blank
+
+
 def _wcs_axes(fig: Any, wcs: Any, rect: tuple[float, float, float, float] = _IMAGE_RECT) -> Any:
     """WCS axes with small RA/Dec labels."""
     ax = fig.add_axes(rect, projection=wcs)
@@ -400,12 +411,9 @@ def image_thumbnail(fits_path: str | Path, png_path: str | Path, kind: str, *, s
         where = _plane_words(cube, k, channel)
         nchan = cube.nchan
     outline = _mask_plane(mask_fits, k, plane.shape) if mask_fits is not None else None
-    fig = new_figure(size_px, size_px)
-    ax = _wcs_axes(fig, wcs)
-    blank = blank_reason(plane)
+    fig, ax, blank = _sky_panel(wcs, plane, size_px)
     disp = None
     if blank:
-        blank_text(ax, blank)
         ax.set_xlim(-0.5, plane.shape[1] - 0.5)
         ax.set_ylim(-0.5, plane.shape[0] - 0.5)
     else:
@@ -584,13 +592,9 @@ def moment0(cube_fits: str | Path, png_path: str | Path, *, size_px: int = 320,
         beam = cube.beam_px((first + last) // 2)
         wcs, obj = cube.celestial, str(cube.header.get("OBJECT", "")).strip()
         freqs = cube.frequency_hz[[first, last]] / 1e9
-    fig = new_figure(size_px, size_px)
-    ax = _wcs_axes(fig, wcs)
-    blank = blank_reason(mom)
+    fig, ax, blank = _sky_panel(wcs, mom, size_px)
     disp = None
-    if blank:
-        blank_text(ax, blank)
-    else:
+    if not blank:
         disp = _signed_display(mom, unit, symmetric=False)
         _show(fig, ax, disp, "image", mom.shape)
         if beam is not None:
