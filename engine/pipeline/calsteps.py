@@ -174,8 +174,8 @@ def wvrgcalflag(s: CalSession, ctx: RunContext) -> Outcome:
 def antpos(s: CalSession, ctx: RunContext) -> Outcome:
     """Antenna position corrections come from a file the observatory gives; without one there is
     nothing to correct."""
-    return Outcome(items=[i.source.name for i in s.ms], skipped="no antenna position corrections given (almarules "
-                   "takes none yet): positions as in the ANTENNA tables")
+    return Outcome(items=[i.source.name for i in s.ms], skipped="no antenna position corrections given; almarules "
+                   "takes none yet, so the ANTENNA tables' positions are used")
 
 
 def calibration_digest(s: CalSession) -> str:
