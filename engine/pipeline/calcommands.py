@@ -55,6 +55,10 @@ def _casa(name: str, s: CalSession, info, vis: str, ref: str, tab: dict[str, str
                  "almarules writes one B table per spw; solint in channels from the rules' bandpass_chanavg")]
     if name in ("gfluxscale", "timegaincal"):
         amp = tab.get(f"{info.source.name}.amp_scan.tbl", "amp_scan.tbl")
+        transfer = ",".join(dict.fromkeys(f for (f, _), m in s.models.items() if m[3] == "gfluxscale"))
+        if name == "gfluxscale":  # the flux calibrator and every field whose flux it transfers to
+            calibrators = ",".join(dict.fromkeys(s.fields_with("AMPLITUDE") + transfer.split(","))) if transfer \
+                else calibrators
         calls = [(f"gaincal(vis={vis}, caltable='{tab.get(f'{info.source.name}.phase_int.tbl', 'phase_int.tbl')}', "
                   f"field='{calibrators}', spw='{_spws(s, info)}', solint='int', calmode='p', refant='{ref}', "
                   f"gaintable=[{', '.join(repr(t) for n, t in sorted(tab.items()) if n.endswith('bandpass.tbl'))}])",
@@ -62,7 +66,6 @@ def _casa(name: str, s: CalSession, info, vis: str, ref: str, tab: dict[str, str
                  (f"gaincal(vis={vis}, caltable='{amp}', field='{calibrators}', solint='inf', calmode='ap', "
                   f"refant='{ref}')", None)]
         if name == "gfluxscale":
-            transfer = ",".join(dict.fromkeys(f for (f, spw), m in s.models.items() if m[3] == "gfluxscale"))
             calls.append((f"fluxscale(vis={vis}, caltable='{amp}', fluxtable='flux.tbl', "
                           f"reference='{','.join(s.fields_with('AMPLITUDE'))}', transfer='{transfer}')",
                           "CASA takes the median of the antennas' amplitude ratios, almarules their clipped mean"))
