@@ -64,8 +64,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-__all__ = ["GainTable", "FluxScale", "solve_gains", "solve_interval_gains", "solution_intervals",
-           "solve_bandpass", "normalise_bandpass", "interpolate_gains", "gains_for_rows", "apply",
+__all__ = ["GainTable", "FluxScale", "solve_gains", "solve_interval_gains", "solve_interval_rows", "row_terms",
+           "solution_intervals", "baseline_products", "channel_sum", "solve_bandpass", "normalise_bandpass", "interpolate_gains", "gains_for_rows", "apply",
            "fluxscale", "rescale"]
 
 RowGains = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
@@ -108,21 +108,52 @@ class FluxScale:
 
 
 # ---------------------------------------------------------------- normal equations
-def _sample_terms(vis, model, weight, flag) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sample_terms(vis, model, weight, flag, corr=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per sample: a = w conj(M) V, b = w |M|^2 and the usable-sample indicator (0 or 1), with
-    a = b = 0 where the sample is flagged, w <= 0 or anything is not finite; shape of `vis`."""
+    a = b = 0 where the sample is flagged, w <= 0 or anything is not finite; shape of `vis`.
+    With a known correction C (`corr`, broadcastable to `vis`; e.g. b_i conj(b_j)): the terms of
+    the corrected data V / C with weights w |C|^2, a = w conj(M) V conj(C), b = w |M|^2 |C|^2,
+    and samples where C is 0 or not finite unusable (as `apply` flags them)."""
     vis = np.asarray(vis)
     shape = vis.shape
-    m = np.broadcast_to(np.asarray(model), shape)
-    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), shape)
-    f = np.broadcast_to(np.asarray(flag, dtype=bool), shape)
+    m = np.asarray(model)
+    m_ok = np.isfinite(m)  # on the model's own (often per-channel) shape, broadcast only when used
+    m = np.where(m_ok, m, 0.0)
+    w = np.asarray(weight, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        use = ~f & (w > 0) & np.isfinite(w) & np.isfinite(vis) & np.isfinite(m)
+        use = ~np.asarray(flag, dtype=bool) & (w > 0) & (w < np.inf)
+        v_ok = np.isfinite(vis)
+        use = use & v_ok if m_ok.all() else use & v_ok & m_ok
+        if corr is not None:
+            c = np.asarray(corr)
+            use &= np.isfinite(c) & (c != 0)
+    use = np.broadcast_to(use, shape)
     ws = np.where(use, w, 0.0)
-    ms = np.where(use, m, 0.0)
-    a = ws * np.conj(ms) * np.where(use, vis, 0.0)
-    b = ws * np.abs(ms) ** 2
-    return a, b, use.astype(np.float64)
+    a = ws * np.conj(m) * (vis if v_ok.all() else np.where(use, vis, 0.0))
+    b = ws * (m.real ** 2 + m.imag ** 2)
+    if corr is not None:
+        cs = np.where(use, c, 0.0)
+        a *= np.conj(cs)
+        b *= cs.real ** 2 + cs.imag ** 2
+    return a, np.broadcast_to(b, shape), use.astype(np.float64)
+
+
+def channel_sum(x: np.ndarray) -> np.ndarray:
+    """The sum over axis 1 (channels) of an (nrow, nchan, npol) array: (nrow, npol); booleans are
+    counted. einsum: several times faster than ndarray.sum(axis=1) with few polarisations (no
+    inner loop of length npol), in a fixed order (no BLAS: the same result on every run)."""
+    x = np.asarray(x)
+    if x.dtype == bool:
+        return np.count_nonzero(x, axis=1)
+    return np.einsum("rcp->rp", x)
+
+
+def row_terms(vis, model, weight, flag, corr=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The channel sums, per row and polarisation ((nrow, npol) each), of `_sample_terms`: A =
+    sum w conj(M) V conj(C), B = sum w |M|^2 |C|^2 and the usable samples. A gain g constant over
+    a row's channels then enters as A conj(g), B |g|^2; A / (B g) is the row's data over its
+    prediction g C M, averaged with weights; `solve_interval_rows` solves from them."""
+    return tuple(channel_sum(x) for x in _sample_terms(vis, model, weight, flag, corr))  # type: ignore[return-value]
 
 
 def _normal_sums(a: np.ndarray, b: np.ndarray, cnt: np.ndarray, group: np.ndarray, ant1: np.ndarray,
@@ -306,10 +337,20 @@ def solve_interval_gains(vis, model, weight, flag, time, ant1, ant2, nant: int,
     vis = np.asarray(vis)
     if vis.ndim != 3:
         raise ValueError(f"vis must be (nrow, nchan, npol), got shape {vis.shape}")
-    nrow, _, npol = vis.shape
+    return solve_interval_rows(*row_terms(vis, model, weight, flag), time, ant1, ant2, nant, solint, scan=scan,
+                               refant=refant, phase_only=phase_only, iterations=iterations, tol=tol)
+
+
+def solve_interval_rows(a, b, c, time, ant1, ant2, nant: int, solint: Union[str, float] = "int", *,
+                        scan: Optional[np.ndarray] = None, refant: Optional[int] = None, phase_only: bool = False,
+                        iterations: int = 100, tol: float = 1e-10) -> GainTable:
+    """`solve_interval_gains` from the rows' channel sums (`row_terms`: a, b, usable samples, each
+    (nrow, npol)); a row whose sums are 0 takes no part. Solving again with rows left out costs
+    only the normal equations."""
+    a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
+    npol = a.shape[1]
     group, times = solution_intervals(time, solint, scan)
     nt = times.size
-    a, b, c = (x.sum(axis=1) for x in _sample_terms(vis, model, weight, flag))  # (nrow, npol)
     ant1, ant2 = np.asarray(ant1), np.asarray(ant2)
     gains = np.full((nt, nant, npol), np.nan, complex)
     conv = np.zeros((nt, npol), bool)
@@ -398,26 +439,47 @@ def solve_bandpass(vis, model, weight, flag, ant1, ant2, nant: int, *, gains: Op
 def interpolate_gains(table: GainTable, times) -> np.ndarray:
     """Gains at `times` (s): (ntimes, nant, npol) complex.
 
-    Per antenna and polarisation, linear interpolation in amplitude and in phase (unwrapped along
-    the unflagged solutions in time order) between the unflagged solutions; the nearest solution
-    beyond the first and last; NaN where the antenna has no unflagged solution.
+    Per antenna and polarisation, linear interpolation in amplitude and in phase between the
+    unflagged solutions on either side (the phase step between them taken in (-pi, pi], as
+    unwrapping along the unflagged solutions in time order gives it); the nearest unflagged
+    solution before the first and after the last; NaN where the antenna has no unflagged
+    solution. Vectorised over antennas and polarisations.
     """
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
     order = np.argsort(table.times, kind="stable")
     tt, gg = table.times[order], table.gains[order]
-    ff = table.flags[order] | ~np.isfinite(gg)
-    _, nant, npol = gg.shape
+    nsol, nant, npol = gg.shape
+    ok = ~(table.flags[order] | ~np.isfinite(gg))  # (nsol, nant, npol)
     out = np.full((times.size, nant, npol), np.nan, complex)
-    for a in range(nant):
-        for p in range(npol):
-            ok = ~ff[:, a, p]
-            if not ok.any():
-                continue
-            g = gg[ok, a, p]
-            amp = np.interp(times, tt[ok], np.abs(g))
-            ph = np.interp(times, tt[ok], np.unwrap(np.angle(g)))
-            out[:, a, p] = amp * np.exp(1j * ph)
+    if nsol == 0 or times.size == 0:
+        return out
+    idx = np.arange(nsol)[:, None, None]
+    before = np.maximum.accumulate(np.where(ok, idx, -1), axis=0)  # last unflagged solution <= i
+    after = np.minimum.accumulate(np.where(ok, idx, nsol)[::-1], axis=0)[::-1]  # first unflagged >= i
+    pos = np.searchsorted(tt, times, side="right") - 1  # last solution time <= t (-1: before all)
+    lo = np.where(pos[:, None, None] >= 0, before[np.maximum(pos, 0)], -1)
+    hi = np.where(pos[:, None, None] + 1 < nsol, after[np.minimum(pos + 1, nsol - 1)], nsol)
+    lo, hi = np.where(lo < 0, hi, lo), np.where(hi >= nsol, lo, hi)  # beyond the ends: the nearest
+    have = (lo >= 0) & (lo < nsol)
+    lo, hi = np.where(have, lo, 0), np.where(have, hi, 0)
+    a_ant, a_pol = np.arange(nant)[None, :, None], np.arange(npol)[None, None, :]
+    g_lo, g_hi = gg[lo, a_ant, a_pol], gg[hi, a_ant, a_pol]
+    span = tt[hi] - tt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(span > 0, np.clip((times[:, None, None] - tt[lo]) / np.where(span > 0, span, 1.0), 0, 1), 0.0)
+    step = np.angle(g_hi * np.conj(g_lo))  # the phase step, in (-pi, pi]
+    amp = np.abs(g_lo) + frac * (np.abs(g_hi) - np.abs(g_lo))
+    out[have] = (amp * np.exp(1j * (np.angle(g_lo) + frac * step)))[have]
     return out
+
+
+def baseline_products(bandpass: np.ndarray, ant1, ant2) -> np.ndarray:
+    """b_i(nu) conj(b_j(nu)) of each row ((nrow, nchan, npol)) from a bandpass (nant, nchan, npol),
+    formed once per baseline and gathered."""
+    b = np.asarray(bandpass)
+    nant = b.shape[0]
+    baseline, inverse = np.unique(np.asarray(ant1) * nant + np.asarray(ant2), return_inverse=True)
+    return (b[baseline // nant] * np.conj(b[baseline % nant]))[inverse.ravel()]
 
 
 def gains_for_rows(table: GainTable, time, ant1, ant2) -> tuple[np.ndarray, np.ndarray]:
@@ -475,9 +537,9 @@ def apply(vis, weight, flag, ant1, ant2, gains: Optional[RowGains],
     if w.shape == vis.shape:
         new_w = w * c2
     elif w.shape == (nrow, npol):
-        n = good.sum(axis=1)
+        n = channel_sum(good)
         with np.errstate(invalid="ignore", divide="ignore"):
-            new_w = np.where(n > 0, w * c2.sum(axis=1) / np.maximum(n, 1), 0.0)
+            new_w = np.where(n > 0, w * channel_sum(c2) / np.maximum(n, 1), 0.0)
     else:
         raise ValueError(f"weight must be {vis.shape} or {(nrow, npol)}, got {w.shape}")
     return out, new_w, new_flag

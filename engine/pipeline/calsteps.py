@@ -38,7 +38,7 @@ def session(ctx: RunContext) -> CalSession:
     s = ctx.cache.get(SESSION)
     if s is None:
         facts = ctx.facts.model_copy(deep=True)
-        s = CalSession(ctx.program, facts, ctx.opts.sets, ctx.wd.root)
+        s = CalSession(ctx.program, facts, ctx.opts.sets, ctx.wd.root, workers=ctx.executor.local_threads())
         for src, (_, identity) in zip(ctx.opts.ms, ctx.ms_digests, strict=True):
             ctx.progress.say(f"working copy of {Path(src).name} in {ctx.wd.rel(copy_path(ctx.wd.root, Path(src)).parent)}/")
             dest = make_copy(Path(src), copy_path(ctx.wd.root, Path(src)), identity)

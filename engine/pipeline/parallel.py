@@ -47,6 +47,13 @@ class Executor:
             return cores
         return max(1, min(cores, total // (self.memory_bytes + 1024 ** 3)))
 
+    def local_threads(self) -> int:
+        """Threads for work that stays in this process (the calibration's per-spw solves): 1 when
+        serial (``--workers 1``), else this machine's cores (at most --workers)."""
+        if self.serial:
+            return 1
+        return max(1, min(_cores(), self.workers or _cores()))
+
     def task_threads(self) -> int:
         """Gridder/FFT threads per task: --threads, else the cores shared among local workers
         (0, all cores, when serial; 1 on a remote cluster)."""

@@ -192,6 +192,75 @@ def test_interpolate_gains_linear_in_amplitude_and_unwrapped_phase():
     assert np.isnan(gc.interpolate_gains(_table([0.0, 5.0, 10.0], gains, all_flagged), [1.0])).all()
 
 
+def _interp_reference(t: np.ndarray, g: np.ndarray, ok: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """One antenna and polarisation, the direct way: np.interp of amplitude and of the phase
+    unwrapped along the unflagged solutions (NaN without one)."""
+    if not ok.any():
+        return np.full(at.size, np.nan, complex)
+    amp = np.interp(at, t[ok], np.abs(g[ok]))
+    return amp * np.exp(1j * np.interp(at, t[ok], np.unwrap(np.angle(g[ok]))))
+
+
+def test_interpolate_gains_vectorised_equals_the_per_antenna_interpolation():
+    """Random tables (1-11 solutions, 30 % flagged, any phases) at times inside, between, on and
+    beyond the solutions: the vectorised interpolation equals np.interp per antenna and polarisation."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        nsol, nant, npol = int(rng.integers(1, 12)), 4, 2
+        t = np.sort(rng.uniform(0, 100, nsol))
+        g = rng.uniform(0.5, 2, (nsol, nant, npol)) * np.exp(1j * rng.uniform(-np.pi, np.pi, (nsol, nant, npol)))
+        flags = rng.random(g.shape) < 0.3
+        at = np.concatenate([rng.uniform(-10, 110, 20), t])
+        got = gc.interpolate_gains(_table(t, g, flags), at)
+        for a in range(nant):
+            for p in range(npol):
+                want = _interp_reference(t, g[:, a, p], ~flags[:, a, p], at)
+                np.testing.assert_array_equal(np.isnan(got[:, a, p]), np.isnan(want))
+                np.testing.assert_allclose(got[:, a, p][~np.isnan(want)], want[~np.isnan(want)], atol=1e-12)
+
+
+def test_row_terms_with_a_correction_equal_the_terms_of_the_corrected_data():
+    """row_terms(V, M, w, f, C) are the channel sums of the terms of V / C with weights w |C|^2 (as
+    `apply` corrects), with samples where C is 0 or NaN left out; channel_sum is the plain sum."""
+    nant, nchan, npol = 7, 6, 2
+    rng = np.random.default_rng(12)
+    a1, a2, _, _, model = _array(nant, nchan, rng, ntime=2)
+    bp = rng.uniform(0.5, 1.5, (nant, nchan, npol)) * np.exp(1j * rng.uniform(-3, 3, (nant, nchan, npol)))
+    bp[3, 2, 0] = np.nan
+    bp[1, 4, 1] = 0
+    vis = rng.normal(size=(a1.size, nchan, npol)) + 1j * rng.normal(size=(a1.size, nchan, npol))
+    w = rng.uniform(0.5, 2, vis.shape)
+    flag = rng.random(vis.shape) < 0.2
+    corr = gc.baseline_products(bp, a1, a2)
+    np.testing.assert_array_equal(corr, bp[a1] * np.conj(bp[a2]))
+    got = gc.row_terms(vis, model[:, :, None], w, flag, corr)
+    v2, w2, f2 = gc.apply(vis, w, flag, a1, a2, None, bp)
+    m = np.broadcast_to(model[:, :, None], vis.shape)
+    use = ~f2 & (w2 > 0)
+    want = ((np.where(use, w2 * np.conj(m) * v2, 0)).sum(axis=1), np.where(use, w2 * np.abs(m) ** 2, 0).sum(axis=1),
+            use.sum(axis=1))
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(gc.channel_sum(use), use.sum(axis=1))
+
+
+def test_solving_from_row_sums_with_rows_left_out_equals_flagging_them():
+    """solve_interval_rows on row sums with some rows zeroed gives the table solve_interval_gains
+    gives with those rows flagged: a re-solve without outliers needs only the row sums."""
+    nant, nchan = 8, 4
+    rng = np.random.default_rng(13)
+    a1, a2, time, g, model = _array(nant, nchan, rng, ntime=3)
+    vis = (g[a1] * np.conj(g[a2]))[:, None] * model + 0.05 * rng.normal(size=model.shape)
+    vis = vis[:, :, None]
+    out = rng.random((a1.size, 1)) < 0.1
+    flagged = gc.solve_interval_gains(vis, model[:, :, None], 1.0, np.broadcast_to(out[:, None, :], vis.shape), time,
+                                      a1, a2, nant, refant=0)
+    terms = gc.row_terms(vis, model[:, :, None], 1.0, False)
+    zeroed = gc.solve_interval_rows(*(np.where(out, 0, x) for x in terms), time, a1, a2, nant, refant=0)
+    np.testing.assert_array_equal(zeroed.gains, flagged.gains)
+    np.testing.assert_array_equal(zeroed.n_used, flagged.n_used)
+
+
 def test_apply_round_trip_weights_and_flags():
     """Corrupting a model by gains and bandpass and applying them gives the model back; per-channel
     weights scale by |c|^2, row weights by its channel mean; a NaN gain flags its rows (vis 0, weight 0)."""

@@ -131,12 +131,12 @@ def correct(cd: CalData, gains: Optional[gaincal.GainTable], bandpass: Optional[
         gi, gj = row_gains  # (nrow, npol) per receptor
         g = (_take(gi, rec[:, 0]) * np.conj(_take(gj, rec[:, 1])))[:, None, :]  # noqa: F841 (numexpr reads it)
         c = numexpr.evaluate("c * g")
+    v, w, f = cd.vis, cd.weight, cd.flag  # noqa: F841
     c2 = numexpr.evaluate("real(c) ** 2 + imag(c) ** 2")
     good = numexpr.evaluate("(c2 > 0) & (c2 < 1e300)")  # NaN and inf fail both
-    v, w = cd.vis, cd.weight  # noqa: F841
     vis = numexpr.evaluate("where(good, v / c, 0)")
     weight = numexpr.evaluate("where(good, w * c2, 0)")
-    return vis, weight, cd.flag | ~good
+    return vis, weight, numexpr.evaluate("f | ~good")
 
 
 def applycal(s: CalSession) -> Outcome:
@@ -145,34 +145,18 @@ def applycal(s: CalSession) -> Outcome:
     if not any(sol.bandpass or sol.amp_scan for sol in s.solutions.values()):
         raise CalibrationError("applycal: nothing to apply (no bandpass or gain solved; do the calibrators have "
                                "intents? pass --intents for an MS without them)")
-    new = total = flagged_after = 0
-    uncalibrated: dict[str, list[int]] = {}
+    tasks = []
     for k, info in enumerate(s.ms):
         ensure_columns(info.path, ("CORRECTED_DATA",))
         spectrum = column_filled(info.path, "WEIGHT_SPECTRUM")
-        for spw, setup in sorted(info.setups.items()):
-            sol = s.solutions.get((k, spw), SpwSolutions())
-            bp = sol.bandpass.solution if sol.bandpass else None
-            spw_data = read_spw(info.path, setup)
-            if spw_data.rows.size == 0:
-                continue
-            npol = len(setup.parallel)
-            gi, gj = np.ones((spw_data.rows.size, npol), complex), np.ones((spw_data.rows.size, npol), complex)
-            for name, fid in info.fields.items():
-                m = spw_data.field == fid
-                if not m.any():
-                    continue
-                g = field_gains(s, k, info, sol, name)
-                if g is None:
-                    uncalibrated.setdefault(name, []).append(spw)
-                    continue
-                gi[m], gj[m] = gaincal.gains_for_rows(g, spw_data.time[m], spw_data.ant1[m], spw_data.ant2[m])
-            vis, weight, flag = correct(spw_data, None, bp, (gi, gj))
-            new += int((flag & ~spw_data.flag).sum())
-            total += flag.size
-            flagged_after += int(flag.sum())
-            _write(info, spw_data, vis, weight, flag, spectrum)
+        tasks += [(k, info, spw, setup, spectrum) for spw, setup in sorted(info.setups.items())]
         out.items.append(info.source.name)
+    counts = s.map(lambda t: _apply_spw(s, *t), tasks)  # each: read, correct, write one spw
+    new, total, flagged_after = (sum(c[i] for c in counts) for i in range(3))
+    uncalibrated: dict[str, list[int]] = {}
+    for (_, _, spw, _, _), c in zip(tasks, counts, strict=True):
+        for name in c[3]:
+            uncalibrated.setdefault(name, []).append(spw)
     cal = s.facts.calibration
     cal.flagged_applycal = new / max(total, 1)
     cal.flagged_after = flagged_after / max(total, 1)
@@ -186,14 +170,40 @@ def applycal(s: CalSession) -> Outcome:
     return out
 
 
+def _apply_spw(s: CalSession, k: int, info: MSInfo, spw: int, setup, spectrum: bool
+               ) -> tuple[int, int, int, list[str]]:
+    """Calibrate one spw of one working copy: (newly flagged, samples, flagged after, the fields
+    no gain solution applies to)."""
+    sol = s.solutions.get((k, spw), SpwSolutions())
+    bp = sol.bandpass.solution if sol.bandpass else None
+    spw_data = read_spw(info.path, setup)
+    if spw_data.rows.size == 0:
+        return 0, 0, 0, []
+    npol = len(setup.parallel)
+    gi, gj = np.ones((spw_data.rows.size, npol), complex), np.ones((spw_data.rows.size, npol), complex)
+    uncalibrated = []
+    for name, fid in info.fields.items():
+        m = spw_data.field == fid
+        if not m.any():
+            continue
+        g = field_gains(s, k, info, sol, name)
+        if g is None:
+            uncalibrated.append(name)
+            continue
+        gi[m], gj[m] = gaincal.gains_for_rows(g, spw_data.time[m], spw_data.ant1[m], spw_data.ant2[m])
+    vis, weight, flag = correct(spw_data, None, bp, (gi, gj))
+    _write(info, spw_data, vis, weight, flag, spectrum)
+    return int((flag & ~spw_data.flag).sum()), flag.size, int(flag.sum()), uncalibrated
+
+
 def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag: np.ndarray, spectrum: bool) -> None:
     """CORRECTED_DATA, FLAG, FLAG_ROW, WEIGHT (the channel mean of the per-channel weights of the
     unflagged samples) and WEIGHT_SPECTRUM when the MS has it filled. SIGMA stays DATA's (CASA's
     convention: WEIGHT describes CORRECTED_DATA), so a re-run solves with the weights DATA came with."""
     ok = ~flag
-    n = ok.sum(axis=1)
+    n = gaincal.channel_sum(ok)
     with np.errstate(invalid="ignore", divide="ignore"):
-        wrow = np.where(n > 0, np.where(ok, weight, 0).sum(axis=1) / np.maximum(n, 1), 0.0)
+        wrow = np.where(n > 0, gaincal.channel_sum(np.where(ok, weight, 0)) / np.maximum(n, 1), 0.0)
     cols = {"CORRECTED_DATA": vis, "FLAG": flag, "FLAG_ROW": flag.all(axis=(1, 2)), "WEIGHT": wrow}
     if spectrum:
         cols["WEIGHT_SPECTRUM"] = weight

@@ -19,7 +19,7 @@ from almarules.engine.stages.calibration.session import CalSession, MSInfo, Outc
 from almarules.engine.stages.calibration.solve import solve_gains
 from almarules.engine.stages.calibration.solve_stages import model_flux, reject_sigma, solve_channels
 from almarules.engine.stages.calibration.visdata import open_table, read_flags, read_spw
-from almarules.kernels import flagging
+from almarules.kernels import flagging, gaincal
 
 
 def save_version(info: MSInfo, name: str, comment: str) -> None:
@@ -141,16 +141,20 @@ def lowgainflag(s: CalSession) -> Outcome:
             continue
         save_version(info, "lowgainflag", "before almarules lowgainflag")
         commands = []
-        for spw, setup in sorted(info.setups.items()):
-            cd = read_spw(info.path, setup, [info.fields[name]])
-            if cd.rows.size == 0:
-                continue
-            ch = solve_channels(s, setup)
+        spws = [(spw, setup, read_spw(info.path, setup, [info.fields[name]]), solve_channels(s, setup))
+                for spw, setup in sorted(info.setups.items())]
+        spws = [x for x in spws if x[2].rows.size]
+        reject = reject_sigma(s)
+
+        def amplitudes(task) -> gaincal.GainTable:
+            _, setup, cd, ch = task
             flux = np.ones(setup.freq.size)
-            ph = solve_gains(cd, flux, info.nant, None, solint="int", channels=ch,
-                    bandpass=None, phase_only=True, reject=reject_sigma(s))
-            amp = solve_gains(cd, flux, info.nant, None, solint="inf", channels=ch,
-                    bandpass=None, phase_only=False, pre=ph, reject=reject_sigma(s))
+            ph = solve_gains(cd, flux, info.nant, None, solint="int", channels=ch, bandpass=None, phase_only=True,
+                             reject=reject)
+            return solve_gains(cd, flux, info.nant, None, solint="inf", channels=ch, bandpass=None,
+                               phase_only=False, pre=ph, reject=reject)
+
+        for (spw, _, _, _), amp in zip(spws, s.map(amplitudes, spws), strict=True):
             bad, report = flagging.low_gain_antennas(np.abs(amp.gains), lo, hi, nmin, diameters=info.diameters)
             ants = [info.antennas[a] for a in np.flatnonzero(bad.any(axis=0))]
             if ants:
@@ -180,41 +184,16 @@ def correctedampflag(s: CalSession, folder: Path) -> Outcome:
     t_lo, t_hi = float(s.value("dataset.outlier_target_low", -13)), float(s.value("dataset.outlier_target_high", 12))
     c_lo = float(s.value("dataset.outlier_calibrator_low", -4.0))
     c_hi = float(s.value("dataset.outlier_calibrator_high", 4.6))
+    limits = dict(low_sigma=-t_lo, high_sigma=t_hi, ant_low_sigma=-c_lo, ant_high_sigma=c_hi)
+    reject = reject_sigma(s)
+    tasks = [(info, spw, setup) for info in s.ms for spw, setup in sorted(info.setups.items())]
+    found = s.map(lambda t: _outliers_spw(s, *t, limits, reject), tasks)
     lines, total = [], 0
-    for info in s.ms:
-        for spw, setup in sorted(info.setups.items()):
-            spw_data = read_spw(info.path, setup, column="CORRECTED_DATA")
-            for name, fid in info.fields.items():
-                if not (spw_data.field == fid).any():
-                    continue
-                cd = spw_data.subset(spw_data.field == fid)
-                calibrator = name in s.calibrators
-                model = model_flux(s, name, spw, setup.freq)
-                if calibrator and model is None:
-                    out.notes.append(f"{name} spw {spw}: no flux model, so no |model| to compare with: not searched")
-                    continue
-                if calibrator and model is not None:
-                    cd = _without_integration_gains(cd, model, info.nant, reject_sigma(s))
-                vis, w, flag = cd.parallel_hands()
-                ok = ~flag & (w > 0)
-                n = ok.sum(axis=1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(n > 0, np.where(ok, vis, 0).sum(axis=1) / np.maximum(n, 1), np.nan)
-                level = float(np.mean(model)) if calibrator and model is not None else 0.0
-                metric = np.abs(mean) - level
-                uvd = np.hypot(cd.uvw[:, 0], cd.uvw[:, 1])
-                for p, corr in enumerate(setup.parallel):
-                    bad, _ = flagging.amplitude_outliers(
-                        metric[:, p], uvd, cd.ant1, cd.ant2, calibrator=calibrator, low_sigma=-t_lo, high_sigma=t_hi,
-                        flag=n[:, p] == 0, time=cd.time, nant=info.nant, nscans=int(np.unique(cd.scan).size),
-                        ant_low_sigma=-c_lo, ant_high_sigma=c_hi)
-                    for r in np.flatnonzero(bad):
-                        lines.append(f"mode='manual' field='{name}' spw='{spw}' antenna='{info.antennas[cd.ant1[r]]}&"
-                                     f"{info.antennas[cd.ant2[r]]}' scan='{cd.scan[r]}' correlation="
-                                     f"'{setup.corr_names[corr]}' timerange='{_time_range(cd.time[r])}' "
-                                     f"reason='amplitude outlier'")
-                    total += int(bad.sum())
-                out.items.append(f"{name} spw {spw}")
+    for spw_lines, n, items, notes in found:
+        lines += spw_lines
+        total += n
+        out.items += items
+        out.notes += notes
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "outliers.flagtemplate.txt"
     write_atomic(path, "# amplitude outliers found by almarules correctedampflag (heuristics.md section 9);\n"
@@ -231,28 +210,69 @@ def correctedampflag(s: CalSession, folder: Path) -> Outcome:
     return out
 
 
-def _without_integration_gains(cd, model: np.ndarray, nant: int, reject: float):
-    """A calibrator's corrected data with per-integration antenna gains (amplitude and phase)
-    divided out: the gains' drift within a scan, which the calibration follows only per scan, is
-    then not taken for outliers; a bad baseline or a bad sample still is."""
-    from dataclasses import replace as _replace
+def _outliers_spw(s: CalSession, info: MSInfo, spw: int, setup, limits: dict, reject: float
+                  ) -> tuple[list[str], int, list[str], list[str]]:
+    """The amplitude outliers of one spw of one working copy, per field and parallel hand: (flag
+    template lines, their number, the fields searched, notes)."""
+    lines, total, items, notes = [], 0, [], []
+    spw_data = read_spw(info.path, setup, column="CORRECTED_DATA")
+    for name, fid in info.fields.items():
+        if not (spw_data.field == fid).any():
+            continue
+        cd = spw_data.subset(spw_data.field == fid)
+        calibrator = name in s.calibrators
+        model = model_flux(s, name, spw, setup.freq)
+        if calibrator and model is None:
+            notes.append(f"{name} spw {spw}: no flux model, so no |model| to compare with: not searched")
+            continue
+        vis, w, flag = cd.parallel_hands()
+        ok = ~flag & (w > 0)
+        n = gaincal.channel_sum(ok)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, gaincal.channel_sum(np.where(ok, vis, 0)) / np.maximum(n, 1), np.nan)
+        if calibrator and model is not None:
+            mean, n = _without_integration_gains(cd, mean, n, model, info.nant, reject)
+        level = float(np.mean(model)) if calibrator and model is not None else 0.0
+        metric = np.abs(mean) - level
+        uvd = np.hypot(cd.uvw[:, 0], cd.uvw[:, 1])
+        for p, corr in enumerate(setup.parallel):
+            bad, _ = flagging.amplitude_outliers(
+                metric[:, p], uvd, cd.ant1, cd.ant2, calibrator=calibrator, flag=n[:, p] == 0, time=cd.time,
+                nant=info.nant, nscans=int(np.unique(cd.scan).size), **limits)
+            rows = np.flatnonzero(bad)
+            for r, when in zip(rows, _time_ranges(cd.time[rows]), strict=True):
+                lines.append(f"mode='manual' field='{name}' spw='{spw}' antenna='{info.antennas[cd.ant1[r]]}&"
+                             f"{info.antennas[cd.ant2[r]]}' scan='{cd.scan[r]}' correlation="
+                             f"'{setup.corr_names[corr]}' timerange='{when}' reason='amplitude outlier'")
+            total += int(rows.size)
+        items.append(f"{name} spw {spw}")
+    return lines, total, items, notes
 
-    from almarules.kernels import gaincal
 
-    vis, w, flag = cd.parallel_hands()
-    g = solve_gains(cd, model, nant, None, solint="int", channels=slice(None),
-            bandpass=None, phase_only=False, reject=reject)
-    rows = gaincal.gains_for_rows(g, cd.time, cd.ant1, cd.ant2)
-    v2, w2, f2 = gaincal.apply(vis, w, flag, cd.ant1, cd.ant2, rows, None)
-    out_vis, out_w, out_f = cd.vis.copy(), cd.weight.copy(), cd.flag.copy()
-    out_vis[:, :, cd.setup.parallel], out_w[:, :, cd.setup.parallel], out_f[:, :, cd.setup.parallel] = v2, w2, f2
-    return _replace(cd, vis=out_vis, weight=out_w, flag=out_f)
+def _without_integration_gains(cd, mean: np.ndarray, n: np.ndarray, model: np.ndarray, nant: int, reject: float
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """A calibrator's rows' channel means of corrected data (`mean`, with `n` samples; (nrow,
+    npol)) with per-integration antenna gains (amplitude and phase) divided out: the gains' drift
+    within a scan, which the calibration follows only per scan, is then not taken for outliers; a
+    bad baseline or a bad sample still is. A gain is constant over a row's channels, so the mean
+    of V / g is the mean of V over g; a row without a gain has no samples left."""
+    g = solve_gains(cd, model, nant, None, solint="int", channels=slice(None), bandpass=None, phase_only=False,
+                    reject=reject)
+    gi, gj = gaincal.gains_for_rows(g, cd.time, cd.ant1, cd.ant2)
+    gg = gi * np.conj(gj)
+    usable = np.isfinite(gg) & (gg != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(usable, mean / np.where(usable, gg, 1), np.nan), np.where(usable, n, 0)
 
 
-def _time_range(t: float) -> str:
-    """A flagdata timerange of one integration around MJD seconds `t` (+- 0.5 s)."""
-    from astropy.time import Time
+def _time_ranges(t: np.ndarray) -> list[str]:
+    """flagdata timeranges of one integration around each of MJD seconds `t` (+- 0.5 s), in
+    ms (MJD 0 = 1858-11-17; the MS's seconds count 86400 per day, as the calendar does)."""
+    epoch = np.datetime64("1858-11-17T00:00:00", "ms")
+    ms = np.round(np.asarray(t, dtype=np.float64) * 1000.0).astype(np.int64)
 
-    a, b = (Time((t + d) / 86400.0, format="mjd", scale="utc").strftime("%Y/%m/%d/%H:%M:%S.%f")[:-3]
-            for d in (-0.5, 0.5))
-    return f"{a}~{b}"
+    def text(x: np.ndarray) -> list[str]:
+        iso = np.datetime_as_string(epoch + x.astype("timedelta64[ms]"), unit="ms")
+        return [v.replace("-", "/").replace("T", "/") for v in iso]
+
+    return [f"{a}~{b}" for a, b in zip(text(ms - 500), text(ms + 500), strict=True)]

@@ -9,9 +9,10 @@ source takes the solutions of the phase calibrator nearest to it on the sky.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from almarules.engine.stages.calibration.visdata import CalDataError, SpwSetup, 
 from almarules.kernels import gaincal
 
 CALIBRATOR_INTENTS = ("BANDPASS", "AMPLITUDE", "PHASE")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class CalibrationError(ValueError):
@@ -98,11 +102,27 @@ class CalSession:
     records: dict[str, Any] = field(default_factory=dict)
     data: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # calibrator visibilities, per flag state
     gains: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # gfluxscale's (phase, amp, model) per field
+    workers: int = 1  # threads for the per-MS, per-spw tasks of a stage (`map`)
     _dec: Optional[Decisions] = None
 
     def __post_init__(self) -> None:
         if self.facts.calibration is None:
             self.facts.calibration = CalibrationFacts()
+
+    # ---------------------------------------------------------------- parallel tasks
+    def map(self, fn: Callable[[_T], _R], tasks: Iterable[_T]) -> list[_R]:
+        """`fn` over `tasks` (one per MS and spw, say), on `workers` threads, results in task order.
+
+        A stage reads the rules and measures before (the facts and the rules are not touched in
+        here), runs its solves as tasks, then records their results in order, so the outcome does
+        not depend on the number of threads. The numerics release the GIL; the tasks' table
+        access is serialised (`visdata.IO_LOCK`)."""
+        tasks = list(tasks)
+        if self.workers <= 1 or len(tasks) <= 1:
+            return [fn(t) for t in tasks]
+        self.dec  # evaluated here, once, not raced for by the tasks
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(tasks)), thread_name_prefix="calibration") as pool:
+            return list(pool.map(fn, tasks))
 
     # ---------------------------------------------------------------- rules
     def changed(self) -> None:

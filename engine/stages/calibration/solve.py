@@ -50,14 +50,14 @@ def visibility_snr(cd: CalData) -> float:
     included), median over rows and hands. NaN without usable rows."""
     vis, w, flag = cd.parallel_hands()
     ok = ~flag & (w > 0) & np.isfinite(vis)
-    n = ok.sum(axis=1)
+    n = gaincal.channel_sum(ok)
     good = n >= 3
     if not good.any():
         return float("nan")
     v = np.where(ok, vis, 0)
-    mean = v.sum(axis=1) / np.maximum(n, 1)
+    mean = gaincal.channel_sum(v) / np.maximum(n, 1)
     resid = np.where(ok, vis - mean[:, None, :], 0)
-    sigma = np.sqrt((np.abs(resid) ** 2).sum(axis=1) / np.maximum(n - 1, 1) / 2)
+    sigma = np.sqrt(gaincal.channel_sum(resid.real ** 2 + resid.imag ** 2) / np.maximum(n - 1, 1) / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.abs(mean) / sigma
     r = r[good & np.isfinite(r)]
@@ -108,29 +108,20 @@ def _antenna_log_amplitudes(lr: np.ndarray, ant1: np.ndarray, ant2: np.ndarray) 
     return l[ant1] + l[ant2]
 
 
-def outlying_rows(vis: np.ndarray, model: np.ndarray, w: np.ndarray, flag: np.ndarray, gi: Optional[np.ndarray],
-                  gj: Optional[np.ndarray], k: float, ant1: Optional[np.ndarray] = None,
-                  ant2: Optional[np.ndarray] = None) -> np.ndarray:
-    """(nrow, npol) True where a row is an outlier, kept out of the next solution: its
-    channel-averaged data over its prediction g_i conj(g_j) M (`gi`, `gj`: (nrow, npol) or (nrow,
-    nchan, npol)) deviates from 1 by more than the median deviation plus `k` x 1.4826 MAD. Without
-    gains (None) the screening uses amplitudes only: log |data / M| less the antenna factors that
-    medians over each antenna's baselines explain (`ant1`, `ant2`), so that an antenna of low gain
-    stays in (lowgainflag judges it) while one bad baseline, which could pull a least-squares
-    solution towards itself, is left out."""
-    per_row = gi is not None and gj is not None and gi.ndim == 2
-    if gi is None or gj is None or per_row:  # gains constant over the channels: sum first, divide after
-        pred = np.broadcast_to(model, vis.shape)
-    else:
-        pred = np.broadcast_to(model, vis.shape) * (gi * np.conj(gj))
-    ok = ~flag & (w > 0) & np.isfinite(pred) & (np.abs(pred) > 0)
-    wp = np.where(ok, w * np.conj(pred), 0)
+def row_outliers(a: np.ndarray, b: np.ndarray, g: Optional[np.ndarray], k: float,
+                 ant1: Optional[np.ndarray] = None, ant2: Optional[np.ndarray] = None) -> np.ndarray:
+    """(nrow, npol) True where a row is an outlier, kept out of the next solution, from the rows'
+    channel sums a, b (`gaincal.row_terms`, with the model and any known correction): its data over
+    its prediction, a / (b g) with `g` = g_i conj(g_j) the solved gains at the row, deviates from
+    1 by more than the median deviation plus `k` x 1.4826 MAD. Without gains (None) the screening
+    uses amplitudes only: log |a / b| less the antenna factors that medians over each antenna's
+    baselines explain (`ant1`, `ant2`), so that an antenna of low gain stays in (lowgainflag
+    judges it) while one bad baseline, which could pull a least-squares solution towards itself,
+    is left out."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        num = (wp * np.where(ok, vis, 0)).sum(axis=1)
-        den = (wp * pred).real.sum(axis=1)
-        ratio = num / den / (gi * np.conj(gj)) if per_row else num / den
-        if gi is not None:
-            dev = np.abs(ratio - 1)
+        ratio = a / b
+        if g is not None:
+            dev = np.abs(ratio / g - 1)
         else:
             lr = np.log(np.abs(ratio))
             dev = np.abs(lr - _antenna_log_amplitudes(np.where(np.isfinite(lr), lr, np.nan), ant1, ant2))
@@ -143,17 +134,21 @@ def outlying_rows(vis: np.ndarray, model: np.ndarray, w: np.ndarray, flag: np.nd
 
 
 def screen(cd: CalData, channels: slice, k: float) -> np.ndarray:
-    """(nrow, npol) the rows of `cd` that the gain-free screening of `outlying_rows` leaves out
+    """(nrow, npol) the rows of `cd` that the gain-free screening of `row_outliers` leaves out
     (channels `channels`, threshold `k`), computed once per data and kept on them. The screening
     compares amplitudes after per-antenna factors, which absorb the gains and bandpasses of any
     later step, so the same screen serves every solve of these data."""
     key = (channels.start, channels.stop, k)
     if key not in cd.screens:
         vis, w, flag = cd.parallel_hands()
-        ones = np.ones((1, 1))
-        cd.screens[key] = outlying_rows(vis[:, channels], ones, w[:, channels], flag[:, channels], None, None, k,
-                                        cd.ant1, cd.ant2)
+        a, b, _ = gaincal.row_terms(vis[:, channels], np.ones((1, 1)), w[:, channels], flag[:, channels])
+        cd.screens[key] = row_outliers(a, b, None, k, cd.ant1, cd.ant2)
     return cd.screens[key]
+
+
+def _without(rows: np.ndarray, terms: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The row sums `terms` with the rows x polarisations `rows` (nrow, npol) left out."""
+    return tuple(np.where(rows, 0, x) for x in terms)
 
 
 def solve_bandpass(cd: CalData, flux: np.ndarray, nant: int, refant: Optional[int], *, phaseup_solint: object,
@@ -169,9 +164,9 @@ def solve_bandpass(cd: CalData, flux: np.ndarray, nant: int, refant: Optional[in
     screened = screen(cd, slice(None), reject)
     bp = _solve_bandpass(cd, flux, nant, refant, phaseup_solint, channels, chanavg, screened)
     gi, gj = gaincal.gains_for_rows(bp.phaseup, cd.time, cd.ant1, cd.ant2)
-    bi, bj = bp.solution[cd.ant1], bp.solution[cd.ant2]
-    bad = outlying_rows(vis, _model(flux), w, flag | screened[:, None, :], gi[:, None, :] * bi, gj[:, None, :] * bj,
-                        reject)
+    a, b, _ = _without(screened, gaincal.row_terms(vis, _model(flux), w, flag,
+                                                   gaincal.baseline_products(bp.solution, cd.ant1, cd.ant2)))
+    bad = row_outliers(a, b, gi * np.conj(gj), reject)
     return _solve_bandpass(cd, flux, nant, refant, phaseup_solint, channels, chanavg, screened | bad) if bad.any() else bp
 
 
@@ -224,23 +219,27 @@ def solve_gains(cd: CalData, flux: np.ndarray, nant: int, refant: Optional[int],
     ``per_scan=False`` lets an interval span scans ("inf": one solution for all the rows); with
     `reject` > 0 the rows the first solution cannot explain are left out of a second one."""
     vis, w, flag = cd.parallel_hands()
-    if bandpass is not None or pre is not None:
-        rows = gaincal.gains_for_rows(pre, cd.time, cd.ant1, cd.ant2) if pre is not None else None
-        vis, w, flag = gaincal.apply(vis, w, flag, cd.ant1, cd.ant2, rows, bandpass)
-    model = _model(flux)[channels]
     vis, w, flag = vis[:, channels], w[:, channels], flag[:, channels]
+    corr = None if bandpass is None else gaincal.baseline_products(bandpass[:, channels], cd.ant1, cd.ant2)
+    terms = gaincal.row_terms(vis, _model(flux)[channels], w, flag, corr)
+    if pre is not None:  # gains constant over a row's channels: a conj(g), b |g|^2; a row without one is out
+        gi, gj = gaincal.gains_for_rows(pre, cd.time, cd.ant1, cd.ant2)
+        g = gi * np.conj(gj)
+        usable = np.isfinite(g) & (g != 0)
+        g = np.where(usable, g, 0)
+        terms = _without(~usable, (terms[0] * np.conj(g), terms[1] * (g.real ** 2 + g.imag ** 2), terms[2]))
 
-    def solve(f: np.ndarray) -> gaincal.GainTable:
-        return gaincal.solve_interval_gains(vis, model, w, f, cd.time, cd.ant1, cd.ant2, nant, solint,
-                                            scan=cd.scan if per_scan else None, refant=refant, phase_only=phase_only)
+    def solve(t: tuple[np.ndarray, ...]) -> gaincal.GainTable:
+        return gaincal.solve_interval_rows(*t, cd.time, cd.ant1, cd.ant2, nant, solint,
+                                           scan=cd.scan if per_scan else None, refant=refant, phase_only=phase_only)
 
     if reject <= 0:
-        return solve(flag)
-    flag = flag | screen(cd, channels, reject)[:, None, :]
-    table = solve(flag)
+        return solve(terms)
+    terms = _without(screen(cd, channels, reject), terms)
+    table = solve(terms)
     gi, gj = gaincal.gains_for_rows(table, cd.time, cd.ant1, cd.ant2)
-    bad = outlying_rows(vis, model, w, flag, gi, gj, reject)
-    return solve(flag | bad[:, None, :]) if bad.any() else table
+    bad = row_outliers(terms[0], terms[1], gi * np.conj(gj), reject)
+    return solve(_without(bad, terms)) if bad.any() else table
 
 
 def multiply(a: gaincal.GainTable, b: gaincal.GainTable) -> gaincal.GainTable:

@@ -6,6 +6,7 @@ session, written as CASA calibration tables) -> an `Outcome` whose score comes f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -139,6 +140,7 @@ def bandpass(s: CalSession) -> Outcome:
     out = Outcome(score="dataset.bandpass_score", colour="dataset.bandpass_colour")
     cals = s.fields_with("BANDPASS")
     flagged, flat, parts = [], [], {}
+    jobs = []  # measured first, so the rules are evaluated once on every spw's measurements
     for k, info, spw, setup, sol in _spw_loop(s):
         name = next((c for c in cals if c in info.fields), None)
         cd = calibrator_data(s, info, setup, name) if name else None
@@ -146,19 +148,25 @@ def bandpass(s: CalSession) -> Outcome:
             out.warnings.append(f"{info.source.name} spw {spw}: no bandpass calibrator data")
             continue
         _measure_spw(s, spw, cd, "bandpass")
+        jobs.append((k, info, spw, setup, sol, name, cd))
+    tasks = []
+    for k, info, spw, setup, sol, name, cd in jobs:
         chanavg = int(s.value(f"spw[{spw}].bandpass_chanavg", 1))
         nint = int(s.value(f"spw[{spw}].phaseup_integrations", 1))
         interval = float(np.median(np.diff(np.unique(cd.time)))) if np.unique(cd.time).size > 1 else 0.0
         solint = "int" if nint <= 1 else nint * interval + 1e-3
         flux = model_flux(s, name, spw, setup.freq)
-        flux = np.ones(setup.freq.size) if flux is None else flux
-        bp = solve_bandpass(cd, flux, info.nant, s.refant_index(info), phaseup_solint=solint,
-                            channels=solve_channels(s, setup), chanavg=chanavg, reject=reject_sigma(s))
+        tasks.append(((cd, np.ones(setup.freq.size) if flux is None else flux, info.nant, s.refant_index(info)),
+                      dict(phaseup_solint=solint, channels=solve_channels(s, setup), chanavg=chanavg,
+                           reject=reject_sigma(s))))
+    solved = s.map(lambda t: solve_bandpass(*t[0], **t[1]), tasks)
+    for (k, info, spw, setup, sol, name, cd), (_, task), bp in zip(jobs, tasks, solved, strict=True):
+        solint, chanavg = task["phaseup_solint"], task["chanavg"]
         sol.bandpass = bp
         have = np.isin(np.arange(info.nant), np.concatenate([cd.ant1, cd.ant2]))
         used = (~cd.flag).any(axis=(0, 2))  # channels with data (flagged edges are not failed solutions)
         frac = float(bp.flags[have][:, used].mean()) if have.any() and used.any() else 1.0
-        amp = np.abs(bp.solution[have][:, solve_channels(s, setup)])  # the band's roll-off at the edges is not a fault
+        amp = np.abs(bp.solution[have][:, task["channels"]])  # the band's roll-off at the edges is not a fault
         rms = float(np.sqrt(np.nanmean((amp - 1) ** 2))) if np.isfinite(amp).any() else float("nan")
         flagged.append(frac)
         flat.append(rms)
@@ -236,21 +244,29 @@ def gfluxscale(s: CalSession) -> Outcome:
     transfer = [f for f in dict.fromkeys(s.fields_with("PHASE") + s.fields_with("CHECK") + s.fields_with("BANDPASS"))
                 if f not in refs]
     derived: dict[str, list[tuple[float, float, float, int]]] = {}
+    jobs = []  # per MS and spw: the reference and the transfer fields with their data and models
     for k, info, spw, setup, sol in _spw_loop(s):
         ref = next((r for r in refs if r in info.fields and (r, spw) in s.models), None)
         if ref is None:
             out.warnings.append(f"{info.source.name} spw {spw}: no flux calibrator with a flux model: no flux scale")
             continue
-        bp = sol.bandpass.solution if sol.bandpass else None
-        g_ref = _amp_gains(s, info, setup, ref, model_flux(s, ref, spw, setup.freq), bp)
-        for name in transfer:
-            if name not in info.fields:
-                continue
-            g_t = _amp_gains(s, info, setup, name, np.ones(setup.freq.size), bp)
-            if g_ref is None or g_t is None:
+        models = [(ref, model_flux(s, ref, spw, setup.freq))] + [
+            (name, np.ones(setup.freq.size)) for name in transfer if name in info.fields]
+        data = [(name, calibrator_data(s, info, setup, name), flux) for name, flux in models]
+        jobs.append((info, spw, setup, data, _GainSolve(info.nant, s.refant_index(info), solve_channels(s, setup),
+                                                       sol.bandpass.solution if sol.bandpass else None,
+                                                       reject_sigma(s))))
+    solved = s.map(lambda j: [None if cd is None else j[4].amplitude(cd, flux) for _, cd, flux in j[3]], jobs)
+    for (info, spw, setup, data, _), gains in zip(jobs, solved, strict=True):
+        for (name, _, flux), g in zip(data, gains, strict=True):
+            if g is not None:
+                s.gains[(str(info.path), spw, name)] = (*g, np.asarray(flux, dtype=np.float64))
+        g_ref = gains[0][1] if gains[0] is not None else None
+        for (name, _, _), g in zip(data[1:], gains[1:], strict=True):
+            if g_ref is None or g is None:
                 continue
             try:
-                fs = gaincal.fluxscale(g_ref, g_t)
+                fs = gaincal.fluxscale(g_ref, g[1])
             except ValueError as exc:
                 out.warnings.append(f"{info.source.name} spw {spw} {name}: {exc}")
                 continue
@@ -283,19 +299,25 @@ def gfluxscale(s: CalSession) -> Outcome:
     return out
 
 
-def _amp_gains(s: CalSession, info: MSInfo, setup, name: str, flux: np.ndarray,
-               bp: Optional[np.ndarray]) -> Optional[gaincal.GainTable]:
-    """Amplitude and phase gains per scan after per-integration phases, with model `flux`."""
-    cd = calibrator_data(s, info, setup, name)
-    if cd is None:
-        return None
-    ch, ref = solve_channels(s, setup), s.refant_index(info)
-    ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
-            bandpass=bp, phase_only=True, reject=reject_sigma(s))
-    amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
-            bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
-    s.gains[(str(info.path), setup.spw, name)] = (ph, amp, np.asarray(flux, dtype=np.float64))
-    return amp
+@dataclass(frozen=True)
+class _GainSolve:
+    """The settings of one spw's gain solves (from the rules, read before the parallel tasks)."""
+
+    nant: int
+    refant: Optional[int]
+    channels: slice
+    bandpass: Optional[np.ndarray]
+    reject: float
+
+    def solve(self, cd: CalData, flux: np.ndarray, *, solint: str, phase_only: bool,
+              pre: Optional[gaincal.GainTable] = None) -> gaincal.GainTable:
+        return solve_gains(cd, flux, self.nant, self.refant, solint=solint, channels=self.channels,
+                           bandpass=self.bandpass, phase_only=phase_only, pre=pre, reject=self.reject)
+
+    def amplitude(self, cd: CalData, flux: np.ndarray) -> tuple[gaincal.GainTable, gaincal.GainTable]:
+        """(phase per integration, amplitude and phase per scan after it), with model `flux`."""
+        ph = self.solve(cd, flux, solint="int", phase_only=True)
+        return ph, self.solve(cd, flux, solint="inf", phase_only=False, pre=ph)
 
 
 def _reuse(s: CalSession, info: MSInfo, spw: int, name: str, flux: np.ndarray
@@ -321,9 +343,13 @@ def timegaincal(s: CalSession) -> Outcome:
     out = Outcome(score="dataset.timegaincal_score", colour="dataset.timegaincal_colour")
     parts: dict[int, dict[str, list]] = {}
     rms_worst: Optional[float] = None
+    phase_cals = set(s.fields_with("PHASE"))
+    groups = []  # per MS and spw: (k, spw, sol, settings, [(name, cd, flux, reused)])
     for k, info, spw, setup, sol in _spw_loop(s):
-        bp = sol.bandpass.solution if sol.bandpass else None
-        ch, ref = solve_channels(s, setup), s.refant_index(info)
+        gs = _GainSolve(info.nant, s.refant_index(info), solve_channels(s, setup),
+                        sol.bandpass.solution if sol.bandpass else None, reject_sigma(s))
+        mapped = sol.mapped_to is not None and sol.offset is not None
+        items = []
         for name in s.calibrators:
             cd = calibrator_data(s, info, setup, name)
             if cd is None:
@@ -333,26 +359,40 @@ def timegaincal(s: CalSession) -> Outcome:
                 out.warnings.append(f"{name} spw {spw}: no flux density known (no setjy model, no gfluxscale "
                                     f"result): a 1 Jy model, its amplitudes are relative")
                 flux = np.ones(setup.freq.size)
-            mapped = sol.mapped_to is not None and sol.offset is not None
-            reused = None if mapped else _reuse(s, info, spw, name, flux)
+            items.append((name, cd, flux, None if mapped else _reuse(s, info, spw, name, flux)))
+        groups.append((k, spw, sol, gs, mapped, items))
+
+    def solve_group(group) -> list[tuple]:
+        k, _, sol, gs, mapped, items = group
+        results = []
+        for name, cd, flux, reused in items:
             if reused is not None:
                 ph, amp = reused
             else:
-                ph = solve_gains(cd, flux, info.nant, ref, solint="int", channels=ch,
-                        bandpass=bp, phase_only=True, reject=reject_sigma(s))
-                if mapped:
-                    best = s.solutions.get((k, sol.mapped_to))
-                    if best and name in best.phase_int:
-                        ph = multiply(best.phase_int[name], sol.offset)
-                amp = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
-                        bandpass=bp, phase_only=False, pre=ph, reject=reject_sigma(s))
-            sol.phase_int[name], sol.amp_scan[name] = ph, amp
+                best = s.solutions.get((k, sol.mapped_to)) if mapped else None
+                if best and name in best.phase_int:  # the mapped spw's phases, solved in the first wave
+                    ph = multiply(best.phase_int[name], sol.offset)
+                else:
+                    ph = gs.solve(cd, flux, solint="int", phase_only=True)
+                amp = gs.solve(cd, flux, solint="inf", phase_only=False, pre=ph)
+            pscan = gs.solve(cd, flux, solint="inf", phase_only=True) if name in phase_cals else None
+            results.append((ph, amp, pscan))
+        return results
+
+    solved: dict[tuple[int, int], list[tuple]] = {}
+    for wave in (False, True):  # spws mapped to another spw take its phases: after it
+        todo = [g for g in groups if g[4] == wave]
+        for g, res in zip(todo, s.map(solve_group, todo), strict=True):
+            solved[(g[0], g[1])] = res
+            for (name, *_), (ph, amp, _) in zip(g[5], res, strict=True):
+                g[2].phase_int[name], g[2].amp_scan[name] = ph, amp
+    for k, spw, sol, _, _, items in groups:
+        info = s.ms[k]
+        for (name, cd, flux, _), (ph, amp, pscan) in zip(items, solved[(k, spw)], strict=True):
             p = parts.setdefault(k, {"phase_int": [], "amp_scan": [], "phase_scan": []})
             p["phase_int"].append(caltables.gain_part(ph, info, name, spw, cd))
             p["amp_scan"].append(caltables.gain_part(amp, info, name, spw, cd))
-            if name in s.fields_with("PHASE"):
-                pscan = solve_gains(cd, flux, info.nant, ref, solint="inf", channels=ch,
-                        bandpass=bp, phase_only=True, reject=reject_sigma(s))
+            if pscan is not None:
                 sol.phase_scan[name] = pscan
                 p["phase_scan"].append(caltables.gain_part(pscan, info, name, spw, cd))
                 rms = _phase_rms_deg(ph, pscan, cd)

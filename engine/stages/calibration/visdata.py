@@ -18,9 +18,11 @@ Conventions
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -29,6 +31,21 @@ from almarules.engine.ms.tables import TableAccessError, open_readonly
 
 #: receptor index of each feed letter (R and X first, L and Y second)
 RECEPTOR = {"R": 0, "X": 0, "L": 1, "Y": 1}
+
+#: casacore table access is not thread-safe: the calibration's parallel tasks (one per MS and spw,
+#: `CalSession.map`) read and write the working copies one at a time, and compute in parallel
+IO_LOCK = threading.RLock()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def serialised(fn: _F) -> _F:
+    """`fn` holds `IO_LOCK` while it runs."""
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with IO_LOCK:
+            return fn(*args, **kwargs)
+    return locked  # type: ignore[return-value]
 
 
 class CalDataError(ValueError):
@@ -68,6 +85,7 @@ class CalData:
     flag: np.ndarray
     column: str
     screens: dict = field(default_factory=dict, repr=False)  # outlier screens of these data, by channel range
+    hands: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default=None, repr=False)  # parallel_hands
 
     def subset(self, mask: np.ndarray) -> "CalData":
         """The rows where `mask` is True."""
@@ -75,9 +93,14 @@ class CalData:
             "rows", "time", "field", "scan", "ant1", "ant2", "uvw", "vis", "weight", "flag")), self.column)
 
     def parallel_hands(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(vis, weight, flag) of the parallel hands only, (nrow, nchan, npol)."""
+        """(vis, weight, flag) of the parallel hands only, (nrow, nchan, npol): the arrays
+        themselves when they hold nothing else (read them, do not write them), else copies made once."""
         p = self.setup.parallel
-        return self.vis[:, :, p], self.weight[:, :, p], self.flag[:, :, p]
+        if p == list(range(self.vis.shape[2])):
+            return self.vis, self.weight, self.flag
+        if self.hands is None:
+            self.hands = (self.vis[:, :, p], self.weight[:, :, p], self.flag[:, :, p])
+        return self.hands
 
 
 def open_table(ms: Path, sub: str = "", readonly: bool = True):
@@ -96,6 +119,7 @@ def open_table(ms: Path, sub: str = "", readonly: bool = True):
         raise CalDataError(f"{name}: cannot open the {what} for writing: {exc}") from None
 
 
+@serialised
 def spw_setups(ms: str | Path) -> dict[int, SpwSetup]:
     """The spectral windows with a data description in the MS, by spw id."""
     ms = Path(ms)
@@ -127,6 +151,7 @@ def filled(t, column: str, row: int = 0) -> bool:
     return column in t.colnames() and t.nrows() > row and bool(t.iscelldefined(column, row))
 
 
+@serialised
 def column_filled(ms: str | Path, column: str) -> bool:
     """The main table of `ms` has `column`, filled (see `filled`)."""
     t = open_table(Path(ms))
@@ -157,6 +182,7 @@ def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
     return q
 
 
+@serialised
 def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None,
              column: str = "DATA") -> CalData:
     """The cross-correlation rows of spw `setup` (all fields, or `fields`), from `column`."""
@@ -191,6 +217,7 @@ def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = 
                    cols["ANTENNA2"].astype(np.int64), uvw, vis, weight, flag, column)
 
 
+@serialised
 def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(FIELD_ID, ANTENNA1, ANTENNA2, FLAG | FLAG_ROW) of the cross-correlation rows of spw
@@ -212,6 +239,7 @@ def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] 
         t.close()
 
 
+@serialised
 def ensure_columns(ms: str | Path, names: Sequence[str] = ("CORRECTED_DATA",)) -> None:
     """Add the data columns `names` (CORRECTED_DATA, MODEL_DATA) to a writable MS, described like
     DATA, when they are absent; the autocorrelation rows get a copy of DATA (CORRECTED_DATA) or
@@ -247,6 +275,7 @@ _DTYPES = {"boolean": np.bool_, "float": np.float32, "double": np.float64, "comp
            "dcomplex": np.complex128, "int": np.int32}
 
 
+@serialised
 def write_rows(ms: str | Path, rows: np.ndarray, columns: dict[str, np.ndarray]) -> None:
     """Write per-row arrays into the main table of a writable MS at main-table rows `rows`
     (sorted ascending, as `read_spw` gives them); contiguous runs are written with putcol."""

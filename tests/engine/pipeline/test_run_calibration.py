@@ -229,3 +229,32 @@ def test_images_after_from_makeimlist_read_the_earlier_calibration_and_are_kept(
     assert "images read the working copies calibrated by an earlier run of this WORKDIR" in first["notes"]
     kept = [k for s in state["stages"] if s["name"] == "makeimages" for k in s["kept"]]
     assert sorted(kept) == sorted(state["images"]) and len(kept) == 11
+
+
+def test_per_spw_tasks_on_two_threads_give_the_serial_calibration(sim, tmp_path):
+    """`almarules calibrate --workers 2` solves the spws of alma_sim as parallel tasks: the
+    solutions (calibration digest), CORRECTED_DATA and the outliers are those of the serial run."""
+    from casacore.tables import table
+
+    from almarules.engine.cli.app import main
+
+    state, out, ms, _ = sim
+    wd = tmp_path / "wd2"
+    rc = main(["calibrate", str(ms), "-o", str(wd), "--workers", "2", "-q", "--no-weblog",
+               "--fluxfile", str(REPO / "examples/flux/alma_sim.flux.csv")])
+    assert rc == 0
+    serial, threaded = (json.loads((d / "calibrated/calibration.json").read_text()) for d in (out, wd))
+    assert threaded["digest"] == serial["digest"]
+    columns = []
+    for d in (out, wd):
+        t = table(str(d / "calibrated/alma_sim.ms"), ack=False)
+        for ddid in (0, 1):  # one array shape per spw
+            sub = t.query(f"DATA_DESC_ID == {ddid}")
+            columns.append([sub.getcol(c) for c in ("CORRECTED_DATA", "FLAG", "WEIGHT")])
+            sub.close()
+        t.close()
+    for a, b in zip(columns[:2], columns[2:], strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert np.array_equal(x, y)
+    run2 = json.loads((wd / "run.json").read_text())
+    assert _stage(run2, "correctedampflag")["numbers"] == _stage(state, "correctedampflag")["numbers"]
