@@ -20,13 +20,11 @@ __all__ = ["itrf_to_enu"]
 def itrf_to_enu(xyz_m: np.ndarray, centre_m: Sequence[float] | None = None) -> np.ndarray:
     """Local (east, north, up) metres of ITRF positions `xyz_m` (n, 3) about `centre_m` (default:
     their mean), in the tangent frame at the centre's WGS84 geodetic longitude and latitude."""
-    from astropy import units as u
-    from astropy.coordinates import EarthLocation
+    import erfa  # astropy's own ERFA (EarthLocation.to_geodetic calls it), without astropy.coordinates' import
 
     xyz = np.asarray(xyz_m, dtype=np.float64).reshape(-1, 3)
     c = np.asarray(centre_m if centre_m is not None else xyz.mean(axis=0), dtype=np.float64)
-    geo = EarthLocation.from_geocentric(*c, unit=u.m).to_geodetic("WGS84")
-    lon, lat = math.radians(float(geo.lon.deg)), math.radians(float(geo.lat.deg))
+    lon, lat, _ = (float(x) for x in erfa.gc2gd(1, c))  # 1: WGS84; radians
     sl, cl, sp, cp = math.sin(lon), math.cos(lon), math.sin(lat), math.cos(lat)
     rot = np.array([[-sl, cl, 0.0], [-sp * cl, -sp * sl, cp], [cp * cl, cp * sl, sp]])
     return (xyz - c) @ rot.T

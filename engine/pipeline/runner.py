@@ -27,7 +27,6 @@ from almarules.engine.pipeline.state import Attention, RunState, StageRun
 from almarules.engine.pipeline import calsteps, steps
 from almarules.engine.plan.build import build_plan
 from almarules.engine.products.contdat import read_contdat
-from almarules.engine.stages.imaging.writer import leftovers
 
 StageImpl = Callable[[RunContext, StageRun], None]
 
@@ -210,9 +209,12 @@ def run(opts: RunOptions, argv: list[str], stream=None) -> RunState:
     wd = prepare(Path(opts.workdir))
     with locked(wd):
         progress = Progress(file_logger(wd.logs / "run.log"), quiet=opts.quiet, stream=stream or sys.stderr)
-        for path, why in leftovers(wd.images):
-            path.unlink(missing_ok=True)
-            progress.say(f"removed {path.name}: {why}")
+        if any(wd.images.iterdir()):  # the imaging modules (and astropy.io.fits) only when there are images
+            from almarules.engine.stages.imaging.writer import leftovers
+
+            for path, why in leftovers(wd.images):
+                path.unlink(missing_ok=True)
+                progress.say(f"removed {path.name}: {why}")
         old = wd.load_state()
         program = load_program(opts.rules)
         ms = ms_digests([Path(m) for m in opts.ms])

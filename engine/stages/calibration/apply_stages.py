@@ -18,7 +18,8 @@ import numpy as np
 from almarules.engine.facts.model import FluxMeasurement
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
 from almarules.engine.stages.calibration.solve import multiply
-from almarules.engine.stages.calibration.visdata import CalData, column_filled, ensure_columns, read_spw, write_rows
+from almarules.engine.stages.calibration.visdata import (
+    CalData, column_filled, ensure_columns, read_rows, spw_rows, write_rows)
 from almarules.kernels import gaincal
 
 
@@ -131,12 +132,12 @@ def correct(cd: CalData, gains: Optional[gaincal.GainTable], bandpass: Optional[
         gi, gj = row_gains  # (nrow, npol) per receptor
         g = (_take(gi, rec[:, 0]) * np.conj(_take(gj, rec[:, 1])))[:, None, :]  # noqa: F841 (numexpr reads it)
         c = numexpr.evaluate("c * g")
-    v, w, f = cd.vis, cd.weight, cd.flag  # noqa: F841
+    v, w = cd.vis, cd.weight  # noqa: F841
     c2 = numexpr.evaluate("real(c) ** 2 + imag(c) ** 2")
     good = numexpr.evaluate("(c2 > 0) & (c2 < 1e300)")  # NaN and inf fail both
     vis = numexpr.evaluate("where(good, v / c, 0)")
     weight = numexpr.evaluate("where(good, w * c2, 0)")
-    return vis, weight, numexpr.evaluate("f | ~good")
+    return vis, weight, cd.flag | ~good
 
 
 def applycal(s: CalSession) -> Outcome:
@@ -170,30 +171,37 @@ def applycal(s: CalSession) -> Outcome:
     return out
 
 
+#: rows per applycal chunk: about this many bytes of complex128 visibilities (the chunk's arrays
+#: are reused from one chunk to the next instead of whole-spw arrays allocated once each)
+CHUNK_BYTES = 16 * 1024 ** 2
+
+
 def _apply_spw(s: CalSession, k: int, info: MSInfo, spw: int, setup, spectrum: bool
                ) -> tuple[int, int, int, list[str]]:
-    """Calibrate one spw of one working copy: (newly flagged, samples, flagged after, the fields
-    no gain solution applies to)."""
+    """Calibrate one spw of one working copy, in chunks of rows: (newly flagged, samples, flagged
+    after, the fields no gain solution applies to)."""
     sol = s.solutions.get((k, spw), SpwSolutions())
     bp = sol.bandpass.solution if sol.bandpass else None
-    spw_data = read_spw(info.path, setup)
-    if spw_data.rows.size == 0:
-        return 0, 0, 0, []
-    npol = len(setup.parallel)
-    gi, gj = np.ones((spw_data.rows.size, npol), complex), np.ones((spw_data.rows.size, npol), complex)
-    uncalibrated = []
-    for name, fid in info.fields.items():
-        m = spw_data.field == fid
-        if not m.any():
-            continue
-        g = field_gains(s, k, info, sol, name)
-        if g is None:
-            uncalibrated.append(name)
-            continue
-        gi[m], gj[m] = gaincal.gains_for_rows(g, spw_data.time[m], spw_data.ant1[m], spw_data.ant2[m])
-    vis, weight, flag = correct(spw_data, None, bp, (gi, gj))
-    _write(info, spw_data, vis, weight, flag, spectrum)
-    return int((flag & ~spw_data.flag).sum()), flag.size, int(flag.sum()), uncalibrated
+    rows = spw_rows(info.path, setup)
+    gains = {name: field_gains(s, k, info, sol, name) for name in info.fields}
+    step = max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
+    new = total = after = 0
+    present: set[str] = set()
+    for start in range(0, rows.size, step):
+        cd = read_rows(info.path, setup, rows[start:start + step])
+        npol = len(setup.parallel)
+        gi, gj = np.ones((cd.rows.size, npol), complex), np.ones((cd.rows.size, npol), complex)
+        for name, fid in info.fields.items():
+            m = cd.field == fid
+            if not m.any():
+                continue
+            present.add(name)
+            if gains[name] is not None:
+                gi[m], gj[m] = gaincal.gains_for_rows(gains[name], cd.time[m], cd.ant1[m], cd.ant2[m])
+        vis, weight, flag = correct(cd, None, bp, (gi, gj))
+        _write(info, cd, vis, weight, flag, spectrum)
+        new, total, after = new + int((flag & ~cd.flag).sum()), total + flag.size, after + int(flag.sum())
+    return new, total, after, [n for n in info.fields if n in present and gains[n] is None]
 
 
 def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag: np.ndarray, spectrum: bool) -> None:

@@ -183,17 +183,36 @@ def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
 
 
 @serialised
+def spw_rows(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None) -> np.ndarray:
+    """The main-table row numbers (ascending) of the cross-correlation rows of spw `setup` (all
+    fields, or `fields`)."""
+    t = open_table(Path(ms))
+    try:
+        sel = t.query(_where(setup, fields), sortlist="", columns="ROWID() AS ROW")
+        try:
+            return np.asarray(sel.getcol("ROW"), dtype=np.int64) if sel.nrows() else np.zeros(0, np.int64)
+        finally:
+            sel.close()
+    except TableAccessError as exc:
+        raise CalDataError(str(exc)) from None
+    finally:
+        t.close()
+
+
 def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None,
              column: str = "DATA") -> CalData:
     """The cross-correlation rows of spw `setup` (all fields, or `fields`), from `column`."""
+    return read_rows(ms, setup, spw_rows(ms, setup, fields), column)
+
+
+@serialised
+def read_rows(ms: str | Path, setup: SpwSetup, rows: np.ndarray, column: str = "DATA") -> CalData:
+    """Main-table rows `rows` (ascending, of spw `setup`: `spw_rows`) as `CalData`, from `column`."""
     ms = Path(ms)
     t = open_table(ms)
     try:
         if column not in t.colnames():
             raise CalDataError(f"{ms} (main table): missing column {column}")
-        sel = t.query(_where(setup, fields), sortlist="", columns="ROWID() AS ROW")
-        rows = np.asarray(sel.getcol("ROW"), dtype=np.int64) if sel.nrows() else np.zeros(0, np.int64)
-        sel.close()
         sub = t.selectrows(rows.tolist())
         try:
             get = lambda c: np.asarray(sub.getcol(c))  # noqa: E731
@@ -278,20 +297,21 @@ _DTYPES = {"boolean": np.bool_, "float": np.float32, "double": np.float64, "comp
 @serialised
 def write_rows(ms: str | Path, rows: np.ndarray, columns: dict[str, np.ndarray]) -> None:
     """Write per-row arrays into the main table of a writable MS at main-table rows `rows`
-    (sorted ascending, as `read_spw` gives them); contiguous runs are written with putcol."""
+    (sorted ascending, as `read_spw` gives them), one putcol per column on a reference table of
+    those rows (an MS interleaves spws and autocorrelations: thousands of short runs otherwise)."""
     if rows.size == 0:
         return
     t = open_table(Path(ms), readonly=False)
     try:
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        starts = np.concatenate([[0], breaks])
-        ends = np.concatenate([breaks, [rows.size]])
-        for name, values in columns.items():
-            if name not in t.colnames():
-                raise CalDataError(f"{ms} (main table): missing column {name}")
-            dtype = _DTYPES[t.getcoldesc(name)["valueType"]]
-            for a, b in zip(starts, ends, strict=True):
-                t.putcol(name, np.ascontiguousarray(values[a:b]).astype(dtype, copy=False), int(rows[a]), int(b - a))
+        sub = t.selectrows(rows.tolist())
+        try:
+            for name, values in columns.items():
+                if name not in t.colnames():
+                    raise CalDataError(f"{ms} (main table): missing column {name}")
+                dtype = _DTYPES[t.getcoldesc(name)["valueType"]]
+                sub.putcol(name, np.ascontiguousarray(values).astype(dtype, copy=False))
+        finally:
+            sub.close()
         t.flush()
     except RuntimeError as exc:
         raise CalDataError(f"{ms} (main table): writing {', '.join(columns)} failed: {exc}") from None
