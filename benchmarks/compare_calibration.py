@@ -8,7 +8,7 @@ interoperability of the caltables, timings.
 ``data/src`` that casa_calibration_run shares), almarules' run directories ``almarules/<dataset>``,
 CASA's outputs ``casa_calibration/<dataset>`` and the interoperability copies ``interop/<dataset>``.
 
-1. almarules: ``almarules run RAW -o WORKDIR --until correctedampflag --workers 1 --no-weblog -q``
+1. almarules: ``almarules run RAW -o WORKDIR --until correctedampflag --workers N --no-weblog -q``
    on raw NGC 5921 (``--intents examples/intents/ngc5921.yaml``) and raw alma_sim (``--fluxfile
    examples/flux/alma_sim.flux.csv``), in a subprocess of this interpreter, timed (process wall
    and each stage's duration from run.json). CASA: `casa_calibration_run.run` (setjy, gaincal,
@@ -101,11 +101,17 @@ def raw_ms(dataset: str, data: Path, work: Path) -> Path:
     return casa_calibration_run.raw_ms(dataset, data, work)
 
 
+#: almarules' --workers in the timed runs (--workers): 1 = one thread, like CASA's tasks; 0 = the
+#: default (the per-spw solves on as many threads as the machine has cores)
+WORKERS = [1]
+
+
 def run_almarules_once(dataset: str, raw: Path, wd: Path) -> dict:
     """One ``almarules run`` of `raw` into a fresh `wd`; {wall, stages {name: s}, run}."""
     shutil.rmtree(wd, ignore_errors=True)
+    workers = ["--workers", str(WORKERS[0])] if WORKERS[0] else []
     cmd = [sys.executable, "-m", "almarules", "run", str(raw), "-o", str(wd), "--until", "correctedampflag",
-           *RUN_ARGS[dataset], "--workers", "1", "--no-weblog", "-q"]
+           *RUN_ARGS[dataset], *workers, "--no-weblog", "-q"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -611,8 +617,9 @@ def print_timings(rows: list[dict], repeat: int) -> None:
     from tabulate import tabulate
 
     load = os.getloadavg()
+    workers = f"--workers {WORKERS[0]}" if WORKERS[0] else "default --workers (threads = cores)"
     print(f"\n== 5. Timings (wall s, fastest of {repeat}); CASA/ours > 1: almarules faster (target >= 2); "
-          f"load average now {load[0]:.2f} on {os.cpu_count()} cores")
+          f"almarules {workers}; load average now {load[0]:.2f} on {os.cpu_count()} cores")
     print(tabulate([[r["dataset"], r["almarules"], fmt(r["ours_s"], ".3f"), r["casa"], fmt(r["casa_s"], ".3f"),
                      fmt(r["casa_over_ours"], ".2f")] for r in rows],
                    headers=["dataset", "almarules stage", "ours s", "CASA", "CASA s", "CASA/ours"]))
@@ -620,7 +627,7 @@ def print_timings(rows: list[dict], repeat: int) -> None:
           "counts. almarules' setjy only records the model (no MODEL_DATA written); CASA's setjy fills MODEL_DATA.")
     print("\n"
           "Totals: almarules' whole process: interpreter start, imports, working copy, every stage up to\n"
-          "correctedampflag (run with --workers 1); CASA's: imports, MS copy, the task calls.")
+          "correctedampflag; CASA's: imports, MS copy, the task calls.")
 
 
 # ================================================================ main
@@ -665,8 +672,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory")
     ap.add_argument("--dataset", nargs="+", choices=DATASETS, default=list(DATASETS))
     ap.add_argument("--repeat", type=int, default=1, help="runs of each side; timings are the fastest")
+    ap.add_argument("--workers", type=int, default=1, help="almarules --workers (default 1: one thread, as CASA's "
+                    "tasks; 0: almarules' default, the per-spw solves on all cores)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="write every number to FILE")
     args = ap.parse_args(argv)
+    WORKERS[0] = args.workers
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     return args

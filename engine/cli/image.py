@@ -238,7 +238,7 @@ def _closing(records, out: Path) -> str:
     """The last line: how many images were made, and how many are not ok, by status."""
     failed = [r for r in records if r.status == "failed"]
     text = f"{len(records) - len(failed)} of {len(records)} images made in {out}"
-    flagged = {s: sum(r.status == s for r in records) for s in ("uncalibrated", "diverged")}
+    flagged = {s: sum(r.status == s for r in records) for s in ("uncalibrated", "unscaled", "diverged")}
     text += "".join(f"; {n} {s} (see WARNING above)" for s, n in flagged.items() if n)
     return text + (f"; {len(failed)} failed (see their .record.json)" if failed else "")
 

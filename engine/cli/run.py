@@ -151,7 +151,7 @@ def _closing(state, opts, seconds: float) -> int:
         return 0 if done and not failed else 2
     made = [e for e in state.images.values() if e.status]
     failed = [e for e in made if e.status == "failed"]
-    counts = {s: sum(e.status == s for e in made) for s in ("ok", "uncalibrated", "diverged", "failed")}
+    counts = {s: sum(e.status == s for e in made) for s in ("ok", "uncalibrated", "unscaled", "diverged", "failed")}
     text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     where = Path(opts.workdir)
     print(f"{len(made)} image(s) ({text or 'none'}) in {duration(seconds)}; products in {where / 'products'}"

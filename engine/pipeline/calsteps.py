@@ -127,10 +127,12 @@ def _session_only(fn: Callable[[CalSession], Outcome]) -> Callable[[RunContext, 
 def applycal(s: CalSession, ctx: RunContext) -> Outcome:
     """Apply, then point the images at the working copies (with the calibration's digest)."""
     out = apply_stages.applycal(s)
-    inputs, digest = list(ctx.ms_digests), calibration_digest(s)
-    use_calibrated(ctx, [str(i.path) for i in s.ms], digest)
+    inputs, digest, unscaled = list(ctx.ms_digests), calibration_digest(s), s.unscaled()
+    use_calibrated(ctx, [str(i.path) for i in s.ms], digest, unscaled)
     write_atomic(ctx.wd.root / DONE, json.dumps({"ms": [str(i.path) for i in s.ms], "sources": ctx.opts.ms,
-                                                 "identities": inputs, "digest": digest}) + "\n")
+                                                 "identities": inputs, "digest": digest, "unscaled": unscaled}) + "\n")
+    if unscaled:
+        out.warnings.append(f"{unscaled}: every image will be on a relative flux scale (shown as unscaled)")
     return out
 
 
@@ -194,9 +196,10 @@ def calibration_digest(s: CalSession) -> str:
     return h.hexdigest()[:16]
 
 
-def use_calibrated(ctx: RunContext, copies: list[str], cal_digest: str) -> None:
-    """Point the images at the calibrated working copies; their identity carries the calibration."""
-    ctx.vis_ms = copies
+def use_calibrated(ctx: RunContext, copies: list[str], cal_digest: str, unscaled: Optional[str] = None) -> None:
+    """Point the images at the calibrated working copies; their identity carries the calibration
+    (`unscaled`: why it has no flux scale)."""
+    ctx.vis_ms, ctx.unscaled = copies, unscaled
     ctx.ms_digests = [(c, f"{ident}+cal:{cal_digest}") for c, (_, ident) in zip(copies, ctx.ms_digests, strict=True)]
     ctx.cache.pop("closure", None)
 
@@ -209,7 +212,7 @@ def adopt_earlier(ctx: RunContext, stage: StageRun) -> None:
         return
     done = earlier_calibration(ctx)
     if done is not None:
-        use_calibrated(ctx, done["ms"], done["digest"])
+        use_calibrated(ctx, done["ms"], done["digest"], done.get("unscaled"))
         stage.notes.append("images read the working copies calibrated by an earlier run of this WORKDIR")
 
 

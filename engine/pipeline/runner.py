@@ -167,7 +167,8 @@ def _stage_line(stage: StageRun) -> str:
 
 
 def _attention_summary(state: RunState) -> None:
-    """The run-level attention items: stages not implemented (one line), the data uncalibrated."""
+    """The run-level attention items: stages not implemented (one line), the data uncalibrated or
+    without a flux scale."""
     missing = [s for s in state.stages if s.status == "not_implemented"]
     if missing:
         names = ", ".join(dict.fromkeys(s.name for s in missing))
@@ -176,6 +177,12 @@ def _attention_summary(state: RunState) -> None:
                                                  f"and did not run: {names}"))
     applied = [s for s in state.stages if s.name == "applycal"]
     raw = sorted(k for k, e in state.images.items() if e.status == "uncalibrated")
+    unscaled = sorted(k for k, e in state.images.items() if e.status == "unscaled")
+    if unscaled:
+        state.attention.insert(0, Attention(level="error", stage=applied[0].index if applied else None,
+                                            text=f"{len(unscaled)} image(s) on a relative flux scale (the "
+                                                 f"calibration has no flux scale: see gfluxscale): "
+                                                 f"{', '.join(unscaled)}"))
     if raw:
         why = ("applycal " + applied[0].status + (f": {applied[0].error}" if applied[0].error else "")
                if applied else "the recipe has no applycal")

@@ -65,6 +65,7 @@ class RunContext:
     flags_applied: bool = False  # a stage applied the flag template (flagtargets): then an input of every image
     imlist: list[str] = field(default_factory=list)
     vis_ms: Optional[list[str]] = None  # the MSs the images read: the calibrated working copies after applycal
+    unscaled: Optional[str] = None  # why the calibration of vis_ms has no flux scale (None: it has one)
     later_images: dict[int, list[str]] = field(default_factory=dict)  # makeimages stage index -> its images
     cache: dict[str, Any] = field(default_factory=dict)
 

@@ -41,6 +41,7 @@ class ImageTask(BaseModel):
     memory_limit: int  # bytes of visibilities held at once (cubes stream)
     nthreads: int  # gridder and FFT threads (1: byte-identical products)
     data_calibrated: bool = False
+    unscaled: Optional[str] = None  # why the run's calibration has no flux scale (imaging.stage.Stage.unscaled)
     started: str  # the run's start (the FITS DATE card), UTC ISO 8601
     inputs: str  # this image's inputs digest (engine.pipeline.inputs), kept in its record
     pictures: Optional[str] = None  # draw the weblog's pictures of the image here (weblog.thumbs.predraw)
@@ -91,7 +92,8 @@ def make_stage(task: ImageTask, log=None):
     contdat = _contdat(task.contfile, Path(task.contfile).stat().st_mtime_ns) if task.contfile else None
     return Stage(_program(tuple(task.rules)), facts, [Path(m) for m in task.ms], Path(task.out_dir), task.sets,
                  task.mous, contdat, task.extra_products, task.memory_limit, task.nthreads, log,
-                 task.data_calibrated, started=datetime.fromisoformat(task.started), inputs=task.inputs)
+                 task.data_calibrated, unscaled=task.unscaled, started=datetime.fromisoformat(task.started),
+                 inputs=task.inputs)
 
 
 def kept_result(task: ImageTask) -> Optional[TaskResult]:

@@ -85,6 +85,7 @@ def _stage_items(stages: list[StageView], covered: set[int], missing_said: bool)
 _IMAGE_GROUPS = (
     ("failed", "error", "could not be made"),
     ("uncalibrated", "warning", "made from uncalibrated data (DATA column)"),
+    ("unscaled", "warning", "on a relative flux scale (the calibration has no flux scale)"),
     ("diverged", "warning", "cleaned with a diverged clean"),
 )
 

@@ -24,7 +24,7 @@ IMAGE_NUMBERS = (
     ("pbcor_max", "Pbcor max"), ("pbcor_min", "Pbcor min"), ("fractional_bandwidth", "Fractional bandwidth"),
     ("aggregate_bandwidth", "Aggregate bandwidth"), ("qa_score", "QA score"),
 )
-BAD_STATUS = ("failed", "uncalibrated", "diverged")
+BAD_STATUS = ("failed", "uncalibrated", "unscaled", "diverged")
 QUIET = ("done", "skipped", "pending")
 
 

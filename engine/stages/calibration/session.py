@@ -161,6 +161,16 @@ class CalSession:
             seen.update(dict.fromkeys(self.fields_with(intent)))
         return list(seen)
 
+    def unscaled(self) -> Optional[str]:
+        """Why the solutions have no flux scale (None when a flux calibrator has a flux model)."""
+        refs = self.fields_with("AMPLITUDE")
+        if not refs:
+            return "the calibration has no flux scale: no field has the flux calibrator (AMPLITUDE) intent"
+        if any(name in refs for name, _ in self.models):
+            return None
+        return (f"the calibration has no flux scale: the flux calibrator {', '.join(refs)} has no flux model (not in "
+                f"a flux file, no catalogue model)")
+
     def phase_calibrator_for(self, info: MSInfo, name: str) -> Optional[str]:
         """The phase calibrator of this MS nearest on the sky to field `name`."""
         cals = [c for c in self.fields_with("PHASE") if c in info.fields and c != name]

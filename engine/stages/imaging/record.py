@@ -123,10 +123,11 @@ RUN_KEYS = ("timings", "run")
 
 
 #: The status of an image, worst first: "failed" (no image; `error` says why), "uncalibrated"
-#: (made from the DATA column because CORRECTED_DATA was absent or empty), "diverged" (the clean
-#: stopped because the residual grew; a cube: in some channel), "ok". An image both uncalibrated
-#: and diverged is "uncalibrated"; `concerns` lists every such problem in words.
-Status = Literal["ok", "diverged", "uncalibrated", "failed"]
+#: (made from the DATA column because CORRECTED_DATA was absent or empty), "unscaled" (calibrated
+#: by this run without a flux scale: no flux calibrator had a flux model, so its flux densities are
+#: relative), "diverged" (the clean stopped because the residual grew; a cube: in some channel),
+#: "ok". An image with several of these takes the first; `concerns` lists every one in words.
+Status = Literal["ok", "diverged", "unscaled", "uncalibrated", "failed"]
 
 
 class ImageRecord(BaseModel):

@@ -47,6 +47,7 @@ def inputs_digest(stage: "Stage") -> str:
         "almarules": __version__, "rules_sha256": stage.dec.rules_sha256, "sets": list(stage.sets),
         "mous": stage.mous, "contdat": stage.contdat.model_dump(mode="json") if stage.contdat else None,
         "data_calibrated": stage.data_calibrated, "extra_products": stage.extra_products,
+        **({"unscaled": stage.unscaled} if stage.unscaled else {}),
         "ms": [[str(Path(m).resolve()), ms_identity(Path(m))] for m in stage.ms_paths],
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()

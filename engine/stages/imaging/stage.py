@@ -67,6 +67,7 @@ class Stage:
     nthreads: int = 0
     log: Optional[Progress] = None
     data_calibrated: bool = False  # the user says DATA holds calibrated visibilities (--data-calibrated)
+    unscaled: Optional[str] = None  # why the calibration of the data has no flux scale (None: it has one)
     inputs: Optional[str] = None  # the digest of this run's inputs, when the caller computed it (almarules run)
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
     dec: Decisions = field(init=False)
@@ -169,7 +170,7 @@ def make_image(stage: Stage, key: str) -> ImageRecord:
     except BaseException:  # Ctrl-C, a full disk, a bug: the image is whole or absent
         _discard_products(stage, rec)
         raise
-    _judge(rec, stage.data_calibrated)
+    _judge(rec, stage.data_calibrated, stage.unscaled)
     rec.timings["total"] = time.perf_counter() - t0
     if job is not None:
         try:
@@ -249,8 +250,9 @@ def _clean_diverged(rec: ImageRecord) -> Optional[bool]:
     return "divergence" in rec.clean.stopped_by.split(", ") or bool(_diverged_channels(rec))
 
 
-def _judge(rec: ImageRecord, data_calibrated: bool) -> None:
-    """The status and concerns of a made image (see `record.Status`)."""
+def _judge(rec: ImageRecord, data_calibrated: bool, unscaled: Optional[str] = None) -> None:
+    """The status and concerns of a made image (see `record.Status`); `unscaled`: why the
+    calibration has no flux scale."""
     if rec.status == "failed":
         return
     uncalibrated = _column_facts(rec, data_calibrated).get("calibrated") is False
@@ -260,13 +262,17 @@ def _judge(rec: ImageRecord, data_calibrated: bool) -> None:
             "uncalibrated: the visibilities were read from the DATA column (CORRECTED_DATA absent or empty), "
             "so fluxes, noise and QA score describe uncalibrated data (calibrate first; if DATA holds "
             "calibrated visibilities, e.g. a split MS, say so with --data-calibrated)")
+    if unscaled and not uncalibrated:
+        rec.concerns.append(f"unscaled: {unscaled}, so its flux densities, noise and QA score are on a relative "
+                            f"scale (give the flux calibrator's flux density with --fluxfile flux.csv)")
     if diverged:
         chans = _diverged_channels(rec)
         where = (f" in {len(chans)} of {len(rec.channels)} channels (first: channel {chans[0]})" if chans
                  else "")
         rec.concerns.append(f"diverged: the clean stopped because the residual grew{where}; the image holds "
                             f"clean artefacts (see the record's clean history and warnings)")
-    rec.status = "uncalibrated" if uncalibrated else "diverged" if diverged else "ok"
+    rec.status = ("uncalibrated" if uncalibrated else "unscaled" if unscaled else "diverged" if diverged
+                  else "ok")
 
 
 def _threshold(stage: Stage, job: ImageJob, rec: ImageRecord, sigma: float, peak: float, dr: float) -> float:

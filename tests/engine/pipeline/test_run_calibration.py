@@ -258,3 +258,21 @@ def test_per_spw_tasks_on_two_threads_give_the_serial_calibration(sim, tmp_path)
             assert np.array_equal(x, y)
     run2 = json.loads((wd / "run.json").read_text())
     assert _stage(run2, "correctedampflag")["numbers"] == _stage(state, "correctedampflag")["numbers"]
+
+
+def test_images_without_a_flux_scale_are_unscaled_never_ok(shared_ms, tmp_path):
+    """Raw alma_sim without a flux file: gfluxscale fails (no flux model for J1520-2500), the
+    calibrators' images are made from phase- and bandpass-calibrated data on a relative scale:
+    status "unscaled" with the reason, an error on the run's attention list, never ok or green."""
+    from almarules.engine.pipeline.weblog.pages import image_css
+
+    state = _run(shared_ms("alma_sim.ms"), tmp_path / "wd", until_stage="20")  # the calibrators' makeimages
+    assert _stage(state, "gfluxscale")["status"] == "failed"
+    assert _stage(state, "applycal")["status"] == "done"
+    made = {k: e for k, e in state["images"].items() if e.get("status")}
+    assert made and all(e["status"] == "unscaled" for e in made.values())
+    assert all(image_css(e["status"], "green") == "yellow" for e in made.values())
+    record = json.loads((tmp_path / "wd" / next(iter(made.values()))["record"]).read_text())
+    assert any(c.startswith("unscaled: the calibration has no flux scale: the flux calibrator J1520-2500 has no "
+                            "flux model") for c in record["concerns"])
+    assert any(a["level"] == "error" and "on a relative flux scale" in a["text"] for a in state["attention"])

@@ -1,0 +1,450 @@
+"""NGC 5921 end to end (issue 14): images from almarules' own calibration against CASA's tclean of
+the same images on CASA's own calibration of the same raw MS.
+
+    python benchmarks/compare_cal_images.py [--casa-venv PATH] [--work DIR] [--data DIR] [--reuse]
+        [--no-cross] [--channels] [--json FILE]
+
+``--work`` (default /tmp/almarules-compare-cal-images) holds the raw MS unpacked once
+(``data/src``, the cache casa_calibration_run shares), almarules' run directory ``almarules``,
+CASA's calibration ``casa_calibration/ngc5921`` and CASA's images (``casa_images``,
+``casa_on_ours``, ``casa_our_weights``, one directory per image).
+
+1. almarules: ``almarules run RAW -o WORK/almarules --intents examples/intents/ngc5921.yaml
+   --no-weblog -q`` on the raw MS (a subprocess of this interpreter): it calibrates, then images
+   its plan (the calibrators' mfs images; the target's mfs, cont and HI cube). The images are read
+   from the run's FITS (``images/``: the non-pbcor image, the mask; ``products/`` delivers only
+   pbcor, PB and mask) and their records, found through run.json's ``images``.
+2. CASA: its own calibration of the raw MS (`casa_calibration_run.run`: setjy, gaincal, bandpass,
+   fluxscale, applycal with calwt; per-integration 'ap' gains, the target gets 1445+099's
+   interpolated linearly), then per image ``casa_side.py`` on CASA's calibrated MS with the tclean
+   parameters `compare_casa.casa_spec` takes from almarules' record (field, spw, the data's TOPO
+   channels, cell, imsize, phase centre, Briggs robust, threshold, niter, gain, cycle factor,
+   pblimit, almarules' mask; per-channel restoring beams, as almarules'), uvrange '>1m' (no
+   autocorrelations, as compare_casa).
+3. Unless --no-cross, the same tclean on almarules' calibrated MS (X) and on a copy of CASA's
+   calibrated MS given almarules' WEIGHT and WEIGHT_SPECTRUM (Y), which splits each difference
+   ours/CASA = (ours/X) (X/Y) (Y/CASA) into imaging (the tools on the same data), gains (the
+   calibrated visibilities) and weights (the calwt conventions) parts.
+4. A table per image: restored peak (non-pbcor, where CASA's PB >= pblimit) ours / CASA,
+   max |ours - CASA| / CASA's peak, the rms outside almarules' clean mask inside pblimit, the
+   beam, iterations, model flux; for the cube each channel's peak ratio (median; worst, and worst
+   of the line channels; no uvcontsub runs, so a channel's peak is mostly the continuum source)
+   and the HI line's integrated flux: each side's image less its image-plane continuum (the mean
+   of the line-free channels LINE_FREE), summed per channel over the same pixels (within
+   APERTURE_ARCSEC of the centre, above LINE_SIGMA x the line-free rms of the two sides' mean),
+   over that side's beam area in pixels, times the radio-velocity channel width, over the LINE
+   channels (Jy km/s).
+
+Expected agreement: the calibrations differ. 1445+099's derived flux ours / CASA (printed; 1.0006)
+scales the 1445+099 and target images; the target gets almarules' per-scan phase-calibrator gains
+against CASA's per-integration ones; calwt differs (compare_applycal): almarules weighs each
+channel by its own |gain x bandpass|^2, CASA 6.7 by the bandpass's channel mean, so CASA's mfs
+images give NGC 5921's weak edge channels full weight (channel 0 carries 1/2000 of the median
+weight in almarules' calibration) and are noisier. Targets (TOLERANCE): restored peak within 1 %,
+a cube's median per-channel peak ratio within 1 %, the HI integrated flux within 2 %; everything
+else is information. Channel 0 of the cube does not converge in almarules (niter per channel;
+CASA's niter is per cube): its peak differs by the imaging part. Exit 0 when every target passes,
+1 when one fails, 2 when a run fails. Peaks and rms mJy/beam, fluxes Jy, beams arcsec and
+degrees, times wall seconds. python-casacore is used here (the weights copy); casatools only in
+the CASA processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import casa_calibration_run  # noqa: E402
+import casa_env  # noqa: E402
+import compare_calibration  # noqa: E402
+import compare_casa  # noqa: E402
+import compare_metrics as cm  # noqa: E402
+
+DEFAULT_WORK = Path("/tmp/almarules-compare-cal-images")
+DEFAULT_DATA = Path(os.environ.get("ALMARULES_SHARED_DATA", REPO.parent / "shared" / "data"))
+CASA_VENV = compare_calibration.CASA_VENV
+INTENTS = REPO / "examples" / "intents" / "ngc5921.yaml"
+PHASE_CAL = "1445+09900002_0"
+#: targets (relative): restored peak, a cube's median per-channel peak ratio, the HI line integral
+TOLERANCE = {"peak": 0.01, "channel peak, median": 0.01, "HI integrated flux": 0.02}
+#: NGC 5921's line-free and line channels (the CASA NGC 5921 guide's uvcontsub fitspw '0:4~6;50~59')
+LINE_FREE = tuple(range(4, 7)) + tuple(range(50, 60))
+LINE = tuple(range(7, 50))
+#: the line integral's pixels: within APERTURE_ARCSEC of the target's phase centre, above LINE_SIGMA
+#: x the rms of the line-free channels (the integral is then the same within 360" and 900")
+APERTURE_ARCSEC = 600.0
+LINE_SIGMA = 4.0
+HI_REST_HZ = 1420405751.768
+C_KMS = 299792.458
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+# ---------------------------------------------------------------- both runs
+def run_almarules(raw: Path, wd: Path, reuse: bool) -> dict:
+    """``almarules run`` of the raw MS into `wd` (fresh unless `reuse`); {wall, run, cmd}."""
+    if not reuse:
+        shutil.rmtree(wd, ignore_errors=True)
+    cmd = [sys.executable, "-m", "almarules", "run", str(raw), "-o", str(wd), "--intents", str(INTENTS),
+           "--no-weblog", "-q"]
+    say(f"almarules: {' '.join(cmd[2:])}")
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0 or not (wd / "run.json").exists():
+        raise RuntimeError(f"almarules run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    run = json.loads((wd / "run.json").read_text())
+    failed = [s["name"] for s in run["stages"] if s.get("status") == "failed"]
+    if failed:
+        raise RuntimeError(f"almarules run: stages failed: {failed}")
+    return {"wall": wall, "run": run, "cmd": cmd}
+
+
+def our_images(wd: Path, run: dict) -> dict[str, tuple[dict, Path]]:
+    """{key: (record, FITS stem)} of every image the run made."""
+    out = {}
+    for key, img in run["images"].items():
+        if img.get("status") != "ok":
+            say(f"almarules image {key}: status {img.get('status')}; not compared")
+            continue
+        path = wd / img["record"]
+        out[key] = (json.loads(path.read_text()), Path(str(path).removesuffix(".record.json")))
+    return out
+
+
+def flux_context(run: dict, casa: dict) -> dict:
+    """The phase calibrator's derived flux, both calibrations (Jy) and their ratio."""
+    ours = compare_calibration.derived_fluxes(run).get(PHASE_CAL, {}).get("0", {}).get("flux")
+    theirs = casa["fluxscale"][PHASE_CAL]["spw"]["0"]["flux"]
+    return {"field": PHASE_CAL, "ours": ours, "casa": theirs, "ratio": ours / theirs if ours else None}
+
+
+def casa_image(key: str, record: dict, stem: Path, casa_ms: Path, work: Path, py: Path, config: Path) -> dict:
+    """tclean of almarules' image `key` on `casa_ms` (compare_casa's translation of the record) in
+    `work`; CASA's result.json with the npy directory, the wall time and the tclean parameters."""
+    spec = compare_casa.casa_spec(None, casa_ms, record, stem, work, "TOPO", 1)
+    spec["tclean"]["uvrange"] = compare_casa.AUTO_UVRANGE["ngc5921"]
+    spec["clean_from_scratch"] = False
+    say(f"CASA tclean {key} on {casa_ms.parent.name}/{casa_ms.name}: niter {spec['tclean']['niter']}, "
+        f"threshold {spec['tclean']['threshold']}")
+    wall, res = compare_casa.run_casa(spec, py, config, work)
+    res.update(wall=wall, npy=spec["out"], tclean=spec["tclean"])
+    return res
+
+
+# ---------------------------------------------------------------- metrics
+def our_side(record: dict, stem: Path) -> dict:
+    """almarules' image as a side of a comparison: planes, beams per plane, clean figures."""
+    return {"image": compare_casa.planes(Path(f"{stem}.image.fits")), "beams": compare_casa.our_beams(record),
+            "iterations": record["clean"]["iterations"], "model_flux": record["clean"]["model_flux"]}
+
+
+def casa_image_side(casa: dict) -> dict:
+    """One of CASA's images (casa_side.py's result and npy files) as a side of a comparison."""
+    npy = Path(casa["npy"])
+    return {"image": np.load(npy / "image.npy"), "beams": casa["beams"], "iterations": casa["iterdone"],
+            "model_flux": float(np.nansum(np.load(npy / "model.npy"))), "majors": casa["nmajordone"]}
+
+
+def beam_area_px(beam: list[float], cell_arcsec: float) -> float:
+    return math.pi * beam[0] * beam[1] / (4 * math.log(2)) / cell_arcsec ** 2
+
+
+def line_fluxes(a: dict, b: dict, cell: float, freqs: list[float]) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """The HI line integral (Jy km/s) of two cubes (sides, Jy/beam) and their continuum-subtracted
+    spectra (Jy per channel), over the same pixels: within APERTURE_ARCSEC of the centre where
+    the mean of the two continuum-subtracted cubes exceeds LINE_SIGMA x its rms in the line-free
+    channels (a fixed aperture does not converge: the residual's integral falls with radius)."""
+    nchan, ny, nx = a["image"].shape
+    y, x = np.mgrid[:ny, :nx]
+    aperture = np.hypot(x - nx // 2, y - ny // 2) * cell <= APERTURE_ARCSEC
+    da, db = (side["image"][:, aperture] for side in (a, b))
+    da, db = da - da[list(LINE_FREE)].mean(axis=0), db - db[list(LINE_FREE)].mean(axis=0)
+    mean = (da + db) / 2
+    mask = np.nan_to_num(mean, nan=-np.inf) > LINE_SIGMA * np.sqrt(np.nanmean(mean[list(LINE_FREE)] ** 2))
+
+    def spectrum(d: np.ndarray, beams: list) -> np.ndarray:
+        return np.array([float(np.sum(d[c][mask[c]])) / beam_area_px(beams[c], cell) if beams[c] else np.nan
+                         for c in range(nchan)])
+
+    sa, sb = spectrum(da, a["beams"]), spectrum(db, b["beams"])
+    dv = C_KMS * abs(freqs[1] - freqs[0]) / HI_REST_HZ
+    return float(np.sum(sa[list(LINE)]) * dv), float(np.sum(sb[list(LINE)]) * dv), sa, sb
+
+
+class Pair:
+    """The metrics of side `a` against side `b` of one image: a dict per row, `delta` = a / b - 1
+    (max |a - b| / peak for the image difference, degrees for the position angle); `at` fixes the
+    channel of the worst-channel rows (those of the main comparison)."""
+
+    def __init__(self, record: dict, a: dict, b: dict, region: np.ndarray, mask: np.ndarray,
+                 at: Optional[dict] = None):
+        self.record, self.a, self.b, self.region, self.mask = record, a, b, region, mask
+        self.cube = record["specmode"] == "cube"
+        self.at = dict(at or {})
+        self.rows: dict[str, dict] = {}
+        self.channels: list[dict] = []
+        self.fill()
+
+    def row(self, name: str, a, b, unit: str, how: str = "", delta: Optional[float] = None) -> None:
+        self.rows[name] = {"name": name, "ours": a, "casa": b, "delta": cm.rel(a, b) if delta is None else delta,
+                           "unit": unit, "how": how}
+
+    def worst(self, name: str, values: list[Optional[float]]) -> int:
+        """The channel of the largest |value| (the main comparison's channel when given)."""
+        if name not in self.at:
+            self.at[name] = int(np.nanargmax([abs(v) if v is not None else np.nan for v in values]))
+        return self.at[name]
+
+    def fill(self) -> None:
+        a, b, region = self.a, self.b, self.region
+        cube = self.cube
+        pa, pb = cm.peak_in(a["image"], region), cm.peak_in(b["image"], region)
+        self.row("restored peak", pa * 1e3, pb * 1e3, "mJy/beam",
+                 "inside pblimit, non-pbcor" + (", whole cube" if cube else ""))
+        w = cm.max_rel_diff(a["image"], b["image"], region)
+        self.row("max |ours - CASA| / peak", None, None, "of peak",
+                 f"inside pblimit; {w.describe(a['image'].shape[0])}", w.value)
+        ra, rb = cm.rms_outside(a["image"], region, self.mask), cm.rms_outside(b["image"], region, self.mask)
+        self.row("rms outside mask", ra * 1e3, rb * 1e3, "mJy/beam",
+                 "restored, pblimit, outside almarules' mask" + (", all channels" if cube else ""))
+        pairs = [(x, y) if x and y else None for x, y in zip(a["beams"], b["beams"], strict=True)]
+        for i, name in ((0, "beam bmaj"), (1, "beam bmin")):
+            k = self.worst(name, [cm.rel(p[0][i], p[1][i]) if p else None for p in pairs])
+            self.row(name, pairs[k][0][i], pairs[k][1][i], "arcsec", f"worst channel {k}" if cube else "")
+        k = self.worst("beam bpa", [cm.pa_diff(p[0][2], p[1][2]) if p else None for p in pairs])
+        self.row("beam bpa", pairs[k][0][2], pairs[k][1][2], "deg",
+                 "difference in deg, modulo 180" + (f", worst channel {k}" if cube else ""),
+                 cm.pa_diff(pairs[k][0][2], pairs[k][1][2]))
+        per = "; niter: almarules' per channel, CASA's per cube" if cube else ""
+        self.row("iterations", a["iterations"], b["iterations"], "", f"CASA {b['majors']} major cycles{per}")
+        self.row("model flux", a["model_flux"], b["model_flux"], "Jy", "sum of the clean model")
+        if cube:
+            self.fill_cube()
+
+    def fill_cube(self) -> None:
+        """Per-channel peak ratios and the HI line integral."""
+        a, b, region = self.a["image"], self.b["image"], self.region
+        n = a.shape[0]
+        peaks = [(cm.peak_in(a[c:c + 1], region[c:c + 1]), cm.peak_in(b[c:c + 1], region[c:c + 1])) for c in range(n)]
+        ratio = [x / y - 1 for x, y in peaks]
+        med = float(np.median(ratio))
+        self.row("channel peak, median", med + 1, 1.0, "ratio", f"median over {n} channels of the peak ratio", med)
+        k = self.worst("channel peak, worst", ratio)
+        self.row("channel peak, worst", ratio[k] + 1, 1.0, "ratio",
+                 f"channel {k}: {peaks[k][0] * 1e3:.4g} / {peaks[k][1] * 1e3:.4g} mJy/beam", ratio[k])
+        k = self.worst("channel peak, worst line ch.", [ratio[c] if c in LINE else None for c in range(n)])
+        self.row("channel peak, worst line ch.", ratio[k] + 1, 1.0, "ratio",
+                 f"channel {k} (line channels {LINE[0]}~{LINE[-1]})", ratio[k])
+        cell = float(self.record["parameters"]["cell"]["value"])
+        freqs = [ch["frequency"] for ch in self.record["channels"]]
+        fa, fb, sa, sb = line_fluxes(self.a, self.b, cell, freqs)
+        self.row("HI integrated flux", fa, fb, "Jy km/s",
+                 f"channels {LINE[0]}~{LINE[-1]} less the image-plane continuum of {LINE_FREE[0]}~{LINE_FREE[2]};"
+                 f"{LINE_FREE[3]}~{LINE_FREE[-1]}, pixels > {LINE_SIGMA:g} sigma within {APERTURE_ARCSEC:g}\"")
+        self.channels = [{"channel": c, "peak_ours": peaks[c][0], "peak_casa": peaks[c][1], "ratio": ratio[c] + 1,
+                          "line_ours_jy": float(sa[c]), "line_casa_jy": float(sb[c])} for c in range(n)]
+
+
+def compare_image(record: dict, stem: Path, casa: dict, cross: dict, expected: float) -> dict:
+    """Ours against CASA (own calibration), judged. With ``cross["our_cal"]`` (CASA's image of
+    almarules' calibrated MS, X) and ``cross["our_weights"]`` (of CASA's calibrated MS carrying
+    almarules' weights, Y) the difference is split into parts (each a / b - 1): imaging = ours / X,
+    weights = Y / CASA, gains = X / Y (the calibrated visibilities). {metrics, channels}."""
+    pb = np.load(Path(casa["npy"]) / "pb.npy")
+    region = cm.pb_region(pb, float(record["parameters"]["pblimit"]["value"]))
+    mask = compare_casa.planes(Path(f"{stem}.mask.fits"))
+    ours, theirs = our_side(record, stem), casa_image_side(casa)
+    main = Pair(record, ours, theirs, region, mask)
+    cube = record["specmode"] == "cube"
+    targets = {"channel peak, median": TOLERANCE["channel peak, median"],
+               "HI integrated flux": TOLERANCE["HI integrated flux"]} if cube else {"restored peak": TOLERANCE["peak"]}
+    parts = {}
+    if cross:
+        x, y = casa_image_side(cross["our_cal"]), casa_image_side(cross["our_weights"])
+        parts = {"imaging": Pair(record, ours, x, region, mask, main.at),
+                 "weights": Pair(record, y, theirs, region, mask, main.at),
+                 "gains": Pair(record, x, y, region, mask, main.at)}
+        for ch, xc in zip(main.channels, parts["imaging"].channels, strict=True):
+            ch["peak_casa_our_cal"] = xc["peak_casa"]
+    rows = []
+    for name, r in main.rows.items():
+        t = targets.get(name)
+        d = r["delta"]
+        r.update(target=t, expected=expected if name in targets else None,
+                 verdict="info" if t is None else "n/a" if d is None else "PASS" if abs(d) <= t else "FAIL")
+        r.update({part: pair.rows[name]["delta"] for part, pair in parts.items()})
+        rows.append(r)
+    return {"metrics": rows, "channels": main.channels}
+
+
+def weights_copy(casa_ms: Path, our_ms: Path, dest: Path) -> Path:
+    """A copy of CASA's calibrated MS with WEIGHT and WEIGHT_SPECTRUM from almarules' (the rows of
+    both are the raw MS's, in its order: checked)."""
+    from casacore.tables import table
+
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(casa_ms, dest)
+    with table(str(our_ms), ack=False) as o, table(str(dest), ack=False, readonly=False) as c:
+        for col in ("TIME", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FIELD_ID"):
+            if not np.array_equal(o.getcol(col), c.getcol(col)):
+                raise RuntimeError(f"the calibrated MSs' rows differ ({col}): no weights split")
+        for col in ("WEIGHT", "WEIGHT_SPECTRUM"):
+            c.putcol(col, o.getcol(col))
+    return dest
+
+
+# ---------------------------------------------------------------- output
+def fmt(v, digits: int = 5) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e9):
+        return str(int(v))
+    return f"{v:.{digits}g}"
+
+
+def diff(m: dict, d: Optional[float]) -> str:
+    if d is None or not math.isfinite(d):
+        return "-"
+    if m["name"] == "beam bpa":
+        return f"{d:+.3f} deg"
+    return fmt(d, 3) if m["unit"] == "of peak" else f"{d * 100:+.3f} %"
+
+
+def table(rows: list[dict]) -> str:
+    from tabulate import tabulate
+
+    cross = "imaging" in rows[0]
+    parts = ("imaging", "weights", "gains")
+    out = []
+    for m in rows:
+        exp = "-" if m["expected"] is None else f"{(m['expected'] - 1) * 100:+.3f} %"
+        tgt = "-" if m["target"] is None else f"<= {m['target'] * 100:g} %"
+        row = [m["name"], fmt(m["ours"]), fmt(m["casa"]), diff(m, m["delta"]), exp, tgt, m["verdict"]]
+        if cross:
+            row += [diff(m, m[p]) for p in parts]
+        out.append(row + [m["unit"], m["how"]])
+    head = ["metric", "almarules", "CASA", "ours/CASA - 1", "expected", "target", "verdict"]
+    if cross:
+        head += ["imaging", "cal: weights", "cal: gains"]
+    return tabulate(out, headers=head + ["unit", "how"])
+
+
+def channel_table(channels: list[dict]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for c in channels:
+        x = c.get("peak_casa_our_cal")
+        imaging = "-" if x is None else f"{(c['peak_ours'] / x - 1) * 100:+.2f} %"
+        rows.append([c["channel"], fmt(c["peak_ours"] * 1e3), fmt(c["peak_casa"] * 1e3),
+                     f"{(c['ratio'] - 1) * 100:+.2f} %", imaging,
+                     fmt(c["line_ours_jy"] * 1e3, 4), fmt(c["line_casa_jy"] * 1e3, 4),
+                     "line" if c["channel"] in LINE else "free" if c["channel"] in LINE_FREE else ""])
+    return tabulate(rows, headers=["chan", "peak ours mJy/b", "peak CASA mJy/b", "ours/CASA - 1", "imaging",
+                                   "line ours mJy", "line CASA mJy", ""])
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--casa-venv", type=Path, default=CASA_VENV, help=f"the CASA virtual environment ({CASA_VENV})")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"work directory (default {DEFAULT_WORK})")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory (ngc5921.ms.tar.gz)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep almarules' run directory (the run resumes: only changed images are made again)")
+    ap.add_argument("--no-cross", action="store_true",
+                    help="skip the CASA images that split the difference into imaging, weights and gains parts")
+    ap.add_argument("--channels", action="store_true", help="print the cube's per-channel table too")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="write every number to FILE")
+    return ap.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        raw = casa_calibration_run.raw_ms("ngc5921", args.data, work)
+        ours = run_almarules(raw, work / "almarules", args.reuse)
+        say(f"almarules run: {ours['wall']:.1f} s")
+        casa_cal = casa_calibration_run.run("ngc5921", data=args.data, work=work, casa_venv=args.casa_venv, say=say)
+        say(f"CASA calibration: {casa_cal['process_seconds']:.1f} s")
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        say(f"FAILED: {exc}")
+        return 2
+    py, config = casa_env.ensure(args.casa_venv, say)
+    flux = flux_context(ours["run"], casa_cal)
+    casa_ms, our_ms = Path(casa_cal["calibrated_ms"]), work / "almarules" / "calibrated" / raw.name
+    images = our_images(work / "almarules", ours["run"])
+    if not args.no_cross:
+        try:
+            weighted = weights_copy(casa_ms, our_ms, work / "casa_our_weights" / casa_ms.name)
+        except (RuntimeError, OSError) as exc:
+            say(f"no split of the difference: {exc}")
+            args.no_cross = True
+    results: dict = {}
+    for key, (record, stem) in images.items():
+        expected = 1.0 if record["intent"] == "BANDPASS" else flux["ratio"]  # 3C286: both set by its model
+        try:
+            casa = casa_image(key, record, stem, casa_ms, work / "casa_images" / key, py, config)
+            cross = {} if args.no_cross else {
+                "our_cal": casa_image(key, record, stem, our_ms, work / "casa_on_ours" / key, py, config),
+                "our_weights": casa_image(key, record, stem, weighted, work / "casa_our_weights" / key, py, config)}
+            results[key] = {**compare_image(record, stem, casa, cross, expected), "tclean": casa["tclean"],
+                            "casa_seconds": casa["wall"], "ours_seconds": record["timings"]["total"]}
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:
+            say(f"{key}: FAILED: {exc}")
+            results[key] = {"error": str(exc)}
+    print(f"\nalmarules {ours['run'].get('almarules')} (git {compare_casa.git_hash()}); CASA "
+          f"{casa_cal['casa_version']}; raw {raw}")
+    print(f"flux scale: {flux['field']} ours {fmt(flux['ours'], 6)} Jy, CASA {fmt(flux['casa'], 6)} Jy, ours/CASA "
+          f"{fmt(flux['ratio'], 6)} (the expected ratio of its and the target's images; 3C286's: 1)")
+    if not args.no_cross:
+        print("The difference in parts (a / b - 1; CASA's tclean in b and every CASA image): imaging = almarules / "
+              "CASA, both on almarules' calibrated MS (the tools); cal: weights = CASA's calibration with almarules' "
+              "WEIGHT(_SPECTRUM) / CASA's calibration (calwt conventions); cal: gains = almarules' calibrated MS / "
+              "CASA's with almarules' weights (the calibrated visibilities). They multiply to ours/CASA.")
+    for key, r in results.items():
+        if "error" in r:
+            print(f"\n== {key}: not compared: {r['error'][:300]}")
+            continue
+        print(f"\n== {key}\n{table(r['metrics'])}")
+        if r.get("channels") and args.channels:
+            print(f"\n{channel_table(r['channels'])}")
+    verdicts = [m["verdict"] for r in results.values() for m in r.get("metrics", [])]
+    errors = sum("error" in r for r in results.values())
+    total = time.perf_counter() - t0
+    print(f"\n{verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} FAIL, {errors} images not compared; "
+          f"almarules run {ours['wall']:.0f} s, CASA calibration {casa_cal['process_seconds']:.0f} s, "
+          f"whole comparison {total:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"flux": flux, "tolerance": TOLERANCE, "line": LINE, "line_free": LINE_FREE,
+                                         "aperture_arcsec": APERTURE_ARCSEC, "line_sigma": LINE_SIGMA,
+                                         "almarules_run_seconds": ours["wall"],
+                                         "casa_calibration_seconds": casa_cal["process_seconds"], "images": results,
+                                         "wall_time": total}, indent=1, default=float) + "\n")
+    if errors:
+        return 2
+    return 1 if "FAIL" in verdicts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
