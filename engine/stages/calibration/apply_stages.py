@@ -10,6 +10,7 @@ targets and check sources the nearest phase calibrator's per-scan solutions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numexpr
@@ -19,7 +20,7 @@ from almarules.engine.facts.model import FluxMeasurement
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, MSInfo, Outcome, SpwSolutions
 from almarules.engine.stages.calibration.solve import multiply
 from almarules.engine.stages.calibration.visdata import (
-    CalData, column_filled, ensure_columns, read_rows, spw_rows, write_rows)
+    CalData, SpwSetup, column_filled, ensure_columns, read_rows, spw_rows, write_rows)
 from almarules.kernels import gaincal
 
 
@@ -146,18 +147,25 @@ def applycal(s: CalSession) -> Outcome:
     if not any(sol.bandpass or sol.amp_scan for sol in s.solutions.values()):
         raise CalibrationError("applycal: nothing to apply (no bandpass or gain solved; do the calibrators have "
                                "intents? pass --intents for an MS without them)")
-    tasks = []
+    tasks = []  # chunks of rows of each spw of each MS: their table access alternates with the others' numerics
     for k, info in enumerate(s.ms):
         ensure_columns(info.path, ("CORRECTED_DATA",))
         spectrum = column_filled(info.path, "WEIGHT_SPECTRUM")
-        tasks += [(k, info, spw, setup, spectrum) for spw, setup in sorted(info.setups.items())]
+        for spw, setup in sorted(info.setups.items()):
+            sol = s.solutions.get((k, spw), SpwSolutions())
+            chunk = _Chunk(info, spw, setup, sol.bandpass.solution if sol.bandpass else None,
+                           {name: field_gains(s, k, info, sol, name) for name in info.fields}, spectrum)
+            rows = spw_rows(info.path, setup)
+            step = max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
+            tasks += [(chunk, rows[start:start + step]) for start in range(0, rows.size, step)]
         out.items.append(info.source.name)
-    counts = s.map(lambda t: _apply_spw(s, *t), tasks)  # each: read, correct, write one spw
+    counts = s.map(lambda t: t[0].apply(t[1]), tasks)
     new, total, flagged_after = (sum(c[i] for c in counts) for i in range(3))
     uncalibrated: dict[str, list[int]] = {}
-    for (_, _, spw, _, _), c in zip(tasks, counts, strict=True):
+    for (chunk, _), c in zip(tasks, counts, strict=True):
         for name in c[3]:
-            uncalibrated.setdefault(name, []).append(spw)
+            if chunk.spw not in uncalibrated.setdefault(name, []):
+                uncalibrated[name].append(chunk.spw)
     cal = s.facts.calibration
     cal.flagged_applycal = new / max(total, 1)
     cal.flagged_after = flagged_after / max(total, 1)
@@ -176,32 +184,35 @@ def applycal(s: CalSession) -> Outcome:
 CHUNK_BYTES = 16 * 1024 ** 2
 
 
-def _apply_spw(s: CalSession, k: int, info: MSInfo, spw: int, setup, spectrum: bool
-               ) -> tuple[int, int, int, list[str]]:
-    """Calibrate one spw of one working copy, in chunks of rows: (newly flagged, samples, flagged
-    after, the fields no gain solution applies to)."""
-    sol = s.solutions.get((k, spw), SpwSolutions())
-    bp = sol.bandpass.solution if sol.bandpass else None
-    rows = spw_rows(info.path, setup)
-    gains = {name: field_gains(s, k, info, sol, name) for name in info.fields}
-    step = max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
-    new = total = after = 0
-    present: set[str] = set()
-    for start in range(0, rows.size, step):
-        cd = read_rows(info.path, setup, rows[start:start + step])
-        npol = len(setup.parallel)
+@dataclass(frozen=True)
+class _Chunk:
+    """What applycal applies to the rows of one spw of one working copy."""
+
+    info: MSInfo
+    spw: int
+    setup: SpwSetup
+    bandpass: Optional[np.ndarray]
+    gains: dict[str, Optional[gaincal.GainTable]]  # field name -> its gains (None: no solution applies)
+    spectrum: bool  # the MS has WEIGHT_SPECTRUM
+
+    def apply(self, rows: np.ndarray) -> tuple[int, int, int, list[str]]:
+        """Calibrate main-table rows `rows`: (newly flagged, samples, flagged after, the fields
+        among them that no gain solution applies to)."""
+        cd = read_rows(self.info.path, self.setup, rows)
+        npol = len(self.setup.parallel)
         gi, gj = np.ones((cd.rows.size, npol), complex), np.ones((cd.rows.size, npol), complex)
-        for name, fid in info.fields.items():
+        without = []
+        for name, fid in self.info.fields.items():
             m = cd.field == fid
             if not m.any():
                 continue
-            present.add(name)
-            if gains[name] is not None:
-                gi[m], gj[m] = gaincal.gains_for_rows(gains[name], cd.time[m], cd.ant1[m], cd.ant2[m])
-        vis, weight, flag = correct(cd, None, bp, (gi, gj))
-        _write(info, cd, vis, weight, flag, spectrum)
-        new, total, after = new + int((flag & ~cd.flag).sum()), total + flag.size, after + int(flag.sum())
-    return new, total, after, [n for n in info.fields if n in present and gains[n] is None]
+            if self.gains[name] is None:
+                without.append(name)
+            else:
+                gi[m], gj[m] = gaincal.gains_for_rows(self.gains[name], cd.time[m], cd.ant1[m], cd.ant2[m])
+        vis, weight, flag = correct(cd, None, self.bandpass, (gi, gj))
+        _write(self.info, cd, vis, weight, flag, self.spectrum)
+        return int((flag & ~cd.flag).sum()), flag.size, int(flag.sum()), without
 
 
 def _write(info: MSInfo, cd: CalData, vis: np.ndarray, weight: np.ndarray, flag: np.ndarray, spectrum: bool) -> None:

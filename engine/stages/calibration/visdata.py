@@ -8,7 +8,8 @@ Conventions
 * ``vis`` (nrow, nchan, ncorr) complex128 in the column's units (DATA: raw correlator units;
   CORRECTED_DATA: Jy); ``weight`` (nrow, nchan, ncorr): for DATA 1/SIGMA^2 (SIGMA_SPECTRUM when
   filled), for CORRECTED_DATA WEIGHT (WEIGHT_SPECTRUM when filled) -- CASA's convention, in
-  which SIGMA describes DATA and WEIGHT CORRECTED_DATA; ``flag`` = FLAG | FLAG_ROW.
+  which SIGMA describes DATA and WEIGHT CORRECTED_DATA; row weights are broadcast over the
+  channels, read-only; ``flag`` = FLAG | FLAG_ROW.
 * ``receptors`` (ncorr, 2): for each correlation its receptor index (0 or 1) on antenna 1 and
   on antenna 2 (XX -> (0, 0), XY -> (0, 1), YY -> (1, 1); RR/LL likewise), so that a gain
   array (.., nant, 2) per receptor calibrates every correlation. ``parallel`` lists the
@@ -171,7 +172,7 @@ def _weights(t, rows: np.ndarray, shape: tuple[int, ...], column: str) -> np.nda
     if column == "DATA":  # 1/sigma^2, on the rows before they are spread over the channels
         with np.errstate(divide="ignore"):
             w = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0) ** 2, 0.0)
-    return w if per_channel else np.broadcast_to(w[:, None, :], shape).copy()
+    return w if per_channel else np.broadcast_to(w[:, None, :], shape)  # read-only: no copy per channel
 
 
 def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
