@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
-from almarules.engine.evaluate.decisions import Decisions
+from almarules.engine.evaluate.decisions import Decisions, LazyDecisions
 from almarules.engine.pipeline.state import QAReason, StageScore
 
 
-def rule_score(dec: Decisions, score: str, colour: str) -> StageScore:
+def rule_score(dec: Union[Decisions, LazyDecisions], score: str, colour: str) -> StageScore:
     """The score at path `score` with its colour and reasons (each with its rule line)."""
     try:
         v = dec.value(score)

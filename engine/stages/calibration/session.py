@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 import numpy as np
 
 from almarules.engine.evaluate import api
-from almarules.engine.evaluate.decisions import Decisions, decisions
+from almarules.engine.evaluate.decisions import LazyDecisions
 from almarules.engine.evaluate.program import Program
 from almarules.engine.facts.model import CalibrationFacts, Dataset
 from almarules.engine.stages.calibration.solve import Bandpass
@@ -103,7 +103,7 @@ class CalSession:
     data: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # calibrator visibilities, per flag state
     gains: dict[tuple[str, int, str], Any] = field(default_factory=dict)  # gfluxscale's (phase, amp, model) per field
     workers: int = 1  # threads for the per-MS, per-spw tasks of a stage (`map`)
-    _dec: Optional[Decisions] = None
+    _dec: Optional[LazyDecisions] = None
 
     def __post_init__(self) -> None:
         if self.facts.calibration is None:
@@ -130,9 +130,9 @@ class CalSession:
         self._dec = None
 
     @property
-    def dec(self) -> Decisions:
+    def dec(self) -> LazyDecisions:
         if self._dec is None:
-            self._dec = decisions(api.run(self.program, self.facts, list(self.sets), "calibration"))
+            self._dec = LazyDecisions(api.run(self.program, self.facts, list(self.sets), "calibration"))
         return self._dec
 
     def value(self, path: str, default: Any = None) -> Any:

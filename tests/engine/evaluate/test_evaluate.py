@@ -181,3 +181,21 @@ def test_decisions_have_no_warnings_without_warn_rules(cycle4):
     d = evaluate(cycle4, small())
     assert d.warnings == []
     assert '"warnings": []' in d.to_json()
+
+
+@pytest.mark.parametrize("example", EXAMPLES[:4], ids=lambda p: p.name)
+def test_lazy_decisions_present_each_value_as_decisions_does(cycle4, example):
+    """LazyDecisions.value(path) is decisions(ev).value(path) for every value, presented on demand;
+    an unknown path is a KeyError in both."""
+    from almarules.engine.evaluate.decisions import LazyDecisions, decisions
+
+    facts = load_facts(example)
+    eager = decisions(run(cycle4, facts, [], "calibration"))
+    lazy = LazyDecisions(run(cycle4, facts, [], "calibration"))
+    assert eager.values
+    for v in eager.values:
+        assert lazy.value(v.path) == v
+    with pytest.raises(KeyError):
+        lazy.value("dataset.no_such_value")
+    with pytest.raises(KeyError):
+        eager.value("dataset.no_such_value")
