@@ -99,21 +99,9 @@ def say(text: str) -> None:
 # ---------------------------------------------------------------- both runs
 def run_almarules(raw: Path, wd: Path, reuse: bool) -> dict:
     """``almarules run`` of the raw MS into `wd` (fresh unless `reuse`); {wall, run, cmd}."""
-    if not reuse:
-        shutil.rmtree(wd, ignore_errors=True)
-    cmd = [sys.executable, "-m", "almarules", "run", str(raw), "-o", str(wd), "--intents", str(INTENTS),
-           "--no-weblog", "-q"]
-    say(f"almarules: {' '.join(cmd[2:])}")
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0 or not (wd / "run.json").exists():
-        raise RuntimeError(f"almarules run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    run = json.loads((wd / "run.json").read_text())
-    failed = [s["name"] for s in run["stages"] if s.get("status") == "failed"]
-    if failed:
-        raise RuntimeError(f"almarules run: stages failed: {failed}")
-    return {"wall": wall, "run": run, "cmd": cmd}
+    say(f"almarules: run {raw} -o {wd} --intents {INTENTS} --no-weblog -q")
+    return compare_calibration.almarules_run(raw, wd, ["--intents", str(INTENTS), "--no-weblog", "-q"], "NGC 5921",
+                                             fresh=not reuse)
 
 
 def our_images(wd: Path, run: dict) -> dict[str, tuple[dict, Path]]:

@@ -106,26 +106,35 @@ def raw_ms(dataset: str, data: Path, work: Path) -> Path:
 WORKERS = [1]
 
 
-def run_almarules_once(dataset: str, raw: Path, wd: Path) -> dict:
-    """One ``almarules run`` of `raw` into a fresh `wd`; {wall, stages {name: s}, run}."""
-    shutil.rmtree(wd, ignore_errors=True)
-    workers = ["--workers", str(WORKERS[0])] if WORKERS[0] else []
-    cmd = [sys.executable, "-m", "almarules", "run", str(raw), "-o", str(wd), "--until", "correctedampflag",
-           *RUN_ARGS[dataset], *workers, "--no-weblog", "-q"]
+def almarules_run(raw: Path, wd: Path, args: list[str], label: str, fresh: bool = True) -> dict:
+    """``almarules run RAW -o WD ARGS`` in a subprocess of this interpreter (`wd` emptied first
+    when `fresh`), checked: no stage failed; {wall, run (run.json), cmd, exit}."""
+    if fresh:
+        shutil.rmtree(wd, ignore_errors=True)
+    cmd = [sys.executable, "-m", "almarules", "run", str(raw), "-o", str(wd), *args]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0 or not (wd / "run.json").exists():
-        raise RuntimeError(f"almarules run of {dataset} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"almarules run of {label} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     run = json.loads((wd / "run.json").read_text())
     failed = [s["name"] for s in run["stages"] if s.get("status") == "failed"]
     if failed:
-        raise RuntimeError(f"almarules run of {dataset}: stages failed: {failed}")
+        raise RuntimeError(f"almarules run of {label}: stages failed: {failed}")
+    return {"wall": wall, "run": run, "cmd": cmd, "exit": proc.returncode}
+
+
+def run_almarules_once(dataset: str, raw: Path, wd: Path) -> dict:
+    """One timed ``almarules run`` of `raw` into a fresh `wd`; {wall, stages {name: s}, run}."""
+    workers = ["--workers", str(WORKERS[0])] if WORKERS[0] else []
+    out = almarules_run(raw, wd, ["--until", "correctedampflag", *RUN_ARGS[dataset], *workers, "--no-weblog", "-q"],
+                        dataset)
+    run = out["run"]
     stages: dict[str, float] = {}
     for s in run["stages"]:
         if s.get("duration") is not None:
             stages[s["name"]] = stages.get(s["name"], 0.0) + float(s["duration"])
-    return {"wall": wall, "stages": stages, "run": run, "cmd": cmd, "exit": proc.returncode}
+    return {**out, "stages": stages}
 
 
 def source_digest() -> str:

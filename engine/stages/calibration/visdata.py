@@ -19,11 +19,12 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -183,21 +184,28 @@ def _where(setup: SpwSetup, fields: Optional[Sequence[int]]) -> str:
     return q
 
 
+@contextlib.contextmanager
+def _main_table(ms: Path) -> Iterator[Any]:
+    """The main table of `ms`, read-only, closed after; a table access error is a CalDataError."""
+    t = open_table(ms)
+    try:
+        yield t
+    except TableAccessError as exc:
+        raise CalDataError(str(exc)) from None
+    finally:
+        t.close()
+
+
 @serialised
 def spw_rows(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None) -> np.ndarray:
     """The main-table row numbers (ascending) of the cross-correlation rows of spw `setup` (all
     fields, or `fields`)."""
-    t = open_table(Path(ms))
-    try:
+    with _main_table(Path(ms)) as t:
         sel = t.query(_where(setup, fields), sortlist="", columns="ROWID() AS ROW")
         try:
             return np.asarray(sel.getcol("ROW"), dtype=np.int64) if sel.nrows() else np.zeros(0, np.int64)
         finally:
             sel.close()
-    except TableAccessError as exc:
-        raise CalDataError(str(exc)) from None
-    finally:
-        t.close()
 
 
 def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = None,
@@ -210,8 +218,7 @@ def read_spw(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] = 
 def read_rows(ms: str | Path, setup: SpwSetup, rows: np.ndarray, column: str = "DATA") -> CalData:
     """Main-table rows `rows` (ascending, of spw `setup`: `spw_rows`) as `CalData`, from `column`."""
     ms = Path(ms)
-    t = open_table(ms)
-    try:
+    with _main_table(ms) as t:
         if column not in t.colnames():
             raise CalDataError(f"{ms} (main table): missing column {column}")
         sub = t.selectrows(rows.tolist())
@@ -228,10 +235,6 @@ def read_rows(ms: str | Path, setup: SpwSetup, rows: np.ndarray, column: str = "
             uvw = get("UVW").astype(np.float64) if rows.size else np.zeros((0, 3))
         finally:
             sub.close()
-    except TableAccessError as exc:
-        raise CalDataError(str(exc)) from None
-    finally:
-        t.close()
     return CalData(setup, rows, cols["TIME"].astype(np.float64), cols["FIELD_ID"].astype(np.int64),
                    cols["SCAN_NUMBER"].astype(np.int64), cols["ANTENNA1"].astype(np.int64),
                    cols["ANTENNA2"].astype(np.int64), uvw, vis, weight, flag, column)
@@ -242,8 +245,7 @@ def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] 
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(FIELD_ID, ANTENNA1, ANTENNA2, FLAG | FLAG_ROW) of the cross-correlation rows of spw
     `setup` (all fields, or `fields`)."""
-    t = open_table(Path(ms))
-    try:
+    with _main_table(Path(ms)) as t:
         sub = t.query(_where(setup, fields), columns="FIELD_ID, ANTENNA1, ANTENNA2, FLAG, FLAG_ROW")
         try:
             if sub.nrows() == 0:
@@ -253,10 +255,6 @@ def read_flags(ms: str | Path, setup: SpwSetup, fields: Optional[Sequence[int]] 
             return tuple(np.asarray(sub.getcol(c), np.int64) for c in ("FIELD_ID", "ANTENNA1", "ANTENNA2")) + (flag,)
         finally:
             sub.close()
-    except TableAccessError as exc:
-        raise CalDataError(str(exc)) from None
-    finally:
-        t.close()
 
 
 @serialised
