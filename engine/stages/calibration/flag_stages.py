@@ -216,33 +216,35 @@ def _outliers_spw(s: CalSession, info: MSInfo, spw: int, setup, limits: dict, re
     template lines, their number, the fields searched, notes)."""
     lines, total, items, notes = [], 0, [], []
     spw_data = read_spw(info.path, setup, column="CORRECTED_DATA")
+    vis, w, flag = spw_data.parallel_hands()
+    ok = ~flag & (w > 0)
+    n_all = gaincal.channel_sum(ok)  # the rows' channel means, once for the whole spw
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_all = np.where(n_all > 0, gaincal.channel_sum(np.where(ok, vis, 0)) / np.maximum(n_all, 1), np.nan)
     for name, fid in info.fields.items():
-        if not (spw_data.field == fid).any():
+        m = spw_data.field == fid
+        if not m.any():
             continue
-        cd = spw_data.subset(spw_data.field == fid)
         calibrator = name in s.calibrators
         model = model_flux(s, name, spw, setup.freq)
         if calibrator and model is None:
             notes.append(f"{name} spw {spw}: no flux model, so no |model| to compare with: not searched")
             continue
-        vis, w, flag = cd.parallel_hands()
-        ok = ~flag & (w > 0)
-        n = gaincal.channel_sum(ok)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, gaincal.channel_sum(np.where(ok, vis, 0)) / np.maximum(n, 1), np.nan)
-        if calibrator and model is not None:
-            mean, n = _without_integration_gains(cd, mean, n, model, info.nant, reject)
+        mean, n = mean_all[m], n_all[m]
+        if calibrator and model is not None:  # a calibrator's own rows, for its per-integration gains
+            mean, n = _without_integration_gains(spw_data.subset(m), mean, n, model, info.nant, reject)
         level = float(np.mean(model)) if calibrator and model is not None else 0.0
         metric = np.abs(mean) - level
-        uvd = np.hypot(cd.uvw[:, 0], cd.uvw[:, 1])
+        uvw, ant1, ant2, time, scan = (getattr(spw_data, c)[m] for c in ("uvw", "ant1", "ant2", "time", "scan"))
+        uvd = np.hypot(uvw[:, 0], uvw[:, 1])
         for p, corr in enumerate(setup.parallel):
             bad, _ = flagging.amplitude_outliers(
-                metric[:, p], uvd, cd.ant1, cd.ant2, calibrator=calibrator, flag=n[:, p] == 0, time=cd.time,
-                nant=info.nant, nscans=int(np.unique(cd.scan).size), **limits)
+                metric[:, p], uvd, ant1, ant2, calibrator=calibrator, flag=n[:, p] == 0, time=time,
+                nant=info.nant, nscans=int(np.unique(scan).size), **limits)
             rows = np.flatnonzero(bad)
-            for r, when in zip(rows, _time_ranges(cd.time[rows]), strict=True):
-                lines.append(f"mode='manual' field='{name}' spw='{spw}' antenna='{info.antennas[cd.ant1[r]]}&"
-                             f"{info.antennas[cd.ant2[r]]}' scan='{cd.scan[r]}' correlation="
+            for r, when in zip(rows, _time_ranges(time[rows]), strict=True):
+                lines.append(f"mode='manual' field='{name}' spw='{spw}' antenna='{info.antennas[ant1[r]]}&"
+                             f"{info.antennas[ant2[r]]}' scan='{scan[r]}' correlation="
                              f"'{setup.corr_names[corr]}' timerange='{when}' reason='amplitude outlier'")
             total += int(rows.size)
         items.append(f"{name} spw {spw}")
