@@ -80,7 +80,7 @@ def setjy(s: CalSession, fluxfile: Optional[str], epoch_mjd: float) -> Outcome:
     s.facts.fluxscales = fluxes
     s.changed()
     if not s.models:
-        out.warnings.append("setjy: no flux calibrator has a flux model: fluxes will be on a relative scale")
+        out.warnings.append("no flux calibrator has a flux model: fluxes will be on a relative scale")
     return out
 
 
