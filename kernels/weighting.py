@@ -278,6 +278,20 @@ def briggs(uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray, npix_x: i
     return np.where(counted & (dens > 0), w / (1.0 + dens * f2[np.newaxis, :]), 0.0)
 
 
+def gaussian_taper(uvw_m: np.ndarray, freq_hz: np.ndarray, fwhm_arcsec: float) -> np.ndarray:
+    """The factor (nrow, nchan) a Gaussian uv taper multiplies imaging weights by (CASA's uvtaper):
+    exp(-pi^2 theta^2 q^2 / (4 ln 2)) with q = |(u, v)| in wavelengths and theta the taper's FWHM in
+    the image plane (rad): the Fourier pair of an image-plane Gaussian of FWHM theta, so the dirty
+    beam is convolved with it (beam^2 + theta^2 for a Gaussian beam). fwhm_arcsec <= 0: no taper."""
+    uvw = np.asarray(uvw_m, dtype=np.float64)
+    freq = np.atleast_1d(np.asarray(freq_hz, dtype=np.float64))
+    if fwhm_arcsec <= 0:
+        return np.ones((uvw.shape[0], freq.size))
+    theta = float(fwhm_arcsec) * ARCSEC
+    q2 = (uvw[:, 0] ** 2 + uvw[:, 1] ** 2)[:, None] * (freq[None, :] / C) ** 2
+    return np.exp(-(np.pi * theta) ** 2 * q2 / (4.0 * np.log(2.0)))
+
+
 def sensitivity(weight: np.ndarray, imaging_weight: np.ndarray, flags: Optional[np.ndarray] = None) -> float:
     """Point-source noise (Jy/beam) of the image made with `imaging_weight`: sqrt(sum W^2 / w) / sum W.
 

@@ -424,6 +424,15 @@ class CalibrationFacts(_Model):
     outliers: Count = Field(default=None, description="visibilities the amplitude-outlier heuristic flags")
 
 
+class ContinuumFacts(_Model):
+    """Dataset-wide numbers measured by findcont (heuristics.md section 10)."""
+
+    searched: Count = Field(default=None, description="field/spw pairs of the target cubes findcont searched")
+    with_ranges: Count = Field(default=None, description="pairs given continuum ranges (found or from a cont.dat)")
+    allcont: Count = Field(default=None, description="pairs flagged ALLCONT (one range over >= 92.5 % of the band)")
+    lowbandwidth: Count = Field(default=None, description="pairs flagged LOWBANDWIDTH (< 5 % of the band selected)")
+
+
 class Dataset(_Model):
     """Everything the rules may know about one dataset (one MOUS)."""
 
@@ -443,13 +452,14 @@ class Dataset(_Model):
                         "measurements of images made by later stages (at most 100,000)") = None
     fluxscales: Items(FluxMeasurement, MAX_MEASUREMENTS, "calibrator flux densities set (setjy) or derived (gfluxscale)") = None
     calibration: Optional[CalibrationFacts] = None
+    continuum: Optional[ContinuumFacts] = None
 
 
 #: facts the calibration stages measure and put into the facts as they run (a plan made before
 #: them shows the values that need them as waiting for the calibration, not as missing facts)
 CALIBRATION_MEASURED = frozenset({"centre_distance", "unflagged", "low_gain", "bandpass_vis_snr",
                                   "bandpass_integrations", "phase_vis_snr", "baselines_per_antenna",
-                                  "calibration", "fluxscales"})
+                                  "calibration", "fluxscales", "continuum"})
 
 # kind name (as rules see it) -> model; the dataset itself is kind "dataset".
 FACT_KINDS: dict[str, type[BaseModel]] = {

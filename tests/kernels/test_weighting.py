@@ -218,3 +218,24 @@ def test_sigma_matches_rms_of_noise_only_dirty_image(alma, kind):
         ms.append(np.mean(img**2))
     rms = math.sqrt(np.mean(ms))
     assert rms / sigma[kind] == pytest.approx(1.0, abs=0.05)
+
+
+def test_gaussian_taper_is_the_fourier_pair_of_an_image_gaussian_of_that_fwhm():
+    """The taper sampled along u, Fourier transformed numerically, is a Gaussian of FWHM
+    fwhm_arcsec in the image plane; 1 at the origin; no taper for fwhm <= 0."""
+    from almarules.kernels.constants import ARCSEC, C
+    from almarules.kernels.weighting import gaussian_taper
+
+    fwhm = 2.0  # arcsec
+    nu = 230e9
+    du = 1000.0  # wavelengths (the taper's FWHM in uv is ~91000)
+    n = 16384
+    u_lambda = (np.arange(n) - n // 2) * du
+    uvw = np.stack([u_lambda * C / nu, np.zeros(n), np.zeros(n)], axis=1)
+    taper = gaussian_taper(uvw, np.array([nu]), fwhm)[:, 0]
+    assert taper[n // 2] == 1.0
+    image = np.abs(np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(taper))))
+    x = (np.arange(n) - n // 2) / (n * du)  # rad
+    sigma = np.sqrt(np.sum(x ** 2 * image) / np.sum(image))  # rad, second moment
+    assert abs(2 * np.sqrt(2 * np.log(2)) * sigma / ARCSEC - fwhm) < 1e-3 * fwhm
+    assert np.all(gaussian_taper(uvw, np.array([nu]), 0.0) == 1.0)
