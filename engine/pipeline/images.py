@@ -49,7 +49,8 @@ def _manifest(ctx: RunContext, key: str) -> tuple[dict[str, str], dict[str, str]
 def _task(ctx: RunContext, key: str, parts: dict[str, str]) -> ImageTask:
     return ImageTask(
         key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ctx.vis_ms or ctx.opts.ms,
-        out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.opts.contfile, extra_products=True,
+        out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.contfile or ctx.opts.contfile,
+        extra_products=True,
         memory_limit=int(ctx.opts.memory_gb * 1e9), nthreads=ctx.executor.task_threads(),
         data_calibrated=ctx.opts.data_calibrated, unscaled=ctx.unscaled, started=ctx.state.created,
         inputs=digest(parts),

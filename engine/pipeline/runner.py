@@ -24,7 +24,7 @@ from almarules.engine.pipeline.parallel import Executor
 from almarules.engine.pipeline.progress import Progress, file_logger
 from almarules.engine.pipeline.session import RunContext, RunOptions
 from almarules.engine.pipeline.state import Attention, RunState, StageRun
-from almarules.engine.pipeline import calsteps, steps
+from almarules.engine.pipeline import calsteps, contsteps, steps
 from almarules.engine.plan.build import build_plan
 from almarules.engine.products.contdat import read_contdat
 
@@ -37,11 +37,12 @@ STAGES: dict[str, StageImpl] = {
     "makeimages": steps.makeimages,
     "exportdata": exportdata,
     **calsteps.STAGES,
+    **contsteps.STAGES,
 }
 
 #: What is still to come for the stages the recipe names and almarules does not implement yet.
 _LATER = {name: "calibration" for name in ("rawflagchans", "tsyscal", "tsysflag", "gainflag")}
-_LATER.update({name: "continuum" for name in ("findcont", "uvcontfit", "uvcontsub")})
+_LATER.update({name: "continuum" for name in ("uvcontfit", "uvcontsub")})
 _LATER.update({name: "target preparation" for name in ("mstransform", "flagtargets")})
 
 

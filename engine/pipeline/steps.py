@@ -7,7 +7,7 @@ its `StageRun` and fills in the record: items, score (from the rules), notes, co
 from __future__ import annotations
 
 from almarules.engine.facts.model import SPECMODES
-from almarules.engine.pipeline import calsteps, commands
+from almarules.engine.pipeline import calsteps, commands, contsteps
 from almarules.engine.pipeline.images import make_images
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
@@ -68,6 +68,7 @@ def makeimages(ctx: RunContext, stage: StageRun) -> None:
     keys = list(ctx.imlist)
     stage.items = keys
     calsteps.adopt_earlier(ctx, stage)
+    contsteps.adopt_earlier(ctx, stage)
     if not keys:
         stage.notes.append("no images: the preceding makeimlist selected none")
         ctx.stage_log(stage, stage.notes[0])

@@ -1,0 +1,1 @@
+"""The continuum stages: findcont (the coarse cube, the search, cont.dat) and, later, uvcontsub."""

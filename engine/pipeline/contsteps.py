@@ -1,0 +1,153 @@
+"""The continuum stages of a run (issue 15): findcont (line-free channels per field and spw of the
+target cubes, written as WORKDIR/cont.dat).
+
+findcont takes a field/spw's ranges, in this order, from the user's ``--contfile``, from an
+earlier WORKDIR/cont.dat (a user may have edited it: the edit stands), and only otherwise searches
+a coarse dirty cube (`engine.stages.continuum`). The merged selection is written to
+WORKDIR/cont.dat (only when it changed) and is the cont.dat every later image of the run reads,
+so an image depends on exactly its field/spw's ranges (`engine.pipeline.inputs`): an edit redoes
+those images and no other. To search a field/spw again, delete its block (or the file).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from almarules.engine.evaluate import api
+from almarules.engine.evaluate.decisions import LazyDecisions
+from almarules.engine.facts.model import ContinuumFacts
+from almarules.engine.pipeline.scoring import rule_score
+from almarules.engine.pipeline.session import RunContext
+from almarules.engine.pipeline.state import Attention, StageRun
+from almarules.engine.products.contdat import (
+    ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
+from almarules.engine.stages.continuum.cube import CoarseSetup
+from almarules.engine.stages.continuum.findcont import SearchParams, save_spectrum, search
+from almarules.engine.stages.imaging.job import ImagingError, setting, split_key
+
+CONTDAT = "cont.dat"
+SPECTRA = "findcont"  # WORKDIR/findcont/<field>.spw<N>.json: the weblog's spectra
+
+
+def cube_pairs(ctx: RunContext) -> dict[tuple[str, int], str]:
+    """(field, spw) of each target cube of the imaging list -> the first such image's key."""
+    out: dict[tuple[str, int], str] = {}
+    for key in ctx.dec.entities.get("image", []):
+        field, intent, spws, specmode = split_key(key)
+        if intent == "TARGET" and specmode == "cube":
+            for spw in spws:
+                out.setdefault((field, int(spw)), key)
+    return out
+
+
+def _setup(ctx: RunContext, key: str) -> tuple[CoarseSetup, SearchParams]:
+    p = f"image[{key}]"
+
+    def num(name: str, unit: Optional[str] = None) -> float:
+        return float(setting(ctx.dec, f"{p}.{name}", unit).value)
+
+    setup = CoarseSetup(cell_arcsec=num("findcont_cell", "arcsec"), imsize=int(num("findcont_imsize")),
+                        robust=num("findcont_robust"), taper_arcsec=num("findcont_taper", "arcsec"),
+                        pb_model=str(setting(ctx.dec, f"{p}.pb_model").value),
+                        dish_m=_dish(ctx))
+    params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
+                                                            "quiet_fraction", "lower_factor", "trim", "allcont",
+                                                            "lowbandwidth")))
+    return setup, params
+
+
+def _dish(ctx: RunContext) -> Optional[float]:
+    try:
+        return float(setting(ctx.dec, "dataset.dish_min", "m").value)
+    except ImagingError:
+        return None
+
+
+def _earlier(ctx: RunContext) -> Optional[ContDat]:
+    path = ctx.wd.root / CONTDAT
+    if not path.exists():
+        return None
+    try:
+        return read_contdat(path)
+    except ContDatError as exc:  # an edit that broke the file is the user's to fix: say where
+        raise RuntimeError(f"{exc}") from None
+
+
+def findcont(ctx: RunContext, stage: StageRun) -> None:
+    """Continuum ranges of every target cube's field and spw (module doc)."""
+    pairs = cube_pairs(ctx)
+    given, earlier = ctx.contdat, _earlier(ctx)
+    merged: dict[str, dict[int, object]] = {}
+    counts = dict(searched=0, with_ranges=0, allcont=0, lowbandwidth=0)
+    say: Callable[[str], None] = ctx.progress.say
+    for (field, spw), key in pairs.items():
+        counts["searched"] += 1
+        sel, where = None, ""
+        for source, name in ((given, ctx.opts.contfile), (earlier, f"{CONTDAT} of an earlier run (edits stand)")):
+            sel = lookup(source, field, spw) if source is not None else None
+            if sel is not None:
+                where = f"from {name}"
+                break
+        if sel is None:
+            setup, params = _setup(ctx, key)
+            found = search(ctx.vis_ms or ctx.opts.ms, field, spw, setup, params,
+                           nthreads=ctx.executor.task_threads(), memory_limit=int(ctx.opts.memory_gb * 1e9), say=say)
+            sel = found.selection
+            (ctx.wd.root / SPECTRA).mkdir(exist_ok=True)
+            save_spectrum(ctx.wd.root / SPECTRA / f"{field}.spw{spw}.json", found)
+            stage.notes.append(found.summary() + f" (coarse cube {setup.imsize} pixels of {setup.cell_arcsec:.3g} "
+                               f"arcsec, taper {setup.taper_arcsec:.3g} arcsec; {ctx.dec.value(f'image[{key}].findcont_cell').at})")
+            where = "found"
+        else:
+            stage.notes.append(f"{field} spw {spw}: {len(sel.ranges)} range(s) {where}")
+        merged.setdefault(field, {})[spw] = sel
+        counts["with_ranges"] += int(bool(sel.ranges))
+        counts["allcont"] += int("ALLCONT" in sel.flags)
+        counts["lowbandwidth"] += int("LOWBANDWIDTH" in sel.flags)
+        stage.items.append(f"{field} spw {spw}")
+        if not sel.ranges:
+            ctx.state.attention.append(Attention(level="warning", stage=stage.index,
+                                                 text=f"findcont: {field} spw {spw} has no line-free channel ({where})"))
+    contdat = _merge(given, earlier, merged)
+    path = ctx.wd.root / CONTDAT
+    text = format_contdat(contdat)
+    if not path.exists() or path.read_text() != text:
+        write_contdat(path, contdat)
+        stage.notes.append(f"wrote {CONTDAT} ({len(pairs)} field/spw pair(s)); edit it and run again to change "
+                           f"the ranges: only the images of the edited field/spw are made again")
+    ctx.contdat, ctx.contfile = contdat, str(path)
+    facts = ctx.facts.model_copy(deep=True)
+    facts.continuum = ContinuumFacts(**counts)
+    stage.numbers = {"pairs": counts, "contdat": ctx.wd.rel(path)}
+    stage.score = rule_score(LazyDecisions(api.run(ctx.program, facts, list(ctx.opts.sets), "findcont")),
+                             "dataset.findcont_score", "dataset.findcont_colour")
+    for line in stage.notes:
+        ctx.stage_log(stage, line)
+
+
+def adopt_earlier(ctx: RunContext, stage: StageRun) -> None:
+    """Before images, when this run's findcont did not run (outside --from/--until) and no
+    --contfile is given: the WORKDIR/cont.dat an earlier findcont wrote."""
+    path = ctx.wd.root / CONTDAT
+    if ctx.contfile is not None or ctx.opts.contfile or not path.exists():
+        return
+    contdat = _earlier(ctx)
+    ctx.contdat, ctx.contfile = contdat, str(path)
+    stage.notes.append(f"the images read {CONTDAT}, written by an earlier run's findcont (edits stand)")
+
+
+def _merge(given: Optional[ContDat], earlier: Optional[ContDat], merged: dict) -> ContDat:
+    """The run's cont.dat: every block of the given and earlier files (the given first), with the
+    searched pairs' selections."""
+    fields: dict[str, dict] = {}
+    for source in (given, earlier):
+        for name, spws in (source.fields.items() if source is not None else ()):
+            for spw, sel in spws.items():
+                fields.setdefault(name, {}).setdefault(spw, sel)
+    for name, spws in merged.items():
+        for spw, sel in spws.items():
+            fields.setdefault(name, {})[spw] = sel
+    return ContDat(fields=fields)
+
+
+STAGES = {"findcont": findcont}

@@ -1,0 +1,80 @@
+"""findcont in ``almarules run`` on the raw alma_sim.ms (issue 15): the cont.dat it writes against
+the simulator's truth (the CO line of spw 1), its score, and how a cont.dat that is given or edited
+stands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from almarules.engine.pipeline.runner import run
+from almarules.engine.pipeline.session import RunOptions
+from almarules.engine.products.contdat import channel_mask, lookup, read_contdat
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _run(ms: Path, out: Path, **kw) -> dict:
+    opts = RunOptions(ms=[str(ms)], workdir=str(out), rules=[str(REPO / "rules/alma/cycle4")], workers=1,
+                      weblog=False, quiet=True, fluxfile=str(REPO / "examples/flux/alma_sim.flux.csv"), **kw)
+    return json.loads(run(opts, ["almarules", "run"], stream=open("/dev/null", "w")).to_json())
+
+
+def _stage(state: dict, name: str) -> dict:
+    return next(s for s in state["stages"] if s["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def found(shared_ms, tmp_path_factory):
+    out = tmp_path_factory.mktemp("findcont")
+    return _run(shared_ms("alma_sim.ms"), out, until_stage="findcont"), out, shared_ms("alma_sim.ms")
+
+
+def _line(truth: dict) -> dict:
+    return next(c for c in truth["sky_model"]["target"]["components"] if c["label"] == "line source")
+
+
+def test_the_line_is_left_out_and_most_line_free_channels_kept(found, truth):
+    """spw 1: no selected channel where the true line is above 1 % of its peak (LSRK channel
+    centres of the stage's spectrum), at least 70 % of the channels where it is below kept
+    (issue 15); spw 0 has no line: ALLCONT."""
+    state, out, _ = found
+    stage = _stage(state, "findcont")
+    assert stage["status"] == "done" and stage["score"]["colour"] == "green"
+    contdat = read_contdat(out / "cont.dat")
+    spectrum = json.loads((out / "findcont" / "SIMGAL_1.spw1.json").read_text())
+    freq = np.array(spectrum["freq_ghz"]) * 1e9
+    line = _line(truth)
+    profile = np.exp(-0.5 * ((freq - line["centre_freq_lsrk_hz"]) / line["sigma_hz"]) ** 2)
+    chosen = channel_mask(freq, np.abs(np.gradient(freq)), lookup(contdat, "SIMGAL_1", 1))
+    assert np.array_equal(chosen, np.array(spectrum["selected"], bool))  # the file selects what was found
+    assert not chosen[profile > 0.01].any()
+    free = profile <= 0.01
+    assert chosen[free].mean() >= 0.7, chosen[free].mean()
+    assert "ALLCONT" in lookup(contdat, "SIMGAL_1", 0).flags
+    assert stage["numbers"]["pairs"] == {"searched": 2, "with_ranges": 2, "allcont": 1, "lowbandwidth": 0}
+
+
+def test_an_edited_cont_dat_stands_and_a_given_one_is_used(found, tmp_path):
+    """A re-run keeps WORKDIR/cont.dat as the user edited it (no search); --contfile's ranges
+    take precedence and are written into the run's cont.dat."""
+    state, out, ms = found
+    text = (out / "cont.dat").read_text()
+    lines = text.splitlines(keepends=True)
+    spw1 = lines.index("SpectralWindow: 1\n")
+    edited = "".join(lines[:spw1 + 1] + ["229.05~229.1GHz LSRK\n"] + [x for x in lines[spw1 + 1:] if "GHz" not in x])
+    assert edited != text
+    (out / "cont.dat").write_text(edited)
+    again = _run(ms, out, from_stage="findcont", until_stage="findcont")
+    assert (out / "cont.dat").read_text() == edited
+    assert all("from cont.dat of an earlier run" in n for n in _stage(again, "findcont")["notes"][:2])
+    given = tmp_path / "given.cont.dat"
+    given.write_text("Field: SIMGAL_1\n\nSpectralWindow: 1\n228.9~228.95GHz LSRK\n\n")
+    other = tmp_path / "wd"
+    state2 = _run(ms, other, until_stage="findcont", contfile=str(given))
+    sel = lookup(read_contdat(other / "cont.dat"), "SIMGAL_1", 1)
+    assert [(r.low_hz, r.high_hz) for r in sel.ranges] == [(228.9e9, 228.95e9)]
+    assert "from " + str(given) in _stage(state2, "findcont")["notes"][1]
