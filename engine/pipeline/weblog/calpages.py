@@ -11,7 +11,9 @@ gets, the arrays they are drawn from, and their caching.
   calibrators), from CORRECTED_DATA of the working copy ``WORKDIR/calibrated/<ms>``, averaged over
   the unflagged channels and parallel-hand correlations, at most `MAX_POINTS` rows a figure
   (evenly spaced in row order, so in time);
-* flagdata: visibilities newly flagged per agent (the stage's ``numbers``).
+* flagdata: visibilities newly flagged per agent (the stage's ``numbers``);
+* findcont (a continuum stage, drawn the same way): each searched field/spw's mean spectrum with
+  the continuum channels shaded, from ``WORKDIR/findcont/<field>.spw<N>.json``.
 
 A picture is drawn only for a stage that ran ("done"), and is cached (`thumbs.Pictures`) on what
 it reads: name, size and modification time of every file of the tables or MS, or the stage's
@@ -335,9 +337,22 @@ def _flagdata(stage: StageRun, state: RunState, workdir: Path) -> list[Drawing]:
             for ms, per in sorted(stage.numbers.items()) if isinstance(per, dict) and per]
 
 
+def _spectrum_picture(path: Path) -> tuple[Any, str, str]:
+    spec = json.loads(path.read_text())
+    return (fc.findcont_figure(spec), f"findcont mean spectrum of {spec['field']} spw {spec['spw']}",
+            f"{spec['field']} spw {spec['spw']}: the coarse dirty cube's mean over the {spec['mask']} mask "
+            f"({spec['mask_pixels']} pixels); shaded: the channels written to cont.dat; grey: the baseline and the "
+            f"band around it")
+
+
+def _findcont(stage: StageRun, state: RunState, workdir: Path) -> list[Drawing]:
+    return [Drawing("findcont", "continuum channels", p.stem, file_key(p), partial(_spectrum_picture, p))
+            for p in sorted((workdir / "findcont").glob("*.json"))]
+
+
 DRAWINGS: dict[str, Callable[[StageRun, RunState, Path], list[Drawing]]] = {
     "bandpass": _bandpass, "timegaincal": _timegaincal, "gfluxscale": _gfluxscale, "applycal": _applycal,
-    "flagdata": _flagdata,
+    "flagdata": _flagdata, "findcont": _findcont,
 }
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BandpassPanel", "GainPanel", "FluxPanel", "VisPanel", "bandpass_figure", "bandpass_grid",
            "gain_time_figure", "flux_figure", "amp_uvdist_figure", "phase_time_figure", "flag_bars",
+           "findcont_figure",
            "save", "thumbnail", "wrap_deg", "VERSION"]
 
 PANEL_W, PANEL_H = 420, 250  # pixels of one panel (plus margins)
@@ -311,6 +312,37 @@ def flux_figure(panels: Sequence[FluxPanel]) -> Figure:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     return fig
+
+
+def findcont_figure(spec: Mapping[str, Any]) -> Figure:
+    """findcont's mean spectrum (mJy/beam) against LSRK frequency (GHz), the continuum channels
+    it chose shaded, its baseline and the band around it (the spectrum JSON of
+    `engine.stages.continuum.findcont.save_spectrum`)."""
+    freq = np.asarray(spec["freq_ghz"], dtype=float)
+    y = np.array([np.nan if v is None else v for v in spec["spectrum_mjy"]], dtype=float)
+    chosen = np.asarray(spec["selected"], dtype=bool)
+    base = np.asarray(spec["baseline_mjy"], dtype=float)
+    lo, hi = spec["band_mjy"]
+    fig, axes = _grid(1, 1, width=760, height=300)
+    ax = axes.flat[0]
+    half = np.abs(np.gradient(freq)) / 2 if freq.size > 1 else np.full(freq.size, 0.001)
+    for a, b in _chosen_runs(chosen):
+        ax.axvspan(min(freq[a] - half[a], freq[b] + half[b]), max(freq[a] - half[a], freq[b] + half[b]),
+                   color="tab:green", alpha=0.18, lw=0)
+    ax.fill_between(freq, base + lo, base + hi, color="0.5", alpha=0.2, lw=0, label="band kept")
+    ax.plot(freq, base, color="0.3", lw=1, label="baseline")
+    ax.plot(freq, y, color="tab:blue", lw=1, drawstyle="steps-mid", label=f"mean over the {spec['mask']} mask")
+    flags = f" [{' '.join(spec['flags'])}]" if spec.get("flags") else ""
+    _style(ax, f"{spec['field']} spw {spec['spw']}: continuum channels shaded{flags}", "LSRK frequency (GHz)",
+           "mean intensity (mJy/beam)")
+    ax.legend(fontsize=FONT - 1, loc="best")
+    return fig
+
+
+def _chosen_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index pairs of the runs of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _spw_scatter(ax, x: np.ndarray, y: np.ndarray, spw: np.ndarray) -> None:
