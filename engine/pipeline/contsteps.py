@@ -1,5 +1,6 @@
 """The continuum stages of a run (issue 15): findcont (line-free channels per field and spw of the
-target cubes, written as WORKDIR/cont.dat).
+target cubes, written as WORKDIR/cont.dat), uvcontfit (done by uvcontsub, in the same pass) and
+uvcontsub (the continuum-subtracted copies WORKDIR/line/<ms> that the cubes read).
 
 findcont takes a field/spw's ranges, in this order, from the user's ``--contfile``, from an
 earlier WORKDIR/cont.dat (a user may have edited it: the edit stands), and only otherwise searches
@@ -11,6 +12,9 @@ those images and no other. To search a field/spw again, delete its block (or the
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Callable, Optional
 
 from almarules.engine.evaluate import api
@@ -21,6 +25,7 @@ from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, StageRun
 from almarules.engine.products.contdat import (
     ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
+from almarules.engine.stages.continuum.contsub import line_copy
 from almarules.engine.stages.continuum.cube import CoarseSetup
 from almarules.engine.stages.continuum.findcont import SearchParams, save_spectrum, search
 from almarules.engine.stages.imaging.job import ImagingError, setting, split_key
@@ -150,4 +155,62 @@ def _merge(given: Optional[ContDat], earlier: Optional[ContDat], merged: dict) -
     return ContDat(fields=fields)
 
 
-STAGES = {"findcont": findcont}
+LINE = "line"  # WORKDIR/line/<ms>: the continuum-subtracted copies
+
+
+def uvcontfit(ctx: RunContext, stage: StageRun) -> None:
+    """The fit is made by uvcontsub, in the same pass over the data as the subtraction."""
+    stage.status, stage.why = "skipped", "uvcontsub fits and subtracts the continuum in one pass over the data"
+
+
+def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
+    """The line copies of the target cubes' MSs (`engine.stages.continuum.contsub`)."""
+    pairs = cube_pairs(ctx)
+    fields = list(dict.fromkeys(f for f, _ in pairs))
+    if not fields:
+        stage.status, stage.why = "skipped", "no target cube in the imaging list"
+        return
+    adopt_earlier(ctx, stage)
+    if ctx.contdat is None:
+        stage.status, stage.why = "skipped", "no cont.dat (findcont did not run and none was given): cubes keep their continuum"
+        ctx.state.attention.append(Attention(level="warning", stage=stage.index,
+                                             text="uvcontsub: no cont.dat: the cubes hold the continuum"))
+        return
+    order = int(setting(ctx.dec, "dataset.uvcontsub_order").value)
+    ranges = {f"{f}.{s}": (lookup(ctx.contdat, f, s).model_dump(mode="json") if lookup(ctx.contdat, f, s) else None)
+              for f, s in pairs}
+    key = hashlib.sha256(json.dumps({"ranges": ranges, "order": order}, sort_keys=True).encode()).hexdigest()[:16]
+    sources = ctx.vis_ms or list(ctx.opts.ms)
+    ctx.line_ms, ctx.line_digests = [], []
+    for src, (_, ident) in zip(sources, ctx.ms_digests, strict=True):
+        dest = ctx.wd.root / LINE / Path(src).name
+        rep = line_copy(Path(src), dest, f"{ident}+contsub:{key}", fields, ctx.contdat, order)
+        ctx.line_ms.append(str(dest))
+        # the images' view of the copy: its ranges enter each cube's inputs per field/spw (inputs.image_manifest)
+        ctx.line_digests.append((str(dest), f"{ident}+contsub:order {order}"))
+        stage.items.append(rep.ms)
+        if rep.column:
+            stage.notes += [f"{rep.ms}: {d} ({rep.column}, order {order})" for d in rep.done]
+            if rep.failed:
+                stage.notes.append(f"{rep.ms}: {rep.failed} row/correlation pairs had too few fit channels: flagged")
+            for w in rep.without_ranges:
+                text = f"{rep.ms} {w}: no cont.dat ranges: its cube keeps the continuum"
+                stage.notes.append(text)
+                ctx.state.attention.append(Attention(level="warning", stage=stage.index, text=f"uvcontsub: {text}"))
+        else:
+            stage.notes.append(f"{rep.ms}: line copy {ctx.wd.rel(dest)} already up to date (same calibration, "
+                               f"cont.dat ranges and order)")
+    stage.notes.append(f"the cubes read the continuum-subtracted copies in {LINE}/ ({dataset_rule(ctx)})")
+    for line in stage.notes:
+        ctx.stage_log(stage, line)
+
+
+def dataset_rule(ctx: RunContext) -> str:
+    """Where the fit order comes from (rules file:line:col)."""
+    try:
+        return f"order from {ctx.dec.value('dataset.uvcontsub_order').at}"
+    except KeyError:
+        return "order: the rules give none"
+
+
+STAGES = {"findcont": findcont, "uvcontfit": uvcontfit, "uvcontsub": uvcontsub}

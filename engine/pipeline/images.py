@@ -20,7 +20,7 @@ from almarules.engine.pipeline.progress import duration
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, ImageEntry, QAReason, StageRun, StageScore
 from almarules.engine.pipeline.tasks import ImageTask, TaskResult, kept_result, run_image
-from almarules.engine.stages.imaging.job import ImagingError, setting
+from almarules.engine.stages.imaging.job import ImagingError, setting, split_key
 from almarules.engine.stages.imaging.record import ImageRecord
 
 #: plan estimate name -> (value attribute, unit it is kept in)
@@ -39,16 +39,23 @@ def estimates(dec: Decisions, key: str) -> dict[str, Optional[float]]:
     return out
 
 
+def _line(ctx: RunContext, key: str) -> bool:
+    """A cube that reads the continuum-subtracted copies (uvcontsub ran)."""
+    return bool(ctx.line_ms) and split_key(key)[3] == "cube"
+
+
 def _manifest(ctx: RunContext, key: str) -> tuple[dict[str, str], dict[str, str]]:
     if "closure" not in ctx.cache:
         ctx.cache["closure"] = Closure(ctx.dec, ctx.program)
     flags = ctx.flagtemplate_text if ctx.flags_applied else None
-    return image_manifest(key, ctx.cache["closure"], ctx.ms_digests, ctx.contdat, ctx.opts.switches(), flags)
+    ms = ctx.line_digests if _line(ctx, key) else ctx.ms_digests
+    return image_manifest(key, ctx.cache["closure"], ms, ctx.contdat, ctx.opts.switches(), flags, _line(ctx, key))
 
 
 def _task(ctx: RunContext, key: str, parts: dict[str, str]) -> ImageTask:
+    ms = ctx.line_ms if _line(ctx, key) else ctx.vis_ms or ctx.opts.ms
     return ImageTask(
-        key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ctx.vis_ms or ctx.opts.ms,
+        key=key, rules=ctx.opts.rules, sets=ctx.opts.sets, facts=str(ctx.wd.root / FACTS), ms=ms,
         out_dir=str(ctx.wd.images), mous=ctx.opts.mous, contfile=ctx.contfile or ctx.opts.contfile,
         extra_products=True,
         memory_limit=int(ctx.opts.memory_gb * 1e9), nthreads=ctx.executor.task_threads(),

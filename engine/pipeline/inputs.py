@@ -5,7 +5,8 @@ An image's *manifest* maps a component to a short digest (and, beside it, to wor
 read): every Measurement Set (its files' sizes and modification times, as `almarules image`
 resumes), each parameter its values reach, each rule declaration they reach (its source text,
 not its line, so an edit elsewhere in the file that shifts lines changes nothing), the tables and
-bands those declarations name, its cont.dat ranges (cont images: its field and spws only), the
+bands those declarations name, its cont.dat ranges (cont images and the cubes made from
+continuum-subtracted copies: its field and spws only), the
 flag template, and the run's switches. The closure follows ``Value.inputs`` from every value of
 ``image[KEY]`` in the decisions of the plan (the facts before any measurement).
 """
@@ -97,8 +98,11 @@ class Closure:
 
 
 def image_manifest(key: str, closure: Closure, ms: list[tuple[str, str]], contdat: Optional[ContDat],
-                   switches: dict[str, Any], flagtemplate: Optional[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(component -> digest, component -> words) of image `key`; `ms` is (path, identity digest)."""
+                   switches: dict[str, Any], flagtemplate: Optional[str],
+                   line: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    """(component -> digest, component -> words) of image `key`; `ms` is (path, identity digest);
+    `line`: a cube made from continuum-subtracted copies, which depends on its field/spw's cont.dat
+    ranges as a cont image does (and on no other field/spw's)."""
     at, params, named = closure.of(key)
     parts: dict[str, str] = {"almarules": __version__}
     words: dict[str, str] = {"almarules": f"almarules {__version__}"}
@@ -123,7 +127,7 @@ def image_manifest(key: str, closure: Closure, ms: list[tuple[str, str]], contda
         parts[f"table:{name}"] = digest(declaration_text(closure.program, decl))
         words[f"table:{name}"] = f"table {name} ({decl.loc})"
     field, _intent, spws, specmode = split_key(key)
-    if specmode == "cont":
+    if specmode == "cont" or (line and specmode == "cube"):
         ranges = {s: (lookup(contdat, field, s).model_dump(mode="json") if contdat and lookup(contdat, field, s)
                       else None) for s in spws}
         parts["contdat"] = digest(ranges)

@@ -42,7 +42,6 @@ STAGES: dict[str, StageImpl] = {
 
 #: What is still to come for the stages the recipe names and almarules does not implement yet.
 _LATER = {name: "calibration" for name in ("rawflagchans", "tsyscal", "tsysflag", "gainflag")}
-_LATER.update({name: "continuum" for name in ("uvcontfit", "uvcontsub")})
 _LATER.update({name: "target preparation" for name in ("mstransform", "flagtargets")})
 
 

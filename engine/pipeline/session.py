@@ -67,6 +67,8 @@ class RunContext:
     vis_ms: Optional[list[str]] = None  # the MSs the images read: the calibrated working copies after applycal
     unscaled: Optional[str] = None  # why the calibration of vis_ms has no flux scale (None: it has one)
     contfile: Optional[str] = None  # the cont.dat the images read when findcont wrote one (else --contfile)
+    line_ms: Optional[list[str]] = None  # the continuum-subtracted copies the cubes read (uvcontsub)
+    line_digests: list[tuple[str, str]] = field(default_factory=list)  # (path, identity) of each line copy
     later_images: dict[int, list[str]] = field(default_factory=dict)  # makeimages stage index -> its images
     cache: dict[str, Any] = field(default_factory=dict)
 

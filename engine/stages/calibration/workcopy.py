@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable, Optional
 
 from almarules.engine.io import write_atomic
 
@@ -33,8 +34,10 @@ def current_copy(dest: Path, source: Path, identity: str) -> bool:
     return marker.get("source") == str(Path(source).resolve()) and marker.get("identity") == identity
 
 
-def make_copy(source: Path, dest: Path, identity: str) -> Path:
-    """Copy the MS `source` to `dest` (replacing an out-of-date copy), atomically; returns `dest`."""
+def make_copy(source: Path, dest: Path, identity: str, prepare: Optional[Callable[[Path], None]] = None) -> Path:
+    """Copy the MS `source` to `dest` (replacing an out-of-date copy), atomically; returns `dest`.
+    `prepare(path)` runs on the complete copy before it is marked and renamed into place (a copy
+    that is interrupted while it is prepared is never taken for a finished one)."""
     source, dest = Path(source), Path(dest)
     if current_copy(dest, source, identity):
         return dest
@@ -46,6 +49,8 @@ def make_copy(source: Path, dest: Path, identity: str) -> Path:
         for f in tmp.rglob("*"):
             if f.is_file():
                 f.chmod(f.stat().st_mode | 0o200)
+        if prepare is not None:
+            prepare(tmp)
         write_atomic(tmp / MARKER, json.dumps({"source": str(source.resolve()), "identity": identity}) + "\n")
         old = dest.with_name(f".{dest.name}.old")
         if dest.exists():

@@ -78,3 +78,55 @@ def test_an_edited_cont_dat_stands_and_a_given_one_is_used(found, tmp_path):
     sel = lookup(read_contdat(other / "cont.dat"), "SIMGAL_1", 1)
     assert [(r.low_hz, r.high_hz) for r in sel.ranges] == [(228.9e9, 228.95e9)]
     assert "from " + str(given) in _stage(state2, "findcont")["notes"][1]
+
+
+@pytest.fixture(scope="module")
+def full(shared_ms, tmp_path_factory):
+    out = tmp_path_factory.mktemp("contsub")
+    return _run(shared_ms("alma_sim.ms"), out), out
+
+
+def test_the_line_cube_holds_the_line_at_its_true_peak_and_no_continuum(full, truth):
+    """alma_sim raw -> calibrated -> findcont -> uvcontsub -> the spw 1 cube: at the source, the
+    line's peak within 3 % (+ 5 sigma) of the truth, and the mean over the line-free planes
+    (cont.dat's channels) zero within 3 sigma of that mean, where the continuum is 20 mJy."""
+    from almarules.engine.products.fits import read_image
+
+    state, out = full
+    assert _stage(state, "uvcontsub")["status"] == "done"
+    assert _stage(state, "uvcontfit")["status"] == "skipped"
+    cube = next((out / "images").glob("*spw1.cube.I.image.fits"))
+    record = json.loads(Path(str(cube).replace("image.fits", "record.json")).read_text())
+    assert record["status"] == "ok" and all("/line/" in m for m in record["data"]["measurement_sets"])
+    data, header, _ = read_image(cube)
+    n = data.shape[1] // 2
+    spectrum = data[:, n - 1:n + 2, n - 1:n + 2].max(axis=(1, 2))  # the source's pixel, whatever its rounding
+    nchan = data.shape[0]
+    freq = header["CRVAL3"] + (np.arange(nchan) + 1 - header["CRPIX3"]) * header["CDELT3"]
+    line = _line(truth)
+    profile = np.exp(-0.5 * ((freq - line["centre_freq_lsrk_hz"]) / line["sigma_hz"]) ** 2)
+    free = channel_mask(freq, abs(header["CDELT3"]), lookup(read_contdat(out / "cont.dat"), "SIMGAL_1", 1))
+    noise = float(np.std(data[free, n, n]))
+    assert abs(spectrum.max() - line["peak_jy"]) <= 0.03 * line["peak_jy"] + 5 * noise
+    centre = data[free, n, n]
+    assert abs(centre.mean()) <= 3 * noise / np.sqrt(centre.size), (centre.mean(), noise)
+    assert not (profile[free] > 0.01).any()
+
+
+def test_a_cont_dat_edit_redoes_uvcontsub_and_only_the_images_of_that_field_spw(full, shared_ms):
+    """Editing spw 1's ranges in WORKDIR/cont.dat and running again: uvcontsub makes the line copy
+    again; the spw 1 cube and the cont image (spws 0 and 1) are made again, saying why; the spw 0
+    cube and the mfs images are kept."""
+    state, out = full
+    text = (out / "cont.dat").read_text()
+    lines = text.splitlines(keepends=True)
+    spw1 = lines.index("SpectralWindow: 1\n")
+    kept_spw0 = "".join(lines[:spw1 + 1])
+    (out / "cont.dat").write_text(kept_spw0 + "228.89~228.95GHz LSRK\n229.05~229.11GHz LSRK\n\n")
+    again = _run(shared_ms("alma_sim.ms"), out)
+    assert not any("already up to date" in n for n in _stage(again, "uvcontsub")["notes"])
+    redone = {k: why for s in again["stages"] if s["name"] == "makeimages" for k, why in s["redone"].items()}
+    kept = {k for s in again["stages"] if s["name"] == "makeimages" for k in s["kept"]}
+    assert set(redone) == {"SIMGAL_1.TARGET.1.cube", "SIMGAL_1.TARGET.0_1.cont"}, redone
+    assert any("cont.dat ranges of field SIMGAL_1, spw 1" in w for w in redone["SIMGAL_1.TARGET.1.cube"])
+    assert {"SIMGAL_1.TARGET.0.cube", "SIMGAL_1.TARGET.0.mfs", "SIMGAL_1.TARGET.1.mfs"} <= kept
