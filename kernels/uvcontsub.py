@@ -48,6 +48,11 @@ channel of those rows/correlations — use it for the written FLAG column. This 
 on purpose: CASA lowers the order to (usable channels - 1) when 0 < usable <= order (a silently
 different model), and with no usable channel passes the data through unsubtracted and unflagged,
 so continuum leaks into line cubes.
+
+Measured against CASA 6.7.0-31 uvcontsub (benchmarks/compare_uvcontsub.py, alma_sim spw 1,
+datacolumn='corrected', orders 0..3): the subtracted data agree to <= 4.7e-7 of the data rms
+(CASA writes single precision); CASA weights the fit by WEIGHT_SPECTRUM (WEIGHT in every channel
+when the column is absent), as `weight` expects; flagged samples are excluded on both sides.
 """
 
 from __future__ import annotations
