@@ -229,9 +229,14 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
                    spike_factor: float = 1.5,
                    wing_floor: float = 0.005, max_pad: float = 1.0, trim_fraction: float = 0.1, max_trim: int = 20,
                    min_width: Optional[int] = None, allcont_fraction: float = 0.925,
-                   lowbandwidth_fraction: float = 0.05) -> ContinuumResult:
+                   lowbandwidth_fraction: float = 0.05, smooth_widths: tuple[int, ...] = (2, 4, 8, 16),
+                   smooth_false_rate: float = 0.02) -> ContinuumResult:
     """Line-free channels of a mean spectrum (module docstring, steps 1-5). sigma_eff None: from
-    `sigma_effective` with the given parameters; min_width None: ceil(log10(nchan))."""
+    `sigma_effective` with the given parameters; min_width None: ceil(log10(nchan)).
+    smooth_widths: after the per-channel band, the residual's means over windows of these many
+    channels are held against their own band (`_wide_lines`: noise alone crosses one in a fraction
+    smooth_false_rate of spectra), so a broad line a few sigma per channel is rejected too; () to
+    switch it off."""
     x = np.asarray(spectrum, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"spectrum must be 1-D, got shape {x.shape}")
@@ -276,12 +281,50 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
             "max_trim": float(max_trim),
             "min_width": float(min_width if min_width is not None else max(1, math.ceil(math.log10(max(nchan, 2)))))}
     selected = _shape_ranges(kept, valid, res, band, opts, why)
+    if smooth_widths:  # broad weak lines: their windows leave, without wing padding (the window spans them)
+        wide = _wide_lines(res, valid & selected, sigma, nv, tuple(int(w) for w in smooth_widths),
+                           float(lower_factor), float(smooth_false_rate))  # windows of selected channels only
+        if wide.any():
+            selected = selected & ~wide
+            keep = [(a, b) for a, b in _runs(selected) if b - a + 1 >= int(opts["min_width"])]
+            selected = np.zeros_like(selected)
+            for a, b in keep:
+                selected[a:b + 1] = True
+            why.append(f"{int(wide.sum())} more channels in {len(_runs(wide))} stretches rejected on the spectrum "
+                       f"smoothed over {', '.join(map(str, smooth_widths))} channels (a broad line weaker than "
+                       f"the band per channel)")
     ranges = _ranges(selected)
     flags = _flags(ranges, int(selected.sum()), nv, float(allcont_fraction), float(lowbandwidth_fraction), why)
     return ContinuumResult(selected, tuple(ranges), float(level), float(slope), float(sigma), float(fit.seed_level),
                            float(fit.seed_sigma), "low" if low else "high", fit.peak_snr, s_eff,
                            (float(band[0]), float(band[1])), flags,
                            tuple(why))
+
+
+def _wide_lines(res: np.ndarray, valid: np.ndarray, sigma: float, nv: int, widths: tuple[int, ...],
+                lower_factor: float, false_rate: float) -> np.ndarray:
+    """Channels in a window of w consecutive `valid` channels (w in `widths`) whose mean residual
+    lies outside the band of a mean of w independent channels, t sigma / sqrt(w) above (lower_factor
+    t below), with t the Bonferroni threshold that noise alone crosses in a fraction `false_rate`
+    of spectra over all the windows of all the widths (Phi(-t) = false_rate / (2 N_windows)). A line
+    a few sigma per channel but many channels wide stands out there."""
+    from scipy.special import ndtri
+
+    used = [w for w in widths if 2 <= w <= nv // 4]
+    out = np.zeros(res.size, dtype=bool)
+    if not used or false_rate <= 0:
+        return out
+    t = float(-ndtri(false_rate / (2.0 * sum(nv - w + 1 for w in used))))
+    r = np.concatenate([[0.0], np.cumsum(np.where(valid, res, 0.0))])
+    n = np.concatenate([[0], np.cumsum(valid.astype(np.int64))])
+    for w in used:
+        mean = (r[w:] - r[:-w]) / w
+        full = (n[w:] - n[:-w]) == w
+        edge = t * sigma / math.sqrt(w)
+        hit = full & ((mean > edge) | (mean < -lower_factor * edge))
+        if hit.any():
+            out |= np.convolve(hit.astype(np.int64), np.ones(w, dtype=np.int64))[:res.size] > 0
+    return out
 
 
 class _Fit(NamedTuple):
