@@ -94,6 +94,44 @@ def emission_mask(cube: np.ndarray, pb: Optional[np.ndarray], beam_area_pixels: 
     return fall, "pb"
 
 
+def peak_spectrum(cube: np.ndarray, pb: Optional[np.ndarray], pb_limit: float = 0.2) -> np.ndarray:
+    """(nchan,) per channel, the brightest pixel of the cube less each pixel's median over the
+    channels (its continuum), over that channel's 1.4826 MAD, among the valid pixels (finite, pb >=
+    pb_limit): line emission anywhere in the field in that channel, in noise units, wherever it sits
+    (an extended source whose emission moves across the field from channel to channel, which a
+    mean over a fixed mask dilutes). NaN for a channel without valid pixels."""
+    c = np.asarray(cube, dtype=np.float64)
+    valid = np.isfinite(c).any(axis=2)
+    if pb is not None:
+        valid &= np.isfinite(pb) & (np.asarray(pb, dtype=np.float64) >= float(pb_limit))
+    if not valid.any():
+        return np.full(c.shape[2], np.nan)
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        v = c[valid] - np.nanmedian(c[valid], axis=1, keepdims=True)  # (npix, nchan)
+        med = np.nanmedian(v, axis=0)
+        mad = MAD_TO_SIGMA * np.nanmedian(np.abs(v - med), axis=0)
+        return np.where(mad > 0, (np.nanmax(v, axis=0) - med) / np.where(mad > 0, mad, 1.0), np.nan)
+
+
+def strong_channels(peak: np.ndarray, factor: float = 2.0, pad_fraction: float = 0.1) -> np.ndarray:
+    """(nchan,) bool: line channels of a `peak_spectrum`: every run of channels above the upper band
+    of its own `find_continuum` that holds a channel above `factor` times that band (so far above
+    the max statistic's scatter that it is line emission; the run around it is the line's extent),
+    widened by pad_fraction of its length (at least one channel) on both sides."""
+    x = np.asarray(peak, dtype=np.float64)
+    out = np.zeros(x.size, dtype=bool)
+    if np.isfinite(x).sum() < 8 or factor <= 0:
+        return out
+    r = find_continuum(x, smooth_widths=())
+    excess = np.where(np.isfinite(x), x - r.baseline(), -np.inf)
+    seed = excess > float(factor) * r.band[1]
+    for a, b in _runs(excess > r.band[1]):  # hysteresis: a run above the band that holds a seed, whole
+        if seed[a:b + 1].any():
+            pad = max(1, math.ceil(pad_fraction * (b - a + 1)))
+            out[max(a - pad, 0):b + pad + 1] = True
+    return out
+
+
 def mean_spectrum(cube: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(nchan,) mean over the `mask` pixels of a (nx, ny, nchan) cube per channel, NaN pixels
     ignored; NaN for a channel with no finite pixel in the mask."""
@@ -230,13 +268,15 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
                    wing_floor: float = 0.005, max_pad: float = 1.0, trim_fraction: float = 0.1, max_trim: int = 20,
                    min_width: Optional[int] = None, allcont_fraction: float = 0.925,
                    lowbandwidth_fraction: float = 0.05, smooth_widths: tuple[int, ...] = (2, 4, 8, 16),
-                   smooth_false_rate: float = 0.02) -> ContinuumResult:
+                   smooth_false_rate: float = 0.02, exclude: Optional[np.ndarray] = None) -> ContinuumResult:
     """Line-free channels of a mean spectrum (module docstring, steps 1-5). sigma_eff None: from
     `sigma_effective` with the given parameters; min_width None: ceil(log10(nchan)).
     smooth_widths: after the per-channel band, the residual's means over windows of these many
     channels are held against their own band (`_wide_lines`: noise alone crosses one in a fraction
     smooth_false_rate of spectra), so a broad line a few sigma per channel is rejected too; () to
-    switch it off."""
+    switch it off. exclude: (nchan,) bool, channels known to hold lines (e.g. from another
+    spectrum, already widened over their wings): left out of the baseline fit and of the ranges,
+    like flagged channels, but counted as channels of the band for the flags."""
     x = np.asarray(spectrum, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"spectrum must be 1-D, got shape {x.shape}")
@@ -250,7 +290,13 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
     if nv < nchan:
         why.append(f"{nchan - nv} of {nchan} channels are flagged (NaN) and never selected")
     ch = np.arange(nchan, dtype=np.float64) - 0.5 * (nchan - 1)
-    low = _low_is_quiet(x[valid], float(quiet_fraction), int(min_quiet))
+    fitvalid = valid if exclude is None else valid & ~np.asarray(exclude, dtype=bool)
+    if int(fitvalid.sum()) < 2:
+        why.append("fewer than 2 channels left after the excluded ones: nothing to select")
+        return _empty_result(nchan, x, why)
+    if fitvalid.sum() < nv:
+        why.append(f"{nv - int(fitvalid.sum())} channels excluded as line channels before the search")
+    low = _low_is_quiet(x[fitvalid], float(quiet_fraction), int(min_quiet))
     p = {"quiet_fraction": float(quiet_fraction), "min_quiet": int(min_quiet), "nested_tails": int(nested_tails),
          "slope_blocks": int(slope_blocks), "slope_quantile": float(slope_quantile), "iterations": int(iterations),
          "lower_factor": float(lower_factor), "max_sigma_growth": float(max_sigma_growth),
@@ -258,10 +304,10 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
          "sigma_eff": None if sigma_eff is None else float(sigma_eff),
          "sigma_kw": {"sigma_min": sigma_min, "sigma_max": sigma_max, "snr_gain": snr_gain, "snr_ref": snr_ref,
                       "tdm_nchan": tdm_nchan, "tdm_widen": tdm_widen}}
-    flat = fit = _baseline(x, ch, valid, low, False, p)
+    flat = fit = _baseline(x, ch, fitvalid, low, False, p)
     trend = ""
     if fit_slope and nv >= 4 * max(int(slope_blocks), 2):
-        sloped = _baseline(x, ch, valid, low, True, p)
+        sloped = _baseline(x, ch, fitvalid, low, True, p)
         fit = sloped if sloped.resid_sigma < flat.resid_sigma else flat
         trend = (f"linear trend {'fitted' if fit is sloped else 'rejected'}: residual sigma "
                  f"{sloped.resid_sigma:.3g} with it, {flat.resid_sigma:.3g} without")
@@ -280,9 +326,9 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
             "wing_floor": float(wing_floor), "max_pad": float(max_pad), "trim_fraction": float(trim_fraction),
             "max_trim": float(max_trim),
             "min_width": float(min_width if min_width is not None else max(1, math.ceil(math.log10(max(nchan, 2)))))}
-    selected = _shape_ranges(kept, valid, res, band, opts, why)
+    selected = _shape_ranges(kept, fitvalid, res, band, opts, why)  # excluded channels: no padding, as flagged
     if smooth_widths:  # broad weak lines: their windows leave, without wing padding (the window spans them)
-        wide = _wide_lines(res, valid & selected, sigma, nv, tuple(int(w) for w in smooth_widths),
+        wide = _wide_lines(res, fitvalid & selected, sigma, nv, tuple(int(w) for w in smooth_widths),
                            float(lower_factor), float(smooth_false_rate))  # windows of selected channels only
         if wide.any():
             selected = selected & ~wide

@@ -57,7 +57,7 @@ def _setup(ctx: RunContext, key: str) -> tuple[CoarseSetup, SearchParams]:
                         dish_m=_dish(ctx))
     params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
                                                             "quiet_fraction", "lower_factor", "trim", "allcont",
-                                                            "lowbandwidth")))
+                                                            "lowbandwidth", "peak_factor")))
     return setup, params
 
 

@@ -303,3 +303,22 @@ def test_a_broad_line_weaker_than_the_band_per_channel_is_found_on_the_smoothed_
     noise_cost = [int(find_continuum(y).selected.sum() < find_continuum(y, smooth_widths=()).selected.sum())
                   for y in (1.0 + 0.01 * rng.normal(size=(100, 128)))]
     assert sum(noise_cost) <= 10, sum(noise_cost)
+
+
+def test_peak_spectrum_finds_emission_that_moves_across_the_field():
+    """A bright continuum source and a line whose emission moves to another pixel in each of
+    channels 15-25 (as a rotating galaxy's): the peak spectrum of the continuum-subtracted cube
+    stands out there by many sigma, strong_channels marks exactly 15-25 plus its padding, and
+    nothing on noise alone."""
+    from almarules.kernels.continuum import peak_spectrum, strong_channels
+
+    rng = np.random.default_rng(5)
+    cube = rng.normal(size=(48, 48, 40))
+    cube[24, 24, :] += 10.0  # continuum
+    for k, c in enumerate(range(15, 26)):
+        cube[10 + 2 * k, 30, c] += 12.0  # the line's emission, one place per channel
+    peak = peak_spectrum(cube, None)
+    assert np.all(peak[15:26] > 2 * np.max(np.delete(peak, np.arange(15, 26))))
+    strong = strong_channels(peak, 2.0)
+    assert strong[15:26].all() and not strong[:13].any() and not strong[28:].any()
+    assert not strong_channels(peak_spectrum(rng.normal(size=(48, 48, 40)), None), 2.0).any()

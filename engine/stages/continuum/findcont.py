@@ -1,6 +1,9 @@
 """findcont for one field and spw: the coarse dirty cube (`cube`), the emission mask and mean
-spectrum, the line-free channels (`kernels.continuum`), as a cont.dat selection (LSRK channel
-centres, version 3) and the arrays the weblog's spectrum figure is drawn from.
+spectrum and its line-free channels (`kernels.continuum`); when the peak spectrum shows line
+channels beyond doubt among them (emission anywhere in the field: an extended source moving across
+it from channel to channel, which the mean over a fixed mask dilutes, as NGC 5921's HI), the search
+again with those channels excluded; as a cont.dat selection (LSRK channel centres, version 3) and the arrays
+the weblog's spectrum figure is drawn from.
 
 A range is written from the LSRK centre of its first channel to that of its last, so that
 `products.contdat.channel_mask` (channel centres inside a range, a thousandth of a channel of
@@ -35,6 +38,7 @@ class SearchParams:
     trim: float
     allcont: float
     lowbandwidth: float
+    peak_factor: float  # channels of the peak spectrum this many bands above its baseline are line channels
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Found:
     result: kc.ContinuumResult
     mask_how: str  # "emission" or "pb"
     mask_pixels: int
+    strong: np.ndarray  # (nchan,) bool: line channels from the peak spectrum (excluded up front)
     freq_lsrk: np.ndarray  # (nchan,) Hz
     spectrum: np.ndarray  # (nchan,) Jy/beam, the mean over the mask
     notes: tuple[str, ...]
@@ -55,8 +60,9 @@ class Found:
         r = self.result
         ranges = ", ".join(f"{a}~{b}" for a, b in r.ranges) or "none"
         flags = f" [{' '.join(r.flags)}]" if r.flags else ""
+        strong = f", {int(self.strong.sum())} line channels from the peak spectrum" if self.strong.any() else ""
         return (f"{self.field} spw {self.spw}: channels {ranges} of {r.nchan} ({100 * r.fraction:.0f} %){flags}; "
-                f"mean spectrum over {self.mask_pixels} pixels ({self.mask_how} mask), baseline "
+                f"mean spectrum over {self.mask_pixels} pixels ({self.mask_how} mask{strong}), baseline "
                 f"{1e3 * r.level:.3g} mJy/beam, sigma {1e3 * r.sigma:.3g} mJy/beam, peak S/N {r.peak_snr:.0f}")
 
 
@@ -73,11 +79,16 @@ def found_in(cube: CoarseCube, field: str, spw: int, params: SearchParams) -> Fo
                                  peak_mad=params.peak_mad, min_island_beams=params.min_island,
                                  pb_fallback=params.pb_fallback)
     spectrum = kc.mean_spectrum(cube.cube, mask)
-    result = kc.find_continuum(spectrum, quiet_fraction=params.quiet_fraction, lower_factor=params.lower_factor,
-                               trim_fraction=params.trim, allcont_fraction=params.allcont,
-                               lowbandwidth_fraction=params.lowbandwidth)
-    return Found(field, spw, selection(spw, result, cube.freq_lsrk), result, how, int(mask.sum()), cube.freq_lsrk,
-                 spectrum, cube.notes)
+    kw = dict(quiet_fraction=params.quiet_fraction, lower_factor=params.lower_factor, trim_fraction=params.trim,
+              allcont_fraction=params.allcont, lowbandwidth_fraction=params.lowbandwidth)
+    result = kc.find_continuum(spectrum, **kw)
+    strong = kc.strong_channels(kc.peak_spectrum(cube.cube, cube.pb), params.peak_factor)
+    if (strong & result.selected).any():  # the mean spectrum missed emission the peak spectrum sees: a veto
+        result = kc.find_continuum(spectrum, exclude=strong, **kw)
+    else:
+        strong = np.zeros_like(strong)
+    return Found(field, spw, selection(spw, result, cube.freq_lsrk), result, how, int(mask.sum()), strong,
+                 cube.freq_lsrk, spectrum, cube.notes)
 
 
 def selection(spw: int, result: kc.ContinuumResult, freq_lsrk: np.ndarray) -> SpwContinuum:
@@ -100,4 +111,4 @@ def save_spectrum(path: Path, found: Found) -> None:
         "spectrum_mjy": [None if not np.isfinite(v) else float(v) * 1e3 for v in found.spectrum],
         "selected": r.selected.astype(int).tolist(), "baseline_mjy": (baseline * 1e3).tolist(),
         "band_mjy": [r.band[0] * 1e3, r.band[1] * 1e3], "flags": list(r.flags), "mask": found.mask_how,
-        "mask_pixels": found.mask_pixels, "why": list(r.why)}) + "\n")
+        "mask_pixels": found.mask_pixels, "strong": found.strong.astype(int).tolist(), "why": list(r.why)}) + "\n")

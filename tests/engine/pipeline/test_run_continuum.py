@@ -130,3 +130,17 @@ def test_a_cont_dat_edit_redoes_uvcontsub_and_only_the_images_of_that_field_spw(
     assert set(redone) == {"SIMGAL_1.TARGET.1.cube", "SIMGAL_1.TARGET.0_1.cont"}, redone
     assert any("cont.dat ranges of field SIMGAL_1, spw 1" in w for w in redone["SIMGAL_1.TARGET.1.cube"])
     assert {"SIMGAL_1.TARGET.0.cube", "SIMGAL_1.TARGET.0.mfs", "SIMGAL_1.TARGET.1.mfs"} <= kept
+
+
+def test_ngc5921_ranges_exclude_the_hi_emission(shared_ms, tmp_path):
+    """NGC 5921 raw (intents file) calibrated, then findcont: the HI emission of the galaxy, which
+    moves across the field with its rotation, fills channels 7-49 (the NGC 5921 CASA tutorial
+    takes 4-6 and 50-59 as line-free); no selected channel lies there, and both sides keep some."""
+    opts = RunOptions(ms=[str(shared_ms("ngc5921.ms"))], workdir=str(tmp_path / "wd"),
+                      rules=[str(REPO / "rules/alma/cycle4")], workers=1, weblog=False, quiet=True,
+                      intents=str(REPO / "examples/intents/ngc5921.yaml"), until_stage="findcont")
+    run(opts, ["almarules", "run"], stream=open("/dev/null", "w"))
+    spectrum = json.loads((tmp_path / "wd" / "findcont" / "N5921_2.spw0.json").read_text())
+    chosen = np.array(spectrum["selected"], bool)
+    assert not chosen[7:50].any()
+    assert chosen[:7].sum() >= 2 and chosen[50:].sum() >= 8
