@@ -327,24 +327,32 @@ def find_continuum(spectrum: np.ndarray, *, quiet_fraction: float = 0.19, min_qu
             "max_trim": float(max_trim),
             "min_width": float(min_width if min_width is not None else max(1, math.ceil(math.log10(max(nchan, 2)))))}
     selected = _shape_ranges(kept, fitvalid, res, band, opts, why)  # excluded channels: no padding, as flagged
-    if smooth_widths:  # broad weak lines: their windows leave, without wing padding (the window spans them)
-        wide = _wide_lines(res, fitvalid & selected, sigma, nv, tuple(int(w) for w in smooth_widths),
-                           float(lower_factor), float(smooth_false_rate))  # windows of selected channels only
-        if wide.any():
-            selected = selected & ~wide
-            keep = [(a, b) for a, b in _runs(selected) if b - a + 1 >= int(opts["min_width"])]
-            selected = np.zeros_like(selected)
-            for a, b in keep:
-                selected[a:b + 1] = True
-            why.append(f"{int(wide.sum())} more channels in {len(_runs(wide))} stretches rejected on the spectrum "
-                       f"smoothed over {', '.join(map(str, smooth_widths))} channels (a broad line weaker than "
-                       f"the band per channel)")
+    if smooth_widths:
+        selected = _drop_wide(selected, res, fitvalid, sigma, nv, tuple(int(w) for w in smooth_widths),
+                              float(lower_factor), float(smooth_false_rate), int(opts["min_width"]), why)
     ranges = _ranges(selected)
     flags = _flags(ranges, int(selected.sum()), nv, float(allcont_fraction), float(lowbandwidth_fraction), why)
     return ContinuumResult(selected, tuple(ranges), float(level), float(slope), float(sigma), float(fit.seed_level),
                            float(fit.seed_sigma), "low" if low else "high", fit.peak_snr, s_eff,
                            (float(band[0]), float(band[1])), flags,
                            tuple(why))
+
+
+def _drop_wide(selected: np.ndarray, res: np.ndarray, fitvalid: np.ndarray, sigma: float, nv: int,
+               widths: tuple[int, ...], lower_factor: float, false_rate: float, min_width: int,
+               why: list[str]) -> np.ndarray:
+    """The selection less the windows of selected channels `_wide_lines` finds (broad weak lines:
+    no wing padding, the window spans them) and less the ranges that leaves narrower than min_width."""
+    wide = _wide_lines(res, fitvalid & selected, sigma, nv, widths, lower_factor, false_rate)
+    if not wide.any():
+        return selected
+    out = np.zeros_like(selected)
+    for a, b in _runs(selected & ~wide):
+        if b - a + 1 >= min_width:
+            out[a:b + 1] = True
+    why.append(f"{int(wide.sum())} more channels in {len(_runs(wide))} stretches rejected on the spectrum smoothed "
+               f"over {', '.join(map(str, widths))} channels (a broad line weaker than the band per channel)")
+    return out
 
 
 def _wide_lines(res: np.ndarray, valid: np.ndarray, sigma: float, nv: int, widths: tuple[int, ...],
