@@ -431,6 +431,8 @@ class ContinuumFacts(_Model):
     with_ranges: Count = Field(default=None, description="pairs given continuum ranges (found or from a cont.dat)")
     allcont: Count = Field(default=None, description="pairs flagged ALLCONT (one range over >= 92.5 % of the band)")
     lowbandwidth: Count = Field(default=None, description="pairs flagged LOWBANDWIDTH (< 5 % of the band selected)")
+    unsubtracted: Count = Field(default=None, description="target field/spw pairs whose cubes keep their continuum "
+                                "(no cont.dat ranges: uvcontsub's fall-back)")
 
 
 class Dataset(_Model):

@@ -201,6 +201,12 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
             stage.notes.append(f"{rep.ms}: line copy {ctx.wd.rel(dest)} already up to date (same calibration, "
                                f"cont.dat ranges and order)")
     stage.notes.append(f"the cubes read the continuum-subtracted copies in {LINE}/ ({dataset_rule(ctx)})")
+    unsubtracted = [f"{f} spw {s}" for f, s in pairs if not getattr(lookup(ctx.contdat, f, s), "ranges", None)]
+    facts = ctx.facts.model_copy(deep=True)
+    facts.continuum = ContinuumFacts(unsubtracted=len(unsubtracted))
+    stage.numbers = {"unsubtracted": unsubtracted, "line_ms": [ctx.wd.rel(Path(m)) for m in ctx.line_ms]}
+    stage.score = rule_score(LazyDecisions(api.run(ctx.program, facts, list(ctx.opts.sets), "uvcontsub")),
+                             "dataset.uvcontsub_score", "dataset.uvcontsub_colour")
     for line in stage.notes:
         ctx.stage_log(stage, line)
 

@@ -144,3 +144,16 @@ def test_ngc5921_ranges_exclude_the_hi_emission(shared_ms, tmp_path):
     chosen = np.array(spectrum["selected"], bool)
     assert not chosen[7:50].any()
     assert chosen[:7].sum() >= 2 and chosen[50:].sum() >= 8
+
+
+def test_a_target_spw_without_ranges_keeps_its_continuum_and_scores_yellow(shared_ms, tmp_path):
+    """A cont.dat whose spw 1 block says NONE: uvcontsub leaves spw 1's data as they are (its cube
+    holds the continuum), says so on the attention list, and scores yellow with the reason."""
+    given = tmp_path / "none.cont.dat"
+    given.write_text("Field: SIMGAL_1\n\nSpectralWindow: 0\n230.2~231.8GHz LSRK\n\nSpectralWindow: 1\nNONE\n\n")
+    state = _run(shared_ms("alma_sim.ms"), tmp_path / "wd", contfile=str(given), until_stage="uvcontsub")
+    stage = _stage(state, "uvcontsub")
+    assert stage["numbers"]["unsubtracted"] == ["SIMGAL_1 spw 1"]
+    assert stage["score"]["colour"] == "yellow"
+    assert any("keeps its continuum" in r["text"] for r in stage["score"]["reasons"])
+    assert any("SIMGAL_1 spw 1: no cont.dat ranges" in a["text"] for a in state["attention"])
