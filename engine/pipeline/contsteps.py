@@ -25,6 +25,7 @@ from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, StageRun
 from almarules.engine.products.contdat import (
     ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
+from almarules.engine.stages.calibration.workcopy import current_copy
 from almarules.engine.stages.continuum.contsub import line_copy
 from almarules.engine.stages.continuum.cube import CoarseSetup
 from almarules.engine.stages.continuum.findcont import SearchParams, save_spectrum, search
@@ -81,7 +82,7 @@ def _earlier(ctx: RunContext) -> Optional[ContDat]:
 def findcont(ctx: RunContext, stage: StageRun) -> None:
     """Continuum ranges of every target cube's field and spw (module doc)."""
     pairs = cube_pairs(ctx)
-    given, earlier = ctx.contdat, _earlier(ctx)
+    given, earlier = read_contdat(ctx.opts.contfile) if ctx.opts.contfile else None, _earlier(ctx)
     merged: dict[str, dict[int, object]] = {}
     counts = dict(searched=0, with_ranges=0, allcont=0, lowbandwidth=0)
     say: Callable[[str], None] = ctx.progress.say
@@ -131,14 +132,14 @@ def findcont(ctx: RunContext, stage: StageRun) -> None:
 
 
 def adopt_earlier(ctx: RunContext, stage: StageRun) -> None:
-    """Before images, when this run's findcont did not run (outside --from/--until) and no
-    --contfile is given: the WORKDIR/cont.dat an earlier findcont wrote."""
+    """Before images, for what this run's continuum stages did not do (outside --from/--until):
+    the WORKDIR/cont.dat an earlier findcont wrote (when no --contfile is given), and the line
+    copies an earlier uvcontsub made (`adopt_line`)."""
     path = ctx.wd.root / CONTDAT
-    if ctx.contfile is not None or ctx.opts.contfile or not path.exists():
-        return
-    contdat = _earlier(ctx)
-    ctx.contdat, ctx.contfile = contdat, str(path)
-    stage.notes.append(f"the images read {CONTDAT}, written by an earlier run's findcont (edits stand)")
+    if ctx.contfile is None and not ctx.opts.contfile and path.exists():
+        ctx.contdat, ctx.contfile = _earlier(ctx), str(path)
+        stage.notes.append(f"the images read {CONTDAT}, written by an earlier run's findcont (edits stand)")
+    adopt_line(ctx, stage)
 
 
 def _merge(given: Optional[ContDat], earlier: Optional[ContDat], merged: dict) -> ContDat:
@@ -176,19 +177,10 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
         ctx.state.attention.append(Attention(level="warning", stage=stage.index,
                                              text="uvcontsub: no cont.dat: the cubes hold the continuum"))
         return
-    order = int(setting(ctx.dec, "dataset.uvcontsub_order").value)
-    ranges = {f"{f}.{s}": (lookup(ctx.contdat, f, s).model_dump(mode="json") if lookup(ctx.contdat, f, s) else None)
-              for f, s in pairs}
-    key = hashlib.sha256(json.dumps({"ranges": ranges, "order": order}, sort_keys=True).encode()).hexdigest()[:16]
-    sources = ctx.vis_ms or list(ctx.opts.ms)
-    ctx.line_ms, ctx.line_digests = [], []
-    for src, (_, ident) in zip(sources, ctx.ms_digests, strict=True):
-        dest = ctx.wd.root / LINE / Path(src).name
-        rep = line_copy(Path(src), dest, f"{ident}+contsub:{key}", fields, ctx.contdat, order)
-        ctx.line_ms.append(str(dest))
-        # the images' view of the copy: its ranges enter each cube's inputs per field/spw (inputs.image_manifest)
-        ctx.line_digests.append((str(dest), f"{ident}+contsub:order {order}"))
-        stage.items.append(rep.ms)
+    order = uvcontsub_order(ctx.dec)
+    copies = line_copies(ctx.wd.root, ctx.vis_ms or list(ctx.opts.ms), ctx.ms_digests, ctx.contdat, pairs, order)
+    for src, dest, identity, view in copies:
+        rep = line_copy(Path(src), Path(dest), identity, fields, ctx.contdat, order)
         if rep.column:
             stage.notes += [f"{rep.ms}: {d} ({rep.column}, order {order})" for d in rep.done]
             if rep.failed:
@@ -198,8 +190,10 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
                 stage.notes.append(text)
                 ctx.state.attention.append(Attention(level="warning", stage=stage.index, text=f"uvcontsub: {text}"))
         else:
-            stage.notes.append(f"{rep.ms}: line copy {ctx.wd.rel(dest)} already up to date (same calibration, "
+            stage.notes.append(f"{rep.ms}: line copy {ctx.wd.rel(Path(dest))} already up to date (same calibration, "
                                f"cont.dat ranges and order)")
+        stage.items.append(rep.ms)
+    ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
     stage.notes.append(f"the cubes read the continuum-subtracted copies in {LINE}/ ({dataset_rule(ctx)})")
     unsubtracted = [f"{f} spw {s}" for f, s in pairs if not getattr(lookup(ctx.contdat, f, s), "ranges", None)]
     facts = ctx.facts.model_copy(deep=True)
@@ -209,6 +203,37 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
                              "dataset.uvcontsub_score", "dataset.uvcontsub_colour")
     for line in stage.notes:
         ctx.stage_log(stage, line)
+
+
+def uvcontsub_order(dec) -> int:
+    """The polynomial order of uvcontsub (rules: dataset.uvcontsub_order)."""
+    return int(setting(dec, "dataset.uvcontsub_order").value)
+
+
+def line_copies(workdir: Path, sources: list[str], digests: list[tuple[str, str]], contdat: ContDat,
+                pairs: dict[tuple[str, int], str], order: int) -> list[tuple[str, str, str, str]]:
+    """(source, line copy path, the copy's identity, the images' view of it) per MS: the copy's
+    identity carries the calibrated MS's identity, every target pair's cont.dat ranges and the
+    order (any change makes the copy again); the view, which enters the cubes' inputs, carries
+    the MS and the order only (each cube adds its own field/spw's ranges: inputs.image_manifest)."""
+    ranges = {f"{f}.{s}": (lookup(contdat, f, s).model_dump(mode="json") if lookup(contdat, f, s) else None)
+              for f, s in pairs}
+    key = hashlib.sha256(json.dumps({"ranges": ranges, "order": order}, sort_keys=True).encode()).hexdigest()[:16]
+    return [(src, str(Path(workdir) / LINE / Path(src).name), f"{ident}+contsub:{key}", f"{ident}+contsub:order {order}")
+            for src, (_, ident) in zip(sources, digests, strict=True)]
+
+
+def adopt_line(ctx: RunContext, stage: StageRun) -> None:
+    """Before images, when this run's uvcontsub did not run: the line copies an earlier run made
+    for the same calibrated data, cont.dat ranges and order."""
+    pairs = cube_pairs(ctx)
+    if ctx.line_ms is not None or ctx.contdat is None or not pairs:
+        return
+    copies = line_copies(ctx.wd.root, ctx.vis_ms or list(ctx.opts.ms), ctx.ms_digests, ctx.contdat, pairs,
+                         uvcontsub_order(ctx.dec))
+    if all(current_copy(Path(dest), Path(src), identity) for src, dest, identity, _ in copies):
+        ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
+        stage.notes.append(f"the cubes read the continuum-subtracted copies an earlier run made in {LINE}/")
 
 
 def dataset_rule(ctx: RunContext) -> str:

@@ -125,20 +125,23 @@ def test_a_second_run_keeps_every_image(serial, tmp_path, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (wd / "images").glob("*.fits")} == before
 
 
-def test_a_contdat_edit_redoes_exactly_the_cont_image_and_says_why(serial, tmp_path, capsys):
+def test_a_contdat_edit_redoes_exactly_the_images_of_that_spw_and_says_why(serial, tmp_path, capsys):
+    """spw 0's ranges edited: the cont image (spws 0 and 1) and the spw 0 cube (made from the
+    continuum-subtracted copy) are made again, saying why; the spw 1 cube and the mfs images kept."""
     wd, argv, _ = serial
     cont = Path(argv[argv.index("--contfile") + 1])
     cont.write_text(CONTDAT.format(a="230.4~231.6GHz"))
     rc, out, err = run_cli(argv[:-1] + ["--dry-run"], capsys)
     assert rc == 0 and "make again SIMGAL_1.TARGET.0_1.cont: changed: cont.dat ranges" in out
-    assert out.count("make again") == 1
+    assert "make again SIMGAL_1.TARGET.0.cube: changed: cont.dat ranges of field SIMGAL_1, spw 0" in out
+    assert out.count("make again") == 2
     rc, _out, err = run_cli(argv, capsys)
     assert rc == 0, err
     state = _state(wd)
     made = [k for s in state.stages if s.name == "makeimages" for k in s.items if k not in s.kept]
-    assert made == ["SIMGAL_1.TARGET.0_1.cont"]
+    assert sorted(made) == ["SIMGAL_1.TARGET.0.cube", "SIMGAL_1.TARGET.0_1.cont"]
     redone = {k: v for s in state.stages for k, v in s.redone.items()}
-    assert list(redone) == ["SIMGAL_1.TARGET.0_1.cont"] and "cont.dat" in redone["SIMGAL_1.TARGET.0_1.cont"][0]
+    assert sorted(redone) == sorted(made) and all("cont.dat" in v[0] for v in redone.values())
     assert "made again" in (wd / "logs" / "30_makeimages.log").read_text()
 
 
