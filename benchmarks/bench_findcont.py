@@ -1,0 +1,105 @@
+"""Benchmark: findcont's cost per field/spw against the full-resolution dirty cube it replaces.
+
+    python benchmarks/bench_findcont.py [--work DIR] [--data DIR] [--repeat N]
+
+For the target cubes of raw NGC 5921 (with its intents file) and raw alma_sim (with its flux
+file), calibrated once by ``almarules run ... --until findcont`` into ``--work`` (default
+/tmp/almarules-bench-findcont), times in this process, fastest of ``--repeat``:
+
+* findcont as the run makes it: the coarse cube of the rules' set-up (image.findcont_cell,
+  findcont_imsize, findcont_taper, robust 1; `engine.stages.continuum.cube`), the emission mask,
+  mean and peak spectra and the search (`engine.stages.continuum.findcont.found_in`);
+* the full-resolution dirty cube the search would otherwise need: every channel at the cube
+  image's own cell and size (image.cell, image.imsize, its robust), no taper, gridded the same way.
+
+Prints per field/spw the cube sizes (pixels x channels), both times, the ratio, and the peak
+memory of each (tracemalloc, numpy's allocations). Baseline: the full-resolution cube, as the
+Cycle 4 pipeline's findcont made it before the "coarse" mode. Times wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import compare_calibration  # noqa: E402
+
+DATASETS = {"ngc5921": ["--intents", str(REPO / "examples" / "intents" / "ngc5921.yaml")],
+            "alma_sim": ["--fluxfile", str(REPO / "examples" / "flux" / "alma_sim.flux.csv")]}
+
+
+def measure(fn, repeat: int):
+    """(fastest wall s, peak traced MB of one call, the last result)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return best, peak, result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=Path("/tmp/almarules-bench-findcont"))
+    ap.add_argument("--data", type=Path, default=compare_calibration.DEFAULT_DATA)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from tabulate import tabulate
+
+    from almarules.engine.evaluate import api
+    from almarules.engine.evaluate.decisions import decisions
+    from almarules.engine.facts.model import Dataset
+    from almarules.engine.stages.continuum.cube import CoarseSetup, coarse_cube
+    from almarules.engine.stages.continuum.findcont import SearchParams, found_in
+    from almarules.engine.stages.imaging.job import setting
+
+    rows = []
+    for name, extra in DATASETS.items():
+        raw = compare_calibration.raw_ms(name, args.data, args.work)
+        wd = args.work / "runs" / name
+        if not (wd / "calibrated").is_dir():
+            compare_calibration.almarules_run(raw, wd, ["--until", "findcont", *extra, "--no-weblog", "-q"], name)
+        ms = [wd / "calibrated" / Path(raw).name]
+        program = api.load_program([str(REPO / "rules" / "alma" / "cycle4")])
+        facts = Dataset.model_validate_json((wd / "facts.json").read_bytes())
+        dec = decisions(api.run(program, facts))
+        for key in dec.entities.get("image", []):
+            if not key.endswith(".cube") or ".TARGET." not in key:
+                continue
+            field, spw = key.split(".")[0], int(key.split(".")[2])
+            p = f"image[{key}]"
+            num = lambda n, u=None: float(setting(dec, f"{p}.{n}", u).value)  # noqa: E731
+            dish = float(setting(dec, "dataset.dish_min", "m").value)
+            pb_model = str(setting(dec, f"{p}.pb_model").value)
+            coarse = CoarseSetup(num("findcont_cell", "arcsec"), int(num("findcont_imsize")), num("findcont_robust"),
+                                 num("findcont_taper", "arcsec"), pb_model, dish)
+            full = CoarseSetup(num("cell", "arcsec"), int(num("imsize")), num("robust"), 0.0, pb_model, dish)
+            params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
+                                                                   "quiet_fraction", "lower_factor", "trim", "allcont",
+                                                                   "lowbandwidth", "peak_factor")))
+            t_c, m_c, found = measure(lambda: found_in(coarse_cube(ms, field, spw, coarse, nthreads=1), field, spw,
+                                                       params), args.repeat)
+            t_f, m_f, cube = measure(lambda: coarse_cube(ms, field, spw, full, nthreads=1), args.repeat)
+            rows.append([name, f"{field} spw {spw}", f"{coarse.imsize}^2 x {found.result.nchan}", f"{t_c:.2f}",
+                         f"{m_c:.0f}", f"{full.imsize}^2 x {cube.cube.shape[2]}", f"{t_f:.2f}", f"{m_f:.0f}",
+                         f"{t_f / t_c:.1f}x", ", ".join(f"{a}~{b}" for a, b in found.result.ranges)])
+    print(f"findcont per field/spw, fastest of {args.repeat} (one gridding thread; load {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cores)")
+    print(tabulate(rows, headers=["dataset", "field/spw", "coarse cube", "findcont s", "peak MB", "full cube",
+                                  "full dirty cube s", "peak MB", "full/findcont", "continuum channels"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
