@@ -457,8 +457,8 @@ class Dataset(_Model):
     continuum: Optional[ContinuumFacts] = None
 
 
-#: facts the calibration stages measure and put into the facts as they run (a plan made before
-#: them shows the values that need them as waiting for the calibration, not as missing facts)
+#: facts the calibration and continuum stages measure and put into the facts as they run (a plan
+#: made before them shows the values that need them as waiting for those stages, not as missing facts)
 CALIBRATION_MEASURED = frozenset({"centre_distance", "unflagged", "low_gain", "bandpass_vis_snr",
                                   "bandpass_integrations", "phase_vis_snr", "baselines_per_antenna",
                                   "calibration", "fluxscales", "continuum"})

@@ -294,8 +294,8 @@ class _Builder:
                 f"{len(paths)} value{'s' if len(paths) != 1 else ''} unknown: the facts lack {fact}{hint}")))
         if calibration:
             out.append(PlanWarning(level="notice", ref=sorted(calibration)[0], message=(
-                f"{len(calibration)} values wait for the calibration stages' measurements (reference antenna, "
-                f"signal-to-noise, derived fluxes, flagged fractions)")))
+                f"{len(calibration)} values wait for the calibration and continuum stages' measurements (reference "
+                f"antenna, signal-to-noise, derived fluxes, flagged fractions, continuum ranges)")))
         if residuals:
             names = sorted({r.variable_name for r in residuals.values() if r.variable_name})
             out.append(PlanWarning(level="notice", message=(
