@@ -22,7 +22,7 @@ from almarules.engine.evaluate.decisions import LazyDecisions
 from almarules.engine.facts.model import ContinuumFacts
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
-from almarules.engine.pipeline.state import Attention, StageRun
+from almarules.engine.pipeline.state import Attention, Command, StageRun
 from almarules.engine.products.contdat import (
     ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
 from almarules.engine.stages.calibration.workcopy import current_copy
@@ -193,6 +193,12 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
             stage.notes.append(f"{rep.ms}: line copy {ctx.wd.rel(Path(dest))} already up to date (same calibration, "
                                f"cont.dat ranges and order)")
         stage.items.append(rep.ms)
+        stage.commands += [Command(tool="casa", text=f"uvcontsub(vis={str(src)!r}, outputvis={str(dest)!r}, "
+                                   f"field={name!r}, fitspec={spec!r}, fitorder={order}, datacolumn='corrected')",
+                                   note="CASA writes the line data to DATA of a new MS; almarules to a copy's "
+                                        "CORRECTED_DATA. Rows with too few fit channels: CASA lowers the order "
+                                        "(none left: unsubtracted), almarules flags them")
+                           for name, spec in rep.fitspec.items()]
     ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
     stage.notes.append(f"the cubes read the continuum-subtracted copies in {LINE}/ ({dataset_rule(ctx)})")
     unsubtracted = [f"{f} spw {s}" for f, s in pairs if not getattr(lookup(ctx.contdat, f, s), "ranges", None)]

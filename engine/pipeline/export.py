@@ -2,7 +2,7 @@
 
 - the FITS products of every image made (``.pbcor.fits``, ``.pb.fits`` and ``.mask.fits``; the
   working products stay in ``images/``), hard-linked (copied across file systems);
-- ``cont.dat`` (when continuum ranges were given) and the flag template;
+- ``cont.dat`` (given, or written by findcont) and the flag template;
 - ``commands.log``: for every stage the equivalent ``almarules`` command and CASA call;
 - ``rerun.sh``: the command that reproduces the run (the counterpart of ``casa_pipescript.py``);
 - ``manifest.json``: every product with its SHA-256, size, the stage and rule set that made it.
@@ -133,7 +133,7 @@ def exportdata(ctx: RunContext, stage: StageRun) -> None:
     for src, kind, key, index in _image_products(ctx):
         _link(src, out / src.name)
         add(out / src.name, kind, key, index)
-    for given, kind in ((ctx.opts.contfile, "cont.dat"), (ctx.opts.flagtemplate, "flagtemplate")):
+    for given, kind in ((ctx.contfile or ctx.opts.contfile, "cont.dat"), (ctx.opts.flagtemplate, "flagtemplate")):
         if given:
             dst = out / ("cont.dat" if kind == "cont.dat" else Path(given).name)
             write_atomic(dst, Path(given).read_bytes())

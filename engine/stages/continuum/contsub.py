@@ -39,6 +39,7 @@ class Subtracted:
     without_ranges: list[str] = field(default_factory=list)  # "field spw" kept with their continuum
     rows: int = 0
     failed: int = 0  # row/correlation pairs without a fit (flagged)
+    fitspec: dict[str, str] = field(default_factory=dict)  # field -> CASA fitspec ("1:0~38;79~119,...")
 
 
 def line_copy(source: Path, dest: Path, identity: str, fields: Sequence[str], contdat: Optional[ContDat],
@@ -79,5 +80,8 @@ def subtract_continuum(ms: Path, fields: Sequence[str], contdat: Optional[ContDa
                                          "FLAG": uvcontsub.output_flags(cd.flag, fit)})
                 report.failed += fit.n_failed
             report.rows += int(rows.size)
+            runs = np.flatnonzero(np.diff(np.concatenate([[0], fit_channels.astype(np.int8), [0]])))
+            chans = ";".join(f"{a}~{b - 1}" for a, b in zip(runs[::2], runs[1::2], strict=True))
+            report.fitspec[name] = ",".join(filter(None, [report.fitspec.get(name, ""), f"{spw}:{chans}"]))
             report.done.append(f"{name} spw {spw}: {rows.size} rows, {int(fit_channels.sum())} of "
                                f"{fit_channels.size} channels in the fit")

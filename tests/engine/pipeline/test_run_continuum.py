@@ -95,6 +95,9 @@ def test_the_line_cube_holds_the_line_at_its_true_peak_and_no_continuum(full, tr
     state, out = full
     assert _stage(state, "uvcontsub")["status"] == "done"
     assert _stage(state, "uvcontfit")["status"] == "skipped"
+    casa = [c["text"] for c in _stage(state, "uvcontsub")["commands"] if c["tool"] == "casa"]
+    assert casa and "field='SIMGAL_1'" in casa[0] and "fitspec='0:" in casa[0] and ",1:" in casa[0]
+    assert (out / "products" / "cont.dat").read_text() == (out / "cont.dat").read_text()  # delivered
     cube = next((out / "images").glob("*spw1.cube.I.image.fits"))
     record = json.loads(Path(str(cube).replace("image.fits", "record.json")).read_text())
     assert record["status"] == "ok" and all("/line/" in m for m in record["data"]["measurement_sets"])
