@@ -22,7 +22,7 @@ import numpy as np
 from almarules.engine.io import write_atomic
 from almarules.engine.pipeline import calcommands
 from almarules.engine.pipeline.session import RunContext
-from almarules.engine.pipeline.state import Attention, StageRun
+from almarules.engine.pipeline.state import Attention, StageFailed, StageRun
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.stages.calibration import apply_stages, flag_stages, solve_stages
 from almarules.engine.stages.calibration.session import CalibrationError, CalSession, Outcome, read_ms_info
@@ -81,7 +81,7 @@ def _stage(fn: Callable[[CalSession, RunContext], Outcome]) -> Callable[[RunCont
         try:
             out = fn(s, ctx)
         except (CalibrationError, CalDataError) as exc:
-            raise RuntimeError(str(exc)) from None
+            raise StageFailed(str(exc)) from None
         _record(ctx, stage, out, s)
         if out.skipped:
             stage.status, stage.why = "skipped", out.skipped

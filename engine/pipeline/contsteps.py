@@ -22,7 +22,7 @@ from almarules.engine.evaluate.decisions import LazyDecisions
 from almarules.engine.facts.model import ContinuumFacts
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
-from almarules.engine.pipeline.state import Attention, Command, StageRun
+from almarules.engine.pipeline.state import Attention, Command, StageFailed, StageRun
 from almarules.engine.products.contdat import (
     ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
 from almarules.engine.stages.calibration.workcopy import current_copy
@@ -76,7 +76,7 @@ def _earlier(ctx: RunContext) -> Optional[ContDat]:
     try:
         return read_contdat(path)
     except ContDatError as exc:  # an edit that broke the file is the user's to fix: say where
-        raise RuntimeError(f"{exc}") from None
+        raise StageFailed(str(exc)) from None
 
 
 def findcont(ctx: RunContext, stage: StageRun) -> None:

@@ -23,7 +23,7 @@ from almarules.engine.pipeline.inputs import digest, ms_digests
 from almarules.engine.pipeline.parallel import Executor
 from almarules.engine.pipeline.progress import Progress, file_logger
 from almarules.engine.pipeline.session import RunContext, RunOptions
-from almarules.engine.pipeline.state import Attention, RunState, StageRun
+from almarules.engine.pipeline.state import Attention, RunState, StageFailed, StageRun
 from almarules.engine.pipeline import calsteps, contsteps, steps
 from almarules.engine.plan.build import build_plan
 from almarules.engine.products.contdat import read_contdat
@@ -132,7 +132,8 @@ def _run_stage(ctx: RunContext, stage: StageRun, rs: RecipeStage, inside: bool) 
         stage.status, stage.error = "failed", "interrupted"
         raise
     except (OSError, ValueError, RuntimeError, ConnectionError) as exc:
-        stage.status, stage.error = "failed", f"{type(exc).__name__}: {exc}"
+        why = str(exc) if isinstance(exc, StageFailed) else f"{type(exc).__name__}: {exc}"
+        stage.status, stage.error = "failed", why
         ctx.state.attention.append(Attention(level="error", stage=stage.index, text=f"{stage.name} failed: {exc}"))
         ctx.progress.say(f"ERROR [{stage.index}] {stage.name} failed: {exc}")
     finally:

@@ -88,6 +88,11 @@ class ImageEntry(BaseModel):
     plan: dict[str, Optional[float]] = Field(default_factory=dict)  # estimates: run_time s, size GB, sensitivity Jy/beam
 
 
+class StageFailed(RuntimeError):
+    """A stage that cannot go on for a reason its message says in full (no calibrator, a broken
+    cont.dat): recorded and shown without an exception class name."""
+
+
 class Attention(BaseModel):
     """One thing a person must look at, most serious first; the weblog links it to its evidence
     through `stage`, `image` and `at`."""
