@@ -320,6 +320,19 @@ def read_caltable(path: Union[str, Path], *, spw: Optional[int] = None) -> CalSo
 
 
 # ---------------------------------------------------------------- building a table (internals)
+def _open_readonly(path: Path, what: str, missing: str):
+    """The casacore table at `path`, read-only; CalTableError `missing` when it has no table.dat,
+    naming `what` when casacore cannot open it."""
+    from casacore.tables import table
+
+    if not (path / "table.dat").exists():
+        raise CalTableError(missing)
+    try:
+        return table(str(path), ack=False, readonly=True)
+    except RuntimeError as exc:
+        raise CalTableError(f"{path}: cannot open {what}: {_first_line(exc)}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
@@ -338,15 +351,10 @@ class _SubTable:
 def _read_ms_subtable(ms_path: Path, name: str, with_rows: bool) -> _SubTable:
     """CASA's columns of MS subtable `name` (descriptions from the MS, or casacore's standard MS
     description for a column the MS lacks) and, if `with_rows`, every cell."""
-    from casacore.tables import required_ms_desc, table
+    from casacore.tables import required_ms_desc
 
     where = ms_path / name
-    if not (where / "table.dat").exists():
-        raise CalTableError(f"{ms_path}: missing subtable {name}")
-    try:
-        t = table(str(where), ack=False, readonly=True)
-    except RuntimeError as exc:
-        raise CalTableError(f"{where}: cannot open the {name} subtable: {_first_line(exc)}") from None
+    t = _open_readonly(where, f"the {name} subtable", f"{ms_path}: missing subtable {name}")
     try:
         have = set(t.colnames())
         cols = list(SUBTABLE_COLUMNS[name])
@@ -498,16 +506,9 @@ def _build_table(path: Path, sol: CalSolutions, ms_path: Path,
 # ---------------------------------------------------------------- reading (internals)
 def _open_caltable(path: Path):
     """The table at `path`, read-only, checked to be a Complex calibration table of a known VisCal."""
-    from casacore.tables import table
-
     if not path.exists():
         raise CalTableError(f"{path}: no such calibration table")
-    if not (path / "table.dat").exists():
-        raise CalTableError(f"{path}: not a casacore table (no table.dat)")
-    try:
-        t = table(str(path), ack=False, readonly=True)
-    except RuntimeError as exc:
-        raise CalTableError(f"{path}: cannot open the calibration table: {_first_line(exc)}") from None
+    t = _open_readonly(path, "the calibration table", f"{path}: not a casacore table (no table.dat)")
     try:
         info, kw = t.info(), t.getkeywords()
         if info.get("type") != "Calibration":
