@@ -61,7 +61,8 @@ def main() -> int:
     from almarules.engine.evaluate.decisions import decisions
     from almarules.engine.facts.model import Dataset
     from almarules.engine.stages.continuum.cube import CoarseSetup, coarse_cube
-    from almarules.engine.stages.continuum.findcont import SearchParams, found_in
+    from almarules.engine.pipeline.contsteps import findcont_setup
+    from almarules.engine.stages.continuum.findcont import found_in
     from almarules.engine.stages.imaging.job import setting
 
     rows = []
@@ -78,16 +79,10 @@ def main() -> int:
             if not key.endswith(".cube") or ".TARGET." not in key:
                 continue
             field, spw = key.split(".")[0], int(key.split(".")[2])
+            coarse, params = findcont_setup(dec, key)
             p = f"image[{key}]"
-            num = lambda n, u=None: float(setting(dec, f"{p}.{n}", u).value)  # noqa: E731
-            dish = float(setting(dec, "dataset.dish_min", "m").value)
-            pb_model = str(setting(dec, f"{p}.pb_model").value)
-            coarse = CoarseSetup(num("findcont_cell", "arcsec"), int(num("findcont_imsize")), num("findcont_robust"),
-                                 num("findcont_taper", "arcsec"), pb_model, dish)
-            full = CoarseSetup(num("cell", "arcsec"), int(num("imsize")), num("robust"), 0.0, pb_model, dish)
-            params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
-                                                                   "quiet_fraction", "lower_factor", "trim", "allcont",
-                                                                   "lowbandwidth", "peak_factor")))
+            full = CoarseSetup(float(setting(dec, f"{p}.cell", "arcsec").value), int(setting(dec, f"{p}.imsize").value),
+                               float(setting(dec, f"{p}.robust").value), 0.0, coarse.pb_model, coarse.dish_m)
             t_c, m_c, found = measure(lambda: found_in(coarse_cube(ms, field, spw, coarse, nthreads=1), field, spw,
                                                        params), args.repeat)
             t_f, m_f, cube = measure(lambda: coarse_cube(ms, field, spw, full, nthreads=1), args.repeat)

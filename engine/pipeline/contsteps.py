@@ -46,27 +46,25 @@ def cube_pairs(ctx: RunContext) -> dict[tuple[str, int], str]:
     return out
 
 
-def _setup(ctx: RunContext, key: str) -> tuple[CoarseSetup, SearchParams]:
+def findcont_setup(dec, key: str) -> tuple[CoarseSetup, SearchParams]:
+    """The coarse cube's set-up and the search's thresholds of image `key` (rules: image.findcont_*,
+    continuum.rules; the dish from dataset.dish_min)."""
     p = f"image[{key}]"
 
     def num(name: str, unit: Optional[str] = None) -> float:
-        return float(setting(ctx.dec, f"{p}.{name}", unit).value)
+        return float(setting(dec, f"{p}.{name}", unit).value)
 
+    try:
+        dish: Optional[float] = float(setting(dec, "dataset.dish_min", "m").value)
+    except ImagingError:
+        dish = None
     setup = CoarseSetup(cell_arcsec=num("findcont_cell", "arcsec"), imsize=int(num("findcont_imsize")),
                         robust=num("findcont_robust"), taper_arcsec=num("findcont_taper", "arcsec"),
-                        pb_model=str(setting(ctx.dec, f"{p}.pb_model").value),
-                        dish_m=_dish(ctx))
+                        pb_model=str(setting(dec, f"{p}.pb_model").value), dish_m=dish)
     params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
                                                             "quiet_fraction", "lower_factor", "trim", "allcont",
                                                             "lowbandwidth", "peak_factor")))
     return setup, params
-
-
-def _dish(ctx: RunContext) -> Optional[float]:
-    try:
-        return float(setting(ctx.dec, "dataset.dish_min", "m").value)
-    except ImagingError:
-        return None
 
 
 def _earlier(ctx: RunContext) -> Optional[ContDat]:
@@ -95,7 +93,7 @@ def findcont(ctx: RunContext, stage: StageRun) -> None:
                 where = f"from {name}"
                 break
         if sel is None:
-            setup, params = _setup(ctx, key)
+            setup, params = findcont_setup(ctx.dec, key)
             found = search(ctx.vis_ms or ctx.opts.ms, field, spw, setup, params,
                            nthreads=ctx.executor.task_threads(), memory_limit=int(ctx.opts.memory_gb * 1e9), say=say)
             sel = found.selection
