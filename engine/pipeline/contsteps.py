@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from almarules.engine.evaluate import api
 from almarules.engine.evaluate.decisions import LazyDecisions
@@ -26,10 +26,11 @@ from almarules.engine.pipeline.state import Attention, Command, StageFailed, Sta
 from almarules.engine.products.contdat import (
     ContDat, ContDatError, format_contdat, lookup, read_contdat, write_contdat)
 from almarules.engine.stages.calibration.workcopy import current_copy
-from almarules.engine.stages.continuum.contsub import line_copy
-from almarules.engine.stages.continuum.cube import CoarseSetup
-from almarules.engine.stages.continuum.findcont import SearchParams, save_spectrum, search
 from almarules.engine.stages.imaging.job import ImagingError, setting, split_key
+
+if TYPE_CHECKING:  # the continuum stages' modules (and the imaging ones they use) load when they run
+    from almarules.engine.stages.continuum.cube import CoarseSetup
+    from almarules.engine.stages.continuum.findcont import SearchParams
 
 CONTDAT = "cont.dat"
 SPECTRA = "findcont"  # WORKDIR/findcont/<field>.spw<N>.json: the weblog's spectra
@@ -49,6 +50,9 @@ def cube_pairs(ctx: RunContext) -> dict[tuple[str, int], str]:
 def findcont_setup(dec, key: str) -> tuple[CoarseSetup, SearchParams]:
     """The coarse cube's set-up and the search's thresholds of image `key` (rules: image.findcont_*,
     continuum.rules; the dish from dataset.dish_min)."""
+    from almarules.engine.stages.continuum.cube import CoarseSetup
+    from almarules.engine.stages.continuum.findcont import SearchParams
+
     p = f"image[{key}]"
 
     def num(name: str, unit: Optional[str] = None) -> float:
@@ -79,6 +83,8 @@ def _earlier(ctx: RunContext) -> Optional[ContDat]:
 
 def findcont(ctx: RunContext, stage: StageRun) -> None:
     """Continuum ranges of every target cube's field and spw (module doc)."""
+    from almarules.engine.stages.continuum.findcont import save_spectrum, search
+
     pairs = cube_pairs(ctx)
     given, earlier = read_contdat(ctx.opts.contfile) if ctx.opts.contfile else None, _earlier(ctx)
     merged: dict[str, dict[int, object]] = {}
@@ -164,6 +170,8 @@ def uvcontfit(ctx: RunContext, stage: StageRun) -> None:
 
 def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
     """The line copies of the target cubes' MSs (`engine.stages.continuum.contsub`)."""
+    from almarules.engine.stages.continuum.contsub import line_copy
+
     pairs = cube_pairs(ctx)
     fields = list(dict.fromkeys(f for f, _ in pairs))
     if not fields:
