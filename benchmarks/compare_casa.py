@@ -26,6 +26,11 @@ given both as almarules defines it (the variance of (XX + YY) / 2) and as appare
 not judged, its shape is; NGC 5921's autocorrelations are left out of CASA's selection (tclean's
 Briggs density counts their weights, almarules does not: `AUTO_UVRANGE`).
 
+Then (``--only uvcontsub`` alone) the uvcontsub stage of ``almarules run`` on raw alma_sim and on
+a simulated 1-hour, 43-antenna execution block (`compare_data.SIMULATED`) against CASA's
+``uvcontsub`` called as the stage's commands.log says (`compare_contsub_stage`): residual
+visibilities within 1e-5 of the data rms, and the speed ratio (target >= 3x).
+
 Images: the simulated ALMA target SIMGAL_1 (spw 0 mfs, spw 1 mfs, spw 1 cube) and the calibrated
 NGC 5921 calibrators (3C286, 1445+099; mfs). Cubes are compared channel for channel with CASA
 cubes in the data's own frame (``outframe`` TOPO, start 0, width nbin, interpolation nearest: no
@@ -55,6 +60,7 @@ sys.path.insert(0, str(HERE))
 
 import casa_env  # noqa: E402
 import compare_data  # noqa: E402
+import compare_contsub_stage  # noqa: E402
 import compare_exact  # noqa: E402
 import compare_metrics as cm  # noqa: E402
 
@@ -457,7 +463,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     shared = Path(os.environ.get("ALMARULES_SHARED_DATA", REPO.parent / "shared" / "data"))
     ap.add_argument("--data", type=Path, default=shared,
                     help="the shared data directory (alma_sim.ms.tar.gz, alma_sim.truth.json, ngc5921.ms.tar.gz)")
-    ap.add_argument("--only", nargs="+", metavar="NAME", choices=[c.name for c in CASES] + [c.dataset for c in CASES],
+    ap.add_argument("--only", nargs="+", metavar="NAME",
+                    choices=[c.name for c in CASES] + [c.dataset for c in CASES] + ["uvcontsub"],
                     help="only these images (" + ", ".join(repr(c.name) for c in CASES)
                     + ") or datasets (alma_sim, ngc5921)")
     ap.add_argument("--cube-frame", default="TOPO", choices=["TOPO", "LSRK"],
@@ -549,6 +556,22 @@ def main(argv: Optional[list[str]] = None) -> int:
             results[case.name] = {"key": case.key, "error": str(exc)}
             continue
         print(f"\n== {case.name}: {case.key}\n{results[case.name]['table']}\n", flush=True)
+    if not args.only or "uvcontsub" in args.only:
+        import casa_calibration_run
+
+        flux = REPO / "examples" / "flux" / "alma_sim.flux.csv"
+        sets = [("alma_sim", lambda: (casa_calibration_run.raw_ms("alma_sim", args.data, args.work), ["--fluxfile", str(flux)]))]
+        sets += [(name, lambda name=name, cfg=cfg: compare_data.simulated_ms(name, cfg, args.work))
+                 for name, cfg in compare_data.SIMULATED.items()]
+        for name, make in sets:
+            label = f"uvcontsub stage ({name})"
+            try:
+                raw, extra = make()
+                results[label] = compare_contsub_stage.compare(raw, args.work / name, args.casa_venv, say, Path(extra[1]))
+                print(f"\n== {label}: {results[label]['call']['fitspec']}\n{results[label]['table']}\n", flush=True)
+            except (RuntimeError, OSError, KeyError, ValueError, subprocess.CalledProcessError) as exc:
+                say(f"{label}: FAILED: {exc}")
+                results[label] = {"error": str(exc)}
     speed = speed_summary(results)
     from tabulate import tabulate
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -84,3 +85,44 @@ def ngc5921_calibrated(shared: Path, work: Path, say: Callable[[str], None] = pr
         return vlacal.calibrated_ngc5921(src, dest)
 
     return _cached(work / "ngc5921.ms", make, say)
+
+
+#: simulated execution blocks the benchmarks make with `almarules simulate` (`simulated_ms`)
+SIMULATED = {"alma_1h_sim": REPO / "examples" / "sim" / "alma_12m_band6_1h.yaml"}
+
+
+def simulated_ms(name: str, config: Path, work: Path) -> tuple[Path, list[str]]:
+    """The simulated MS (made once under work/data/sim) and the run's --fluxfile arguments: the
+    AMPLITUDE calibrator's true flux density at each spw's centre, from the truth file."""
+    out = work / "data" / "sim" / f"{name}.ms"
+    if not out.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "almarules", "simulate", str(config), "-o", str(out), "--force",
+                        "--quiet"], check=True)
+    truth = json.loads(out.with_suffix(".truth.json").read_text())
+    lines = ["ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment"]
+    for f in truth["fields"]:
+        if "AMPLITUDE" not in f["intents"]:
+            continue
+        comp = f["components"][0]
+        for spw in truth["spectral_windows"]:
+            centre = spw["first_chan_centre_hz"] + (spw["nchan"] - 1) / 2 * spw["chan_width_hz"]
+            flux = comp["flux_jy_at_ref"] * (centre / comp["reference_frequency_hz"]) ** comp["spectral_index"]
+            lines.append(f"{out.name},{f['name']},{spw['id']},{flux:.6f},0,0,0,{comp['spectral_index']},0,0,truth")
+    fluxfile = out.with_suffix(".flux.csv")
+    fluxfile.write_text("\n".join(lines) + "\n")
+    return out, ["--fluxfile", str(fluxfile)]
+
+
+def measure(fn, repeat: int):
+    """(fastest wall s, peak traced MB of one call, the last result)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return best, peak, result

@@ -81,8 +81,8 @@ def casa_side(spec_file: str) -> int:
         for _ in range(spec["repeat"]):
             shutil.rmtree(v["outputvis"], ignore_errors=True)
             t = time.perf_counter()
-            out = uvcontsub(vis=v["ms"], outputvis=v["outputvis"], spw=str(spec["spw"]), fitspec=spec["fitspec"],
-                            fitorder=spec["order"], datacolumn="corrected")
+            out = uvcontsub(vis=v["ms"], outputvis=v["outputvis"], field=spec.get("field", ""), spw=str(spec["spw"]),
+                            fitspec=spec["fitspec"], fitorder=spec["order"], datacolumn="corrected")
             times.append(time.perf_counter() - t)
         res["variants"][name] = {"seconds": times, "result": json.loads(json.dumps(out, default=str))}
     Path(spec["result"]).write_text(json.dumps(res, indent=1))

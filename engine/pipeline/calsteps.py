@@ -213,7 +213,7 @@ def adopt_earlier(ctx: RunContext, stage: StageRun) -> None:
     done = earlier_calibration(ctx)
     if done is not None:
         use_calibrated(ctx, done["ms"], done["digest"], done.get("unscaled"))
-        stage.notes.append("images read the working copies calibrated by an earlier run of this WORKDIR")
+        stage.notes.append("the working copies calibrated by an earlier run of this WORKDIR are used")
 
 
 def earlier_calibration(ctx: RunContext) -> Optional[dict]:

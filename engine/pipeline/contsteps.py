@@ -17,9 +17,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+import numpy as np
+
 from almarules.engine.evaluate import api
 from almarules.engine.evaluate.decisions import LazyDecisions
 from almarules.engine.facts.model import ContinuumFacts
+from almarules.engine.pipeline import calsteps
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, Command, StageFailed, StageRun
@@ -64,7 +67,8 @@ def findcont_setup(dec, key: str) -> tuple[CoarseSetup, SearchParams]:
         dish = None
     setup = CoarseSetup(cell_arcsec=num("findcont_cell", "arcsec"), imsize=int(num("findcont_imsize")),
                         robust=num("findcont_robust"), taper_arcsec=num("findcont_taper", "arcsec"),
-                        pb_model=str(setting(dec, f"{p}.pb_model").value), dish_m=dish)
+                        pb_model=str(setting(dec, f"{p}.pb_model").value), dish_m=dish,
+                        smearing=num("findcont_smearing"))
     params = SearchParams(*(num(f"findcont_{n}") for n in ("mom0_mad", "peak_mad", "min_island", "pb_fallback",
                                                             "quiet_fraction", "lower_factor", "trim", "allcont",
                                                             "lowbandwidth", "peak_factor")))
@@ -85,6 +89,7 @@ def findcont(ctx: RunContext, stage: StageRun) -> None:
     """Continuum ranges of every target cube's field and spw (module doc)."""
     from almarules.engine.stages.continuum.findcont import save_spectrum, search
 
+    calsteps.adopt_earlier(ctx, stage)  # run alone (--from findcont): the data an earlier run calibrated
     pairs = cube_pairs(ctx)
     given, earlier = read_contdat(ctx.opts.contfile) if ctx.opts.contfile else None, _earlier(ctx)
     merged: dict[str, dict[int, object]] = {}
@@ -177,6 +182,7 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
     if not fields:
         stage.status, stage.why = "skipped", "no target cube in the imaging list"
         return
+    calsteps.adopt_earlier(ctx, stage)  # run alone (--from uvcontsub): the data an earlier run calibrated
     adopt_earlier(ctx, stage)
     if ctx.contdat is None:
         stage.status, stage.why = "skipped", "no cont.dat (findcont did not run and none was given): cubes keep their continuum"
@@ -186,7 +192,7 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
     order = uvcontsub_order(ctx.dec)
     copies = line_copies(ctx.wd.root, ctx.vis_ms or list(ctx.opts.ms), ctx.ms_digests, ctx.contdat, pairs, order)
     for src, dest, identity, view in copies:
-        rep = line_copy(Path(src), Path(dest), identity, fields, ctx.contdat, order)
+        rep = line_copy(Path(src), Path(dest), identity, fields, ctx.contdat, order, ctx.executor.local_threads())
         if rep.column:
             stage.notes += [f"{rep.ms}: {d} ({rep.column}, order {order})" for d in rep.done]
             if rep.failed:
@@ -246,6 +252,58 @@ def adopt_line(ctx: RunContext, stage: StageRun) -> None:
     if all(current_copy(Path(dest), Path(src), identity) for src, dest, identity, _ in copies):
         ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
         stage.notes.append(f"the cubes read the continuum-subtracted copies an earlier run made in {LINE}/")
+
+
+def check_continuum_model(ctx: RunContext, stage: StageRun, records: dict) -> None:
+    """After target cont images: the continuum uvcontsub subtracted from a field (the model kept in
+    the line copies, `contsub.short_spacings`) against the cont image's clean components predicted
+    at the same rows (`kernels.gridding.predict`), on the shortest baselines (rules:
+    dataset.contmodel_uv_fraction of the rows), as weighted vector means. Both describe the field's
+    continuum; when they differ by more than dataset.contmodel_tolerance of the model plus 3 sigma,
+    the cubes and the cont image disagree about it (a warning on the attention list)."""
+    from almarules.engine.products.fits import read_image
+    from almarules.engine.stages.continuum.contsub import short_spacings
+    from almarules.kernels.gridding import predict
+
+    if not ctx.line_ms:
+        return
+    try:
+        fraction = float(setting(ctx.dec, "dataset.contmodel_uv_fraction").value)
+        tolerance = float(setting(ctx.dec, "dataset.contmodel_tolerance").value)
+    except ImagingError:
+        return
+    where = ", ".join(f"{n} from {ctx.dec.value(f'dataset.contmodel_{n}').at}" for n in ("uv_fraction", "tolerance"))
+    checked = {}
+    for key, record in records.items():
+        field, intent, _, specmode = split_key(key)
+        model_fits = next((p.file for p in (record.products if record else []) if p.kind == "model"), None)
+        if intent != "TARGET" or specmode != "cont" or model_fits is None or record.status not in ("ok", "unscaled"):
+            continue
+        parts = [p for m in ctx.line_ms for p in short_spacings(Path(m), field, fraction)]
+        if not parts:
+            continue
+        folder = (ctx.wd.root / str(ctx.state.images[key].record)).parent
+        components, header, _ = read_image(folder / Path(model_fits).name)
+        cell = abs(float(header["CDELT2"])) * 3600.0
+        wsum = sum(float(p.weight.sum()) for p in parts)
+        subtracted = sum(complex(np.sum(p.weight * p.model)) for p in parts) / wsum
+        imaged = sum(complex(np.sum(p.weight * predict(p.uvw, np.array([p.freq]), components[0], cell)[:, 0]))
+                     for p in parts) / wsum
+        sigma = wsum ** -0.5
+        agree = abs(imaged - subtracted) <= tolerance * abs(subtracted) + 3 * sigma
+        uv_max = max(float(np.hypot(p.uvw[:, 0], p.uvw[:, 1]).max() * p.freq / 299_792_458.0) for p in parts)
+        checked[key] = {"subtracted_jy": abs(subtracted), "cont_image_jy": abs(imaged), "sigma_jy": sigma,
+                        "rows": sum(p.uvw.shape[0] for p in parts), "uv_max_klambda": uv_max / 1e3, "agree": agree}
+        text = (f"{key}: on the shortest {fraction:.0%} of baselines (<= {uv_max / 1e3:.1f} klambda) the continuum "
+                f"uvcontsub subtracted averages {abs(subtracted):.4g} ± {sigma:.2g} Jy, the cont image's clean "
+                f"components {abs(imaged):.4g} Jy: " + ("consistent" if agree else
+                f"they differ by more than {tolerance:.0%} + 3 sigma: the cubes' continuum and the cont image disagree"))
+        stage.notes.append(f"{text} ({where})")
+        ctx.stage_log(stage, text)
+        if not agree:
+            ctx.state.attention.append(Attention(level="warning", stage=stage.index, text=f"continuum model: {text}"))
+    if checked:
+        stage.numbers = {**(stage.numbers or {}), "continuum_model": checked}
 
 
 def dataset_rule(ctx: RunContext) -> str:

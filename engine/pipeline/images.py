@@ -88,7 +88,7 @@ def _start_later_images(ctx: RunContext, stage: StageRun) -> None:
     ctx.executor.start(run_image, tasks)
 
 
-def _read_record(path: Optional[str]) -> Optional[ImageRecord]:
+def read_record(path: Optional[str]) -> Optional[ImageRecord]:
     if not path:
         return None
     try:
@@ -162,7 +162,7 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
         ctx.stage_log(stage, text)
         ctx.progress.item(done, text)
         ctx.wd.save_state(ctx.state)
-    records = {k: r for k in keys if (r := _read_record(_abs(ctx, ctx.state.images[k].record))) is not None}
+    records = {k: r for k in keys if (r := read_record(_abs(ctx, ctx.state.images[k].record))) is not None}
     for key in keys:
         stage.commands += commands.image_commands(ctx.opts, key, records.get(key))
         for why in stage.redone.get(key, []):

@@ -152,11 +152,13 @@ def _frame_lsrk(sel) -> bool:
 
 
 def read(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]] = None,
-         progress: Optional[Callable[[int], None]] = None) -> VisSet:
+         progress: Optional[Callable[[int], None]] = None,
+         reduce: Optional[Callable[[msdata.Chunk], msdata.Chunk]] = None) -> VisSet:
     """Read the selected visibilities into one `VisSet` (spws with different axes flattened).
 
     channels: for a cube, the (binned) output channels [first, stop) to read instead of the
-    runs; progress(rows) is called after every chunk.
+    runs; progress(rows) is called after every chunk (rows read); reduce(chunk), when given,
+    replaces every chunk before it is kept (e.g. averaged in time).
     """
     chunks = []
     for s in selection.spws:
@@ -164,9 +166,9 @@ def read(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]
         for a, b in runs:
             for chunk in msdata.select(s.ms, s.field_ids, s.spw, a, b, nbin=nbin):
                 chunk.lsrk_factor = s.doppler  # where CASA bins the weight density (kernels.weighting)
-                chunks.append(chunk)
                 if progress:
                     progress(chunk.nrow)
+                chunks.append(reduce(chunk) if reduce else chunk)
     if not chunks:
         raise ImagingError("the selection holds no cross-correlation rows")
     return join(chunks)

@@ -227,7 +227,7 @@ def test_images_after_from_makeimlist_read_the_earlier_calibration_and_are_kept(
     state = _run(ms, out, fluxfile=str(REPO / "examples/flux/alma_sim.flux.csv"), contfile=str(cont),
                  from_stage="makeimlist")
     first = next(s for s in state["stages"] if s["name"] == "makeimages")
-    assert "images read the working copies calibrated by an earlier run of this WORKDIR" in first["notes"]
+    assert "the working copies calibrated by an earlier run of this WORKDIR are used" in first["notes"]
     kept = [k for s in state["stages"] if s["name"] == "makeimages" for k in s["kept"]]
     assert sorted(kept) == sorted(state["images"]) and len(kept) == 11
 
