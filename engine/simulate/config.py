@@ -398,7 +398,9 @@ class SimConfig(_M):
     spws: list[SpwConfig] = Field(min_length=1)
     reference_frequency: Optional[Q("Hz")] = Field(
         default=None, description="for fluxes and spectral indices (default: mean spw centre)")
-    primary_beam: Literal["gaussian", "none"] = "gaussian"
+    primary_beam: Literal["imager", "gaussian", "none"] = Field(
+        default="imager", description="imager: the power pattern the imaging corrects with (tclean's model for the "
+                                      "telescope and dish: kernels.primary_beam); gaussian: FWHM pb_fwhm_factor lambda/D")
     pb_fwhm_factor: float = Field(default=ksky.PB_FWHM_FACTOR, gt=0)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     corruptions: CorruptionConfig = Field(default_factory=CorruptionConfig)

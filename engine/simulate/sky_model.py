@@ -1,9 +1,13 @@
 """The sky each (field, spw) sees: components with primary beam, spectra and Doppler-shifted lines.
 
 Visibilities are the exact direct Fourier sum of `almarules.kernels.sky` (sign convention
-of CASA, see there) at channel and integration centres, per field/pointing, with a
-Gaussian primary beam (FWHM 1.12 lambda/D, kernels.constants) evaluated at each component's offset from
-the pointing centre, spectral indices, and Gaussian spectral lines. Lines given in
+of CASA, see there) at channel and integration centres, per field/pointing, with a primary beam
+evaluated at each component's offset from the pointing centre, per channel -- by default
+(``primary_beam: imager``) the power pattern the imaging corrects with (`imager_pb_model`:
+tclean's model for the telescope and dish, `kernels.primary_beam`), so that a mosaic's truth tests
+test the mosaic and not a mismatch of models; or a Gaussian (FWHM 1.12 lambda/D, kernels.constants)
+-- spectral indices, and Gaussian spectral lines. An extended component takes the beam's value at
+its centre (flat across it). Lines given in
 LSRK (rest frequency + radio velocity, or a frequency) are Doppler-shifted to the
 TOPO frame of the data per integration with casacore measures. The unpolarised sky
 gives XX = YY = I (before corruption).
@@ -16,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from almarules.kernels import primary_beam as kpb
 from almarules.kernels import sky as ksky
 from almarules.kernels.constants import ARCSEC
 
@@ -66,8 +71,7 @@ def sky_model_for(plan: Plan, eb: EBPlan, tl: Timeline):
                     l, m = l0, m0  # exactly the configured offsets at the field centre
                     n = math.sqrt(max(0.0, 1 - l * l - m * m))
                 rho = math.acos(max(-1.0, min(1.0, n)))
-                pb = (ksky.primary_beam_gaussian(rho, s.freqs, plan.diameter, cfg.pb_fwhm_factor)
-                      if cfg.primary_beam == "gaussian" else np.ones(s.nchan))
+                pb = primary_beam(cfg.primary_beam, cfg.site, rho, s.freqs, plan.diameter, cfg.pb_fwhm_factor)
                 if rho == 0.0:
                     pb = np.ones(s.nchan)
                 ref = c.reference_frequency or plan.ref_freq
@@ -79,6 +83,28 @@ def sky_model_for(plan: Plan, eb: EBPlan, tl: Timeline):
                 static.append((ci, shape, l, m, major, minor, pa, cont, pb, c.lines))
             builders[(fid, s.id)] = _component_builder(static, s, topo.get(si))
     return builders, line_truth, topo
+
+
+def imager_pb_model(site: str, dish_m: float) -> str:
+    """The `kernels.primary_beam` model the imaging corrects with for this site and dish (the rules'
+    dataset.pb_model_casa, tclean's choice): "ACA" for ALMA dishes under 12 m, "ALMA", "VLA",
+    "EVLA", else the generic "airy" of the dish."""
+    name = site.upper()
+    if name in ("ALMA", "ACA"):
+        return "ACA" if dish_m < 12.0 or name == "ACA" else "ALMA"
+    return {"VLA": "VLA", "EVLA": "EVLA"}.get(name, "airy")
+
+
+def primary_beam(kind: str, site: str, rho_rad: float, freqs: np.ndarray, dish_m: float, fwhm_factor: float
+                 ) -> np.ndarray:
+    """Power pattern (nchan,) at `rho_rad` from the pointing centre, per channel (Hz): `kind` "imager"
+    (`imager_pb_model`), "gaussian" (FWHM fwhm_factor lambda / D) or "none" (1)."""
+    if kind == "gaussian":
+        return ksky.primary_beam_gaussian(rho_rad, freqs, dish_m, fwhm_factor)
+    if kind == "none":
+        return np.ones(freqs.size)
+    model, r = imager_pb_model(site, dish_m), math.degrees(rho_rad) * 3600.0
+    return np.array([float(kpb.beam_profile(model, r, float(f), dish_m)) for f in freqs])
 
 
 def _component_builder(static, spw: Spw, topo_fac: Optional[np.ndarray]):

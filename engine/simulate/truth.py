@@ -20,6 +20,7 @@ from almarules.kernels import sky as ksky
 from almarules.kernels.constants import ARCSEC
 
 from .plan import EBPlan, Plan, Timeline
+from .sky_model import imager_pb_model
 from .times import utc_text
 
 VERSION = 1  # truth-file format
@@ -135,14 +136,7 @@ def truth_record(plan: Plan, eb: EBPlan, tl: Timeline, elev, tsys, sefd, sigma, 
         "execution_block": {"index": eb.index + 1, "of": len(plan.ebs), "uid": eb.uid},
         "seed": plan.seed,
         "config": cfg.model_dump(mode="json"),
-        "conventions": {
-            "uvw": "UVW = uvw(ANTENNA1) - uvw(ANTENNA2) (CASA), J2000 frame, casacore measures",
-            "visibility": "V = sum S A T exp(+2 pi i (u l + v m + w (n - 1)) nu / c) with the stored UVW (CASA sign)",
-            "primary_beam": (f"Gaussian, FWHM = {cfg.pb_fwhm_factor} lambda / D" if cfg.primary_beam == "gaussian"
-                             else "none"),
-            "correlations": "XX, YY; unpolarised sky: XX = YY = I before corruption",
-            "time": "TIME = MJD seconds (UTC) at integration centres",
-        },
+        "conventions": _conventions(cfg, plan.diameter),
         "observation": {
             "start_mjd_s": eb.start, "end_mjd_s": eb.end, "start_utc": utc_text(eb.start),
             "end_utc": utc_text(eb.end), "integration_s": cfg.schedule.integration,
@@ -227,4 +221,28 @@ def _expected_facts(plan: Plan, eb: EBPlan, tl: Timeline, ms_path: Path, weight:
         "fields": fields,
         "scans": scans,
         "weights": weights,
+    }
+
+
+def _pb_text(cfg, dish_m: float) -> str:
+    """The primary beam of the truth's conventions, naming the model a reader re-evaluates it with."""
+    if cfg.primary_beam == "gaussian":
+        return f"Gaussian, FWHM = {cfg.pb_fwhm_factor} lambda / D"
+    if cfg.primary_beam == "none":
+        return "none"
+    model = imager_pb_model(cfg.site, dish_m)
+    return (f"kernels.primary_beam model {model!r} (dish {dish_m:g} m): the pattern the imaging corrects with, "
+            f"per channel, at each component's offset from its pointing")
+
+
+def _conventions(cfg, dish_m: float) -> dict:
+    """The truth's conventions: how its numbers relate to the MS."""
+    return {
+        "uvw": "UVW = uvw(ANTENNA1) - uvw(ANTENNA2) (CASA), J2000 frame, casacore measures",
+        "visibility": "V = sum S A T exp(+2 pi i (u l + v m + w (n - 1)) nu / c) with the stored UVW (CASA sign)",
+        "primary_beam": _pb_text(cfg, dish_m),
+        "primary_beam_model": (imager_pb_model(cfg.site, dish_m) if cfg.primary_beam == "imager"
+                               else cfg.primary_beam),
+        "correlations": "XX, YY; unpolarised sky: XX = YY = I before corruption",
+        "time": "TIME = MJD seconds (UTC) at integration centres",
     }

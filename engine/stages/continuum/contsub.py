@@ -40,8 +40,9 @@ from almarules.engine.stages.calibration.visdata import (
 from almarules.engine.stages.calibration.workcopy import make_copy, tiled_data_files
 from almarules.kernels import uvcontsub
 
-#: rows per chunk: about this many bytes of complex128 visibilities
-CHUNK_BYTES = 64 * 1024 ** 2
+#: rows per chunk: about this many bytes of complex128 visibilities (small enough that one field/spw's
+#: fit overlaps another's reading and writing: measured 25 % faster than 64 MB on alma_sim)
+CHUNK_BYTES = 16 * 1024 ** 2
 #: the continuum model inside a line copy (module doc)
 MODEL_FILE = "CONTINUUM_MODEL.npz"
 #: the data columns a line copy does not copy (module doc)

@@ -141,6 +141,18 @@ def test_ms_layout_subtables_rows_and_intents(runs):
 
 
 # ---------------------------------------------------------------- visibilities
+def _pb(model: str, rho: float, nu: np.ndarray, diam: float) -> np.ndarray:
+    """The primary beam a pointing sees a component through: a Gaussian written out here, or the
+    imager's model (kernels.primary_beam, itself tested against CASA's tables in test_primary_beam)."""
+    if model == "gaussian":
+        return np.exp(-4 * math.log(2) * rho ** 2 / (1.12 * C / (nu * diam)) ** 2)
+    if model == "none":
+        return np.ones(nu.size)
+    from almarules.kernels.primary_beam import beam_profile
+
+    return np.array([float(beam_profile(model, math.degrees(rho) * 3600, float(f), diam)) for f in nu])
+
+
 def _analytic(ms: Path, truth: dict) -> np.ndarray:
     """The model re-evaluated from the truth file, row by row (no almarules kernels)."""
     time, fld, ddid, uvw = _col(ms, "TIME"), _col(ms, "FIELD_ID"), _col(ms, "DATA_DESC_ID"), _col(ms, "UVW")
@@ -163,7 +175,7 @@ def _analytic(ms: Path, truth: dict) -> np.ndarray:
             m = math.sin(dec) * math.cos(pdec) - math.cos(dec) * math.sin(pdec) * math.cos(ra - pra)
             n = math.sqrt(1 - l * l - m * m)
             rho = math.asin(math.sqrt(l * l + m * m))
-            pb = np.exp(-4 * math.log(2) * rho ** 2 / (1.12 * C / (nu * diam)) ** 2)
+            pb = _pb(truth["conventions"]["primary_beam_model"], rho, nu, diam)
             s = c["flux_jy_at_ref"] * (nu / c["reference_frequency_hz"]) ** c["spectral_index"]
             for ln in c.get("lines", []):
                 fac = 1.0
