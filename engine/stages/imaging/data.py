@@ -98,6 +98,7 @@ def select_channels(ms_paths: Sequence[Path], field: str, spws: Sequence[int], s
         ids = msdata.field_rows(ms, field)
         if not ids:
             continue
+        _single_pointing(Path(ms), field, ids)
         for spw in spws:
             axis = msdata.spw_axis(ms, spw)
             nchan = axis.freq.size
@@ -131,6 +132,28 @@ def select_channels(ms_paths: Sequence[Path], field: str, spws: Sequence[int], s
     if not any(s.runs for s in out):
         raise ImagingError(f"no channels selected for field {field} spws {list(spws)}")
     return Selection(out, how, notes)
+
+
+#: FIELD rows of one name whose phase centres differ by more than this (arcsec) are a mosaic
+MOSAIC_SEPARATION_ARCSEC = 0.001
+
+
+def _single_pointing(ms: Path, field: str, ids: Sequence[int]) -> None:
+    """ImagingError when the FIELD rows named `field` point at different directions: gridding the
+    pointings of a mosaic as one would superpose their skies shifted against each other, so the
+    stage makes no image rather than a wrong one until joint mosaic imaging lands (issue 16)."""
+    if len(ids) < 2:
+        return
+    centres = np.radians([msdata.phase_centre(ms, i)[:2] for i in ids])
+    ra0, dec0 = centres[0]
+    cos_sep = (np.sin(dec0) * np.sin(centres[:, 1])
+               + np.cos(dec0) * np.cos(centres[:, 1]) * np.cos(centres[:, 0] - ra0))
+    spread = float(np.degrees(np.arccos(np.clip(cos_sep, -1.0, 1.0))).max() * 3600.0)
+    if spread > MOSAIC_SEPARATION_ARCSEC:
+        raise ImagingError(f"field {field} is a mosaic: {ms} has {len(ids)} FIELD rows of that name (ids "
+                           f"{', '.join(map(str, ids))}) pointing up to {spread:.1f} arcsec apart; joint mosaic "
+                           f"imaging is not implemented in the imaging stage yet (issue 16), so no image is made "
+                           f"rather than one that superposes the pointings' skies")
 
 
 def _check_weights(spws: Sequence[SpwData], field: str) -> None:
