@@ -60,15 +60,20 @@ def imlist_commands(opts: RunOptions, args: Sequence[str]) -> list[Command]:
             Command(tool="casa", text=casa, note="the ALMA pipeline's task")]
 
 
-def image_commands(opts: RunOptions, key: str, rec: Optional[ImageRecord]) -> list[Command]:
-    argv = ["almarules", "image", *opts.ms, "-o", "images", "--image", key, *_common(opts), "--extra-products"]
-    if opts.contfile:
-        argv += ["--contfile", opts.contfile]
+def image_commands(opts: RunOptions, key: str, rec: Optional[ImageRecord], contfile: Optional[str] = None
+                   ) -> list[Command]:
+    """The commands that make image `key` again: on the Measurement Sets its record says it read
+    (the run's calibrated working copies or line copies, not the raw inputs) and with the cont.dat
+    the run used (`contfile`: the one findcont wrote, else --contfile)."""
+    ms = list(rec.data.measurement_sets) if rec is not None and rec.data is not None else list(opts.ms)
+    argv = ["almarules", "image", *ms, "-o", "images", "--image", key, *_common(opts), "--extra-products"]
+    if contfile or opts.contfile:
+        argv += ["--contfile", contfile or opts.contfile]
     if opts.data_calibrated:
         argv.append("--data-calibrated")
     out = [Command(tool="almarules", text=shell(argv))]
     if rec is not None and rec.parameters:
-        out.append(Command(tool="casa", text=tclean_call(opts.ms, rec), note=_tclean_note(rec)))
+        out.append(Command(tool="casa", text=tclean_call(ms, rec), note=_tclean_note(rec)))
     return out
 
 

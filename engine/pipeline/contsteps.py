@@ -256,54 +256,69 @@ def adopt_line(ctx: RunContext, stage: StageRun) -> None:
 
 def check_continuum_model(ctx: RunContext, stage: StageRun, records: dict) -> None:
     """After target cont images: the continuum uvcontsub subtracted from a field (the model kept in
-    the line copies, `contsub.short_spacings`) against the cont image's clean components predicted
-    at the same rows (`kernels.gridding.predict`), on the shortest baselines (rules:
-    dataset.contmodel_uv_fraction of the rows), as weighted vector means. Both describe the field's
-    continuum; when they differ by more than dataset.contmodel_tolerance of the model plus 3 sigma,
-    the cubes and the cont image disagree about it (a warning on the attention list)."""
-    from almarules.engine.products.fits import read_image
-    from almarules.engine.stages.continuum.contsub import short_spacings
-    from almarules.kernels.gridding import predict
-
+    the line copies, `contsub.kept_model`) against the cont image's clean components, both seen
+    through the same sampling -- natural-weight dirty images at the cont image's grid of the kept
+    model's visibilities and of the components predicted at the same rows (`kernels.gridding`) --
+    at the components' brightest pixel. They differ by what the clean left there (at most its
+    threshold) and the noise; by more than dataset.contmodel_tolerance of the value plus the
+    threshold plus 3 sigma, the cubes' continuum and the cont image disagree (a warning)."""
     if not ctx.line_ms:
         return
     try:
-        fraction = float(setting(ctx.dec, "dataset.contmodel_uv_fraction").value)
         tolerance = float(setting(ctx.dec, "dataset.contmodel_tolerance").value)
     except ImagingError:
         return
-    where = ", ".join(f"{n} from {ctx.dec.value(f'dataset.contmodel_{n}').at}" for n in ("uv_fraction", "tolerance"))
     checked = {}
     for key, record in records.items():
         field, intent, _, specmode = split_key(key)
         model_fits = next((p.file for p in (record.products if record else []) if p.kind == "model"), None)
         if intent != "TARGET" or specmode != "cont" or model_fits is None or record.status not in ("ok", "unscaled"):
             continue
-        parts = [p for m in ctx.line_ms for p in short_spacings(Path(m), field, fraction)]
-        if not parts:
-            continue
         folder = (ctx.wd.root / str(ctx.state.images[key].record)).parent
-        components, header, _ = read_image(folder / Path(model_fits).name)
-        cell = abs(float(header["CDELT2"])) * 3600.0
-        wsum = sum(float(p.weight.sum()) for p in parts)
-        subtracted = sum(complex(np.sum(p.weight * p.model)) for p in parts) / wsum
-        imaged = sum(complex(np.sum(p.weight * predict(p.uvw, np.array([p.freq]), components[0], cell)[:, 0]))
-                     for p in parts) / wsum
-        sigma = wsum ** -0.5
-        agree = abs(imaged - subtracted) <= tolerance * abs(subtracted) + 3 * sigma
-        uv_max = max(float(np.hypot(p.uvw[:, 0], p.uvw[:, 1]).max() * p.freq / 299_792_458.0) for p in parts)
-        checked[key] = {"subtracted_jy": abs(subtracted), "cont_image_jy": abs(imaged), "sigma_jy": sigma,
-                        "rows": sum(p.uvw.shape[0] for p in parts), "uv_max_klambda": uv_max / 1e3, "agree": agree}
-        text = (f"{key}: on the shortest {fraction:.0%} of baselines (<= {uv_max / 1e3:.1f} klambda) the continuum "
-                f"uvcontsub subtracted averages {abs(subtracted):.4g} ± {sigma:.2g} Jy, the cont image's clean "
-                f"components {abs(imaged):.4g} Jy: " + ("consistent" if agree else
-                f"they differ by more than {tolerance:.0%} + 3 sigma: the cubes' continuum and the cont image disagree"))
-        stage.notes.append(f"{text} ({where})")
+        seen = _seen_at_peak(ctx.line_ms, field, folder / Path(model_fits).name)
+        if seen is None:
+            continue
+        subtracted, imaged, sigma, pixel = seen
+        threshold = float(record.weblog.threshold.value) / 1e3 if record.weblog.threshold else 0.0
+        agree = abs(imaged - subtracted) <= tolerance * abs(subtracted) + threshold + 3 * sigma
+        checked[key] = {"subtracted_jy_per_beam": subtracted, "cont_image_jy_per_beam": imaged, "sigma": sigma,
+                        "threshold": threshold, "pixel": list(pixel), "agree": agree}
+        text = (f"{key}: at its brightest clean component (pixel {pixel[0]}, {pixel[1]}) the continuum uvcontsub "
+                f"subtracted reads {subtracted * 1e3:.4g} mJy/beam, the cont image's clean components "
+                f"{imaged * 1e3:.4g} mJy/beam (natural-weight dirty images of both, sigma {sigma * 1e3:.2g}): "
+                + ("consistent" if agree else f"they differ by more than {tolerance:.0%} + the clean threshold "
+                                              f"+ 3 sigma: the cubes' continuum and the cont image disagree"))
+        stage.notes.append(f"{text} (tolerance from {ctx.dec.value('dataset.contmodel_tolerance').at})")
         ctx.stage_log(stage, text)
         if not agree:
             ctx.state.attention.append(Attention(level="warning", stage=stage.index, text=f"continuum model: {text}"))
     if checked:
         stage.numbers = {**(stage.numbers or {}), "continuum_model": checked}
+
+
+def _seen_at_peak(line_ms: list[str], field: str, model_fits: Path
+                  ) -> Optional[tuple[float, float, float, tuple[int, int]]]:
+    """(kept model, clean components, sigma: Jy/beam; pixel) at the components' brightest pixel of
+    their natural-weight dirty image over the kept rows (module doc of check_continuum_model)."""
+    from almarules.engine.products.fits import read_image
+    from almarules.engine.stages.continuum.contsub import kept_model
+    from almarules.kernels.gridding import dirty_image, predict
+
+    parts = [p for m in line_ms for p in kept_model(Path(m), field)]
+    if not parts:
+        return None
+    components, header, _ = read_image(model_fits)
+    cc = components[0]
+    n, cell = cc.shape[0], abs(float(header["CDELT2"])) * 3600.0
+    kept, seen, wsum = np.zeros(cc.shape), np.zeros(cc.shape), 0.0
+    for p in parts:
+        freq, w = np.array([p.freq]), p.weight[:, None]
+        s = float(w.sum())
+        kept += s * dirty_image(p.uvw, freq, p.model[:, None], w, n, cc.shape[1], cell)
+        seen += s * dirty_image(p.uvw, freq, predict(p.uvw, freq, cc, cell), w, n, cc.shape[1], cell)
+        wsum += s
+    pixel = tuple(int(i) for i in np.unravel_index(np.argmax(seen), seen.shape))
+    return float(kept[pixel] / wsum), float(seen[pixel] / wsum), wsum ** -0.5, pixel
 
 
 def dataset_rule(ctx: RunContext) -> str:

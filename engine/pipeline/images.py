@@ -164,7 +164,7 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
         ctx.wd.save_state(ctx.state)
     records = {k: r for k in keys if (r := read_record(_abs(ctx, ctx.state.images[k].record))) is not None}
     for key in keys:
-        stage.commands += commands.image_commands(ctx.opts, key, records.get(key))
+        stage.commands += commands.image_commands(ctx.opts, key, records.get(key), ctx.contfile)
         for why in stage.redone.get(key, []):
             ctx.stage_log(stage, f"{key} made again: {why}")
     stage.score = _score(ctx, stage, records)

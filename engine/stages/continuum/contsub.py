@@ -16,8 +16,8 @@ The fitted continuum is kept in the copy as ``CONTINUUM_MODEL.npz`` (`MODEL_FILE
 old uvcontsub wrote as its ``.cont`` MS, in (order + 1) coefficients per row instead of a value
 per channel): per field and spw the rows' uvw (m), the Stokes I continuum at the spw's centre
 frequency (Jy; the parallel hands' mean of the fit's constant term, where both were fitted) and
-its weight (the fit channels' weights summed, Jy^-2). `short_spacings` reads it back for the
-check of the cont image (`engine.pipeline.contsteps.check_continuum_model`).
+its weight (the fit channels' weights summed, Jy^-2). `kept_model` reads it back for the check
+of the cont image (`engine.pipeline.contsteps.check_continuum_model`).
 
 The copy is prepared before it is marked complete (`calibration.workcopy.make_copy`), so an
 interrupted subtraction is redone, and its identity carries the cont.dat ranges and the order:
@@ -175,9 +175,9 @@ def _stokes_i_continuum(fit: uvcontsub.ContinuumFit, weight: np.ndarray, flag: n
 
 
 @dataclass(frozen=True)
-class ShortSpacings:
-    """The continuum model of one field and spw on its shortest baselines: uvw (n, 3) m, model (n,)
-    Stokes I Jy at `freq` (Hz, the spw's centre), weight (n,) Jy^-2."""
+class KeptModel:
+    """The continuum model of one field and spw kept in a line copy: uvw (n, 3) m, model (n,) Stokes I
+    Jy at `freq` (Hz, the spw's centre), weight (n,) Jy^-2 (0: no fit)."""
 
     spw: int
     uvw: np.ndarray
@@ -186,21 +186,15 @@ class ShortSpacings:
     freq: float
 
 
-def short_spacings(line_ms: Path, field: str, fraction: float) -> list[ShortSpacings]:
-    """The `fraction` of `field`'s fitted rows (all spws) with the shortest uv distances (each row's at
-    its spw's centre frequency), per spw; [] when the copy keeps no model of the field."""
+def kept_model(line_ms: Path, field: str) -> list[KeptModel]:
+    """The fitted rows of `field` kept in the line copy `line_ms` (rows with weight > 0), per spw; []
+    when the copy keeps no model of the field."""
     path = Path(line_ms) / MODEL_FILE
     if not path.exists():
         return []
     with np.load(path) as z:
         spws = sorted({int(k.split("/")[1]) for k in z.files if k.startswith(f"{field}/")})
-        parts = [ShortSpacings(s, z[f"{field}/{s}/uvw"], z[f"{field}/{s}/model"], z[f"{field}/{s}/weight"],
-                               float(z[f"{field}/{s}/freq"][0])) for s in spws]
-    uvd = [np.hypot(p.uvw[:, 0], p.uvw[:, 1]) * p.freq / 299_792_458.0 for p in parts]
-    good = np.concatenate([d[p.weight > 0] for d, p in zip(uvd, parts, strict=True)] or [np.zeros(0)])
-    if good.size == 0:
-        return []
-    limit = float(np.quantile(good, fraction))
-    keep = [(p.weight > 0) & (d <= limit) for d, p in zip(uvd, parts, strict=True)]
-    return [ShortSpacings(p.spw, p.uvw[k], p.model[k], p.weight[k], p.freq)
-            for p, k in zip(parts, keep, strict=True) if k.any()]
+        parts = [KeptModel(s, z[f"{field}/{s}/uvw"], z[f"{field}/{s}/model"], z[f"{field}/{s}/weight"],
+                           float(z[f"{field}/{s}/freq"][0])) for s in spws]
+    return [KeptModel(p.spw, p.uvw[k], p.model[k], p.weight[k], p.freq)
+            for p in parts if (k := p.weight > 0).any()]

@@ -152,16 +152,19 @@ def test_the_line_cube_holds_the_line_at_its_true_peak_and_no_continuum(full, tr
 
 
 def test_the_kept_continuum_model_matches_the_truth_and_the_cont_image(full, truth):
-    """The line copy keeps the subtracted continuum (CONTINUUM_MODEL.npz): on the shortest baselines its
-    vector mean equals the truth's continuum (the point at the centre, the Gaussian 2 arcsec off)
-    predicted at the same rows within 3 sigma + 1 %, in phase as well as amplitude; the cont image's
-    check (makeimages after makeimlist(cont)) finds the clean components consistent with it."""
-    from almarules.engine.stages.continuum.contsub import short_spacings
+    """The line copy keeps the subtracted continuum (CONTINUUM_MODEL.npz): on the shortest 10 % of
+    baselines its vector mean equals the truth's continuum (the point at the centre, the Gaussian 2
+    arcsec off) predicted at the same rows within 3 sigma + 1 %, in phase as well as amplitude; the
+    cont image's check (makeimages after makeimlist(cont)) finds the clean components consistent
+    with it at their brightest pixel."""
+    from almarules.engine.stages.continuum.contsub import kept_model
     from almarules.kernels import sky
 
     state, out = full
-    parts = short_spacings(out / "line" / "alma_sim.ms", "SIMGAL_1", 0.1)
+    parts = kept_model(out / "line" / "alma_sim.ms", "SIMGAL_1")
     assert {p.spw for p in parts} == {0, 1}
+    uvd = [np.hypot(p.uvw[:, 0], p.uvw[:, 1]) * p.freq for p in parts]
+    limit = np.quantile(np.concatenate(uvd), 0.1)
     comps = {c["label"]: c for c in truth["sky_model"]["target"]["components"]}
     g = comps["continuum Gaussian"]
     arcsec = np.pi / 180 / 3600
@@ -169,15 +172,24 @@ def test_the_kept_continuum_model_matches_the_truth_and_the_cont_image(full, tru
              sky.Component("gaussian", np.array([g["integrated_flux_jy_at_ref"]]), l=g["offset_east_arcsec"] * arcsec,
                            m=g["offset_north_arcsec"] * arcsec, major=g["major_fwhm_arcsec"] * arcsec,
                            minor=g["minor_fwhm_arcsec"] * arcsec, pa=np.radians(g["position_angle_deg"]))]
-    wsum = sum(p.weight.sum() for p in parts)
-    kept = sum(np.sum(p.weight * p.model) for p in parts) / wsum
-    true = sum(np.sum(p.weight * sky.direct_sum(p.uvw, np.array([p.freq]), model)[:, 0]) for p in parts) / wsum
+    short = [d <= limit for d in uvd]
+    wsum = sum(p.weight[k].sum() for p, k in zip(parts, short, strict=True))
+    kept = sum(np.sum(p.weight[k] * p.model[k]) for p, k in zip(parts, short, strict=True)) / wsum
+    true = sum(np.sum(p.weight[k] * sky.direct_sum(p.uvw[k], np.array([p.freq]), model)[:, 0])
+               for p, k in zip(parts, short, strict=True)) / wsum
     assert abs(kept - true) <= 0.01 * abs(true) + 3 / np.sqrt(wsum), (kept, true)
     assert abs(np.angle(true)) > 0.02  # the offset Gaussian turns the mean's phase: a sign error would show
     check = next(s for s in state["stages"] if s["name"] == "makeimages" and "continuum_model" in (s["numbers"] or {}))
     (key, numbers), = check["numbers"]["continuum_model"].items()
     assert key == "SIMGAL_1.TARGET.0_1.cont" and numbers["agree"]
+    assert numbers["subtracted_jy_per_beam"] == pytest.approx(numbers["cont_image_jy_per_beam"], rel=0.1)
     assert any(n.startswith(key) and "consistent" in n for n in check["notes"])
+    # the equivalent commands name the data the images read and the cont.dat the run used
+    cont = [c["text"] for c in check["commands"]]
+    assert f"{out}/calibrated/alma_sim.ms" in cont[0] and f"--contfile {out}/cont.dat" in cont[0]
+    assert "vis=['" + f"{out}/calibrated/alma_sim.ms" in cont[1]
+    cubes = next(s for s in state["stages"] if s["name"] == "makeimages" and any(".cube" in i for i in s["items"]))
+    assert all(f"{out}/line/alma_sim.ms" in c["text"] for c in cubes["commands"])
 
 
 def test_a_cont_dat_edit_redoes_uvcontsub_and_only_the_images_of_that_field_spw(full, shared_ms):
