@@ -123,18 +123,24 @@ def _check(residual: np.ndarray, psf: np.ndarray, mask: Optional[np.ndarray], ga
     p0 = float(p[p.shape[0] // 2, p.shape[1] // 2])
     if not p0 > 0:
         raise ValueError("the PSF is not positive at its centre pixel (shape // 2)")
+    return res, p, clean_mask(mask, res.shape, gain, niter), p0
+
+
+def clean_mask(mask: Optional[np.ndarray], shape: tuple[int, ...], gain: float, niter: int) -> np.ndarray:
+    """The minor cycle's mask as bool of the image `shape` (None: everywhere), with the checks of a
+    clean's gain (> 0) and niter (>= 0); ValueError otherwise."""
     if mask is None:
-        m = np.ones(res.shape, dtype=bool)
+        m = np.ones(shape, dtype=bool)
     else:
         m = np.asarray(mask)
-        if m.shape != res.shape:
-            raise ValueError(f"mask must have the residual's shape {res.shape}, got {m.shape}")
+        if m.shape != tuple(shape):
+            raise ValueError(f"mask must have the residual's shape {tuple(shape)}, got {m.shape}")
         m = m.astype(bool)
     if not gain > 0:
         raise ValueError(f"gain must be positive, got {gain}")
     if niter < 0:
         raise ValueError(f"niter must be >= 0, got {niter}")
-    return res, p, m, p0
+    return m
 
 
 def default_patch_halfwidth(psf: np.ndarray) -> int:

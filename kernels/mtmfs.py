@@ -78,7 +78,7 @@ import numpy as np
 
 from . import gridding
 from .beam import Beam
-from .deconvolve import subtract_components
+from .deconvolve import clean_mask, subtract_components
 from .restore import restore
 
 __all__ = ["taylor_weights", "normalise", "taylor_images", "hessian", "principal_solution",
@@ -239,18 +239,7 @@ def _check_inputs(residuals: np.ndarray, psfs: np.ndarray, mask: Optional[np.nda
     p, _ = _check_psfs(psfs, nt)
     if not p[0, p.shape[1] // 2, p.shape[2] // 2] > 0:
         raise ValueError("PSF_0 is not positive at its centre pixel (shape // 2)")
-    if mask is None:
-        m = np.ones((nx, ny), dtype=bool)
-    else:
-        m = np.asarray(mask)
-        if m.shape != (nx, ny):
-            raise ValueError(f"mask must have the residuals' image shape {(nx, ny)}, got {m.shape}")
-        m = m.astype(bool)
-    if not gain > 0:
-        raise ValueError(f"gain must be positive, got {gain}")
-    if niter < 0:
-        raise ValueError(f"niter must be >= 0, got {niter}")
-    return res, p, m
+    return res, p, clean_mask(mask, (nx, ny), gain, niter)
 
 
 def _clean_box(r: np.ndarray, mb: np.ndarray, win: np.ndarray, hinv: np.ndarray, gain: float,
