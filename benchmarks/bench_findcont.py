@@ -38,6 +38,22 @@ import compare_data  # noqa: E402
 
 DATASETS = {"ngc5921": ["--intents", str(REPO / "examples" / "intents" / "ngc5921.yaml")],
             "alma_sim": ["--fluxfile", str(REPO / "examples" / "flux" / "alma_sim.flux.csv")]}
+
+
+def measure(fn, repeat: int):
+    """(fastest wall s, peak traced MB of one call, the last result)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return best, peak, result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/almarules-bench-findcont"))
