@@ -112,17 +112,3 @@ def simulated_ms(name: str, config: Path, work: Path) -> tuple[Path, list[str]]:
     fluxfile = out.with_suffix(".flux.csv")
     fluxfile.write_text("\n".join(lines) + "\n")
     return out, ["--fluxfile", str(fluxfile)]
-
-
-def measure(fn, repeat: int):
-    """(fastest wall s, peak traced MB of one call, the last result)."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
-    return best, peak, result
