@@ -211,7 +211,7 @@ def uvcontsub(ctx: RunContext, stage: StageRun) -> None:
                                         "CORRECTED_DATA. Rows with too few fit channels: CASA lowers the order "
                                         "(none left: unsubtracted), almarules flags them")
                            for name, spec in rep.fitspec.items()]
-    ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
+    _use_line(ctx, copies)
     stage.notes.append(f"the cubes read the continuum-subtracted copies in {LINE}/ ({dataset_rule(ctx)})")
     unsubtracted = [f"{f} spw {s}" for f, s in pairs if not getattr(lookup(ctx.contdat, f, s), "ranges", None)]
     facts = ctx.facts.model_copy(deep=True)
@@ -250,8 +250,13 @@ def adopt_line(ctx: RunContext, stage: StageRun) -> None:
     copies = line_copies(ctx.wd.root, ctx.vis_ms or list(ctx.opts.ms), ctx.ms_digests, ctx.contdat, pairs,
                          uvcontsub_order(ctx.dec))
     if all(current_copy(Path(dest), Path(src), identity) for src, dest, identity, _ in copies):
-        ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
+        _use_line(ctx, copies)
         stage.notes.append(f"the cubes read the continuum-subtracted copies an earlier run made in {LINE}/")
+
+
+def _use_line(ctx: RunContext, copies: list[tuple[str, str, str, str]]) -> None:
+    """The cubes read these line copies (`line_copies`), with their views as their identities."""
+    ctx.line_ms, ctx.line_digests = [c[1] for c in copies], [(c[1], c[3]) for c in copies]
 
 
 def check_continuum_model(ctx: RunContext, stage: StageRun, records: dict) -> None:
@@ -271,7 +276,7 @@ def check_continuum_model(ctx: RunContext, stage: StageRun, records: dict) -> No
     checked = {}
     for key, record in records.items():
         field, intent, _, specmode = split_key(key)
-        model_fits = next((p.file for p in (record.products if record else []) if p.kind == "model"), None)
+        model_fits = next((p.file for p in record.products if p.kind == "model"), None)
         if intent != "TARGET" or specmode != "cont" or model_fits is None or record.status not in ("ok", "unscaled"):
             continue
         folder = (ctx.wd.root / str(ctx.state.images[key].record)).parent

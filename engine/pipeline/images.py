@@ -88,7 +88,7 @@ def _start_later_images(ctx: RunContext, stage: StageRun) -> None:
     ctx.executor.start(run_image, tasks)
 
 
-def read_record(path: Optional[str]) -> Optional[ImageRecord]:
+def _read_record(path: Optional[str]) -> Optional[ImageRecord]:
     if not path:
         return None
     try:
@@ -143,8 +143,8 @@ def _score(ctx: RunContext, stage: StageRun, records: dict[str, ImageRecord]) ->
                       f"{rec.weblog.qa_score.source})", reasons=reasons)
 
 
-def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
-    """Make (or keep) the images `keys`; fills `stage` in."""
+def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> dict[str, ImageRecord]:
+    """Make (or keep) the images `keys`; fills `stage` in; returns the records of those that have one."""
     tasks = _tasks(ctx, stage, keys)
     planned = [ctx.state.images[k].plan.get("run_time") for k in keys]
     estimate = sum(p for p in planned if p) or None
@@ -162,7 +162,7 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
         ctx.stage_log(stage, text)
         ctx.progress.item(done, text)
         ctx.wd.save_state(ctx.state)
-    records = {k: r for k in keys if (r := read_record(_abs(ctx, ctx.state.images[k].record))) is not None}
+    records = {k: r for k in keys if (r := _read_record(_abs(ctx, ctx.state.images[k].record))) is not None}
     for key in keys:
         stage.commands += commands.image_commands(ctx.opts, key, records.get(key), ctx.contfile)
         for why in stage.redone.get(key, []):
@@ -172,6 +172,7 @@ def make_images(ctx: RunContext, stage: StageRun, keys: list[str]) -> None:
     stage.notes.append(f"{made} image(s) made, {len(stage.kept)} kept from an earlier run, on {ctx.executor.describe()}")
     ctx.progress.end(f"{made} made, {len(stage.kept)} kept" + (
         f"; score {stage.score.value:.2f} {stage.score.colour}" if stage.score.value is not None else ""))
+    return records
 
 
 def _abs(ctx: RunContext, rel: Optional[str]) -> Optional[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from almarules.engine.facts.model import SPECMODES
 from almarules.engine.pipeline import calsteps, commands, contsteps
-from almarules.engine.pipeline.images import make_images, read_record
+from almarules.engine.pipeline.images import make_images
 from almarules.engine.pipeline.scoring import rule_score
 from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import Attention, StageRun
@@ -73,6 +73,4 @@ def makeimages(ctx: RunContext, stage: StageRun) -> None:
         stage.notes.append("no images: the preceding makeimlist selected none")
         ctx.stage_log(stage, stage.notes[0])
         return
-    make_images(ctx, stage, keys)
-    contsteps.check_continuum_model(ctx, stage, {k: read_record(str(ctx.wd.root / r)) if (r := ctx.state.images[k].record)
-                                                 else None for k in keys})
+    contsteps.check_continuum_model(ctx, stage, make_images(ctx, stage, keys))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from almarules.engine.io import write_atomic
+from almarules.engine.stages.calibration.visdata import open_table
 
 MARKER = ".almarules-copy.json"
 
@@ -79,7 +80,6 @@ def make_copy(source: Path, dest: Path, identity: str, prepare: Optional[Callabl
     return dest
 
 
-
 #: storage managers whose column data live in separate files (table.f<N>_TSM<k>), the rest of the
 #: manager (its index) in table.f<N>
 TILED = ("TiledShapeStMan", "TiledColumnStMan", "TiledCellStMan")
@@ -88,8 +88,6 @@ TILED = ("TiledShapeStMan", "TiledColumnStMan", "TiledCellStMan")
 def tiled_data_files(ms: Path, columns: Sequence[str]) -> list[str]:
     """The data files (relative to the MS) of those of `columns` of the main table that a tiled
     storage manager holds alone (no other column in the manager); [] for the others."""
-    from almarules.engine.stages.calibration.visdata import open_table
-
     t = open_table(Path(ms))
     try:
         info = t.getdminfo()

@@ -105,7 +105,7 @@ def subtract_continuum(source: Path, ms: Path, fields: Sequence[str], contdat: O
 
     def one(task) -> tuple[int, dict[str, np.ndarray]]:
         name, setup, rows, fit_channels = task
-        step = max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
+        step = _rows_per_chunk(setup)
         parts, failed = [], 0
         for a in range(0, rows.size, step):
             cd = read_rows(source, setup, rows[a:a + step], column)
@@ -141,12 +141,17 @@ def subtract_continuum(source: Path, ms: Path, fields: Sequence[str], contdat: O
         np.savez(fh, **model)
 
 
+def _rows_per_chunk(setup) -> int:
+    """Rows of about CHUNK_BYTES of complex128 visibilities of this spw."""
+    return max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
+
+
 def _copy_unsubtracted(source: Path, ms: Path, keep: list, column: str, target_ids: Sequence[int]) -> None:
     """In a copy whose data columns were blanked: the target rows without ranges get `column` (and
     FLAG) as they are in `source`; the rows of every other field, and the autocorrelations, are
     flagged (FLAG_ROW)."""
     for setup, rows in keep:
-        step = max(1, CHUNK_BYTES // (16 * setup.freq.size * len(setup.corr_names)))
+        step = _rows_per_chunk(setup)
         for a in range(0, rows.size, step):
             cd = read_rows(source, setup, rows[a:a + step], column)
             write_rows(ms, cd.rows, {column: cd.vis, "FLAG": cd.flag})

@@ -77,9 +77,11 @@ def coarse_cube(ms_paths: Sequence[Path], field: str, spw: int, setup: CoarseSet
     per_chunk = max(1, int(memory_limit // max(probe.nbytes, 1)))
     beam_px = float("nan")
     mid = nchan // 2
+    rows: Optional[tuple[int, int]] = None  # (read, gridded): every channel block reads the same rows
     for a in range(0, nchan, per_chunk):
         b = min(nchan, a + per_chunk)
         vs = vdata.read(sel, 1, (a, b), reduce=reduce) if reduce or (a, b) != (0, 1) else probe
+        rows = rows or ((counted[0], counted[1]) if reduce else (vs.uvw.shape[0],) * 2)
         for j in range(b - a):
             ch = _channel_plane(vs, j, setup, nthreads, a + j == mid)
             if ch is not None:
@@ -92,9 +94,7 @@ def coarse_cube(ms_paths: Sequence[Path], field: str, spw: int, setup: CoarseSet
     pb = primary_beam.pb_image(n, n, cell, float(np.mean(freq)), setup.dish_m, model=setup.pb_model)
     if not np.isfinite(beam_px):  # the mid channel was flagged: the beam of the plan
         beam_px = beam_area_pixels(beamfit.Beam(3 * cell, 3 * cell, 0.0), cell)
-    nblock = -(-nchan // per_chunk)  # every channel block reads the same rows
-    rows = (counted[0] // nblock, counted[1] // nblock) if reduce else (probe.uvw.shape[0],) * 2
-    return CoarseCube(cube, pb, beam_px, freq, width, tuple(sel.notes), *rows)
+    return CoarseCube(cube, pb, beam_px, freq, width, tuple(sel.notes), *(rows or (0, 0)))
 
 
 def _time_averaging(setup: CoarseSetup, freq_max: float, counted: list[int]) -> Callable[[Chunk], Chunk]:
