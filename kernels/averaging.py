@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from almarules.kernels.constants import C
+
 #: Earth's rotation rate, rad per (UT1 ~ UTC) second: 2 pi / sidereal day (86164.0905 s)
 OMEGA_EARTH = 2 * np.pi / 86164.0905
-C_M_S = 299_792_458.0
 
 
 def phase_span(loss: float) -> float:
@@ -42,7 +43,7 @@ def interval(uvw: np.ndarray, freq_max: float, radius: float, loss: float) -> np
     """Longest averaging time (s) per row (uvw (n, 3) m) that keeps the amplitude loss of a source
     `radius` rad from the phase centre at or below `loss` at frequency `freq_max` (Hz): inf for
     zero-length baselines."""
-    rate = 2 * np.pi * radius * OMEGA_EARTH * np.linalg.norm(uvw, axis=1) * freq_max / C_M_S  # rad/s
+    rate = 2 * np.pi * radius * OMEGA_EARTH * np.linalg.norm(uvw, axis=1) * freq_max / C  # rad/s
     with np.errstate(divide="ignore"):
         return np.where(rate > 0, phase_span(loss) / np.where(rate > 0, rate, 1.0), np.inf)
 

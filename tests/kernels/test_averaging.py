@@ -30,7 +30,7 @@ def test_interval_bounds_the_smearing_of_the_worst_placed_source():
     freq, b_m, radius, loss = 230e9, 1000.0, np.radians(20 / 3600), 0.01
     uvw = np.array([[b_m, 0.0, 0.0]])
     dt = float(averaging.interval(uvw, freq, radius, loss)[0])
-    lam = averaging.C_M_S / freq
+    lam = 299_792_458.0 / freq
     t = np.linspace(-dt / 2, dt / 2, 20_001)
     u = b_m / lam * np.cos(averaging.OMEGA_EARTH * t)
     v = b_m / lam * np.sin(averaging.OMEGA_EARTH * t)
