@@ -387,17 +387,68 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
         def minor_fn(res: np.ndarray, mask_: np.ndarray, n: int, cyc: float) -> MinorResult:
             return clark(res, psf, mask_, gain, threshold, n, cyc, patch_halfwidth=h)
 
-    model = np.zeros((npix_x, npix_y))
     if dirty is not None:
         residual = np.array(dirty, dtype=np.float64)
         if residual.shape != (npix_x, npix_y):
             raise ValueError(f"dirty must have shape {(npix_x, npix_y)}, got {residual.shape}")
     else:
         residual = gridding.dirty_image(uvw, freq, vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
+
+    def residual_of(model: np.ndarray) -> np.ndarray:
+        resid_vis = vis - gridding.predict(uvw, freq, model, cell, **grid_kw)
+        return gridding.dirty_image(uvw, freq, resid_vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
+
+    c = clean_cycles(residual, residual_of, minor_fn, m, threshold=threshold, niter=niter, fraction=fraction,
+                     max_major=max_major, divergence_factor=divergence_factor, mask_update=mask_update)
+    return CleanResult(c.model, c.residual, c.history, c.warnings, c.stopped_by, c.initial_peak, bm, sidelobe,
+                       c.iterations, c.mask)
+
+
+# ---------------------------------------------------------------- the major-cycle loop
+
+@dataclass
+class Cycles:
+    """What `clean_cycles` returns: model and residual (the residual's shape), the history,
+    warnings, stop reason, initial masked peak (Jy/beam), components taken and the final mask."""
+
+    model: np.ndarray
+    residual: np.ndarray
+    history: list[MajorCycle]
+    warnings: list[str]
+    stopped_by: str
+    initial_peak: float
+    iterations: int
+    mask: np.ndarray
+
+
+#: residual_of(model) -> the residual image of the visibilities minus the model's prediction
+ResidualOf = Callable[[np.ndarray], np.ndarray]
+#: minor(residual, mask, components left, cycle threshold) -> MinorResult (model: residual's shape)
+Minor = Callable[[np.ndarray, np.ndarray, int, float], MinorResult]
+
+
+def clean_cycles(residual: np.ndarray, residual_of: ResidualOf, minor: Minor, mask: np.ndarray, *,
+                 threshold: float, niter: int, fraction: float, max_major: int = 20,
+                 divergence_factor: float = 1.05, mask_update: Optional[MaskUpdate] = None,
+                 flux_of: Optional[Callable[[np.ndarray], float]] = None) -> Cycles:
+    """Cotton-Schwab's major cycles (see `cotton_schwab`) for any way of making residuals:
+    `residual` is the first residual (the dirty image), (nx, ny) or a stack (nterms, nx, ny)
+    whose plane 0 decides peaks, stops and masks (multi-term clean: the tt0 residual); the
+    model accumulates the minor cycles' models in the residual's shape. fraction: the cycle
+    threshold's fraction of the peak (min(max(cyclefactor x sidelobe, minpsffraction),
+    maxpsffraction)); flux_of(model): the model flux (Jy) each cycle's record gives (default: the
+    sum of plane 0); the rest as `cotton_schwab`."""
+    residual = np.asarray(residual, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+
+    def plane0(img: np.ndarray) -> np.ndarray:
+        return img if img.ndim == 2 else img[0]
+
+    model = np.zeros_like(residual)
     auto_mask: Optional[np.ndarray] = None
     if mask_update is not None:
-        m = auto_mask = np.asarray(mask_update(residual, None, 0), dtype=bool)
-    peak = _masked_peak(residual, m)
+        m = auto_mask = np.asarray(mask_update(plane0(residual), None, 0), dtype=bool)
+    peak = _masked_peak(plane0(residual), m)
     initial = peak
     history: list[MajorCycle] = []
     warns: list[str] = []
@@ -419,22 +470,22 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
                          f"{peak:.4g} Jy/beam > threshold {threshold:.4g} Jy/beam")
             break
         cyc = max(float(threshold), fraction * peak)
-        mr = minor_fn(residual, m, niter - total, cyc)
+        mr = minor(residual, m, niter - total, cyc)
         total += mr.iterations
         model = model + mr.model
-        resid_vis = vis - gridding.predict(uvw, freq, model, cell, **grid_kw)
-        residual = gridding.dirty_image(uvw, freq, resid_vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
-        same_mask_peak = _masked_peak(residual, m)  # divergence is judged in the mask just cleaned
+        residual = np.asarray(residual_of(model), dtype=np.float64)
+        same_mask_peak = _masked_peak(plane0(residual), m)  # divergence is judged in the mask just cleaned
         if mask_update is not None:
-            m = auto_mask = np.asarray(mask_update(residual, m, len(history) + 1), dtype=bool)
-        new_peak = _masked_peak(residual, m)
-        history.append(MajorCycle(mr.iterations, cyc, mr.stopped_by, new_peak, float(model.sum())))
+            m = auto_mask = np.asarray(mask_update(plane0(residual), m, len(history) + 1), dtype=bool)
+        new_peak = _masked_peak(plane0(residual), m)
+        flux = float(flux_of(model)) if flux_of is not None else float(plane0(model).sum())
+        history.append(MajorCycle(mr.iterations, cyc, mr.stopped_by, new_peak, flux))
         if same_mask_peak > divergence_factor * peak:
             stopped = "divergence"
             msg = (f"divergence: masked residual peak grew from {peak:.4g} to {same_mask_peak:.4g} Jy/beam "
                    f"in major cycle {len(history)} (> {100 * (divergence_factor - 1):.0f} %); stopped")
             warns.append(msg)
-            _warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            _warnings.warn(msg, RuntimeWarning, stacklevel=3)
             peak = new_peak
             break
         peak = new_peak
@@ -442,4 +493,4 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
             stopped = "stalled"
             warns.append("the minor cycle took no component; stopped")
             break
-    return CleanResult(model, residual, history, warns, stopped, initial, bm, sidelobe, total, m)
+    return Cycles(model, residual, history, warns, stopped, initial, total, m)

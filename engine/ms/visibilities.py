@@ -498,13 +498,22 @@ def field_rows(ms_path: str | Path, name: str) -> list[int]:
 @_converting
 def phase_centre(ms_path: str | Path, field_id: int) -> tuple[float, float, str]:
     """(RA, Dec in degrees, direction frame) of a field's PHASE_DIR (its first polynomial term)."""
+    return phase_centres(ms_path, [int(field_id)])[int(field_id)]
+
+
+def phase_centres(ms_path: str | Path, field_ids: Sequence[int]) -> dict[int, tuple[float, float, str]]:
+    """`phase_centre` of several FIELD rows, the table opened once: id -> (RA, Dec deg, frame)."""
     ms = _MS(ms_path)
     try:
-        _check_fields(ms, [int(field_id)])
+        ids = [int(f) for f in field_ids]
+        _check_fields(ms, ids)
         field_t = ms.sub("FIELD", ("PHASE_DIR",))
-        pdir = np.asarray(field_t.getcell("PHASE_DIR", int(field_id)), dtype=np.float64).reshape(-1, 2)[0]
-        ref = (field_t.getcolkeywords("PHASE_DIR").get("MEASINFO", {}) or {}).get("Ref", "J2000")
-        return float(np.degrees(pdir[0])) % 360.0, float(np.degrees(pdir[1])), str(ref)
+        ref = str((field_t.getcolkeywords("PHASE_DIR").get("MEASINFO", {}) or {}).get("Ref", "J2000"))
+        out = {}
+        for fid in ids:
+            pdir = np.asarray(field_t.getcell("PHASE_DIR", fid), dtype=np.float64).reshape(-1, 2)[0]
+            out[fid] = (float(np.degrees(pdir[0])) % 360.0, float(np.degrees(pdir[1])), ref)
+        return out
     finally:
         ms.close()
 

@@ -44,6 +44,7 @@ class VisSet:
     columns: tuple[str, ...] = ("DATA",)
     noise_weight: Optional[np.ndarray] = None
     lsrk_factor: Optional[np.ndarray] = None
+    sample_freq: Optional[np.ndarray] = None  # flattened sets: (n,) each row's channel frequency (own frame)
 
     def __post_init__(self) -> None:
         if self.noise_weight is None:
@@ -60,6 +61,31 @@ class VisSet:
         return self.uvw * self.lsrk_factor[:, None]
 
     @property
+    def nchan(self) -> int:
+        return int(self.freq.size)
+
+    @property
+    def rows(self) -> int:
+        return int(self.uvw.shape[0])
+
+    @property
+    def nflag(self) -> int:
+        """Flagged samples."""
+        return int(np.count_nonzero(self.flag))
+
+    def channel(self, j: int) -> "VisSet":
+        """Channel j alone (views of the arrays; a flattened set has one channel)."""
+        return VisSet(self.uvw, self.freq[j:j + 1], self.vis[:, j:j + 1], self.weight[:, j:j + 1],
+                      self.flag[:, j:j + 1], self.flattened, self.notes, self.columns,
+                      self.noise_weight[:, j:j + 1], self.lsrk_factor, self.sample_freq)
+
+    def lsrk_frequencies(self) -> np.ndarray:
+        """Each sample's LSRK frequency (Hz), broadcastable to (n, nchan): the channel frequency in
+        its spw's own frame times lsrk_factor (of a flattened set, its row's `sample_freq`)."""
+        own = self.freq[None, :] if self.sample_freq is None else self.sample_freq[:, None]
+        return own * self.lsrk_factor[:, None]
+
+    @property
     def nvis(self) -> int:
         """Unflagged samples."""
         return int(np.count_nonzero(~self.flag))
@@ -68,6 +94,7 @@ class VisSet:
     def nbytes(self) -> int:
         arrays = (self.uvw, self.freq, self.vis, self.weight, self.flag)
         extra = self.noise_weight.nbytes if self.noise_weight is not self.weight else 0
+        extra += self.sample_freq.nbytes if self.sample_freq is not None else 0
         return sum(a.nbytes for a in arrays) + extra
 
 
@@ -109,4 +136,5 @@ def join(chunks: Sequence[Chunk], freq_ref: Optional[float] = None) -> VisSet:
                   np.concatenate([c.weight.reshape(-1, 1) for c in chunks]),
                   np.concatenate([c.flag.reshape(-1, 1) for c in chunks]), True, notes, columns,
                   np.concatenate([c.noise_weight.reshape(-1, 1) for c in chunks]),
-                  np.concatenate([np.full(c.vis.size, c.lsrk_factor) for c in chunks]))
+                  np.concatenate([np.full(c.vis.size, c.lsrk_factor) for c in chunks]),
+                  np.concatenate([np.broadcast_to(c.freq, c.vis.shape).reshape(-1) for c in chunks]))

@@ -276,8 +276,12 @@ def check_continuum_model(ctx: RunContext, stage: StageRun, records: dict) -> No
     checked = {}
     for key, record in records.items():
         field, intent, _, specmode = split_key(key)
-        model_fits = next((p.file for p in record.products if p.kind == "model"), None)
+        model_fits = next((p.file for p in record.products if p.kind in ("model", "model.tt0")), None)
         if intent != "TARGET" or specmode != "cont" or model_fits is None or record.status not in ("ok", "unscaled"):
+            continue
+        if record.data is not None and record.data.pointings > 1:
+            stage.notes.append(f"{key}: a mosaic; the continuum-model check (made per pointing's sampling of one "
+                               f"phase centre) is not made for mosaics")
             continue
         folder = (ctx.wd.root / str(ctx.state.images[key].record)).parent
         seen = _seen_at_peak(ctx.line_ms, field, folder / Path(model_fits).name)

@@ -30,7 +30,7 @@ from almarules.engine.pipeline.session import RunContext
 from almarules.engine.pipeline.state import StageRun
 from almarules.engine.stages.imaging.record import ImageRecord
 
-DELIVERED = ("pbcor", "pb", "mask")
+DELIVERED = ("pbcor", "pb", "mask", "tt0.pbcor", "pb.tt0", "alpha", "alpha.error")  # writer's kinds
 
 
 class ManifestEntry(BaseModel):

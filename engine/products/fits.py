@@ -197,7 +197,8 @@ def product_name(mous_id: str, field: str, intent: str, spw_ids: Iterable[int | 
     mous_id: ``uid://A001/X2fa/X2dd`` (or already ``uid___A001_X2fa_X2dd``); field: the field
     name, sanitised; intent: TARGET, CHECK, PHASE, BANDPASS, AMPLITUDE or POLARIZATION (any
     case); spw_ids: one id or several, joined by ``_`` in the order given; specmode (mfs, cont,
-    cube, ...), stokes and kind (pbcor, pb, ...) are single tokens without dots; field_token:
+    cube, ...) and stokes are single tokens without dots, kind (pbcor, pb, tt0.pbcor, alpha.error, ...)
+    tokens joined by dots; field_token:
     the field's component when given (`field_tokens`), else ``sanitize_name(field)``.
     """
     if not mous_id or not field:
@@ -215,9 +216,11 @@ def product_name(mous_id: str, field: str, intent: str, spw_ids: Iterable[int | 
         if isinstance(s, bool) or not text.isdigit():
             raise ValueError(f"spw id must be a non-negative integer, got {s!r}")
         spws.append(str(int(text)))
-    for label, token in (("specmode", specmode), ("stokes", stokes), ("kind", kind)):
+    for label, token in (("specmode", specmode), ("stokes", stokes)):
         if not _TOKEN.match(token or ""):
             raise ValueError(f"{label} must be a non-empty token of [A-Za-z0-9_+-], got {token!r}")
+    if not all(_TOKEN.match(part) for part in (kind or "").split(".")):
+        raise ValueError(f"kind must be tokens of [A-Za-z0-9_+-] joined by dots (tt0.pbcor), got {kind!r}")
     token = sanitize_name(field) if field_token is None else field_token
     parts = [sanitize_name(mous_id), f"{token}_{abbrev}", "spw" + "_".join(spws),
              specmode, stokes, kind, "fits"]

@@ -25,12 +25,16 @@ from almarules.engine.pipeline.weblog.figures import (FONT, ImageFigure, Moment0
 __all__ = ["KINDS", "image_thumbnail", "peak_spectrum", "moment0"]
 
 #: Product kinds a thumbnail knows (engine/stages/imaging/writer.py).
-KINDS = ("image", "pbcor", "residual", "model", "psf", "pb", "mask")
+KINDS = ("image", "pbcor", "residual", "model", "psf", "pb", "mask", "alpha", "alpha.error", "weight")
 _BEAM_KINDS = {"image", "pbcor", "residual"}
 _UNITLESS = {"psf": "PSF (peak 1)", "pb": "PB gain", "mask": "clean mask", "image": "(no unit)",
-             "pbcor": "(no unit)", "residual": "(no unit)", "model": "(no unit)"}
+             "pbcor": "(no unit)", "residual": "(no unit)", "model": "(no unit)", "alpha": "spectral index",
+             "alpha.error": "spectral index error", "weight": "sum of squared beams (pointings)"}
 _KIND_NAMES = {"image": "image (not PB-corrected)", "pbcor": "PB-corrected image", "residual": "residual",
-               "model": "clean model", "psf": "PSF", "pb": "primary beam", "mask": "clean mask"}
+               "model": "clean model", "psf": "PSF", "pb": "primary beam", "mask": "clean mask",
+               "alpha": "spectral index", "alpha.error": "spectral index error", "weight": "mosaic weight"}
+#: the range shown of a spectral-index map (steep synchrotron to optically thin dust)
+ALPHA_RANGE = (-3.0, 4.0)
 BACKGROUND = "#d0d0d0"
 """Colour of blank (NaN) pixels: light grey, outside every colour map used."""
 C_KMS = 299792.458  # speed of light (km/s)
@@ -265,6 +269,17 @@ def _display(kind: str, plane: np.ndarray, bunit: str) -> _Display:
         return _Display(plane, Normalize(-0.2, 1.0), _cmap("viridis"), "linear", -0.2, 1.0, bunit, None, 1.0)
     if kind == "pb":
         return _Display(plane, Normalize(0.0, 1.0), _cmap("viridis"), "linear", 0.0, 1.0, bunit, None, 1.0)
+    if kind == "alpha":
+        lo, hi = ALPHA_RANGE
+        return _Display(plane, Normalize(lo, hi), _cmap("RdYlBu_r").with_extremes(bad=BACKGROUND), "linear", lo, hi,
+                        bunit, None, 1.0)
+    if kind in ("alpha.error", "weight"):
+        finite = plane[np.isfinite(plane)]
+        hi = float(np.percentile(finite, 99.5)) if finite.size and kind == "alpha.error" else (
+            float(finite.max()) if finite.size else 1.0)
+        hi = hi if hi > 0 else 1.0
+        return _Display(plane, Normalize(0.0, hi), _cmap("viridis").with_extremes(bad=BACKGROUND), "linear", 0.0, hi,
+                        bunit, None, 1.0)
     cmap = ListedColormap(["#2b2b2b", "#f2c14e"]).with_extremes(bad=BACKGROUND)
     return _Display(np.where(np.isnan(plane), np.nan, (plane > 0.5).astype(float)), BoundaryNorm([-0.5, 0.5, 1.5], 2),
                     cmap, "binary", 0.0, 1.0, bunit, None, 1.0)

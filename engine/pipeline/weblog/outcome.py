@@ -19,7 +19,7 @@ from almarules.engine.stages.imaging.record import ImageRecord
 #: quantity -> (label, unit shown, its factor from the base unit: s, GB, Jy/beam)
 QUANTITIES = {"run_time": ("run time", "s", 1.0), "size": ("image size", "MB", 1e3),
               "sensitivity": ("sensitivity", "mJy/beam", 1e3), "threshold": ("threshold", "mJy/beam", 1e3)}
-SIZE_KINDS = ("image", "pbcor")  # the product whose bytes are the image size, first found
+SIZE_KINDS = ("image", "pbcor", "image.tt0", "tt0.pbcor")  # the product whose bytes are the image size, first found
 
 
 def _actual(quantity: str, entry: ImageEntry, record: Optional[ImageRecord]) -> Optional[float]:

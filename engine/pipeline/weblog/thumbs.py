@@ -14,12 +14,16 @@ from typing import Any, Callable, Optional
 
 from almarules.engine.pipeline.weblog.links import slug
 from almarules.engine.pipeline.weblog.model import Thumb
+from almarules.engine.stages.imaging.writer import base_kind
 
 VERSION = "1"  # bump when the figures change: every PNG is drawn again
 INDEX = "thumbs/index.json"
 #: the thumbnails of an image page: product kind -> label (the first kind found of each tuple)
-IMAGE_KINDS = ((("pbcor", "image"), "image (pbcor)"), (("residual",), "residual"), (("mask",), "clean mask"),
-               (("psf",), "PSF"), (("pb",), "primary beam"), (("model",), "model"))
+IMAGE_KINDS = ((("pbcor", "tt0.pbcor", "image", "image.tt0"), "image (pbcor)"), (("residual", "residual.tt0"), "residual"),
+               (("mask",), "clean mask"), (("psf", "psf.tt0"), "PSF"), (("pb", "pb.tt0"), "primary beam"),
+               (("model", "model.tt0"), "model"), (("alpha",), "spectral index"),
+               (("alpha.error",), "spectral index error"), (("weight",), "mosaic weight"))
+
 
 
 def file_key(path: Path) -> str:
@@ -110,7 +114,7 @@ def image_thumbs(pics: Pictures, record: Any, images_dir: Path) -> list[Thumb]:
         depends = file_key(fits) + (f"|{file_key(with_mask)}" if with_mask else "")
 
         def draw(png: Path, fits: Path = fits, kind: str = kind, with_mask: Optional[Path] = with_mask) -> Any:
-            return figures.image_thumbnail(fits, png, kind, mask_fits=with_mask)
+            return figures.image_thumbnail(fits, png, base_kind(kind), mask_fits=with_mask)
 
         out.append(pics.picture(kind, label, record.key, depends, draw))
     return out

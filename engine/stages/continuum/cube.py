@@ -124,11 +124,7 @@ def _time_averaging(setup: CoarseSetup, freq_max: float, counted: list[int]) -> 
 def _channel_plane(vs, j: int, setup: CoarseSetup, nthreads: int, fit: bool
                    ) -> Optional[tuple[np.ndarray, Optional[float]]]:
     """(dirty plane, its beam area in pixels when `fit`) of channel j of `vs`; None when flagged."""
-    from almarules.engine.ms.visset import VisSet
-
-    one = ascending(VisSet(vs.uvw, vs.freq[j:j + 1], vs.vis[:, j:j + 1], vs.weight[:, j:j + 1],
-                           vs.flag[:, j:j + 1], vs.flattened, vs.notes, vs.columns,
-                           vs.noise_weight[:, j:j + 1], vs.lsrk_factor))
+    one = ascending(vs.channel(j))
     if one.nvis == 0:
         return None
     n, cell = setup.imsize, setup.cell_arcsec

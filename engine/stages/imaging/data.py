@@ -9,9 +9,10 @@ cont.dat is given or it has no entry (said so in the record).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from almarules.engine.products.contdat import ContDat, channel_mask, lookup
 from almarules.engine.stages.imaging.job import ImagingError
 from almarules.engine.ms import visibilities as msdata
 from almarules.engine.ms.visset import VisSet, join
+from almarules.kernels import regrid
 
 
 @dataclass
@@ -98,7 +100,6 @@ def select_channels(ms_paths: Sequence[Path], field: str, spws: Sequence[int], s
         ids = msdata.field_rows(ms, field)
         if not ids:
             continue
-        _single_pointing(Path(ms), field, ids)
         for spw in spws:
             axis = msdata.spw_axis(ms, spw)
             nchan = axis.freq.size
@@ -132,28 +133,6 @@ def select_channels(ms_paths: Sequence[Path], field: str, spws: Sequence[int], s
     if not any(s.runs for s in out):
         raise ImagingError(f"no channels selected for field {field} spws {list(spws)}")
     return Selection(out, how, notes)
-
-
-#: FIELD rows of one name whose phase centres differ by more than this (arcsec) are a mosaic
-MOSAIC_SEPARATION_ARCSEC = 0.001
-
-
-def _single_pointing(ms: Path, field: str, ids: Sequence[int]) -> None:
-    """ImagingError when the FIELD rows named `field` point at different directions: gridding the
-    pointings of a mosaic as one would superpose their skies shifted against each other, so the
-    stage makes no image rather than a wrong one until joint mosaic imaging lands (issue 16)."""
-    if len(ids) < 2:
-        return
-    centres = np.radians([msdata.phase_centre(ms, i)[:2] for i in ids])
-    ra0, dec0 = centres[0]
-    cos_sep = (np.sin(dec0) * np.sin(centres[:, 1])
-               + np.cos(dec0) * np.cos(centres[:, 1]) * np.cos(centres[:, 0] - ra0))
-    spread = float(np.degrees(np.arccos(np.clip(cos_sep, -1.0, 1.0))).max() * 3600.0)
-    if spread > MOSAIC_SEPARATION_ARCSEC:
-        raise ImagingError(f"field {field} is a mosaic: {ms} has {len(ids)} FIELD rows of that name (ids "
-                           f"{', '.join(map(str, ids))}) pointing up to {spread:.1f} arcsec apart; joint mosaic "
-                           f"imaging is not implemented in the imaging stage yet (issue 16), so no image is made "
-                           f"rather than one that superposes the pointings' skies")
 
 
 def _check_weights(spws: Sequence[SpwData], field: str) -> None:
@@ -195,3 +174,265 @@ def read(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]
     if not chunks:
         raise ImagingError("the selection holds no cross-correlation rows")
     return join(chunks)
+
+
+# ---------------------------------------------------------------- pointings (mosaics)
+#: FIELD rows (of any MS) whose phase centres agree within this (arcsec) are one pointing
+SAME_POINTING_ARCSEC = 0.01
+
+
+@dataclass
+class PointingRows:
+    """One pointing of an image: its direction (RA, Dec deg, the FIELD table's frame), the
+    (MS, FIELD id)s that observed it, and its rows [start, stop) in the VisSet of `read_pointings`."""
+
+    ra_deg: float
+    dec_deg: float
+    frame: str
+    fields: list[tuple[str, int]]
+    start: int = 0
+    stop: int = 0
+
+    @property
+    def name(self) -> str:
+        return ", ".join(f"{Path(ms).name} field {fid}" for ms, fid in self.fields)
+
+
+def _separation_arcsec(a: tuple[float, float], b: tuple[float, float]) -> float:
+    ra1, dec1, ra2, dec2 = map(np.radians, (*a, *b))
+    c = np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(ra1 - ra2)
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))) * 3600.0)
+
+
+def pointings(selection: Selection) -> list[PointingRows]:
+    """The distinct pointings of the selection's FIELD rows over all MSs (phase centres within
+    SAME_POINTING_ARCSEC are one), in the order first seen; one for a single field."""
+    out: list[PointingRows] = []
+    seen: set[tuple[str, int]] = set()
+    for s in selection.spws:
+        ms = str(s.ms)
+        todo = [f for f in s.field_ids if (ms, f) not in seen]
+        if not todo:
+            continue
+        for fid, (ra, dec, frame) in msdata.phase_centres(s.ms, todo).items():
+            seen.add((ms, fid))
+            match = next((p for p in out if p.frame == frame
+                          and _separation_arcsec((p.ra_deg, p.dec_deg), (ra, dec)) <= SAME_POINTING_ARCSEC), None)
+            if match is None:
+                out.append(PointingRows(ra, dec, frame, [(ms, fid)]))
+            else:
+                match.fields.append((ms, fid))
+    return out
+
+
+def read_pointings(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]] = None,
+                   progress: Optional[Callable[[int], None]] = None) -> tuple[VisSet, list[PointingRows]]:
+    """`read`, with the rows grouped by pointing: the VisSet's rows of pointing p are
+    [p.start, p.stop) (a pointing without selected rows has start == stop)."""
+    groups = pointings(selection)
+    chunks: list[msdata.Chunk] = []
+    counts: list[list[msdata.Chunk]] = []
+    for p in groups:
+        mine: list[msdata.Chunk] = []
+        for ms, fid in p.fields:
+            for s in selection.spws:
+                if str(s.ms) != ms or fid not in s.field_ids:
+                    continue
+                runs = [(channels[0] * nbin, channels[1] * nbin)] if channels is not None else s.runs
+                for a, b in runs:
+                    for chunk in msdata.select(s.ms, [fid], s.spw, a, b, nbin=nbin):
+                        chunk.lsrk_factor = s.doppler
+                        if progress:
+                            progress(chunk.nrow)
+                        mine.append(chunk)
+        counts.append(mine)
+        chunks += mine
+    if not chunks:
+        raise ImagingError("the selection holds no cross-correlation rows")
+    vs = join(chunks)
+    start = 0
+    for p, mine in zip(groups, counts, strict=True):
+        p.start = start
+        start += sum(c.vis.size if vs.flattened else c.nrow for c in mine)
+        p.stop = start
+    return vs, groups
+
+
+# ---------------------------------------------------------------- cubes of several EBs
+#: EBs whose LSRK channel centres agree with the cube's within this fraction of a channel are
+#: read channel by channel as they are; the others are regridded (`kernels.regrid`)
+SAME_AXIS_CHANNELS = 1e-3
+
+
+@dataclass
+class CubeAxis:
+    """A cube's output channels: LSRK centres and width (Hz; the first EB's binned channels kept
+    inside every EB's span, `kernels.regrid.common_axis`), the same in the first EB's own frame,
+    the first EB's first bin, and per selected spw whether it is regridded (else read by index)."""
+
+    lsrk_centres: np.ndarray
+    lsrk_width: float
+    own_centres: np.ndarray
+    own_width: float
+    start: int
+    nbin: int
+    regridded: list[bool]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nchan(self) -> int:
+        return int(self.lsrk_centres.size)
+
+
+def cube_axis(selection: Selection, nbin: int) -> CubeAxis:
+    """The output channel axis of a cube of the selection's spws (one spw, one per MS)."""
+    first = selection.spws[0]
+    axes = [(s.axis.freq[:s.runs[0][1]] * s.doppler, s.axis.width[:s.runs[0][1]] * s.doppler)
+            for s in selection.spws]
+    try:
+        out = regrid.common_axis(axes[:1], nbin)  # the first EB's binned channels
+        if not all(_same_axis(lsrk, out, nbin) for lsrk, _ in axes):
+            out = regrid.common_axis(axes, nbin)
+    except ValueError as exc:
+        raise ImagingError(f"the cube's execution blocks: {exc}") from None
+    notes = []
+    if out.dropped_low or out.dropped_high:
+        notes.append(f"{out.dropped_low + out.dropped_high} channel(s) of {first.ms.name} spw {first.spw} at the band "
+                     f"edges are left out of the cube: another execution block does not cover them in LSRK")
+    regridded = [not _same_axis(lsrk, out, nbin) for lsrk, _ in axes]
+    if any(regridded):
+        which = [f"{s.ms.name} spw {s.spw}" for s, r in zip(selection.spws, regridded, strict=True) if r]
+        notes.append(f"{', '.join(which)} regridded onto the cube's LSRK channels (linear interpolation, as "
+                     f"tclean's default): its channels are offset from {first.ms.name}'s in LSRK")
+    return CubeAxis(out.centres_hz, out.width_hz, out.centres_hz / first.doppler, out.width_hz / first.doppler,
+                    out.start, nbin, regridded, notes)
+
+
+def _same_axis(lsrk: np.ndarray, out: regrid.OutputAxis, nbin: int) -> bool:
+    """An EB's LSRK channels (the same indices as the output's first-EB channels, binned) on the
+    output channels within SAME_AXIS_CHANNELS of a channel: read by index, not regridded."""
+    own = lsrk[out.first_eb_channels()]
+    return own.size == out.nchan * nbin and bool(np.all(
+        np.abs(own.reshape(out.nchan, nbin).mean(axis=1) - out.centres_hz) <= SAME_AXIS_CHANNELS
+        * abs(out.width_hz) / nbin))
+
+
+def _channel_slice(chunk: msdata.Chunk, a: int, b: int) -> msdata.Chunk:
+    return dataclasses.replace(chunk, vis=chunk.vis[:, a:b], weight=chunk.weight[:, a:b], flag=chunk.flag[:, a:b],
+                               noise_weight=chunk.noise_weight[:, a:b], freq=chunk.freq[a:b])
+
+
+@dataclass
+class ChannelSets:
+    """The visibilities of cube channels [a, b) when EBs are regridded: one chunk list whose
+    chunks share the output channels but not their frequencies (each EB's own frame); `channel(j)`
+    joins channel j of every chunk (flattened when the EBs' frequencies differ: exact for one
+    channel). The attributes the cube reads of a `VisSet`."""
+
+    chunks: list[msdata.Chunk]
+    pointing_of: Optional[list[int]] = None  # a mosaic: each chunk's pointing (chunks in pointing order)
+    pointings: Optional[list[PointingRows]] = None
+
+    @property
+    def nchan(self) -> int:
+        return int(self.chunks[0].freq.size)
+
+    @property
+    def rows(self) -> int:
+        return sum(c.nrow for c in self.chunks)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.vis.nbytes + c.weight.nbytes + c.flag.nbytes + c.noise_weight.nbytes + c.uvw.nbytes
+                   for c in self.chunks)
+
+    @property
+    def nvis(self) -> int:
+        return int(sum(np.count_nonzero(~c.flag) for c in self.chunks))
+
+    @property
+    def nflag(self) -> int:
+        return int(sum(np.count_nonzero(c.flag) for c in self.chunks))
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n for c in self.chunks for n in c.notes))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(sorted({c.column for c in self.chunks}))
+
+    def channel(self, j: int) -> VisSet:
+        return join([_channel_slice(c, j, j + 1) for c in self.chunks])
+
+    def channel_pointings(self, j: int) -> tuple[VisSet, list[PointingRows]]:
+        """Channel j and its pointings' rows in it (a mosaic's `ChannelSets`): one channel, so each
+        chunk gives its rows whether the join flattens or not."""
+        assert self.pointing_of is not None and self.pointings is not None
+        rows = [dataclasses.replace(p, start=0, stop=0) for p in self.pointings]
+        start = 0
+        for i, p in enumerate(rows):
+            p.start = start
+            start += sum(c.nrow for c, k in zip(self.chunks, self.pointing_of, strict=True) if k == i)
+            p.stop = start
+        return self.channel(j), rows
+
+
+def _regridded(chunk: msdata.Chunk, in_lsrk: np.ndarray, axis: CubeAxis, a: int, b: int, doppler: float
+               ) -> msdata.Chunk:
+    """`chunk` (channels with LSRK centres in_lsrk) interpolated onto output channels [a, b)."""
+    out = axis.lsrk_centres[a:b]
+    vis, weight, flag = regrid.regrid(chunk.vis, chunk.weight, chunk.flag, in_lsrk, out, axis.lsrk_width,
+                                      nbin=axis.nbin)
+    _, noise, _ = regrid.regrid(np.zeros(chunk.vis.shape, np.complex64), chunk.noise_weight, chunk.flag, in_lsrk,
+                                out, axis.lsrk_width, nbin=axis.nbin)
+    return dataclasses.replace(chunk, vis=vis.astype(np.complex128, copy=False), weight=weight, flag=flag,
+                               noise_weight=np.where(flag, 0.0, noise), freq=out / doppler)
+
+
+def read_cube(selection: Selection, axis: CubeAxis, channels: tuple[int, int],
+              progress: Optional[Callable[[int], None]] = None,
+              pointings: Optional[list[PointingRows]] = None) -> "VisSet | ChannelSets":
+    """Output channels [a, b) of a cube: a `VisSet` (channels by index, binned) when no EB is
+    regridded and the field is one pointing, else `ChannelSets` (regridded EBs interpolated onto
+    the cube's LSRK channels, the input channels around them read unbinned; a mosaic's chunks
+    read per FIELD row and ordered by `pointings`, `ChannelSets.channel_pointings`)."""
+    a, b = channels
+    if not any(axis.regridded) and pointings is None:
+        return read(selection, axis.nbin, (axis.start + a, axis.start + b), progress)
+    tagged: list[tuple[int, msdata.Chunk]] = []
+    half = abs(axis.lsrk_width) / 2
+    for s, regridded in zip(selection.spws, axis.regridded, strict=True):
+        groups = [(0, s.field_ids)] if pointings is None else [
+            (i, [fid]) for i, p in enumerate(pointings) for ms, fid in p.fields if ms == str(s.ms) and fid in s.field_ids]
+        for index, fids in groups:
+            for chunk in _cube_chunks(s, fids, regridded, axis, a, b, half):
+                if progress:
+                    progress(chunk.nrow)
+                tagged.append((index, chunk))
+    if not tagged:
+        raise ImagingError("the selection holds no cross-correlation rows")
+    tagged.sort(key=lambda t: t[0])  # stable: a mosaic's rows grouped by pointing
+    chunks = [c for _, c in tagged]
+    if pointings is None:
+        return ChannelSets(chunks)
+    return ChannelSets(chunks, [i for i, _ in tagged], pointings)
+
+
+def _cube_chunks(s: SpwData, fids: list[int], regridded: bool, axis: CubeAxis, a: int, b: int,
+                 half: float) -> Iterator[msdata.Chunk]:
+    """The chunks of output channels [a, b) of one spw of one MS, FIELD rows `fids`: binned by
+    index, or read unbinned around them and regridded."""
+    if not regridded:
+        lo, hi = (axis.start + a) * axis.nbin, (axis.start + b) * axis.nbin
+        reads = [(c, None) for c in msdata.select(s.ms, fids, s.spw, lo, hi, nbin=axis.nbin)]
+    else:
+        lsrk = s.axis.freq * s.doppler
+        f_lo, f_hi = sorted((float(axis.lsrk_centres[a]), float(axis.lsrk_centres[b - 1])))
+        inside = np.flatnonzero((lsrk >= f_lo - half - np.abs(s.axis.width) * s.doppler)
+                                & (lsrk <= f_hi + half + np.abs(s.axis.width) * s.doppler))
+        lo, hi = max(int(inside.min()) - 1, 0), min(int(inside.max()) + 2, lsrk.size)
+        reads = [(c, lsrk[lo:hi]) for c in msdata.select(s.ms, fids, s.spw, lo, hi)]
+    for chunk, in_lsrk in reads:
+        chunk.lsrk_factor = s.doppler
+        yield chunk if in_lsrk is None else _regridded(chunk, in_lsrk, axis, a, b, s.doppler)

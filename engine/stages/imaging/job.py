@@ -71,6 +71,8 @@ class ImageJob(BaseModel):
     nbin: int
     pb_model: ModelName
     gridder: Literal["standard", "wproject"]
+    phasecenter: Optional[str] = None  # "pointings_centre" or "first_pointing"; None: not given by the rules
+    alpha_cutoff_fraction: Optional[float] = None  # mtmfs: alpha where tt0 > this x max(tt0 residual)
     settings: dict[str, Setting]
 
     @property
@@ -85,6 +87,8 @@ _UNITS: dict[str, Optional[str]] = {
     "nterms": None, "nbin": None, "pb_model": None, "gridder": None,
 }
 _AUTOMASK = list(AutoMask.model_fields)
+#: attributes read when the rules give them (the stage says when an image needs one they lack)
+_OPTIONAL: dict[str, Optional[str]] = {"phasecenter": None, "alpha_cutoff_fraction": None}
 
 
 def setting(dec: Decisions, path: str, unit: Optional[str] = None) -> Setting:
@@ -153,6 +157,12 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
     if settings["pb_model"].value not in MODEL_NAMES:
         raise ImagingError(f"{path}.pb_model is {settings['pb_model'].value!r}; the primary-beam models are "
                            f"{', '.join(repr(m) for m in MODEL_NAMES)} [{settings['pb_model'].source}]")
+    for a, unit in _OPTIONAL.items():
+        try:
+            settings[a] = setting(dec, f"{path}.{a}", unit)
+        except ImagingError as exc:
+            if "give no" not in str(exc):
+                raise
     vals = {a: s.value for a, s in settings.items()}
     _check_extent(path, int(vals["imsize"]), float(vals["cell"]), settings)
     return ImageJob(key=key, field=created["field"], intent=created["intent"], spws=created["spws"],
@@ -161,4 +171,5 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
                     mask_method=method, automask=automask, niter=int(vals["niter"]), gain=vals["gain"],
                     cycle_factor=vals["cycle_factor"], deconvolver=str(vals["deconvolver"]),
                     nterms=int(vals["nterms"]), nbin=int(vals["nbin"]), pb_model=vals["pb_model"],
-                    gridder=vals["gridder"], settings=settings)
+                    gridder=vals["gridder"], phasecenter=vals.get("phasecenter"),
+                    alpha_cutoff_fraction=vals.get("alpha_cutoff_fraction"), settings=settings)

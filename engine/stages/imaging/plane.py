@@ -121,20 +121,25 @@ def dirty_dr(d: Dirty, pb: np.ndarray) -> tuple[float, float]:
     return dr * d.sensitivity, dr
 
 
-def _mask_update(job: ImageJob, pb: np.ndarray, d: Dirty, notes: list[str]):
+def clean_masks(job: ImageJob, pb: np.ndarray, beam: Beam, sidelobe: float, notes: list[str]
+                ) -> tuple[Optional[np.ndarray], Optional[deconvolve.MaskUpdate]]:
+    """(mask, None) for the rules' "pb" mask (pb >= mask_pblimit inside pblimit), (None, update)
+    for auto-multithresh (`kernels.masks`; each update appends its line to `notes`)."""
+    if job.mask_method == "pb":
+        return masks.pb_level_mask(pb, job.mask_pblimit) & (pb >= job.pblimit), None
     am = job.automask
     assert am is not None
 
     def update(residual: np.ndarray, previous: Optional[np.ndarray], cycle: int) -> np.ndarray:
         r = masks.auto_multithresh(
-            residual, pb, d.beam, job.cell_arcsec, d.sidelobe, sidelobethreshold=am.sidelobethreshold,
+            residual, pb, beam, job.cell_arcsec, sidelobe, sidelobethreshold=am.sidelobethreshold,
             noisethreshold=am.noisethreshold, lownoisethreshold=am.lownoisethreshold,
             negativethreshold=am.negativethreshold, minbeamfrac=am.minbeamfrac, growiterations=am.growiterations,
             smoothfactor=am.smoothfactor, cutthreshold=am.cutthreshold, prev_mask=previous, pblimit=job.pblimit)
         notes.append(f"cycle {cycle}: auto-multithresh mask {int(r.mask.sum())} pixels, threshold "
                      f"{r.threshold_used:.4g} Jy/beam, noise {r.noise:.4g} Jy/beam")
         return r.mask
-    return update
+    return None, update
 
 
 def clean_plane(job: ImageJob, vs: VisSet, d: Dirty, pb: np.ndarray, threshold: float,
@@ -146,13 +151,8 @@ def clean_plane(job: ImageJob, vs: VisSet, d: Dirty, pb: np.ndarray, threshold: 
                            f"the imaging stage has hogbom and clark [{job.settings['deconvolver'].source}]")
     n, cell = job.imsize, job.cell_arcsec
     vs = ascending(vs)
-    inside = pb >= job.pblimit
     notes: list[str] = []
-    mask, update = None, None
-    if job.mask_method == "pb":
-        mask = masks.pb_level_mask(pb, job.mask_pblimit) & inside
-    else:
-        update = _mask_update(job, pb, d, notes)
+    mask, update = clean_masks(job, pb, d.beam, d.sidelobe, notes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # divergence is in result.warnings
         result = deconvolve.cotton_schwab(

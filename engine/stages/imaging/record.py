@@ -67,6 +67,10 @@ class DataRecord(BaseModel):
     visibilities: int = Field(description="unflagged Stokes I samples")
     flagged_fraction: float
     channel_selection: str = Field(description="how the channels were chosen (all, cont.dat, ...)")
+    phase_centre: Optional[tuple[float, float, str]] = Field(
+        default=None, description="the image's phase centre (RA, Dec deg, frame) when it is not the first FIELD "
+                                  "row's direction (a mosaic: the rules' phasecenter)")
+    pointings: int = Field(default=1, description="pointings imaged jointly (a mosaic: more than one)")
 
 
 class StatsRecord(BaseModel):

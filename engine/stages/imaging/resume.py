@@ -65,7 +65,7 @@ def kept_record(stage: "Stage", writer: "ProductWriter", digest: str) -> Optiona
     now = {k: v.model_dump() for k, v in writer.job.settings.items()}
     if {k: v.model_dump() for k, v in rec.parameters.items()} != now:
         return None
-    if sorted(p.kind for p in rec.products) != sorted(writer.kinds):
+    if sorted(p.kind for p in rec.products) != sorted(writer.expected_kinds(rec)):
         return None
     for p in rec.products:
         file = stage.out_dir / p.file

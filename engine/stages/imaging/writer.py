@@ -35,10 +35,19 @@ if TYPE_CHECKING:
     from almarules.engine.stages.imaging.stage import Stage
 
 BASIC = ("pbcor", "pb")
-EXTRA = ("image", "residual", "model", "psf", "mask")
+EXTRA = ("image", "residual", "model", "psf", "mask", "weight")
+#: multi-term (mtmfs, nterms 2) images, named as the pipeline names CASA's .ttN products
+TAYLOR_BASIC = ("tt0.pbcor", "pb.tt0", "alpha", "alpha.error")
+TAYLOR_EXTRA = ("tt1.pbcor", "image.tt0", "image.tt1", "residual.tt0", "residual.tt1", "model.tt0", "model.tt1",
+                "psf.tt0", "psf.tt1", "psf.tt2", "mask", "weight")
 _BUNIT = {"pbcor": "Jy/beam", "image": "Jy/beam", "residual": "Jy/beam", "model": "Jy/pixel", "psf": "",
-          "pb": "", "mask": ""}
+          "pb": "", "mask": "", "weight": "", "alpha": "", "alpha.error": ""}
 _HAS_BEAM = {"pbcor", "image", "residual"}
+
+
+def base_kind(kind: str) -> str:
+    """The single-term kind a Taylor kind is of: tt0.pbcor -> pbcor, image.tt1 -> image."""
+    return ".".join(part for part in kind.split(".") if not (part.startswith("tt") and part[2:].isdigit()))
 
 
 _OBSERVATORY_ALIASES = {"EVLA": "VLA", "JVLA": "VLA"}
@@ -84,11 +93,12 @@ def to_icrs(ra_deg: float, dec_deg: float, frame: str) -> tuple[float, float]:
 
 
 #: The kinds of FITS products an image can have.
-KINDS = BASIC + EXTRA
+KINDS = tuple(dict.fromkeys(BASIC + EXTRA + TAYLOR_BASIC + TAYLOR_EXTRA))
 #: A product of ours: ``<stem>.<kind>.fits`` with the stem of `engine.products.product_name`
 #: (``<ous>.<field>_<intent>.spw<ids>.<specmode>.I``); its record is ``<stem>.record.json``.
 _PRODUCT = re.compile(r"^(?P<stem>[A-Za-z0-9_.+-]+_[a-z]+\.spw\d+(?:_\d+)*\.[A-Za-z0-9_+-]+\.I)"
-                      r"\.(?P<kind>" + "|".join(KINDS) + r"|record)\.(?:fits|json)$")
+                      r"\.(?P<kind>" + "|".join(re.escape(k) for k in sorted(KINDS, key=len, reverse=True))
+                      + r"|record)\.(?:fits|json)$")
 
 
 def leftovers(out: Path) -> list[tuple[Path, str]]:
@@ -127,7 +137,15 @@ class ProductWriter:
 
     def __init__(self, stage: "Stage", job: ImageJob, rec: ImageRecord):
         self.stage, self.job, self.rec = stage, job, rec
-        self.kinds = BASIC + (EXTRA if stage.extra_products else ())
+        taylor = job.nterms > 1 and job.specmode != "cube"
+        basic, extra = (TAYLOR_BASIC, TAYLOR_EXTRA) if taylor else (BASIC, EXTRA)
+        self.kinds = basic + (extra if stage.extra_products else ())
+
+    def expected_kinds(self, rec: ImageRecord) -> list[str]:
+        """The kinds a complete set of `rec`'s products has: the weight image only for a mosaic's
+        2-D image."""
+        mosaic = rec.data is not None and rec.data.pointings > 1 and rec.specmode != "cube"
+        return [k for k in self.kinds if k != "weight" or mosaic]
 
     # ------------------------------------------------------------ names
     def mous(self) -> str:
@@ -167,6 +185,8 @@ class ProductWriter:
         measures as CASA does (J2000 -> ICRS is the IAU 2000 frame bias, ~20 mas: not astropy's
         FK5, whose catalogue frame differs from the dynamical J2000 by another ~20 mas)."""
         data = self.rec.data
+        if data is not None and data.phase_centre is not None:
+            return to_icrs(*data.phase_centre)
         ms = data.measurement_sets[0] if data else str(self.stage.ms_paths[0])
         fid = (data.field_ids.get(ms) or [0])[0] if data else msdata.field_rows(ms, self.job.field)[0]
         ra, dec, frame = msdata.phase_centre(ms, fid)
@@ -238,8 +258,11 @@ class ProductWriter:
         """Write the 2-D products (mfs, cont); `planes` maps kind -> array (gridding convention)."""
         head = self._header(freq_hz, bandwidth_hz)
         for kind in self.kinds:
+            if kind not in planes:  # e.g. the weight image of a single pointing
+                continue
             path = self.path(kind)
-            fitsio.write_image(path, planes[kind], beam=beam if kind in _HAS_BEAM else None, bunit=_BUNIT[kind],
+            base = base_kind(kind)
+            fitsio.write_image(path, planes[kind], beam=beam if base in _HAS_BEAM else None, bunit=_BUNIT[base],
                                **head)
             self._product(kind, path)
 
@@ -255,12 +278,14 @@ class ProductWriter:
         with contextlib.ExitStack() as stack:
             writers = {}
             for kind in self.kinds:
+                if kind == "weight":
+                    continue
                 w = fitsio.CubeWriter(self.path(kind), nx=n, ny=n, nchan=nchan, bunit=_BUNIT[kind], **head)
                 writers[kind] = stack.enter_context(w)
                 if kind in _HAS_BEAM and fill is not None:
                     w.set_beams(chan_beams)
             yield CubeSink(writers)
-        for kind in self.kinds:
+        for kind in writers:
             self._product(kind, self.path(kind))
 
     def forget_record(self) -> None:
