@@ -203,7 +203,7 @@ class _Chunk:
         gi, gj = np.ones((cd.rows.size, npol), complex), np.ones((cd.rows.size, npol), complex)
         without = []
         for name, fid in self.info.fields.items():
-            m = cd.field == fid
+            m = np.isin(cd.field, self.info.field_ids.get(name, [fid]))  # every pointing of a mosaic
             if not m.any():
                 continue
             if self.gains[name] is None:

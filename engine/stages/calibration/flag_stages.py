@@ -221,8 +221,8 @@ def _outliers_spw(s: CalSession, info: MSInfo, spw: int, setup, limits: dict, re
     n_all = gaincal.channel_sum(ok)  # the rows' channel means, once for the whole spw
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_all = np.where(n_all > 0, gaincal.channel_sum(np.where(ok, vis, 0)) / np.maximum(n_all, 1), np.nan)
-    for name, fid in info.fields.items():
-        m = spw_data.field == fid
+    for name, fid in [(n, i) for n, first in info.fields.items() for i in info.field_ids.get(n, [first])]:
+        m = spw_data.field == fid  # a mosaic's pointings one by one: each sees its own sky
         if not m.any():
             continue
         calibrator = name in s.calibrators
@@ -247,7 +247,8 @@ def _outliers_spw(s: CalSession, info: MSInfo, spw: int, setup, limits: dict, re
                              f"{info.antennas[ant2[r]]}' scan='{scan[r]}' correlation="
                              f"'{setup.corr_names[corr]}' timerange='{when}' reason='amplitude outlier'")
             total += int(rows.size)
-        items.append(f"{name} spw {spw}")
+        if f"{name} spw {spw}" not in items:
+            items.append(f"{name} spw {spw}")
     return lines, total, items, notes
 
 

@@ -44,8 +44,9 @@ class MSInfo:
     antennas: list[str]
     positions: np.ndarray  # (nant, 3) ITRF m
     diameters: np.ndarray  # (nant,) m
-    fields: dict[str, int]  # name -> FIELD id
+    fields: dict[str, int]  # name -> FIELD id (the first of its rows)
     directions: dict[str, tuple[float, float]]  # name -> (ra, dec) rad
+    field_ids: dict[str, list[int]] = field(default_factory=dict)  # name -> every FIELD id (a mosaic's pointings)
 
     @property
     def nant(self) -> int:
@@ -67,10 +68,12 @@ def read_ms_info(source: Path, path: Path) -> MSInfo:
         ant.close()
         fld.close()
     fields: dict[str, int] = {}
+    ids: dict[str, list[int]] = {}
     for i, n in enumerate(fnames):
         fields.setdefault(n, i)
+        ids.setdefault(n, []).append(i)
     return MSInfo(Path(source), Path(path), spw_setups(path), names, pos, dia, fields,
-                  {n: (float(pdir[i, 0]), float(pdir[i, 1])) for n, i in fields.items()})
+                  {n: (float(pdir[i, 0]), float(pdir[i, 1])) for n, i in fields.items()}, ids)
 
 
 @dataclass

@@ -195,12 +195,21 @@ def _pixel_lm(j: Joint, ix: int, iy: int) -> tuple[float, float]:
     return (n // 2 - ix) * cell, (iy - n // 2) * cell
 
 
+def _psf(j: Joint, t: int) -> np.ndarray:
+    """Taylor PSF t: the response to a point source at the image centre, the pointings weighted
+    by A_p(centre)^2 w_p (as CASA's mosaic PSF, made at the phase centre); the plain w_p average
+    where no pointing's beam reaches the centre."""
+    try:
+        return mosaic.mosaic_psf(j.pointings, j.grid, at=(0.0, 0.0), spectral=j.spectral(t), prepared=j.prepared)
+    except ValueError:
+        return mosaic.mosaic_psf(j.pointings, j.grid, spectral=j.spectral(t), prepared=j.prepared)
+
+
 def dirty(j: Joint) -> JointDirty:
     """Weights, Taylor PSFs, beam fit, sensitivity and the dirty (flat-noise) Taylor residuals."""
     residuals, mi = taylor_residuals(j, [p.vis for p in j.pointings])
     j.skipped = [f"pointing {s.name}: {s.reason}; left out of the mosaic" for s in mi.skipped]
-    psfs = np.stack([mosaic.mosaic_psf(j.pointings, j.grid, spectral=j.spectral(t), prepared=j.prepared)
-                     for t in range(2 * j.nterms - 1)])
+    psfs = np.stack([_psf(j, t) for t in range(2 * j.nterms - 1)])
     try:
         fitted = beamfit.fit_beam(psfs[0], j.job.cell_arcsec)
     except ValueError as exc:
