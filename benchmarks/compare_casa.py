@@ -31,6 +31,11 @@ a simulated 1-hour, 43-antenna execution block (`compare_data.SIMULATED`) agains
 ``uvcontsub`` called as the stage's commands.log says (`compare_contsub_stage`): residual
 visibilities within 1e-5 of the data rms, and the speed ratio (target >= 3x).
 
+Then (``--only mosaic``) a wide-band 7-m mosaic: almarules' mtmfs continuum image against
+``tclean(gridder='mosaic', deconvolver='mtmfs', nterms=2)`` with the same parameters, mask and
+threshold, both against the simulator's truth (`compare_mosaic_stage`), with the rules' threshold
+and with both cleaned to ~2 sigma (``--set tlimit=0.02``).
+
 Images: the simulated ALMA target SIMGAL_1 (spw 0 mfs, spw 1 mfs, spw 1 cube) and the calibrated
 NGC 5921 calibrators (3C286, 1445+099; mfs). Cubes are compared channel for channel with CASA
 cubes in the data's own frame (``outframe`` TOPO, start 0, width nbin, interpolation nearest: no
@@ -464,7 +469,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=shared,
                     help="the shared data directory (alma_sim.ms.tar.gz, alma_sim.truth.json, ngc5921.ms.tar.gz)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
-                    choices=[c.name for c in CASES] + [c.dataset for c in CASES] + ["uvcontsub"],
+                    choices=[c.name for c in CASES] + [c.dataset for c in CASES] + ["uvcontsub", "mosaic"],
                     help="only these images (" + ", ".join(repr(c.name) for c in CASES)
                     + ") or datasets (alma_sim, ngc5921)")
     ap.add_argument("--cube-frame", default="TOPO", choices=["TOPO", "LSRK"],
@@ -572,6 +577,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             except (RuntimeError, OSError, KeyError, ValueError, subprocess.CalledProcessError) as exc:
                 say(f"{label}: FAILED: {exc}")
                 results[label] = {"error": str(exc)}
+    if not args.only or "mosaic" in args.only:
+        import compare_mosaic_stage
+
+        label = "mosaic mtmfs (M_WIDE.TARGET.0_1.cont)"
+        for sets in ((), ("tlimit=0.02",)):  # the rules' threshold, then both cleaned to ~2 sigma
+            name = label + (f" --set {' '.join(sets)}" if sets else "")
+            try:
+                results[name] = compare_mosaic_stage.compare(args.work / "mosaic", args.casa_venv, say, sets=sets)
+                print(f"\n== {name}\n{results[name]['table']}\n", flush=True)
+            except (RuntimeError, OSError, KeyError, ValueError, subprocess.CalledProcessError) as exc:
+                say(f"{name}: FAILED: {exc}")
+                results[name] = {"error": str(exc)}
     speed = speed_summary(results)
     from tabulate import tabulate
 

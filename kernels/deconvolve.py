@@ -398,28 +398,12 @@ def cotton_schwab(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, weight: np
         resid_vis = vis - gridding.predict(uvw, freq, model, cell, **grid_kw)
         return gridding.dirty_image(uvw, freq, resid_vis, imaging_weight, npix_x, npix_y, cell, **grid_kw)
 
-    c = clean_cycles(residual, residual_of, minor_fn, m, threshold=threshold, niter=niter, fraction=fraction,
-                     max_major=max_major, divergence_factor=divergence_factor, mask_update=mask_update)
-    return CleanResult(c.model, c.residual, c.history, c.warnings, c.stopped_by, c.initial_peak, bm, sidelobe,
-                       c.iterations, c.mask)
+    return clean_cycles(residual, residual_of, minor_fn, m, threshold=threshold, niter=niter, fraction=fraction,
+                        beam=bm, sidelobe=sidelobe, max_major=max_major, divergence_factor=divergence_factor,
+                        mask_update=mask_update)
 
 
 # ---------------------------------------------------------------- the major-cycle loop
-
-@dataclass
-class Cycles:
-    """What `clean_cycles` returns: model and residual (the residual's shape), the history,
-    warnings, stop reason, initial masked peak (Jy/beam), components taken and the final mask."""
-
-    model: np.ndarray
-    residual: np.ndarray
-    history: list[MajorCycle]
-    warnings: list[str]
-    stopped_by: str
-    initial_peak: float
-    iterations: int
-    mask: np.ndarray
-
 
 #: residual_of(model) -> the residual image of the visibilities minus the model's prediction
 ResidualOf = Callable[[np.ndarray], np.ndarray]
@@ -428,16 +412,17 @@ Minor = Callable[[np.ndarray, np.ndarray, int, float], MinorResult]
 
 
 def clean_cycles(residual: np.ndarray, residual_of: ResidualOf, minor: Minor, mask: np.ndarray, *,
-                 threshold: float, niter: int, fraction: float, max_major: int = 20,
-                 divergence_factor: float = 1.05, mask_update: Optional[MaskUpdate] = None,
-                 flux_of: Optional[Callable[[np.ndarray], float]] = None) -> Cycles:
+                 threshold: float, niter: int, fraction: float, beam: _beam.Beam, sidelobe: float,
+                 max_major: int = 20, divergence_factor: float = 1.05, mask_update: Optional[MaskUpdate] = None,
+                 flux_of: Optional[Callable[[np.ndarray], float]] = None) -> CleanResult:
     """Cotton-Schwab's major cycles (see `cotton_schwab`) for any way of making residuals:
     `residual` is the first residual (the dirty image), (nx, ny) or a stack (nterms, nx, ny)
     whose plane 0 decides peaks, stops and masks (multi-term clean: the tt0 residual); the
     model accumulates the minor cycles' models in the residual's shape. fraction: the cycle
     threshold's fraction of the peak (min(max(cyclefactor x sidelobe, minpsffraction),
     maxpsffraction)); flux_of(model): the model flux (Jy) each cycle's record gives (default: the
-    sum of plane 0); the rest as `cotton_schwab`."""
+    sum of plane 0); beam, sidelobe: the fitted beam and the sidelobe level the fraction came from
+    (returned in the result); the rest as `cotton_schwab`."""
     residual = np.asarray(residual, dtype=np.float64)
     m = np.asarray(mask, dtype=bool)
 
@@ -493,4 +478,4 @@ def clean_cycles(residual: np.ndarray, residual_of: ResidualOf, minor: Minor, ma
             stopped = "stalled"
             warns.append("the minor cycle took no component; stopped")
             break
-    return Cycles(model, residual, history, warns, stopped, initial, total, m)
+    return CleanResult(model, residual, history, warns, stopped, initial, beam, sidelobe, total, m)

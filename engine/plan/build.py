@@ -22,6 +22,7 @@ from almarules.engine.evaluate import api
 from almarules.engine.evaluate.decisions import Decisions, Value, decisions, source_text
 from almarules.engine.evaluate.program import Evaluation, Program
 from almarules.engine.evaluate.program import dataset_attrs  # the same walk as the cascades'
+from almarules.engine.evaluate.records import Provenance
 from almarules.engine.facts.model import CALIBRATION_MEASURED, Dataset
 from almarules.engine.plan.model import (
     Case, CascadePlan, CascadeStepPlan, Cell, Column, ImageRow, Labelled, Plan, PlanWarning, Residual, RunTime,
@@ -38,7 +39,10 @@ IMAGE_COLUMNS = [
     ("nbin", "Binning"), ("sensitivity", "Sensitivity"), ("threshold", "Threshold"), ("size", "Size"),
     ("product_size", "Product"), ("run_time", "Time"),
 ]
-TOTALS = [("product_size", "Product size"), ("largest_cube", "Largest cube"), ("imaging_time", "Imaging time")]
+# dataset.product_size is the product-size cascade's (checkproductsize) estimate; disk_size what the
+# imaging writes, the sum of the images' product_size
+TOTALS = [("product_size", "Product size"), ("largest_cube", "Largest cube"), ("disk_size", "Products on disk"),
+          ("imaging_time", "Imaging time")]
 COLOURS = ("red", "yellow", "blue", "green")
 LATER_DATA = ("measurements[", "dataset.measurements")  # facts later stages produce (the dirty image's numbers)
 
@@ -395,14 +399,62 @@ class _Builder:
             if spans:
                 res.spans = spans
                 groups.setdefault(tuple(spans), []).append(res)
+        trace = _cascade_trace(self.ev)
         for spans, members in groups.items():
             points = sorted({x for sp in spans for x in _probe_points(sp)})
+            known = self._known_inputs(members) if PIN_KNOWN and not any(c[1] == "unknown" for c in trace) else {}
             values: dict[float, Evaluation] = {}
             for x in points:
                 assume = {f"{r.variable[0].path}.{r.variable[1]}": repr(x) for r in members}
-                values[x] = api.run(self.p, self.facts, self.sets, self.source, assume=assume)
+                ev = values[x] = api.run(self.p, self.facts, self.sets, self.source, assume=assume)
+                if known and _cascade_trace(ev) == trace:
+                    for k, v in known.items():
+                        ev.overlay.setdefault(k, (v, _PINNED))
             for r in members:
                 r.fill(self, spans, values)
+
+    def _known_inputs(self, members: list["_Res"]) -> dict[tuple[str, str, str], Any]:
+        """The derived values that the residuals' chains read and that are known here (plain
+        numbers, strings, booleans), keyed as the evaluator's overlay. Unknowns are Kleene's, so a
+        value known while the probed data are unknown is the same whatever they turn out to be:
+        each probe takes it as it is instead of deriving it again (with the cascades run as here,
+        which `_cases` checks), e.g. a mosaic's primary-beam overlap over thousands of pointings."""
+        out: dict[tuple[str, str, str], Any] = {}
+        seen: set[tuple[str, str, str]] = set()
+        stack = [self.ev.resolve(r.path) for r in members]
+        while stack:
+            ent, attr = stack.pop()
+            prov = ent.prov.get(attr)
+            if prov is None:
+                continue
+            for item in prov.inputs:
+                if not isinstance(item, tuple):
+                    continue
+                e, a = item
+                key = (e.kind, e.key, a)
+                if key in seen:
+                    continue
+                seen.add(key)
+                info = self.p.schema.kinds[e.kind].get(a)
+                if info is None or info.origin != "derived":
+                    continue
+                v = self.ev.attr(e, a)
+                if isinstance(v, Unknown):
+                    stack.append((e, a))
+                elif type(v) in (float, int, bool, str):
+                    out[key] = v
+        return out
+
+
+#: residual probes take the values they need that are already known as they are (`_known_inputs`)
+PIN_KNOWN = True
+_PINNED = Provenance("assumed", note="known before the probe")
+
+
+def _cascade_trace(ev: Evaluation) -> list[tuple]:
+    """What the cascades of `ev` did: equal traces leave the same state."""
+    return [(c.name, c.status, [(st.name, tuple(st.changes), repr(st.after)) for st in c.steps],
+             [sk.name for sk in c.skipped], c.error) for c in ev.cascades]
 
 
 class _Res:

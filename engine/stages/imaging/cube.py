@@ -91,50 +91,62 @@ def make_cube(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWri
 
     # pass 2: clean every channel to the threshold, stream the planes
     t = time.perf_counter()
-    chans: list[ChannelRecord] = []
-    results = []
-    rms2 = npx = 0.0
-    mask_px = 0
-    best: Optional[tuple] = None  # (stats, channel) of the channel holding the cube's peak
-    low = math.inf
+    acc = _Pass2()
     with writer.cube(nout, freqs[0] * doppler, width * doppler, p1.beams) as cube:
-        sources = iter(p1.kept) if not p1.reread else (vdata.read_cube(sel, axis, c, pointings=mosaic) for c in _chunks(nout, per_chunk))
-        k = 0
+        sources = iter(p1.kept) if not p1.reread else (vdata.read_cube(sel, axis, c, pointings=mosaic)
+                                                       for c in _chunks(nout, per_chunk))
         for vs in sources:
             for j in range(vs.nchan):
+                k = len(acc.chans)
                 cr, res, st, planes = _pass2_channel(stage, job, _at(vs, j, mosaic), k, freqs[k], dish, p1, threshold)
-                chans.append(cr)
-                if res is not None:
-                    results.append(res)
-                    mask_px += int(planes["mask"].sum())
-                if st is not None and st.n_outside:
-                    rms2 += st.rms_outside_mask ** 2 * st.n_outside
-                    npx += st.n_outside
-                if st is not None and math.isfinite(st.peak):
-                    low = min(low, st.min)
-                    if best is None or st.peak > best[0].peak:
-                        best = (st, k)
+                acc.add(k, cr, res, st, planes)
                 cube.write(k, planes)
-                k += 1
-                if _report(k, nout):
-                    stage.say(f"{job.key}: pass 2 (clean): channel {k}/{nout}")
+                if _report(k + 1, nout):
+                    stage.say(f"{job.key}: pass 2 (clean): channel {k + 1}/{nout}")
     rec.timings["clean"] = time.perf_counter() - t
-    rec.channels = chans
-    rec.clean = steps.clean_record(results, mask_px) if results else None
-    for c in chans:
+    rec.channels = acc.chans
+    rec.clean = steps.clean_record(acc.results, acc.mask_px) if acc.results else None
+    for c in acc.chans:
         rec.warnings += [f"channel {c.channel}: {w}" for w in c.warnings]
     good = [b for b in p1.beams if b is not None]
     median_beam = sorted(good, key=lambda b: b.bmaj_arcsec * b.bmin_arcsec)[len(good) // 2]
     steps.beam_weblog(rec, median_beam, "median-area Gaussian fit to the channel PSFs")
     rec.weblog.pbcor_max = steps.measured(cube.pbcor_max * 1e3, "mJy/beam", "max of the pbcor cube")
     rec.weblog.pbcor_min = steps.measured(cube.pbcor_min * 1e3, "mJy/beam", "min of the pbcor cube")
-    rms = math.sqrt(rms2 / npx) if npx else float("nan")
-    if best is not None:
-        rec.stats = steps.stats_record(job, best[0], best[1])
-        rec.stats.min, rec.stats.rms_outside_mask, rec.stats.pixels_outside_mask = low, rms, int(npx)
+    rms = math.sqrt(acc.rms2 / acc.npx) if acc.npx else float("nan")
+    if acc.best is not None:
+        rec.stats = steps.stats_record(job, acc.best[0], acc.best[1])
+        rec.stats.min, rec.stats.rms_outside_mask, rec.stats.pixels_outside_mask = acc.low, rms, int(acc.npx)
         rec.stats.rms_annulus, rec.stats.pixels_annulus = None, 0  # per channel in rec.channels
     steps.score(stage, job, rec, rms, median_beam, None, bad_psf_channels=bad_psf_channels(good, median_beam))
     steps.sanity(rec, rms, sigma)
+
+
+@dataclass
+class _Pass2:
+    """What pass 2 gathers over the channels: their records, the clean results, mask pixels, the
+    rms outside the masks (sum of squares, pixels), the channel holding the cube's peak, the min."""
+
+    chans: list[ChannelRecord] = field(default_factory=list)
+    results: list = field(default_factory=list)
+    mask_px: int = 0
+    rms2: float = 0.0
+    npx: float = 0.0
+    best: Optional[tuple] = None  # (stats, channel)
+    low: float = math.inf
+
+    def add(self, k: int, cr: ChannelRecord, res, st, planes: dict) -> None:
+        self.chans.append(cr)
+        if res is not None:
+            self.results.append(res)
+            self.mask_px += int(planes["mask"].sum())
+        if st is not None and st.n_outside:
+            self.rms2 += st.rms_outside_mask ** 2 * st.n_outside
+            self.npx += st.n_outside
+        if st is not None and math.isfinite(st.peak):
+            self.low = min(self.low, st.min)
+            if self.best is None or st.peak > self.best[0].peak:
+                self.best = (st, k)
 
 
 def _at(vs, j: int, mosaic) -> tuple:

@@ -73,6 +73,7 @@ class ImageJob(BaseModel):
     gridder: Literal["standard", "wproject"]
     phasecenter: Optional[str] = None  # "pointings_centre" or "first_pointing"; None: not given by the rules
     alpha_cutoff_fraction: Optional[float] = None  # mtmfs: alpha where tt0 > this x max(tt0 residual)
+    mosweight: Literal["per_pointing", "joint"] = "per_pointing"  # a mosaic's Briggs density (tclean's mosweight)
     settings: dict[str, Setting]
 
     @property
@@ -88,7 +89,7 @@ _UNITS: dict[str, Optional[str]] = {
 }
 _AUTOMASK = list(AutoMask.model_fields)
 #: attributes read when the rules give them (the stage says when an image needs one they lack)
-_OPTIONAL: dict[str, Optional[str]] = {"phasecenter": None, "alpha_cutoff_fraction": None}
+_OPTIONAL: dict[str, Optional[str]] = {"phasecenter": None, "alpha_cutoff_fraction": None, "mosweight": None}
 
 
 def setting(dec: Decisions, path: str, unit: Optional[str] = None) -> Setting:
@@ -172,4 +173,5 @@ def read_job(dec: Decisions, key: str, created: dict) -> ImageJob:
                     cycle_factor=vals["cycle_factor"], deconvolver=str(vals["deconvolver"]),
                     nterms=int(vals["nterms"]), nbin=int(vals["nbin"]), pb_model=vals["pb_model"],
                     gridder=vals["gridder"], phasecenter=vals.get("phasecenter"),
-                    alpha_cutoff_fraction=vals.get("alpha_cutoff_fraction"), settings=settings)
+                    alpha_cutoff_fraction=vals.get("alpha_cutoff_fraction"),
+                    mosweight=vals.get("mosweight", "per_pointing"), settings=settings)

@@ -4,7 +4,8 @@ the kernels of `kernels.mosaic` and `kernels.mtmfs` in the order the imaging sta
 One code path serves every image that is a mosaic or has nterms > 1 (a single pointing is a
 mosaic of one: its flat-noise image is its ordinary dirty image, its pb the primary beam):
 
-* Briggs weights over all pointings' samples together (CASA's density is over all data);
+* Briggs weights per pointing (tclean's mosweight=True, the rules' `mosweight`) or over all
+  pointings' samples together;
 * per pointing p, its samples with its own phase centre; (l_p, m_p) its direction cosines about
   the image's phase centre (the rules' ``phasecenter``: the centre of the pointings);
 * residuals and PSFs (`kernels.mosaic`: D x pb, CASA's normtype 'flatnoise'), Taylor-weighted
@@ -23,6 +24,7 @@ Units: Jy/beam (images), Jy/pixel (models), arcsec, Hz, degrees for directions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -110,11 +112,7 @@ def arrange(job: ImageJob, vs: VisSet, rows: list[PointingRows], ref_freq: float
     vs = plane.ascending(vs)
     if vs.nvis == 0:
         raise ImagingError(f"{job.path}: every visibility is flagged")
-    try:
-        iw = weighting.briggs(vs.weighting_uvw, vs.freq, vs.weight, n, n, cell, job.robust, flags=vs.flag,
-                              per_channel=False)
-    except ValueError as exc:
-        raise ImagingError(f"{job.path}: weighting: {exc} (cell {cell:.4g} arcsec, {n} pixels)") from None
+    iw = _briggs(job, vs, rows)
     centre = phase_centre(job, rows)
     ra0, dec0 = math.radians(centre[0]), math.radians(centre[1])
     try:
@@ -138,6 +136,24 @@ def arrange(job: ImageJob, vs: VisSet, rows: list[PointingRows], ref_freq: float
     except ValueError as exc:
         raise ImagingError(f"{job.path}: {exc}") from None
     return Joint(job, grid, out, rows, taylor, noise, centre, ref_freq, prepared)
+
+
+def _briggs(job: ImageJob, vs: VisSet, rows: list[PointingRows]) -> np.ndarray:
+    """Briggs imaging weights: each pointing's samples by their own uv density (the rules'
+    mosweight "per_pointing", tclean's mosweight=True) or all pointings' together ("joint")."""
+    n, cell = job.imsize, job.cell_arcsec
+    spans = [(p.start, p.stop) for p in rows] if job.mosweight == "per_pointing" else [(0, vs.rows)]
+    iw = np.zeros(vs.weight.shape)
+    uvw = vs.weighting_uvw
+    for a, b in spans:
+        if b <= a or not np.any(vs.weight[a:b] > 0):
+            continue
+        try:
+            iw[a:b] = weighting.briggs(uvw[a:b], vs.freq, vs.weight[a:b], n, n, cell, job.robust, flags=vs.flag[a:b],
+                                       per_channel=job.specmode == "cube")  # CASA's cube vs mfs uv cells
+        except ValueError as exc:
+            raise ImagingError(f"{job.path}: weighting: {exc} (cell {cell:.4g} arcsec, {n} pixels)") from None
+    return iw
 
 
 @dataclass
@@ -270,8 +286,6 @@ def clean(j: Joint, d: JointDirty, threshold: float) -> tuple[JointCleaned, list
     if job.deconvolver not in ("hogbom", "clark", "mtmfs"):
         raise ImagingError(f"{job.path}: deconvolver {job.deconvolver!r} is not available; the imaging stage has "
                            f"hogbom, clark and mtmfs [{job.settings['deconvolver'].source}]")
-    if job.deconvolver == "mtmfs" and j.nterms < 1:
-        raise ImagingError(f"{job.path}: nterms must be >= 1 [{job.settings['nterms'].source}]")
     mi = d.mosaic
     notes: list[str] = []
     mask, update = plane.clean_masks(job, mi.pb, d.beam, d.sidelobe, notes)
@@ -289,11 +303,10 @@ def clean(j: Joint, d: JointDirty, threshold: float) -> tuple[JointCleaned, list
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # divergence is in the result's warnings
         c = deconvolve.clean_cycles(d.residuals, residual_of, _minor(j, d, threshold), mask, threshold=threshold,
-                                    niter=job.niter, fraction=fraction, mask_update=update,
-                                    flux_of=lambda models: float(mi.to_sky(models[0]).sum()))
+                                    niter=job.niter, fraction=fraction, beam=d.beam, sidelobe=d.sidelobe,
+                                    mask_update=update, flux_of=lambda models: float(mi.to_sky(models[0]).sum()))
     models = sky(c.model)
-    result = deconvolve.CleanResult(models[0], c.residual[0], c.history, c.warnings, c.stopped_by, c.initial_peak,
-                                    d.beam, d.sidelobe, c.iterations, c.mask)
+    result = dataclasses.replace(c, model=models[0], residual=c.residual[0])  # tt0: the sky model, flat noise
     out = _restore(j, d, c.model, c.residual, models, result)
     return out, notes
 

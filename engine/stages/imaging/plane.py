@@ -147,8 +147,9 @@ def clean_plane(job: ImageJob, vs: VisSet, d: Dirty, pb: np.ndarray, threshold: 
     """Cotton-Schwab clean to `threshold` (Jy/beam) with the rules' mask, niter, gain and cycle
     factor; restore with the fitted beam; pbcor at the rules' pblimit. Returns also the mask notes."""
     if job.deconvolver not in ("hogbom", "clark"):
-        raise ImagingError(f"{job.path}: deconvolver {job.deconvolver!r} (nterms {job.nterms}) is not available; "
-                           f"the imaging stage has hogbom and clark [{job.settings['deconvolver'].source}]")
+        raise ImagingError(f"{job.path}: deconvolver {job.deconvolver!r} (nterms {job.nterms}) is not available for "
+                           f"{job.specmode} images; the imaging stage has hogbom and clark, and mtmfs for mfs and "
+                           f"cont images [{job.settings['deconvolver'].source}]")
     n, cell = job.imsize, job.cell_arcsec
     vs = ascending(vs)
     notes: list[str] = []

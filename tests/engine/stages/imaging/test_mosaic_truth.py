@@ -151,3 +151,45 @@ def test_mosaic_products_and_record(made):
     weight, pb = plane(_product(out, MFS, "weight")), plane(_product(out, MFS, "pb"))
     # pb = sqrt(weight / max weight): the mosaic response (kernels.mosaic)
     assert np.allclose(pb, np.sqrt(weight / weight.max()), atol=1e-6)
+
+
+def test_the_phase_centre_is_the_centre_of_the_pointings_extent():
+    """An L-shaped set of pointings: the centre is the midpoint of their extent in RA and Dec (not
+    their mean, and not the first), computed in the SIN projection about the first pointing."""
+    from almarules.engine.stages.imaging.data import PointingRows
+    from almarules.engine.stages.imaging.joint import pointings_centre
+
+    dec0 = -30.0
+    step = 40.0 / 3600  # deg
+    ra_step = step / math.cos(math.radians(dec0))
+    rows = [PointingRows(150.0 + i * ra_step, dec0, "J2000", []) for i in range(3)]
+    rows.append(PointingRows(150.0, dec0 + 2 * step, "J2000", []))
+    ra, dec = pointings_centre(rows)
+    assert (ra - 150.0) * 3600 * math.cos(math.radians(dec)) == pytest.approx(40.0, abs=0.01)
+    assert (dec - dec0) * 3600 == pytest.approx(40.0, abs=0.01)
+    mean_dec = sum(r.dec_deg for r in rows) / len(rows)
+    assert abs(dec - mean_dec) * 3600 > 15  # not the mean
+
+
+def test_a_pointing_without_data_is_left_out_and_reported(tmp_path):
+    """Every row of one pointing flagged: the mosaic is made of the others, and the record names
+    the pointing left out (not an error)."""
+    from casacore.tables import table
+
+    data = copy.deepcopy(yaml.safe_load(CONFIG.read_text()))
+    data["corruptions"] = {"enabled": False}
+    data["schedule"].update({"execution_blocks": 1, "duration": "15 min"})
+    (tmp_path / "sim").mkdir()
+    ms = Path(simulate(parse_sim_config(data, "one"), tmp_path / "sim" / "one.ms")["ms"][0])
+    with table(str(ms), readonly=False, ack=False) as t:
+        field = t.getcol("FIELD_ID")
+        flag = t.getcol("FLAG")
+        flag[field == 5] = True
+        t.putcol("FLAG", flag)
+    program = load_program([REPO / "rules" / "alma" / "current"])
+    stage = Stage(program, load_dataset([ms]), [ms], tmp_path / "out", data_calibrated=True)
+    (rec,) = make_images(stage, [MFS])
+    assert rec.status == "ok", rec.error
+    left = [w for w in rec.warnings if "left out of the mosaic" in w]
+    assert len(left) == 1 and "field 5" in left[0], rec.warnings
+    assert rec.data.pointings == 7
