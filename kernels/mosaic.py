@@ -529,6 +529,34 @@ def mosaic_psf(pointings: Sequence[Pointing], grid: MosaicGrid,
     return out
 
 
+def beam_weighted_psf(pointings: Sequence[Pointing], grid: MosaicGrid, beam_freq_hz: Sequence[float],
+                      spectral: Optional[Sequence[np.ndarray]] = None,
+                      prepared: Optional[Prepared] = None) -> np.ndarray:
+    """sum_p w_p A_p(x; nu_p) P_p(x) (npix_x, npix_y), not normalised: each pointing's PSF (the
+    dirty image of unit visibilities, times `spectral`'s x^t when given, divided by w_p) times
+    its sum of weights w_p and its beam pattern centred on the pointing at beam_freq_hz[p] --
+    CASA's mosaic PSF (gridder='mosaic': the weights gridded with the beams' convolution
+    functions) before its normalisation by the t = 0 PSF's value at the centre. Pointings of one
+    direction at different beam frequencies (one per spw) give CASA's per-spw beams."""
+    used, _ = _prepared(pointings, grid, prepared)
+    if len(beam_freq_hz) != len(pointings):
+        raise ValueError(f"beam_freq_hz must give one frequency per pointing ({len(pointings)}), got "
+                         f"{len(beam_freq_hz)}")
+    if spectral is not None and len(spectral) != len(pointings):
+        raise ValueError(f"spectral must give one factor per pointing ({len(pointings)}), got {len(spectral)}")
+    kw = dict(epsilon=grid.epsilon, wgridding=grid.wgridding, nthreads=grid.nthreads)
+    out = np.zeros((int(grid.npix_x), int(grid.npix_y)))
+    for u in used:
+        p = pointings[u.index]
+        factor = 1.0 if spectral is None else np.asarray(spectral[u.index], dtype=np.float64)
+        ones = np.broadcast_to(factor, u.weight.shape).astype(np.complex128)
+        one = gridding.dirty_image(u.uvw0, u.freq, ones, u.weight, grid.npix_x, grid.npix_y, grid.cell_arcsec,
+                                   flags=u.flags, **kw)
+        at = dataclasses.replace(grid, pb_freq_hz=float(beam_freq_hz[u.index]))
+        out += u.sumwt * pointing_beam(at, p.l, p.m) * one
+    return out
+
+
 def mosaic_predict(model: np.ndarray, pointings: Sequence[Pointing], grid: MosaicGrid,
                    prepared: Optional[Prepared] = None,
                    spectral: Optional[Sequence[np.ndarray]] = None) -> list[np.ndarray]:

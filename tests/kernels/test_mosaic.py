@@ -455,3 +455,28 @@ def test_prepared_geometry_gives_the_same_images_and_is_checked(observation):
         assert np.max(np.abs(p - q)) <= 1e-12 * max(1e-30, float(np.max(np.abs(p))))
     with pytest.raises(ValueError, match="another grid"):
         mosaic.mosaic_image(pts, _grid(convention, pblimit=0.3), prepared=prep)
+
+
+def test_beam_weighted_psf_is_the_sum_of_the_pointings_psfs_times_their_beams():
+    """CASA's mosaic PSF before normalisation: sum_p w_p A_p(x) P_p(x), A_p centred on the pointing
+    at its beam frequency -- against direct Fourier sums of each pointing's weights and the beam
+    written from `primary_beam.beam_profile` at the pixels' distances (`_beam`)."""
+    npix = 64
+    full = _observe("common", sources=[])
+    pts = [mosaic.Pointing(p.uvw_m[::10], FREQ, p.weight[::10] * (1 + i), p.l, p.m, name=p.name)
+           for i, p in enumerate(full)][:3]
+    grid = mosaic.MosaicGrid(npix, npix, CELL, PB_FREQ, model="ACA", phase_centre="common", epsilon=1e-8)
+    ix, iy = np.meshgrid(np.arange(npix), np.arange(npix), indexing="ij")
+    l, m = ((npix // 2 - ix) * CELL * ARCSEC).ravel(), ((iy - npix // 2) * CELL * ARCSEC).ravel()
+    nm1 = np.sqrt(1.0 - l * l - m * m) - 1.0
+    truth = np.zeros((npix, npix))
+    for p in pts:
+        u, v, w = (np.multiply.outer(p.uvw_m[:, k], FREQ).ravel() / 299_792_458.0 for k in range(3))
+        wt = p.weight.ravel()
+        phase = 2 * np.pi * (np.outer(l, u) + np.outer(m, v) + np.outer(nm1, w))
+        beam = primary_beam.beam_profile("ACA", np.hypot(l - p.l, m - p.m) / ARCSEC, PB_FREQ).reshape(npix, npix)
+        truth += beam * (np.cos(phase) @ wt).reshape(npix, npix)  # w_p x (its PSF: the sum / w_p)
+    got = mosaic.beam_weighted_psf(pts, grid, [PB_FREQ] * len(pts))
+    assert np.max(np.abs(got - truth)) <= 1e-7 * np.max(np.abs(truth))
+    with pytest.raises(ValueError, match="one frequency per pointing"):
+        mosaic.beam_weighted_psf(pts, grid, [PB_FREQ])

@@ -72,6 +72,17 @@ class Selection:
         return min(lo), max(hi)
 
 
+def spw_centres(selection: "Selection") -> list[float]:
+    """Each selected spw's LSRK centre (Hz): the mid point of its selected channels' LSRK frequencies
+    (over the MSs)."""
+    out: dict[int, list[float]] = {}
+    for s in selection.spws:
+        f = np.concatenate([s.axis.freq[a:b] for a, b in s.runs]) * s.doppler if s.runs else np.zeros(0)
+        if f.size:
+            out.setdefault(s.spw, []).extend([float(f.min()), float(f.max())])
+    return [(min(v) + max(v)) / 2 for _, v in sorted(out.items())]
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of the runs of True in a 1-D bool array."""
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
@@ -184,7 +195,8 @@ SAME_POINTING_ARCSEC = 0.01
 @dataclass
 class PointingRows:
     """One pointing of an image: its direction (RA, Dec deg, the FIELD table's frame), the
-    (MS, FIELD id)s that observed it, and its rows [start, stop) in the VisSet of `read_pointings`."""
+    (MS, FIELD id)s that observed it, and its rows [start, stop) in the VisSet of `read_pointings`
+    (`spans`: those of each (MS, FIELD id), in the order of `fields`)."""
 
     ra_deg: float
     dec_deg: float
@@ -192,6 +204,7 @@ class PointingRows:
     fields: list[tuple[str, int]]
     start: int = 0
     stop: int = 0
+    spans: list[tuple[int, int]] = field(default_factory=list)  # rows of each of `fields` (read_pointings)
 
     @property
     def name(self) -> str:
@@ -231,10 +244,11 @@ def read_pointings(selection: Selection, nbin: int = 1, channels: Optional[tuple
     [p.start, p.stop) (a pointing without selected rows has start == stop)."""
     groups = pointings(selection)
     chunks: list[msdata.Chunk] = []
-    counts: list[list[msdata.Chunk]] = []
+    counts: list[list[list[msdata.Chunk]]] = []
     for p in groups:
-        mine: list[msdata.Chunk] = []
+        mine: list[list[msdata.Chunk]] = []
         for ms, fid in p.fields:
+            mine.append([])
             for s in selection.spws:
                 if str(s.ms) != ms or fid not in s.field_ids:
                     continue
@@ -244,16 +258,19 @@ def read_pointings(selection: Selection, nbin: int = 1, channels: Optional[tuple
                         chunk.lsrk_factor = s.doppler
                         if progress:
                             progress(chunk.nrow)
-                        mine.append(chunk)
+                        mine[-1].append(chunk)
         counts.append(mine)
-        chunks += mine
+        chunks += [c for per_field in mine for c in per_field]
     if not chunks:
         raise ImagingError("the selection holds no cross-correlation rows")
     vs = join(chunks)
     start = 0
     for p, mine in zip(groups, counts, strict=True):
-        p.start = start
-        start += sum(c.vis.size if vs.flattened else c.nrow for c in mine)
+        p.start, p.spans = start, []
+        for per_field in mine:
+            n = sum(c.vis.size if vs.flattened else c.nrow for c in per_field)
+            p.spans.append((start, start + n))
+            start += n
         p.stop = start
     return vs, groups
 
@@ -330,7 +347,7 @@ class ChannelSets:
     channel). The attributes the cube reads of a `VisSet`."""
 
     chunks: list[msdata.Chunk]
-    pointing_of: Optional[list[int]] = None  # a mosaic: each chunk's pointing (chunks in pointing order)
+    pointing_of: Optional[list[tuple[int, int]]] = None  # a mosaic: each chunk's (pointing, its FIELD row), in order
     pointings: Optional[list[PointingRows]] = None
 
     @property
@@ -369,11 +386,14 @@ class ChannelSets:
         """Channel j and its pointings' rows in it (a mosaic's `ChannelSets`): one channel, so each
         chunk gives its rows whether the join flattens or not."""
         assert self.pointing_of is not None and self.pointings is not None
-        rows = [dataclasses.replace(p, start=0, stop=0) for p in self.pointings]
+        rows = [dataclasses.replace(p, start=0, stop=0, spans=[]) for p in self.pointings]
         start = 0
         for i, p in enumerate(rows):
             p.start = start
-            start += sum(c.nrow for c, k in zip(self.chunks, self.pointing_of, strict=True) if k == i)
+            for k in range(len(p.fields)):
+                n = sum(c.nrow for c, tag in zip(self.chunks, self.pointing_of, strict=True) if tag == (i, k))
+                p.spans.append((start, start + n))
+                start += n
             p.stop = start
         return self.channel(j), rows
 
@@ -400,23 +420,24 @@ def read_cube(selection: Selection, axis: CubeAxis, channels: tuple[int, int],
     a, b = channels
     if not any(axis.regridded) and pointings is None:
         return read(selection, axis.nbin, (axis.start + a, axis.start + b), progress)
-    tagged: list[tuple[int, msdata.Chunk]] = []
+    tagged: list[tuple[tuple[int, int], msdata.Chunk]] = []
     half = abs(axis.lsrk_width) / 2
     for s, regridded in zip(selection.spws, axis.regridded, strict=True):
-        groups = [(0, s.field_ids)] if pointings is None else [
-            (i, [fid]) for i, p in enumerate(pointings) for ms, fid in p.fields if ms == str(s.ms) and fid in s.field_ids]
-        for index, fids in groups:
+        groups = [((0, 0), s.field_ids)] if pointings is None else [
+            ((i, k), [fid]) for i, p in enumerate(pointings) for k, (ms, fid) in enumerate(p.fields)
+            if ms == str(s.ms) and fid in s.field_ids]
+        for tag, fids in groups:
             for chunk in _cube_chunks(s, fids, regridded, axis, a, b, half):
                 if progress:
                     progress(chunk.nrow)
-                tagged.append((index, chunk))
+                tagged.append((tag, chunk))
     if not tagged:
         raise ImagingError("the selection holds no cross-correlation rows")
-    tagged.sort(key=lambda t: t[0])  # stable: a mosaic's rows grouped by pointing
+    tagged.sort(key=lambda t: t[0])  # stable: a mosaic's rows grouped by pointing and FIELD row
     chunks = [c for _, c in tagged]
     if pointings is None:
         return ChannelSets(chunks)
-    return ChannelSets(chunks, [i for i, _ in tagged], pointings)
+    return ChannelSets(chunks, [tag for tag, _ in tagged], pointings)
 
 
 def _cube_chunks(s: SpwData, fids: list[int], regridded: bool, axis: CubeAxis, a: int, b: int,

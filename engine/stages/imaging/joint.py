@@ -92,6 +92,7 @@ class Joint:
     centre: tuple[float, float, str]
     ref_freq: float
     prepared: mosaic.Prepared
+    spw_centres: list[float] = field(default_factory=list)  # each spw's LSRK centre (Hz): the PSF's beams
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -104,10 +105,11 @@ class Joint:
 
 
 def arrange(job: ImageJob, vs: VisSet, rows: list[PointingRows], ref_freq: float, dish_m: float,
-            nthreads: int = 0) -> Joint:
+            nthreads: int = 0, spw_centres: Optional[list[float]] = None) -> Joint:
     """Briggs weights over all samples, and the pointings of the image about its phase centre
     (the samples of a VisSet from `data.read_pointings`). ref_freq (Hz, LSRK): the Taylor
-    reference and the frequency of the primary beams."""
+    reference and the frequency of the primary beams; spw_centres: each spw's LSRK centre (Hz),
+    the frequency of the beams that weight the PSF of its samples (default: ref_freq for all)."""
     n, cell = job.imsize, job.cell_arcsec
     vs = plane.ascending(vs)
     if vs.nvis == 0:
@@ -135,14 +137,15 @@ def arrange(job: ImageJob, vs: VisSet, rows: list[PointingRows], ref_freq: float
         prepared = mosaic.prepare(out, grid)
     except ValueError as exc:
         raise ImagingError(f"{job.path}: {exc}") from None
-    return Joint(job, grid, out, rows, taylor, noise, centre, ref_freq, prepared)
+    return Joint(job, grid, out, rows, taylor, noise, centre, ref_freq, prepared, list(spw_centres or [ref_freq]))
 
 
 def _briggs(job: ImageJob, vs: VisSet, rows: list[PointingRows]) -> np.ndarray:
-    """Briggs imaging weights: each pointing's samples by their own uv density (the rules'
-    mosweight "per_pointing", tclean's mosweight=True) or all pointings' together ("joint")."""
+    """Briggs imaging weights: the samples of each FIELD row of each MS by their own uv density and
+    robustness normalisation (the rules' mosweight "per_pointing": tclean's mosweight=True, which
+    keeps one density grid per MS and FIELD id, VisImagingWeight) or all samples together ("joint")."""
     n, cell = job.imsize, job.cell_arcsec
-    spans = [(p.start, p.stop) for p in rows] if job.mosweight == "per_pointing" else [(0, vs.rows)]
+    spans = [sp for p in rows for sp in p.spans] if job.mosweight == "per_pointing" else [(0, vs.rows)]
     iw = np.zeros(vs.weight.shape)
     uvw = vs.weighting_uvw
     for a, b in spans:
@@ -211,21 +214,36 @@ def _pixel_lm(j: Joint, ix: int, iy: int) -> tuple[float, float]:
     return (n // 2 - ix) * cell, (iy - n // 2) * cell
 
 
-def _psf(j: Joint, t: int) -> np.ndarray:
-    """Taylor PSF t: the response to a point source at the image centre, the pointings weighted
-    by A_p(centre)^2 w_p (as CASA's mosaic PSF, made at the phase centre); the plain w_p average
-    where no pointing's beam reaches the centre."""
-    try:
-        return mosaic.mosaic_psf(j.pointings, j.grid, at=(0.0, 0.0), spectral=j.spectral(t), prepared=j.prepared)
-    except ValueError:
-        return mosaic.mosaic_psf(j.pointings, j.grid, spectral=j.spectral(t), prepared=j.prepared)
+def _psfs(j: Joint) -> np.ndarray:
+    """The Taylor PSFs (2 nterms - 1, n, n) as CASA's mosaic gridder makes them: each pointing's
+    PSF times its beam pattern (centred on the pointing, at each spw's centre frequency) and its
+    sum of weights, summed, every term divided by the t = 0 sum's value at the centre
+    (`kernels.mosaic.beam_weighted_psf`; CASA's normPSF)."""
+    subs, freqs, xs = [], [], []
+    centres = np.asarray(j.spw_centres)
+    for p, x in zip(j.pointings, j.taylor, strict=True):
+        f = np.broadcast_to(x * j.ref_freq + j.ref_freq, p.weight.shape)[:, 0]  # each row's LSRK frequency
+        band = np.argmin(np.abs(f[:, None] - centres[None, :]), axis=1) if f.size else np.zeros(0, int)
+        for b, centre in enumerate(centres):
+            rows = band == b
+            if not rows.any():
+                continue
+            take = rows if not np.all(rows) else slice(None)
+            subs.append(mosaic.Pointing(p.uvw_m[take], p.freq_hz, p.weight[take], p.l, p.m,
+                                        flags=None if p.flags is None else p.flags[take], name=p.name))
+            freqs.append(centre)
+            xs.append(np.broadcast_to(x, p.weight.shape)[take])
+    sums = [mosaic.beam_weighted_psf(subs, j.grid, freqs, spectral=None if t == 0 else [x ** t for x in xs])
+            for t in range(2 * j.nterms - 1)]
+    centre = sums[0][j.grid.npix_x // 2, j.grid.npix_y // 2]
+    return np.stack(sums) / centre
 
 
 def dirty(j: Joint) -> JointDirty:
     """Weights, Taylor PSFs, beam fit, sensitivity and the dirty (flat-noise) Taylor residuals."""
     residuals, mi = taylor_residuals(j, [p.vis for p in j.pointings])
     j.skipped = [f"pointing {s.name}: {s.reason}; left out of the mosaic" for s in mi.skipped]
-    psfs = np.stack([_psf(j, t) for t in range(2 * j.nterms - 1)])
+    psfs = _psfs(j)
     try:
         fitted = beamfit.fit_beam(psfs[0], j.job.cell_arcsec)
     except ValueError as exc:

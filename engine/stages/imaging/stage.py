@@ -240,7 +240,7 @@ def _continuum(stage: Stage, job: ImageJob, rec: ImageRecord, writer: "ProductWr
 
     t = time.perf_counter()
     if joint_made:
-        j = joint.arrange(job, vs, rows, centre_hz, stage.dish(), stage.nthreads)
+        j = joint.arrange(job, vs, rows, centre_hz, stage.dish(), stage.nthreads, spw_centres=vdata.spw_centres(sel))
         rec.data.pointings = len(rows)
         if len(rows) > 1:
             rec.data.phase_centre = j.centre
