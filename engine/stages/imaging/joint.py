@@ -4,20 +4,23 @@ the kernels of `kernels.mosaic` and `kernels.mtmfs` in the order the imaging sta
 One code path serves every image that is a mosaic or has nterms > 1 (a single pointing is a
 mosaic of one: its flat-noise image is its ordinary dirty image, its pb the primary beam):
 
-* Briggs weights per pointing (tclean's mosweight=True, the rules' `mosweight`) or over all
-  pointings' samples together;
+* Briggs weights per MS and FIELD row (tclean's mosweight=True, the rules' `mosweight`) or over
+  all samples together;
 * per pointing p, its samples with its own phase centre; (l_p, m_p) its direction cosines about
   the image's phase centre (the rules' ``phasecenter``: the centre of the pointings);
-* residuals and PSFs (`kernels.mosaic`: D x pb, CASA's normtype 'flatnoise'), Taylor-weighted
-  for nterms > 1 (x = (nu_LSRK - nu0) / nu0, nu0 = the image's centre frequency, CASA's reffreq);
+* residuals (`kernels.mosaic`: D x pb, CASA's normtype 'flatnoise'), Taylor-weighted for
+  nterms > 1 (x = (nu_LSRK - nu0) / nu0, nu0 = the image's centre frequency, CASA's reffreq), and
+  the PSFs as CASA's mosaic gridder makes them (each pointing's PSF times its beam at its spw's
+  centre frequency and its weight, normalised at the centre: `kernels.mosaic.beam_weighted_psf`);
 * the minor cycle (Hogbom / Clark for nterms 1, `kernels.mtmfs.multiterm_clean` otherwise) on the
-  flat-noise residuals with the mosaic PSF, the major cycle predicting the sky model (the
-  flat-noise model divided by pb) through each pointing's beam (`kernels.deconvolve.clean_cycles`);
+  flat-noise residuals, the major cycle predicting the sky model (the flat-noise model divided by
+  pb) through each pointing's beam at each sample's frequency (`kernels.mosaic.mosaic_predict`
+  with `spectral`: one sky model then fits every pointing, whatever spectral index each
+  pointing's beam adds; `kernels.deconvolve.clean_cycles`);
 * restoration: image (flat noise: sky x pb), pbcor = image / pb; for nterms > 1 the Taylor images
   with CASA's principal-solution residuals, and alpha / alpha.error where the restored tt0 is above
-  the rules' fraction of the tt0 residual's maximum. alpha is corrected for the spectral index the
-  primary beams add off the pointing centres (`kernels.mosaic.pb_spectral_index`; CASA's
-  widebandpbcor does the same for tclean's output), so it is the sky's.
+  the rules' fraction of the tt0 residual's maximum -- the sky's spectral index, since the model
+  was fitted through the beams' frequency dependence.
 
 Units: Jy/beam (images), Jy/pixel (models), arcsec, Hz, degrees for directions.
 """
