@@ -489,15 +489,11 @@ def mosaic_image(pointings: Sequence[Pointing], grid: MosaicGrid,
 
 def mosaic_psf(pointings: Sequence[Pointing], grid: MosaicGrid,
                at: Optional[tuple[float, float]] = None,
-               spectral: Optional[Sequence[np.ndarray]] = None,
                prepared: Optional[Prepared] = None) -> np.ndarray:
     """The minor cycle's PSF (npix_x, npix_y), peak 1.0 at (npix_x // 2, npix_y // 2): the average
     of the pointings' PSFs weighted by w_p, or by A_p(at)^2 w_p when ``at = (l, m)`` (radians)
-    is given (module docstring).
-
-    spectral: per pointing, a real factor broadcastable to its (nrow, nchan) that multiplies the
-    unit visibilities (a multi-term PSF: x^t, `kernels.mtmfs`); each pointing's image is still
-    divided by its sum of weights w_p, so the result peaks at the weighted mean of the factor."""
+    is given (module docstring). CASA's mosaic PSF (each pointing's times its beam) is
+    `beam_weighted_psf`."""
     used, _ = _prepared(pointings, grid, prepared)
     if at is None:
         coeff = [u.sumwt for u in used]
@@ -511,21 +507,13 @@ def mosaic_psf(pointings: Sequence[Pointing], grid: MosaicGrid,
     total = float(sum(coeff))
     if not total > 0.0:
         raise ValueError(f"no pointing's primary beam reaches the PSF position {at}")
-    if spectral is not None and len(spectral) != len(pointings):
-        raise ValueError(f"spectral must give one factor per pointing ({len(pointings)}), got {len(spectral)}")
-    kw = dict(epsilon=grid.epsilon, wgridding=grid.wgridding, nthreads=grid.nthreads)
     out = np.zeros((int(grid.npix_x), int(grid.npix_y)))
     for u, c in zip(used, coeff, strict=True):
         if c == 0.0:
             continue
-        if spectral is None:
-            one = gridding.psf(u.uvw0, u.freq, u.weight, grid.npix_x, grid.npix_y, grid.cell_arcsec, flags=u.flags,
-                               **kw)
-        else:
-            factor = np.broadcast_to(np.asarray(spectral[u.index], dtype=np.float64), u.weight.shape)
-            one = gridding.dirty_image(u.uvw0, u.freq, factor.astype(np.complex128), u.weight, grid.npix_x,
-                                       grid.npix_y, grid.cell_arcsec, flags=u.flags, **kw)
-        out += (c / total) * one
+        out += (c / total) * gridding.psf(u.uvw0, u.freq, u.weight, grid.npix_x, grid.npix_y, grid.cell_arcsec,
+                                          epsilon=grid.epsilon, wgridding=grid.wgridding, nthreads=grid.nthreads,
+                                          flags=u.flags)
     return out
 
 

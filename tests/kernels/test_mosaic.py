@@ -370,10 +370,10 @@ def test_grid_validation():
 
 # ---------------------------------------------------------------- wide band: Taylor PSFs, the beams' spectral index
 
-def test_taylor_psf_is_the_weighted_average_of_the_pointings_direct_sums():
-    """`spectral` = x^t multiplies the unit visibilities: the t = 1 and t = 2 PSFs equal the direct
-    Fourier sums of w_k x_k^t, each pointing's divided by its own sum of weights and averaged with
-    w_p (CASA's psf.ttN normalisation: every term divided by the t = 0 sum)."""
+def test_taylor_psf_terms_are_the_direct_sums_of_w_x_t_times_the_beams():
+    """`beam_weighted_psf` with `spectral` = x^t: the t = 1 and t = 2 terms equal the direct Fourier
+    sums of w_k x_k^t times each pointing's beam (CASA's psf.ttN before normalisation: every term
+    later divided by the t = 0 term's value at the centre)."""
     npix = 64
     full = _observe("common", sources=[])
     pts = [mosaic.Pointing(p.uvw_m[::10], FREQ, p.weight[::10] * (1 + i), p.l, p.m, name=p.name)
@@ -384,19 +384,19 @@ def test_taylor_psf_is_the_weighted_average_of_the_pointings_direct_sums():
     l, m = ((npix // 2 - ix) * CELL * ARCSEC).ravel(), ((iy - npix // 2) * CELL * ARCSEC).ravel()
     nm1 = np.sqrt(1.0 - l * l - m * m) - 1.0
     for t in (1, 2):
-        num, wsum = np.zeros(npix * npix), 0.0
+        truth = np.zeros((npix, npix))
         for p in pts:
             u, v, w = (np.multiply.outer(p.uvw_m[:, k], FREQ).ravel() / 299_792_458.0 for k in range(3))
             wt = p.weight.ravel()
             xt = np.broadcast_to(x ** t, p.weight.shape).ravel()
             phase = 2 * np.pi * (np.outer(l, u) + np.outer(m, v) + np.outer(nm1, w))
-            num += np.cos(phase) @ (wt * xt)  # (each pointing / w_p) x w_p
-            wsum += wt.sum()
-        truth = (num / wsum).reshape(npix, npix)
-        got = mosaic.mosaic_psf(pts, grid, spectral=[np.broadcast_to(x ** t, p.weight.shape) for p in pts])
-        assert np.max(np.abs(got - truth)) <= 1e-7
+            beam = primary_beam.beam_profile("ACA", np.hypot(l - p.l, m - p.m) / ARCSEC, PB_FREQ).reshape(npix, npix)
+            truth += beam * (np.cos(phase) @ (wt * xt)).reshape(npix, npix)
+        got = mosaic.beam_weighted_psf(pts, grid, [PB_FREQ] * len(pts),
+                                       spectral=[np.broadcast_to(x ** t, p.weight.shape) for p in pts])
+        assert np.max(np.abs(got - truth)) <= 1e-7 * np.max(np.abs(truth))
     with pytest.raises(ValueError, match="one factor per pointing"):
-        mosaic.mosaic_psf(pts, grid, spectral=[x])
+        mosaic.beam_weighted_psf(pts, grid, [PB_FREQ] * len(pts), spectral=[x])
 
 
 def test_beam_taylor_coefficients_of_a_gaussian_beam_are_analytic():

@@ -34,7 +34,7 @@ class _Pass1:
     kept: list = field(default_factory=list)  # VisSets of the chunks, when they fit in memory
     kept_bytes: int = 0
     reread: bool = False
-    dirty: dict[int, plane.Dirty] = field(default_factory=dict)  # channel -> its dirty plane, while they fit
+    dirty: dict[int, tuple] = field(default_factory=dict)  # channel -> (dirty products, mosaic arrangement), while they fit
     dirty_bytes: int = 0
 
 
@@ -181,19 +181,24 @@ def _keep(p1: _Pass1, vs, limit: int) -> None:
         p1.kept.append(vs)
 
 
-def _dirty(stage: Stage, job: ImageJob, ch, freq: float, dish: float):
-    """(dirty products, pb) of one channel `ch` = (VisSet, pointings or None): a single pointing's
-    (`plane`) or a mosaic's (`joint`, one term; its pb the mosaic's)."""
+def _dirty(stage: Stage, job: ImageJob, ch, freq: float, dish: float) -> tuple:
+    """(dirty products, pb, the mosaic's arrangement or None) of one channel `ch` = (VisSet,
+    pointings or None): a single pointing's (`plane`) or a mosaic's (`joint`, one term; its pb the
+    mosaic's)."""
     vs, rows = ch
     if rows is None:
-        return plane.dirty_plane(job, vs, stage.nthreads), plane.pb_plane(job, freq, dish)
-    d = joint.dirty(joint.arrange(job, vs, rows, freq, dish, stage.nthreads))
-    return d, d.pb
+        return plane.dirty_plane(job, vs, stage.nthreads), plane.pb_plane(job, freq, dish), None
+    j = joint.arrange(job, vs, rows, freq, dish, stage.nthreads)
+    d = joint.dirty(j)
+    return d, d.pb, j
 
 
-def _nbytes(d) -> int:
-    arrays = (d.residuals, d.psfs) if isinstance(d, joint.JointDirty) else (d.imaging_weight, d.psf, d.image)
-    return sum(a.nbytes for a in arrays)
+def _nbytes(d, j) -> int:
+    """Bytes of a channel's kept dirty products (and a mosaic's weights and rotated uvw)."""
+    if j is None:
+        return sum(a.nbytes for a in (d.imaging_weight, d.psf, d.image))
+    arranged = sum(p.weight.nbytes for p in j.pointings) + sum(u.uvw0.nbytes for u in j.prepared.used)
+    return d.residuals.nbytes + d.psfs.nbytes + arranged
 
 
 def _pass1_channel(stage: Stage, job: ImageJob, ch, k: int, freq: float, dish: float, p1: _Pass1) -> None:
@@ -202,14 +207,14 @@ def _pass1_channel(stage: Stage, job: ImageJob, ch, k: int, freq: float, dish: f
     if ch[0].nvis == 0:
         p1.sigma.append(None), p1.peak.append(None), p1.beams.append(None)
         return
-    d, pb = _dirty(stage, job, ch, freq, dish)
+    d, pb, j = _dirty(stage, job, ch, freq, dish)
     peak, _ = plane.dirty_dr(d, pb)
     p1.sigma.append(d.sensitivity)
     p1.peak.append(peak)
     p1.beams.append(d.beam)
-    size = _nbytes(d)
+    size = _nbytes(d, j)
     if p1.kept_bytes + p1.dirty_bytes + size <= stage.memory_limit:
-        p1.dirty[k] = d
+        p1.dirty[k] = (d, j)
         p1.dirty_bytes += size
 
 
@@ -226,15 +231,16 @@ def _pass2_channel(stage: Stage, job: ImageJob, ch, k: int, freq: float, dish: f
                            beam_major=None, beam_minor=None, beam_pa=None, iterations=0, stopped_by="no data")
         return cr, None, None, planes
     kept = p1.dirty.pop(k, None)
+    if kept is None:
+        d, _, j = _dirty(stage, job, ch, freq, dish)
+    else:
+        d, j = kept
     if rows is None:
-        d = kept or plane.dirty_plane(job, vs, stage.nthreads)
         pb = plane.pb_plane(job, freq, dish)
         cleaned, _ = plane.clean_plane(job, vs, d, pb, threshold, stage.nthreads)
         planes = {"pbcor": cleaned.pbcor, "pb": pb, "image": cleaned.image, "residual": cleaned.result.residual,
                   "model": cleaned.result.model, "psf": d.psf, "mask": cleaned.mask.astype(np.float32)}
     else:
-        j = joint.arrange(job, vs, rows, freq, dish, stage.nthreads)
-        d = kept or joint.dirty(j)
         pb = d.pb
         cleaned, _ = joint.clean(j, d, threshold)
         planes = joint.planes(j, d, cleaned)

@@ -173,18 +173,24 @@ def read(selection: Selection, nbin: int = 1, channels: Optional[tuple[int, int]
     runs; progress(rows) is called after every chunk (rows read); reduce(chunk), when given,
     replaces every chunk before it is kept (e.g. averaged in time).
     """
-    chunks = []
-    for s in selection.spws:
-        runs = [(channels[0] * nbin, channels[1] * nbin)] if channels is not None else s.runs
-        for a, b in runs:
-            for chunk in msdata.select(s.ms, s.field_ids, s.spw, a, b, nbin=nbin):
-                chunk.lsrk_factor = s.doppler  # where CASA bins the weight density (kernels.weighting)
-                if progress:
-                    progress(chunk.nrow)
-                chunks.append(reduce(chunk) if reduce else chunk)
+    chunks = [reduce(c) if reduce else c for s in selection.spws
+              for c in _spw_chunks(s, s.field_ids, nbin, channels, progress)]
     if not chunks:
         raise ImagingError("the selection holds no cross-correlation rows")
     return join(chunks)
+
+
+def _spw_chunks(s: SpwData, fids: Sequence[int], nbin: int, channels: Optional[tuple[int, int]],
+                progress: Optional[Callable[[int], None]]) -> Iterator[msdata.Chunk]:
+    """The chunks of FIELD rows `fids` of one spw of one MS: its channel runs, or the (binned)
+    output channels [first, stop) when `channels` is given."""
+    runs = [(channels[0] * nbin, channels[1] * nbin)] if channels is not None else s.runs
+    for a, b in runs:
+        for chunk in msdata.select(s.ms, fids, s.spw, a, b, nbin=nbin):
+            chunk.lsrk_factor = s.doppler  # where CASA bins the weight density (kernels.weighting)
+            if progress:
+                progress(chunk.nrow)
+            yield chunk
 
 
 # ---------------------------------------------------------------- pointings (mosaics)
@@ -250,15 +256,8 @@ def read_pointings(selection: Selection, nbin: int = 1, channels: Optional[tuple
         for ms, fid in p.fields:
             mine.append([])
             for s in selection.spws:
-                if str(s.ms) != ms or fid not in s.field_ids:
-                    continue
-                runs = [(channels[0] * nbin, channels[1] * nbin)] if channels is not None else s.runs
-                for a, b in runs:
-                    for chunk in msdata.select(s.ms, [fid], s.spw, a, b, nbin=nbin):
-                        chunk.lsrk_factor = s.doppler
-                        if progress:
-                            progress(chunk.nrow)
-                        mine[-1].append(chunk)
+                if str(s.ms) == ms and fid in s.field_ids:
+                    mine[-1].extend(_spw_chunks(s, [fid], nbin, channels, progress))
         counts.append(mine)
         chunks += [c for per_field in mine for c in per_field]
     if not chunks:
@@ -445,15 +444,12 @@ def _cube_chunks(s: SpwData, fids: list[int], regridded: bool, axis: CubeAxis, a
     """The chunks of output channels [a, b) of one spw of one MS, FIELD rows `fids`: binned by
     index, or read unbinned around them and regridded."""
     if not regridded:
-        lo, hi = (axis.start + a) * axis.nbin, (axis.start + b) * axis.nbin
-        reads = [(c, None) for c in msdata.select(s.ms, fids, s.spw, lo, hi, nbin=axis.nbin)]
-    else:
-        lsrk = s.axis.freq * s.doppler
-        f_lo, f_hi = sorted((float(axis.lsrk_centres[a]), float(axis.lsrk_centres[b - 1])))
-        inside = np.flatnonzero((lsrk >= f_lo - half - np.abs(s.axis.width) * s.doppler)
-                                & (lsrk <= f_hi + half + np.abs(s.axis.width) * s.doppler))
-        lo, hi = max(int(inside.min()) - 1, 0), min(int(inside.max()) + 2, lsrk.size)
-        reads = [(c, lsrk[lo:hi]) for c in msdata.select(s.ms, fids, s.spw, lo, hi)]
-    for chunk, in_lsrk in reads:
-        chunk.lsrk_factor = s.doppler
-        yield chunk if in_lsrk is None else _regridded(chunk, in_lsrk, axis, a, b, s.doppler)
+        yield from _spw_chunks(s, fids, axis.nbin, (axis.start + a, axis.start + b), None)
+        return
+    lsrk = s.axis.freq * s.doppler
+    f_lo, f_hi = sorted((float(axis.lsrk_centres[a]), float(axis.lsrk_centres[b - 1])))
+    inside = np.flatnonzero((lsrk >= f_lo - half - np.abs(s.axis.width) * s.doppler)
+                            & (lsrk <= f_hi + half + np.abs(s.axis.width) * s.doppler))
+    lo, hi = max(int(inside.min()) - 1, 0), min(int(inside.max()) + 2, lsrk.size)
+    for chunk in _spw_chunks(s, fids, 1, (lo, hi), None):
+        yield _regridded(chunk, lsrk[lo:hi], axis, a, b, s.doppler)

@@ -40,7 +40,7 @@ from almarules.engine.stages.imaging.data import PointingRows
 from almarules.engine.stages.imaging.job import ImageJob, ImagingError
 from almarules.engine.stages.imaging import plane
 from almarules.kernels import beam as beamfit
-from almarules.kernels import deconvolve, mosaic, mtmfs, primary_beam, restore, weighting
+from almarules.kernels import deconvolve, gridding, mosaic, mtmfs, primary_beam, restore, weighting
 from almarules.kernels.beam import Beam
 from almarules.kernels.sky import lmn, radec_from_lm
 
@@ -102,15 +102,11 @@ class Joint:
     def nterms(self) -> int:
         return self.job.nterms
 
-    def spectral(self, t: int) -> Optional[list[np.ndarray]]:
-        """The factors x^t per pointing (None for t = 0)."""
-        return None if t == 0 else [x ** t for x in self.taylor]
-
 
 def arrange(job: ImageJob, vs: VisSet, rows: list[PointingRows], ref_freq: float, dish_m: float,
             nthreads: int = 0, spw_centres: Optional[list[float]] = None) -> Joint:
-    """Briggs weights over all samples, and the pointings of the image about its phase centre
-    (the samples of a VisSet from `data.read_pointings`). ref_freq (Hz, LSRK): the Taylor
+    """Briggs weights (`_briggs`) and the pointings of the image about its phase centre (the
+    samples of a VisSet from `data.read_pointings`). ref_freq (Hz, LSRK): the Taylor
     reference and the frequency of the primary beams; spw_centres: each spw's LSRK centre (Hz),
     the frequency of the beams that weight the PSF of its samples (default: ref_freq for all)."""
     n, cell = job.imsize, job.cell_arcsec
@@ -206,15 +202,10 @@ def _sensitivity(j: Joint, mi: mosaic.MosaicImage) -> float:
     for p, nw, wp in zip(j.pointings, j.noise_weight, mi.sumwt, strict=True):
         if wp <= 0:
             continue
-        a = mosaic.beam_value(j.grid, p.l, p.m, *_pixel_lm(j, ix, iy))
+        a = mosaic.beam_value(j.grid, p.l, p.m, *gridding.pixel_lm(ix, iy, j.grid.npix_x, j.grid.npix_y, j.grid.cell_arcsec))
         sigma = weighting.sensitivity(nw, np.broadcast_to(p.weight, nw.shape), flags=p.flags)
         var += (a * wp * sigma) ** 2
     return float(math.sqrt(var) / mi.weight[ix, iy] * mi.pb[ix, iy])
-
-
-def _pixel_lm(j: Joint, ix: int, iy: int) -> tuple[float, float]:
-    n, cell = j.grid.npix_x, j.grid.cell_arcsec * math.pi / 180 / 3600
-    return (n // 2 - ix) * cell, (iy - n // 2) * cell
 
 
 def _psfs(j: Joint) -> np.ndarray:
