@@ -1,111 +1,195 @@
-"""Benchmark: corpus evaluation, vectorised against the per-dataset interpreter, and the diff of
-two rule versions (printed, not asserted).
+"""Benchmark: archive-scale corpora (printed, not asserted): summaries -> columnar corpus, load and
+evaluate from it, the interpreter, diff, and the out-of-core run on a million datasets.
 
-    python benchmarks/bench_corpus.py [--n 10000] [--dir DIR] [--rules PATH] [--sample 500]
+    python benchmarks/bench_corpus.py [--n 10000] [--dir DIR] [--million CORPUS] [--million-n N]
+                                      [--skip-million] [--sample 500]
 
-Makes (or reuses) N synthetic JSON summaries (`almarules synth-corpus`), loads them, builds the
-columns, then evaluates every derived value of every entity with the vectorised evaluator
-(median of 3 runs on the same columns) and with the interpreter on `--sample` datasets (the
-per-dataset mean, extrapolated to N and said so), and times `almarules diff` cycle4 -> current.
-Issue 4's targets: the full cycle4 set on 10,000 summaries in <= 1 s, >= 20x the interpreter.
+For N synthetic JSON summaries (`--dir`: reuse them; else written to a temporary folder):
+
+- baseline: loading them one by one as validated facts (the way before columnar corpora);
+- build: ``almarules corpus build`` (LocalCluster, 2 workers), with throughput;
+- plan: load + evaluate straight from the corpus as ``plan --corpus`` does (the fact columns the
+  rules read, memory-mapped), median of 3, each in a fresh process that reports its own peak RSS;
+  the whole command's wall time too; issue 17's targets: <= 2 s and <= 500 MB;
+- every derived value of every entity (`compute_all`) from the corpus;
+- the interpreter: ms per dataset on `--sample` datasets (issue 17's target: <= 5 ms);
+- diff cycle4 -> current from the corpus (time, peak RSS).
+
+Then, out of core: ``plan --corpus`` over `--million-n` (default 1,000,000) synthetic datasets
+(``synth-corpus --format parquet``, or `--million` to reuse a corpus) with 1 and 2 workers:
+throughput, and the peak RSS of each worker (bounded by the partition, not the corpus).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "rules" / "alma"
+ALMARULES = [str(Path(sys.executable).parent / "almarules")]  # the installed command, beside this Python
 
 
-def timed(fn):
+def step(name: str, *args: str) -> dict:
+    """Run one measured step in a fresh process; its JSON report (seconds, peak_mb, ...)."""
+    out = subprocess.run([sys.executable, __file__, "--step", name, *args], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def command(*args: str) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB of the command and its workers, stderr) of an almarules command."""
     t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([*ALMARULES, *args], check=True, capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return time.perf_counter() - t, (peak if peak > before else float("nan")) / 1024, out.stderr
+
+
+def _peak() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_step(name: str, args: list[str]) -> dict:
+    from almarules.engine.evaluate.api import load_program
+
+    if name == "load-json":
+        from almarules.engine.corpus.build import find_inputs
+        from almarules.engine.facts.summary import load_summary
+
+        paths = find_inputs([args[0]])
+        t = time.perf_counter()
+        for p in paths:
+            load_summary(p)
+        return {"seconds": time.perf_counter() - t, "datasets": len(paths), "peak_mb": _peak()}
+    program = load_program([RULES / "cycle4"])
+    from almarules.engine.corpus.access import StoredTables
+    from almarules.engine.corpus.store import CorpusStore
+
+    store = CorpusStore(args[0])
+    t = time.perf_counter()
+    if name == "plan":
+        from almarules.engine.plan.corpus import evaluate_corpus
+
+        result = evaluate_corpus(program, StoredTables(store))
+        return {"seconds": time.perf_counter() - t, "datasets": result.table.num_rows, "peak_mb": _peak(),
+                "mode": result.mode}
+    if name == "compute-all":
+        from almarules.engine.columnar.tables import Corpus
+        from almarules.engine.columnar.vevaluate import VProgram
+
+        ev = VProgram(program).run(Corpus(StoredTables(store), program.schema))
+        ev.compute_all()
+        values = sum(t.n * len([a for a, i in program.schema.kinds[k].items() if i.origin in ("derived", "score")])
+                     for k, t in ev.tables.items() if k in program.schema.kinds)
+        return {"seconds": time.perf_counter() - t, "values": values, "peak_mb": _peak()}
+    if name == "interpreter":
+        from almarules.engine.corpus.summaries import summaries
+        from almarules.engine.facts.summary import parse_summary
+
+        models = [parse_summary(d) for d in summaries(StoredTables(store), range(int(args[1])))]
+        t = time.perf_counter()
+        for d in models:
+            program.run(d).compute_all()
+        return {"ms": (time.perf_counter() - t) / len(models) * 1e3, "datasets": len(models)}
+    if name == "diff":
+        from almarules.engine.plan.outofcore import diff_in_partitions
+
+        report = diff_in_partitions(program, load_program([RULES / "current"]), store)
+        return {"seconds": time.perf_counter() - t, "changed": report.changed_datasets,
+                "values": report.changed_values, "peak_mb": _peak()}
+    raise SystemExit(f"unknown step {name}")
+
+
+def ten_thousand(args, directory: Path, tmp: Path) -> None:
+    n = args.n
+    base = step("load-json", str(directory))
+    print(f"baseline: load {base['datasets']} JSON summaries one by one as validated facts: {base['seconds']:.1f} s "
+          f"({base['seconds'] / base['datasets'] * 1e3:.2f} ms each), peak RSS {base['peak_mb']:.0f} MB")
+    corpus = tmp / "corpus"
+    secs, peak, _ = command("corpus", "build", str(directory), "-o", str(corpus), "--workers", "2")
+    print(f"build (summaries -> corpus, 2 workers): {secs:.1f} s ({n / secs:,.0f} datasets/s); "
+          f"{sum(f.stat().st_size for f in corpus.rglob('*.parquet')) / 1e6:.1f} MB of Parquet "
+          f"(the JSON: {sum(f.stat().st_size for f in directory.glob('*.json')) / 1e6:.0f} MB)")
+    runs = [step("plan", str(corpus)) for _ in range(3)]
+    med = statistics.median(r["seconds"] for r in runs)
+    peak = max(r["peak_mb"] for r in runs)
+    print(f"plan --corpus: load + evaluate {n} datasets from the corpus: median {med:.2f} s (runs "
+          f"{', '.join(format(r['seconds'], '.2f') for r in runs)}), peak RSS {peak:.0f} MB; {base['seconds'] / med:.0f}x "
+          f"faster than loading the JSON alone; targets <= 2 s: {'met' if med <= 2 else 'NOT met'}, <= 500 MB: "
+          f"{'met' if peak <= 500 else 'NOT met'}")
+    wall, cpeak, _ = command("plan", "--corpus", str(corpus), "-o", str(tmp / "plan.txt"))
+    print(f"  the whole command (start-up, rules, load, evaluate, write {n} rows): {wall:.2f} s")
+    every = step("compute-all", str(corpus))
+    print(f"every derived value of every entity ({every['values']:,} values): {every['seconds']:.2f} s "
+          f"({every['values'] / every['seconds'] / 1e6:.1f} M values/s), peak RSS {every['peak_mb']:.0f} MB")
+    interp = step("interpreter", str(corpus), str(args.sample))
+    print(f"interpreter: {interp['ms']:.2f} ms per dataset (mean over {interp['datasets']}; target <= 5 ms: "
+          f"{'met' if interp['ms'] <= 5 else 'NOT met'}); vectorised is "
+          f"{interp['ms'] * n / 1e3 / every['seconds']:.0f}x faster on every value")
+    d = step("diff", str(corpus))
+    print(f"diff cycle4 -> current over {n}: {d['seconds']:.2f} s ({d['changed']} datasets, {d['values']:,} values "
+          f"change), peak RSS {d['peak_mb']:.0f} MB (in partitions of 2,000 datasets)")
+
+
+def million(args, tmp: Path) -> None:
+    corpus = Path(args.million) if args.million else tmp / "million"
+    if not args.million:
+        secs, peak, _ = command("synth-corpus", str(args.million_n), "--format", "parquet", "-o", str(corpus),
+                                "--workers", "2")
+        print(f"synth-corpus {args.million_n:,} --format parquet (2 workers): {secs:.0f} s "
+              f"({args.million_n / secs:,.0f} datasets/s), peak RSS per worker {peak:.0f} MB")
+    rates = {}
+    for workers in (1, 2):
+        results = tmp / f"results-{workers}"
+        secs, peak, err = command("plan", "--corpus", str(corpus), "--results", str(results), "--workers",
+                                  str(workers), "-o", str(tmp / f"summary-{workers}.txt"))
+        record = json.loads((results / "results.json").read_text())
+        worker_peak = max(p["peak_rss_mb"] for p in record["parts"])
+        rates[workers] = record["datasets"] / record["seconds"]
+        print(f"out of core, {workers} worker{'s' if workers > 1 else ''}: {record['datasets']:,} datasets in "
+              f"{record['seconds']:.0f} s ({rates[workers]:,.0f} datasets/s; {len(record['parts'])} partitions), "
+              f"peak RSS per worker {worker_peak:.0f} MB (command wall {secs:.0f} s)")
+    print(f"scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--dir", help="an existing corpus directory (default: generate one in a temp dir)")
-    ap.add_argument("--rules", default=str(REPO / "rules" / "alma" / "cycle4"))
-    ap.add_argument("--new", default=str(REPO / "rules" / "alma" / "current"), help="the diff's new version")
+    ap.add_argument("--dir", help="a folder of JSON summaries to use (default: N synthetic ones)")
     ap.add_argument("--sample", type=int, default=500, help="datasets the interpreter evaluates")
-    args = ap.parse_args()
-
-    from almarules.engine.evaluate.api import load_program
-    from almarules.engine.columnar.tables import Corpus
-    from almarules.engine.columnar.vevaluate import VProgram
-    from almarules.engine.plan.corpus import find_datasets, load_corpus
-    from almarules.engine.plan.diff import diff
-    from almarules.engine.facts.synth import write_corpus
-
+    ap.add_argument("--million", metavar="CORPUS", help="an existing large corpus for the out-of-core run")
+    ap.add_argument("--million-n", type=int, default=1_000_000, help="datasets of the generated large corpus")
+    ap.add_argument("--skip-million", action="store_true")
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.step:
+        print(json.dumps(run_step(args.step, rest)))
+        return 0
     import numpy
 
     print(f"bench_corpus: {platform.machine()}, Python {platform.python_version()}, numpy {numpy.__version__}; "
           f"load average {open('/proc/loadavg').read().split()[0]}")
-    tmp = None
-    if args.dir:
-        directory = Path(args.dir)
-    else:
-        tmp = tempfile.TemporaryDirectory()
-        directory = Path(tmp.name)
-        _, t = timed(lambda: write_corpus(args.n, directory, seed=0, fmt="json"))
-        print(f"synth-corpus {args.n} (JSON): {t:.1f} s")
-    paths = find_datasets(directory)[:args.n]
-    loaded, t_load = timed(lambda: load_corpus(paths))
-    n = len(loaded.datasets)
-    print(f"load {n} summaries (JSON -> validated facts): {t_load:.1f} s ({t_load / n * 1e3:.2f} ms each)")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        directory = Path(args.dir) if args.dir else tmp / "summaries"
+        if not args.dir:
+            from almarules.engine.facts.synth import write_corpus
 
-    program = load_program([args.rules])
-    vp = VProgram(program)
-    corpus = Corpus(loaded.datasets, program.schema, loaded.names)
-
-    def vectorised():
-        ev = vp.run(corpus)
-        ev.compute_all()
-        return ev
-
-    ev, t_first = timed(vectorised)
-    rows = {k: t.n for k, t in ev.tables.items()}
-    del ev
-    runs = []
-    for _ in range(3):  # one evaluation alive at a time (as in use): steady-state memory
-        gc.collect()
-        runs.append(timed(vectorised)[1])
-    t_vec = statistics.median(runs)
-    values = sum(n_rows * len([a for a, i in program.schema.kinds[k].items() if i.origin in ("derived", "score")])
-                 for k, n_rows in rows.items() if k in program.schema.kinds)
-    print(f"entities: {rows}")
-    print(f"vectorised, first run (builds the fact columns too): {t_first:.2f} s")
-    print(f"vectorised evaluation, median of 3: {t_vec:.2f} s for {n} datasets, ~{values:,} values "
-          f"({values / t_vec / 1e6:.2f} M values/s); runs {', '.join(f'{r:.2f}' for r in runs)} s")
-
-    sample = loaded.datasets[:args.sample]
-    t = time.perf_counter()
-    for d in sample:
-        program.run(d).compute_all()
-    per = (time.perf_counter() - t) / len(sample)
-    print(f"interpreter: {per * 1e3:.1f} ms per dataset (mean over {len(sample)}), "
-          f"{per * n:.0f} s for {n} extrapolated")
-    print(f"speed-up vectorised / interpreter: {per * n / t_vec:.0f}x (target >= 20x); "
-          f"target <= 1 s: {'met' if t_vec <= 1 else 'not met'}")
-
-    new = load_program([args.new])
-    report, t_diff = timed(lambda: diff(program, new, corpus))
-    print(f"diff {Path(args.rules).name} -> {Path(args.new).name} over {n}: {t_diff:.2f} s "
-          f"({report.changed_datasets} datasets, {report.changed_values:,} values change)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MB")
-    if tmp is not None:
-        tmp.cleanup()
+            t = time.perf_counter()
+            write_corpus(args.n, directory, seed=0, fmt="json")
+            print(f"synth-corpus {args.n} (JSON): {time.perf_counter() - t:.1f} s")
+        ten_thousand(args, directory, tmp)
+        if not args.skip_million:
+            million(args, tmp)
     return 0
 
 

@@ -1,1 +1,1 @@
-"""The engine: one subpackage per job, each importing only those listed before it: io, facts, ms, evaluate, columnar, ruletest, plan, products, stages, simulate, cli (tests/test_layout.py checks it)."""
+"""The engine: one subpackage per job, each importing only those listed before it: io, facts, ms, corpus, evaluate, columnar, ruletest, plan, products, stages, simulate, cli (tests/test_layout.py checks it)."""

@@ -69,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of dataset facts")
     p.add_argument("-o", "--output", metavar="FILE")
 
+    from almarules.engine.cli import corpus as corpus_cli
     from almarules.engine.cli import image as image_cli
     from almarules.engine.cli import plan as plan_cli
     from almarules.engine.cli import run as run_cli
 
     plan_cli.add_parsers(sub)
+    corpus_cli.add_parsers(sub)
     image_cli.add_parsers(sub)
     run_cli.add_parsers(sub)
     return parser
@@ -274,11 +276,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.print_help()
             return 2
         check_set_numbers(getattr(args, "sets", None) or [])
+        from almarules.engine.cli.corpus import COMMANDS as CORPUS_COMMANDS
         from almarules.engine.cli.image import COMMANDS as IMAGE_COMMANDS
         from almarules.engine.cli.plan import COMMANDS as PLAN_COMMANDS
         from almarules.engine.cli.run import COMMANDS as RUN_COMMANDS
 
-        return {**COMMANDS, **PLAN_COMMANDS, **IMAGE_COMMANDS, **RUN_COMMANDS}[args.command](args)
+        return {**COMMANDS, **PLAN_COMMANDS, **CORPUS_COMMANDS, **IMAGE_COMMANDS, **RUN_COMMANDS}[args.command](args)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one clear message
         if args is not None and getattr(args, "debug", False):
             traceback.print_exc()
@@ -304,6 +307,8 @@ def _report(exc: BaseException) -> int:
     from almarules.engine.facts.summary import FactsError
     from almarules.engine.ms.tables import TableAccessError
     from almarules.engine.ms.visibilities import DataSelectionError
+    from almarules.engine.corpus.build import BuildError
+    from almarules.engine.corpus.store import CorpusError
 
     if isinstance(exc, RuleError):
         print(exc.render(), file=sys.stderr)
@@ -312,7 +317,7 @@ def _report(exc: BaseException) -> int:
               f"run 'almarules check' on them", file=sys.stderr)
         return 2
     if isinstance(exc, (UserError, UsageError, FactsError, MSError, ImagingError, ContDatError, DataSelectionError,
-                        TableAccessError)):
+                        TableAccessError, BuildError, CorpusError)):
         print(f"almarules: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, (OSError,)):

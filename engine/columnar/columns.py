@@ -53,6 +53,17 @@ class Interner:
     def text(self, code: int) -> str:
         return self.texts[code]
 
+    def mark(self) -> int:
+        """How many strings are interned now (for `reset`)."""
+        return len(self.texts)
+
+    def reset(self, mark: int) -> None:
+        """Forget the strings interned since `mark` (a worker evaluating part after part of a corpus
+        keeps no codes of earlier parts: nothing that holds them may outlive the part)."""
+        for text in self.texts[mark:]:
+            del self.codes[text]
+        del self.texts[mark:]
+
     def array(self) -> np.ndarray:
         return np.array(self.texts, dtype=object)
 

@@ -11,7 +11,7 @@ rule language sees; `FACT_KINDS` maps kind name -> model.
 
 import math
 from functools import partial
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, NamedTuple, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 from pydantic_core import PydanticCustomError
@@ -94,6 +94,18 @@ def _no_bool(value: Any) -> Any:
 Count = Annotated[Optional[int], BeforeValidator(_no_bool)]
 
 
+class Limits(NamedTuple):
+    """The bounds a quantity's check enforces (in `unit`), readable by the corpus's vectorised
+    validation (engine.corpus.validate), which must enforce exactly the same ones."""
+
+    unit: str
+    gt: Optional[float]
+    ge: Optional[float]
+    le: Optional[float]
+    nonzero: bool
+    finite: bool
+
+
 def _limits(unit: str, gt: Optional[float] = None, ge: Optional[float] = None, le: Optional[float] = None,
             nonzero: bool = False, finite: bool = True):
     """A check that a quantity (in `unit`) is finite (unless not `finite`) and physically possible;
@@ -120,6 +132,7 @@ def _limits(unit: str, gt: Optional[float] = None, ge: Optional[float] = None, l
             raise fail("must not be 0", value)
         return value
 
+    check.limits = Limits(unit, gt, ge, le, nonzero, finite)  # type: ignore[attr-defined]
     return check
 
 

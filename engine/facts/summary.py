@@ -32,7 +32,7 @@ from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMA
 from almarules.engine.facts.model import Dataset
 from almarules.engine.io import UserFileError, read_user_text
 
-__all__ = ["FactsError", "load_summary", "parse_summary", "read_data_file", "dump_summary", "schema_json",
+__all__ = ["FactsError", "load_summary", "read_summary_data", "parse_summary", "read_data_file", "dump_summary", "schema_json",
            "check_json_structure", "check_yaml_structure"]
 
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -156,13 +156,20 @@ def load_summary(path: str | Path) -> Dataset:
         raise FactsError(
             f"{source}: unsupported summary format {path.suffix or '(no suffix)'!r} "
             f"(expected .json, .yaml or .yml)")
+    return parse_summary(read_summary_data(path), source)
+
+
+def read_summary_data(path: str | Path) -> Any:
+    """The parsed (not yet validated) data of a summary file: JSON for ``.json``, else YAML, read
+    with the bounds `load_summary` describes. Raises `FactsError` (one line naming the file)."""
+    source = str(path)
     try:
         text = read_user_text(path, MAX_SUMMARY_BYTES, "a dataset summary")
     except UserFileError as exc:
         raise FactsError(str(exc)) from None
-    if suffix == ".json":
-        return parse_summary(_load_json(text, source), source)
-    return parse_summary(_load_yaml(text, source), source)
+    if Path(path).suffix.lower() == ".json":
+        return _load_json(text, source)
+    return _load_yaml(text, source)
 
 
 def read_data_file(path: str | Path, what: str = "a data file") -> Any:

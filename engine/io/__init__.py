@@ -1,5 +1,6 @@
-"""Files at the edges: atomic writes (never a half-written file); safe reads of user files are
-`almarules.dsl.userfiles` (re-exported here). Imports: dsl only (the lowest engine layer)."""
+"""The edges: atomic writes (never a half-written file), safe reads of user files
+(`almarules.dsl.userfiles`, re-exported here), and where independent tasks run (`parallel`: this
+process or Dask). Imports: dsl only (the lowest engine layer)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def write_error(path: str | Path, exc: OSError) -> WriteError:
     return exc if isinstance(exc, WriteError) else WriteError(path, exc)
 
 
-def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> None:
-    """Create `path` via ``writer(fh)`` on a temporary file in the same directory, fsync, rename.
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write that becomes `path` only when the block ends without an error: a
+    temporary file in the same directory, fsynced and renamed.
 
     On any failure the temporary file is removed and an existing `path` is left untouched; an
     `OSError` (disk full, read-only, ...) becomes a `WriteError` naming `path`. The file gets the
@@ -52,7 +55,7 @@ def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> 
         raise write_error(target, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            writer(fh)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)
@@ -67,6 +70,12 @@ def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> 
         if isinstance(exc, OSError):
             raise write_error(target, exc) from None
         raise
+
+
+def write_bytes_atomic(path: str | Path, writer: Callable[[BinaryIO], None]) -> None:
+    """Create `path` via ``writer(fh)`` atomically (see `atomic_file`)."""
+    with atomic_file(path) as fh:
+        writer(fh)
 
 
 def write_atomic(path: str | Path, text: str | bytes) -> None:

@@ -20,7 +20,7 @@ from almarules.engine.io import write_atomic
 from almarules.engine.pipeline.context import FACTS, PLAN, Workdir, locked, now, prepare
 from almarules.engine.pipeline.export import exportdata
 from almarules.engine.pipeline.inputs import digest, ms_digests
-from almarules.engine.pipeline.parallel import Executor
+from almarules.engine.io.parallel import Executor
 from almarules.engine.pipeline.progress import Progress, file_logger
 from almarules.engine.pipeline.session import RunContext, RunOptions
 from almarules.engine.pipeline.state import Attention, RunState, StageFailed, StageRun

@@ -11,7 +11,7 @@ from almarules.engine.evaluate.decisions import Decisions
 from almarules.engine.evaluate.program import Program
 from almarules.engine.facts.model import Dataset
 from almarules.engine.pipeline.context import Workdir
-from almarules.engine.pipeline.parallel import Executor
+from almarules.engine.io.parallel import Executor
 from almarules.engine.pipeline.progress import Progress
 from almarules.engine.pipeline.state import RunState, StageRun
 from almarules.engine.plan.model import Plan

@@ -1,9 +1,10 @@
-"""Corpus mode: evaluate a rule set over many datasets at once and summarise each.
+"""Corpus mode: evaluate a rule set over many datasets at once; one result row per dataset.
 
-Datasets are summaries (.yaml/.yml/.json) and Measurement Sets found in a directory.
-Evaluation is vectorised (`almarules.engine.columnar`): one column per attribute
-across every entity of every dataset. A rule set the vectorised compiler does not
-support falls back, with a notice, to the per-dataset interpreter.
+The datasets are a corpus (engine.corpus: Parquet tables, read column by column straight into
+the evaluator's columns), or summaries and Measurement Sets in a folder, built into a temporary
+corpus first. Evaluation is vectorised (`almarules.engine.columnar`); a rule set the vectorised
+compiler does not support falls back, with a notice, to the per-dataset interpreter. The results
+are an Arrow table (written as Parquet by the out-of-core runner, engine.plan.outofcore).
 """
 
 from __future__ import annotations
@@ -11,137 +12,103 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
+import pyarrow as pa
 
-from almarules.dsl.units import format_number, from_canonical
+from almarules.dsl.checker import plural
+from almarules.dsl.units import format_number, parse_unit
 from almarules.engine.columnar.columns import STRINGS, Unsupported
-from almarules.engine.columnar.results import UNKNOWN, live_rows
+from almarules.engine.columnar.results import UNKNOWN
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vevaluate import CorpusEvaluation, VProgram
+from almarules.engine.corpus.access import FactTables
+from almarules.engine.corpus.summaries import summaries
+from almarules.engine.corpus.store import Skipped
 from almarules.engine.evaluate.program import Program
-from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.summary import parse_summary
 
-SUMMARY_SUFFIXES = (".yaml", ".yml", ".json")
-
-# the corpus table: (column, dataset attribute or special, unit shown)
+# the result table: (column, dataset attribute or special, unit shown)
 ROW_COLUMNS = [
     ("images", "#images", None), ("largest_cube", "largest_cube", "GB"), ("product_size", "product_size", "GB"),
     ("cascade", "#cascade", None), ("imaging_time", "imaging_time", "h"),
     ("importdata_score", "importdata_score", None),
 ]
-
-
-@dataclass
-class LoadedCorpus:
-    datasets: list[Dataset]
-    names: list[str]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
-
-
-def find_datasets(directory: Path) -> list[Path]:
-    """Summaries and Measurement Sets directly in `directory` (rule tests excluded), sorted."""
-    from almarules.engine.ms.facts import is_ms
-
-    found: list[Path] = []
-    for p in sorted(directory.iterdir()):
-        if p.is_dir() and is_ms(p):
-            found.append(p)
-        elif p.is_file() and p.suffix in SUMMARY_SUFFIXES and not p.name.endswith(".test.yaml"):
-            found.append(p)
-    return found
-
-
-def load_corpus(paths: Sequence[Path], progress: Optional[Callable[[int, int], None]] = None) -> LoadedCorpus:
-    """Load every dataset; one that cannot be read is skipped and reported, not fatal."""
-    from almarules.engine.evaluate.api import load_dataset
-    from almarules.engine.evaluate.program import UsageError
-    from almarules.engine.ms.facts import MSError
-    from almarules.engine.facts.summary import FactsError
-
-    out = LoadedCorpus([], [])
-    for i, p in enumerate(paths):
-        try:
-            out.datasets.append(load_dataset([p]))
-            out.names.append(str(p))
-        except (FactsError, MSError, UsageError, OSError) as exc:
-            out.skipped.append((str(p), str(exc).splitlines()[0]))
-        if progress is not None:
-            progress(i + 1, len(paths))
-    return out
+TABLE_LIMIT = 1000  # above this many datasets the terminal gets a summary, not every row
 
 
 @dataclass
 class CorpusResult:
-    """One summary row per dataset, and the evaluation it came from."""
+    """One result row per dataset (an Arrow table, ``dataset`` first), and how it was computed."""
 
-    names: list[str]
-    rows: list[dict[str, Any]]
-    mode: str  # "vectorised" or "per-dataset (…)"
+    table: pa.Table
+    mode: str  # "vectorised" or "per dataset (…)"
     evaluation: Any = None
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.table.to_pylist()
 
-def evaluate_corpus(program: Program, loaded: LoadedCorpus, params: Optional[dict[str, float]] = None) -> CorpusResult:
+
+def evaluate_corpus(program: Program, facts: FactTables, params: Optional[dict[str, float]] = None,
+                    names: Optional[Sequence[str]] = None) -> CorpusResult:
     """Evaluate `program` over the corpus, vectorised when the rule set allows it."""
+    names = list(names) if names is not None else facts.names
     try:
-        vp = VProgram(program)
-        ev = vp.run(Corpus(loaded.datasets, program.schema, loaded.names), params)
-        return CorpusResult(loaded.names, summary_rows(ev, loaded.names), "vectorised", ev)
+        ev = VProgram(program).run(Corpus(facts, program.schema, names), params)
+        return CorpusResult(result_table(ev, names), "vectorised", ev)
     except Unsupported as exc:
-        rows = [_interpreted_row(program, d, n, params) for d, n in zip(loaded.datasets, loaded.names)]
-        return CorpusResult(loaded.names, rows, f"per dataset (the vectorised compiler does not support {exc})")
+        docs = summaries(facts)
+        rows = [_interpreted_row(program, parse_summary(doc, name), name, params)
+                for doc, name in zip(docs, names, strict=True)]
+        return CorpusResult(pa.Table.from_pylist(rows),
+                            f"per dataset (the vectorised compiler does not support {exc})")
 
 
-def _column_values(ev: CorpusEvaluation, attr: str, unit: Optional[str]) -> Optional[list[Any]]:
+def _attribute(ev: CorpusEvaluation, attr: str, unit: Optional[str]) -> Optional[pa.Array]:
+    """A dataset attribute over the corpus (numbers in `unit`; null where unknown)."""
     if attr not in ev.schema.kinds["dataset"]:
         return None
     c = ev.column("dataset", attr)
     n = ev.corpus.n
     v = np.broadcast_to(np.asarray(c.v), (n,))
-    unk = c.unk if c.unk is not None else np.zeros(n, dtype=bool)
-    out: list[Any] = []
-    for i in range(n):
-        if unk[i]:
-            out.append(None)
-        elif c.t == "num":
-            out.append(float(from_canonical(float(v[i]), unit)) if unit else float(v[i]))
-        elif c.t == "str":
-            out.append(STRINGS.texts[int(v[i])])
-        elif c.t == "bool":
-            out.append(bool(v[i]))
-        else:
-            out.append(None)
-    return out
+    mask = None if c.unk is None else np.asarray(c.unk, dtype=bool)
+    if c.t == "num":
+        return pa.array(v / parse_unit(unit)[0] if unit else v.astype(np.float64), mask=mask)
+    if c.t == "str":
+        return pa.array(STRINGS.array()[np.where(v < 0, 0, v)], type=pa.string(), mask=mask)
+    if c.t == "bool":
+        return pa.array(v.astype(bool), mask=mask)
+    return None
 
 
-def summary_rows(ev: CorpusEvaluation, names: Sequence[str]) -> list[dict[str, Any]]:
-    """The corpus table: one dict per dataset (numbers in the units of ROW_COLUMNS)."""
+def result_table(ev: CorpusEvaluation, names: Sequence[str]) -> pa.Table:
+    """The results: one row per dataset (numbers in the units of ROW_COLUMNS; null: unknown)."""
     n = ev.corpus.n
-    rows: list[dict[str, Any]] = [{"dataset": names[i]} for i in range(n)]
+    cols: dict[str, pa.Array] = {"dataset": pa.array(list(names), type=pa.string())}
     for key, source, unit in ROW_COLUMNS:
         if source == "#images":
-            if "image" not in ev.vp.collections:
-                continue
-            counts = [len(live_rows(ev, "image", i)) for i in range(n)]
-            for r, c in zip(rows, counts):
-                r[key] = c
+            if "image" in ev.vp.collections:
+                rel = ev.column("dataset", plural("image"))
+                offsets = rel.base[0]
+                owner = np.broadcast_to(np.asarray(rel.v, dtype=np.int64), (n,))
+                cols[key] = pa.array(offsets[owner + 1] - offsets[owner], type=pa.int64(), mask=rel.unk)
         elif source == "#cascade":
             for c in ev.cascades:
-                for i, r in enumerate(rows):
-                    r[f"{c.name}_steps"] = list(c.steps[i])
-                    r[f"{c.name}_status"] = str(c.status[i])
+                cols[f"{c.name}_steps"] = pa.array(c.steps, type=pa.list_(pa.string()))
+                cols[f"{c.name}_status"] = pa.array([str(s) for s in c.status.tolist()], type=pa.string())
         else:
-            values = _column_values(ev, source, unit)
-            if values is not None:
-                for r, v in zip(rows, values):
-                    r[key] = v
-    return rows
+            arr = _attribute(ev, source, unit)
+            if arr is not None:
+                cols[key] = arr
+    return pa.table(cols)
 
 
-def _interpreted_row(program: Program, d: Dataset, name: str, params: Optional[dict[str, float]]) -> dict[str, Any]:
+def _interpreted_row(program: Program, d: Any, name: str, params: Optional[dict[str, float]]) -> dict[str, Any]:
+    from almarules.dsl.units import from_canonical
     from almarules.engine.evaluate.values import Unknown
 
     ev = program.run(d, params or {}, source=name)
@@ -150,7 +117,7 @@ def _interpreted_row(program: Program, d: Dataset, name: str, params: Optional[d
         if source == "#images":
             if "image" in program.rs.collections:
                 ents = ev.entities("image")
-                row[key] = 0 if isinstance(ents, Unknown) else len(ents)
+                row[key] = None if isinstance(ents, Unknown) else len(ents)
         elif source == "#cascade":
             for c in ev.cascades:
                 row[f"{c.name}_steps"] = [s.name for s in c.steps]
@@ -163,6 +130,35 @@ def _interpreted_row(program: Program, d: Dataset, name: str, params: Optional[d
 
 
 # ---------------------------------------------------------------- output
+def summary_text(table: pa.Table) -> str:
+    """What a large corpus's results say, in a few lines: totals, quantiles, cascade outcomes."""
+    n = table.num_rows
+    lines = [f"{n:,} datasets"]
+    for key, _, unit in ROW_COLUMNS:
+        if key not in table.column_names:
+            continue
+        arr = table.column(key)
+        unknown = arr.null_count
+        x = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.float64) if n - unknown else np.zeros(0)
+        tail = f"; unknown for {unknown:,}" if unknown else ""
+        if not len(x):
+            lines.append(f"  {_header(key)}: unknown for every dataset")
+            continue
+        q50, q90, q99 = np.quantile(x, [0.5, 0.9, 0.99])
+        total = f"total {format_number(float(x.sum()), 6)}, " if key in ("images", "imaging_time", "product_size") \
+            else ""
+        lines.append(f"  {_header(key)}: {total}median {format_number(q50, 4)}, 90 % {format_number(q90, 4)}, "
+                     f"99 % {format_number(q99, 4)}, max {format_number(float(x.max()), 4)}{tail}")
+    for name in table.column_names:
+        if name.endswith("_status"):
+            values, counts = np.unique(np.asarray(table.column(name).to_pylist(), dtype=object).astype(str),
+                                       return_counts=True)
+            order = np.argsort(-counts, kind="stable")
+            lines.append(f"  {name.removesuffix('_status')} cascade: "
+                         + ", ".join(f"{values[i]} {counts[i]:,}" for i in order))
+    return "\n".join(lines) + "\n"
+
+
 def rows_table(rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
@@ -191,9 +187,10 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def rows_json(result: CorpusResult, skipped: list[tuple[str, str]]) -> str:
+def rows_json(result: CorpusResult, skipped: Sequence[Skipped]) -> str:
     return json.dumps({"mode": result.mode, "datasets": result.rows,
-                       "skipped": [{"path": p, "why": w} for p, w in skipped]}, indent=2) + "\n"
+                       "skipped": [{"path": s.source, "why": "; ".join(s.problems)} for s in skipped]},
+                      indent=2) + "\n"
 
 
 def rows_csv(rows: list[dict[str, Any]]) -> str:
@@ -206,5 +203,5 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["find_datasets", "load_corpus", "evaluate_corpus", "summary_rows", "rows_table", "rows_json",
-           "rows_csv", "CorpusResult", "LoadedCorpus"]
+__all__ = ["evaluate_corpus", "result_table", "summary_text", "rows_table", "rows_json", "rows_csv", "CorpusResult", "ROW_COLUMNS",
+           "TABLE_LIMIT"]

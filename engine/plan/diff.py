@@ -10,7 +10,7 @@ declaration by declaration (source locations ignored).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -224,6 +224,31 @@ def diff(base: Program, new: Program, corpus: Corpus, examples: int = 5) -> Diff
                       by_dataset=by_dataset)
 
 
+def merge_reports(reports: Sequence[DiffReport], datasets: int, examples: int = 5) -> DiffReport:
+    """One report from the reports of disjoint parts of a corpus (in corpus order): counts added,
+    causes joined, the first `examples` examples and the datasets that change in order."""
+    merged: dict[str, AttributeChange] = {}
+    for r in reports:
+        for a in r.attributes:
+            m = merged.get(a.attribute)
+            if m is None:
+                merged[a.attribute] = a.model_copy(deep=True)
+                continue
+            m.datasets += a.datasets
+            m.values += a.values
+            m.causes = list(dict.fromkeys(m.causes + a.causes))
+            m.examples = (m.examples + a.examples)[:examples]
+    first = reports[0]
+    order = {e.what: i for i, e in enumerate(first.edits)}
+    for m in merged.values():
+        m.causes.sort(key=lambda what: order.get(what, len(order)))
+    attributes = sorted(merged.values(), key=lambda a: (-a.datasets, -a.values, a.attribute))
+    return DiffReport(base=first.base, new=first.new, datasets=datasets,
+                      changed_datasets=sum(r.changed_datasets for r in reports),
+                      changed_values=sum(a.values for a in attributes), edits=first.edits, attributes=attributes,
+                      by_dataset=[c for r in reports for c in r.by_dataset])
+
+
 def _steps_ran(sides: list[_Side]) -> dict[str, set[int]]:
     """``cascade NAME step 'S'`` -> datasets where the step applied in either version."""
     ran: dict[str, set[int]] = {}
@@ -250,7 +275,7 @@ def _match_entities(kind: str, eb: CorpusEvaluation, en: CorpusEvaluation):
         return None
     live_b = _live(eb, kind)
     live_n = _live(en, kind)
-    if kind == "dataset" or tb.models is not None and tb.models is tn.models:
+    if kind == "dataset" or tb.backing is not None and tb.backing is tn.backing:
         both = live_b & live_n
         rows = np.flatnonzero(both)
         ds = tb.ds[rows]
@@ -375,9 +400,9 @@ def report_text(r: DiffReport, limit: int = 20) -> str:
             extra.append(f"cascade {d.cascade}")
         lines.append(f"  {d.dataset}: {d.values} values in {len(d.attributes)} attributes"
                      + (f"; {'; '.join(extra)}" if extra else ""))
-    if len(r.by_dataset) > limit:
-        lines.append(f"  ... and {len(r.by_dataset) - limit} more (see --json)")
+    if r.changed_datasets > limit:
+        lines.append(f"  ... and {r.changed_datasets - limit} more (see --json{', and the results' if len(r.by_dataset) < r.changed_datasets else ''})")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["diff", "rule_edits", "DiffReport", "report_text"]
+__all__ = ["diff", "merge_reports", "rule_edits", "DiffReport", "report_text"]

@@ -17,7 +17,8 @@
           cascade productsize.status: mitigated
           entities.image: [T.TARGET.0.mfs, ...]
 
-Tolerances: ``± 0.1%`` (relative) or ``± 0.01 mJy/beam`` (absolute, any compatible unit);
+A test with ``corpus: PATH`` instead of ``given`` checks properties of every value over a corpus
+(engine.ruletest.corpus_tests). Tolerances: ``± 0.1%`` (relative) or ``± 0.01 mJy/beam`` (absolute, any compatible unit);
 default relative 1e-9. Coverage: every derive rule, table row, band, score term,
 cascade step and emit of the rule set must be exercised by some test.
 """
@@ -299,9 +300,12 @@ def run_file(path: Path, programs: _Programs, coverage: dict[str, set]) -> FileR
         if not isinstance(test, dict) or not isinstance(test.get("expect"), dict):
             result.outcomes.append(Outcome(name, False, ["a test needs 'name', 'given' and an 'expect' mapping"]))
             continue
-        extra = set(test) - {"name", "given", "set", "assume", "expect"}
+        extra = set(test) - {"name", "given", "set", "assume", "expect", "corpus"}
         if extra:
             result.outcomes.append(Outcome(name, False, [f"unknown key(s) {', '.join(sorted(extra))}"]))
+            continue
+        if "corpus" in test:
+            result.outcomes.append(_corpus_outcome(path, name, program, test))
             continue
         facts_data = _merge(defaults, test.get("given") or {})
         try:
@@ -317,6 +321,16 @@ def run_file(path: Path, programs: _Programs, coverage: dict[str, set]) -> FileR
         problems = check_expectations(ev, d, test["expect"])
         result.outcomes.append(Outcome(name, not problems, problems))
     return result
+
+
+def _corpus_outcome(path: Path, name: str, program: Program, test: dict) -> Outcome:
+    """A test over every dataset of a corpus (engine.ruletest.corpus_tests)."""
+    from almarules.engine.ruletest.corpus_tests import run_corpus_test
+
+    if "given" in test or "assume" in test:
+        return Outcome(name, False, ["a corpus test has 'corpus' instead of 'given' (and no 'assume')"])
+    problems = run_corpus_test(program, path.parent / str(test["corpus"]), test.get("set") or {}, test["expect"])
+    return Outcome(name, not problems, problems)
 
 
 def coverage_items(program: Program) -> dict[tuple, str]:

@@ -33,8 +33,9 @@ def program(name: str):
     return _PROGRAMS[name]
 
 
-def assert_same(prog, datasets: list[Dataset], params: dict | None = None) -> None:
-    ev = VProgram(prog).run(Corpus(datasets, prog.schema), params)
+def assert_same(prog, datasets: list[Dataset], params: dict | None = None, corpus: Corpus | None = None) -> None:
+    """The vectorised evaluation of `corpus` (default: of `datasets`) decides as the interpreter on `datasets`."""
+    ev = VProgram(prog).run(corpus or Corpus(datasets, prog.schema), params)
     for i, d in enumerate(datasets):
         one = prog.run(d, params or {})
         vec, ref = dataset_values(ev, i), interpreter_values(one)

@@ -69,14 +69,15 @@ def test_diff_and_synth_corpus_commands(tmp_path):
 
 def test_a_construct_the_vectorised_evaluator_lacks_falls_back_or_says_so(tmp_path, capsys):
     """Iterating over a set of intents is not vectorised: corpus mode uses the interpreter, diff says why."""
-    from almarules.engine.plan.corpus import LoadedCorpus, evaluate_corpus
+    from almarules.engine.columnar.tables import models_tables
+    from almarules.engine.plan.corpus import evaluate_corpus
 
     rules = tmp_path / "set"
     rules.mkdir()
     (rules / "x.rules").write_text("derive dataset.imaging_time = count(i for f in fields, i in f.intents) * 1 h\n")
     program = load_program([rules])
-    loaded = LoadedCorpus([load_facts(p) for p in EXAMPLES], [str(p) for p in EXAMPLES])
-    result = evaluate_corpus(program, loaded)
+    facts = models_tables([load_facts(p) for p in EXAMPLES], [str(p) for p in EXAMPLES])
+    result = evaluate_corpus(program, facts)
     assert result.mode.startswith("per dataset") and len(result.rows) == len(EXAMPLES)
     assert all(isinstance(r["imaging_time"], float) and r["imaging_time"] > 0 for r in result.rows)
     assert main(["diff", "--base", str(rules), "--new", str(rules), "--corpus", str(REPO / "examples")]) == 2

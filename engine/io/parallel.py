@@ -1,8 +1,9 @@
 """Where independent tasks run: in this process (``--workers 1``), on a Dask ``LocalCluster`` sized
 to the machine (the default), or on an existing Dask cluster (``--scheduler tcp://host:8786``,
-whose workers must see WORKDIR and the Measurement Sets at the same paths).
+whose workers must see the files a task reads and writes at the same paths: a pipeline run's
+WORKDIR and Measurement Sets, a corpus build's inputs and output).
 
-The cluster starts only when a stage has two or more tasks to run, and is closed at the end of the
+The cluster starts only when there are two or more tasks to run, and is closed at the end of the
 run (or on Ctrl-C, which also stops its workers). Each task's result arrives as soon as it is done,
 in completion order; the runner records them by key, so the order never changes a result.
 """
@@ -97,9 +98,12 @@ class Executor:
                 # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which also fixes glibc's
                 # mmap threshold: every large numpy temporary is then mapped and unmapped, and imaging ran
                 # 2.4x slower on a worker than in this process (measured); unset, as in this process
+                # the scheduler's HTTP server on a free port, no dashboard: two runs at once do not collide
+                # (on 8787, the second warned that the port was taken)
                 with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                     self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                  memory_limit=self.memory_bytes + 1024 ** 3, dashboard_address=None,
+                                                 scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
                                                  silence_logs=logging.CRITICAL)
             finally:
                 if main:
