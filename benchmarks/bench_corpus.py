@@ -2,7 +2,7 @@
 evaluate from it, the interpreter, diff, and the out-of-core run on a million datasets.
 
     python benchmarks/bench_corpus.py [--n 10000] [--dir DIR] [--million CORPUS] [--million-n N]
-                                      [--skip-million] [--sample 500]
+                                      [--skip-million | --only-million] [--sample 500]
 
 For N synthetic JSON summaries (`--dir`: reuse them; else written to a temporary folder):
 
@@ -155,9 +155,11 @@ def million(args, tmp: Path) -> None:
         record = json.loads((results / "results.json").read_text())
         worker_peak = max(p["peak_rss_mb"] for p in record["parts"])
         rates[workers] = record["datasets"] / record["seconds"]
+        busy = sum(p["seconds"] for p in record["parts"])
         print(f"out of core, {workers} worker{'s' if workers > 1 else ''}: {record['datasets']:,} datasets in "
-              f"{record['seconds']:.0f} s ({rates[workers]:,.0f} datasets/s; {len(record['parts'])} partitions), "
-              f"peak RSS per worker {worker_peak:.0f} MB (command wall {secs:.0f} s)")
+              f"{record['seconds']:.0f} s ({rates[workers]:,.0f} datasets/s; {len(record['parts'])} partitions, "
+              f"{busy / len(record['parts']):.2f} s each, workers busy {busy / workers / record['seconds']:.0%} of "
+              f"the time), peak RSS per worker {worker_peak:.0f} MB (command wall {secs:.0f} s)")
     print(f"scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
 
 
@@ -169,6 +171,7 @@ def main() -> int:
     ap.add_argument("--million", metavar="CORPUS", help="an existing large corpus for the out-of-core run")
     ap.add_argument("--million-n", type=int, default=1_000_000, help="datasets of the generated large corpus")
     ap.add_argument("--skip-million", action="store_true")
+    ap.add_argument("--only-million", action="store_true", help="only the out-of-core run")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.step:
@@ -180,6 +183,9 @@ def main() -> int:
           f"load average {open('/proc/loadavg').read().split()[0]}")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        if args.only_million:
+            million(args, tmp)
+            return 0
         directory = Path(args.dir) if args.dir else tmp / "summaries"
         if not args.dir:
             from almarules.engine.facts.synth import write_corpus

@@ -59,10 +59,15 @@ def _build(args) -> int:
     print_skipped(m.skipped)
     rate = m.datasets / report.seconds if report.seconds else 0.0
     print(f"built {args.output}: {m.datasets} datasets in {len(m.parts)} parts, {report.seconds:.1f} s "
-          f"({rate:,.0f} datasets/s; {report.where})"
+          f"({rate_text(rate)} datasets/s; {report.where})"
           + (f"; {report.resumed} parts kept from an earlier build" if report.resumed else "")
           + (f"; {len(m.skipped)} skipped" if m.skipped else ""), file=sys.stderr)
     return 0
+
+
+def rate_text(rate: float) -> str:
+    """A throughput: whole numbers from 100 up, two significant digits below."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2g}"
 
 
 def print_skipped(skipped, limit: int = 20) -> None:
@@ -117,4 +122,4 @@ def open_corpus(path: str, workers: Optional[int] = None, scheduler: Optional[st
 
 COMMANDS = {"corpus": cmd_corpus}
 
-__all__ = ["add_parsers", "COMMANDS", "open_corpus", "parallel_args", "print_skipped"]
+__all__ = ["add_parsers", "COMMANDS", "open_corpus", "parallel_args", "print_skipped", "rate_text"]

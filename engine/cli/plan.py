@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from almarules.engine.cli.corpus import parallel_args
+from almarules.engine.cli.corpus import parallel_args, rate_text
 
 FORMATS = ("text", "markdown", "json", "html")
 IN_MEMORY = 50_000  # datasets evaluated in one process (~45 KB each with the cycle4 rules)
@@ -30,14 +30,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
     p.add_argument("--json", metavar="FILE", dest="json_out", help="corpus: also write the rows as JSON")
     p.add_argument("--csv", metavar="FILE", dest="csv_out", help="corpus: also write the rows as CSV")
-    p.add_argument("--results", metavar="DIR",
-                   help="corpus: evaluate out of core, part by part on Dask, writing one Parquet table of rows per "
-                        "part to DIR (the default above --in-memory datasets: CORPUS.results)")
-    p.add_argument("--in-memory", type=int, default=IN_MEMORY, metavar="N",
-                   help=f"corpus: evaluate in memory up to N datasets (default {IN_MEMORY:,}), out of core above")
-    p.add_argument("--partition", type=int, default=None, metavar="N",
-                   help="out of core: datasets a worker evaluates at once (default 2,000; bounds its memory)")
-    parallel_args(p)
+    _out_of_core_args(p, "rows", "CORPUS.results")
 
     p = sub.add_parser("synth-corpus", help="write N plausible, varied synthetic datasets: summaries, or a corpus")
     p.add_argument("n", type=int, metavar="N", help="how many datasets")
@@ -58,13 +51,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="the full report as JSON")
     p.add_argument("--examples", type=int, default=5, help="example changes kept per attribute (default 5)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
+    _out_of_core_args(p, "changed datasets", "CORPUS.diff")
+
+
+def _out_of_core_args(p, rows: str, default: str) -> None:
     p.add_argument("--results", metavar="DIR",
-                   help="evaluate out of core, part by part on Dask, writing each part's changed datasets as "
-                        "Parquet to DIR (the default above --in-memory datasets: CORPUS.diff)")
+                   help=f"corpus: evaluate out of core, a partition of datasets at a time on Dask, writing each "
+                        f"partition's {rows} as Parquet to DIR (the default above --in-memory datasets: {default})")
     p.add_argument("--in-memory", type=int, default=IN_MEMORY, metavar="N",
-                   help=f"evaluate in memory up to N datasets (default {IN_MEMORY:,}), out of core above")
+                   help=f"corpus: evaluate in memory up to N datasets (default {IN_MEMORY:,}), out of core above")
     p.add_argument("--partition", type=int, default=None, metavar="N",
-                   help="out of core: datasets a worker evaluates at once (default 2,000; bounds its memory)")
+                   help="datasets evaluated at once (default 2,000; bounds the memory of a worker)")
     parallel_args(p)
 
 
@@ -188,7 +185,7 @@ def _print_run(record) -> None:
     rate = record.datasets / record.seconds if record.seconds else 0.0
     kept = sum(p.kept for p in record.parts)
     print(f"{record.datasets:,} datasets in {len(record.parts)} partitions evaluated out of core in {record.seconds:.1f} s "
-          f"({rate:,.0f} datasets/s; {record.where}); peak memory per worker {peak:.0f} MB"
+          f"({rate_text(rate)} datasets/s; {record.where}); peak memory per worker {peak:.0f} MB"
           + (f"; {kept} parts kept from an earlier run" if kept else ""), file=sys.stderr)
 
 
@@ -208,7 +205,8 @@ def cmd_synth_corpus(args) -> int:
                               scheduler=args.scheduler, progress=_part_progress("writing"))
         took = time.perf_counter() - t0
         print(f"wrote a corpus of {report.manifest.datasets:,} datasets ({len(report.parts)} parts) to {args.output} "
-              f"in {took:.1f} s ({report.manifest.datasets / took:,.0f} datasets/s; {report.where})", file=sys.stderr)
+              f"in {took:.1f} s ({rate_text(report.manifest.datasets / took)} datasets/s; {report.where})",
+              file=sys.stderr)
         return 0
     paths = write_corpus(args.n, args.output, seed=args.seed, fmt=args.format, progress=_progress("writing"))
     print(f"wrote {len(paths)} summaries to {args.output} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

@@ -165,10 +165,7 @@ def run_parts(tasks: Sequence, fn: Callable, out: Path, inputs: list[str], t0: f
     parts: dict[int, PartInfo] = {}
     resumed = datasets = 0
     try:
-        for task, result, exc in executor.map(fn, tasks):
-            if exc is not None:
-                raise exc
-            info, kept = result
+        for task, (info, kept) in executor.results(fn, tasks):
             parts[task.index] = info
             resumed += kept
             datasets += info.datasets

@@ -148,6 +148,13 @@ class Executor:
             except Exception as exc:
                 yield t, None, exc
 
+    def results(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+        """Yield (task, result) as each task finishes; the first task that failed raises its error."""
+        for task, result, exc in self.map(fn, tasks):
+            if exc is not None:
+                raise exc
+            yield task, result
+
     def close(self) -> None:
         for _task, fut in self._early.values():  # submitted early, never collected (--until, Ctrl-C)
             fut.cancel()

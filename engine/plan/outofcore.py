@@ -210,10 +210,7 @@ def run_out_of_core(corpus: str | Path, results: str | Path, rules: Sequence[str
     datasets = 0
     try:
         order = {t.key: k for k, t in enumerate(tasks)}
-        for task, result, exc in executor.map(evaluate_part, tasks):
-            if exc is not None:
-                raise exc
-            st, report = result
+        for task, (st, report) in executor.results(evaluate_part, tasks):
             k = order[task.key]
             stats[k] = st
             if report is not None:

@@ -173,3 +173,12 @@ def test_a_damaged_corpus_is_a_clear_error(tmp_path):
     (out / "corpus.json").write_text("{")
     with pytest.raises(CorpusError, match="not a corpus manifest"):
         CorpusStore(out)
+
+
+def test_a_build_runs_on_a_dask_scheduler_given_by_address(tmp_path):
+    from distributed import LocalCluster
+
+    folder = _write(tmp_path, SYNTH[:6])
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        report = build_corpus([folder], tmp_path / "c", scheduler=cluster.scheduler_address, chunk=3)
+    assert report.where.startswith(f"Dask scheduler {cluster.scheduler_address}") and report.manifest.datasets == 6
