@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from almarules.engine.corpus.layout import TableSpec, layout
+from almarules.engine.facts.summary import kind_text
 
 MISSING = object()  # a required fact that is absent
 
@@ -52,7 +53,7 @@ class Flattener:
         if data is None:
             self.fail(ds, "the summary is empty (expected a mapping of dataset facts)")
         elif not isinstance(data, dict):
-            self.fail(ds, f"top level must be a mapping of dataset facts, not {_kind(data)}")
+            self.fail(ds, f"top level must be a mapping of dataset facts, not {kind_text(data)}")
         self._entity(self.specs["dataset"], data if isinstance(data, dict) else {}, ds, -1, 0)
         return ds
 
@@ -79,10 +80,10 @@ class Flattener:
                 if isinstance(value, dict):
                     self._entity(sub, value, ds, row, 0)
                 else:
-                    self.fail(ds, f"{self.path(spec.kind, row, sub.attr)}: expected a mapping, not {_kind(value)}")
+                    self.fail(ds, f"{self.path(spec.kind, row, sub.attr)}: expected a mapping, not {kind_text(value)}")
             elif not isinstance(value, list):
                 counts.append(None)
-                self.fail(ds, f"{self.path(spec.kind, row, sub.attr)}: expected a list, not {_kind(value)}")
+                self.fail(ds, f"{self.path(spec.kind, row, sub.attr)}: expected a list, not {kind_text(value)}")
             else:
                 limit = spec.by_name[sub.attr].max_len
                 counts.append(len(value))
@@ -95,7 +96,7 @@ class Flattener:
                         self._entity(sub, item, ds, row, j)
                     else:
                         self.fail(ds, f"{self.path(spec.kind, row, sub.attr)}[{j}]: expected a mapping, not "
-                                      f"{_kind(item)}")
+                                      f"{kind_text(item)}")
 
     def _unknown(self, spec: TableSpec, obj: dict, ds: int, row: int) -> None:
         where = self.path(spec.kind, row)
@@ -120,19 +121,6 @@ class Flattener:
             parts.append(f"{spec.attr}[{t.pos[row]}]" if spec.many else spec.attr)
             kind, row = spec.parent, t.owner_row[row]
         return ".".join(reversed(parts))
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        text = repr(value)
-        return f"a string ({text if len(text) <= 60 else text[:57] + '...'})"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    return f"a {type(value).__name__}"
 
 
 __all__ = ["Flattener", "RawTable", "MISSING"]

@@ -32,7 +32,7 @@ from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMA
 from almarules.engine.facts.model import Dataset
 from almarules.engine.io import UserFileError, read_user_text
 
-__all__ = ["FactsError", "load_summary", "read_summary_data", "parse_summary", "read_data_file", "dump_summary", "schema_json",
+__all__ = ["FactsError", "kind_text", "load_summary", "read_summary_data", "parse_summary", "read_data_file", "dump_summary", "schema_json",
            "check_json_structure", "check_yaml_structure"]
 
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -319,7 +319,7 @@ def parse_summary(data: Any, source: str = "<summary>") -> Dataset:
         raise FactsError(f"{source}: the summary is empty (expected a mapping of dataset facts)")
     if not isinstance(data, dict):
         raise FactsError(
-            f"{source}: top level must be a mapping of dataset facts, not {_kind(data)}")
+            f"{source}: top level must be a mapping of dataset facts, not {kind_text(data)}")
     _check_integers(data, source)
     try:
         return Dataset.model_validate(data)
@@ -331,7 +331,8 @@ def parse_summary(data: Any, source: str = "<summary>") -> Dataset:
 # --------------------------------------------------------------------------- messages
 
 
-def _kind(value: Any) -> str:
+def kind_text(value: Any) -> str:
+    """What a value is, for a message: ``a list``, ``a string ('x')``, ``a number (3)`` ..."""
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
@@ -560,7 +561,7 @@ def _describe(err: dict) -> str:
         return (f"{path}: expected {_expected(unit)}, as a number or a string with a unit "
                 f"(got {_short(value)})")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{path or 'top level'}: expected a mapping, not {_kind(value)}"
+        return f"{path or 'top level'}: expected a mapping, not {kind_text(value)}"
     return f"{path or 'top level'}: {err['msg']} (got {_short(value)})"
 
 
