@@ -15,11 +15,11 @@ import pyarrow.compute as pc
 
 from almarules.dsl.types import BoolT, CollT, EntityT, EnumT, NumT, Schema, StrT
 from almarules.dsl.units import parse_unit
-from almarules.engine.columnar.columns import STRINGS, Col, Unsupported
+from almarules.engine.columnar.columns import STRINGS, Col, Unsupported, csr
 from almarules.engine.corpus.access import FactTables, MemoryTables, contiguous
 from almarules.engine.corpus.batch import batch_of_summaries
 from almarules.engine.corpus.layout import layout
-from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.model import KEY_FACTS, Dataset, key_text
 from almarules.engine.facts.summary import dump_summary
 
 
@@ -56,8 +56,6 @@ class Table:
     def by_dataset(self, n_datasets: int) -> tuple[np.ndarray, np.ndarray]:
         """CSR of live rows grouped by dataset (row order kept)."""
         if self._rel is None:
-            from almarules.engine.columnar.columns import csr
-
             rows = np.flatnonzero(self.live)
             self._rel = csr(self.ds[rows], n_datasets, rows)
         return self._rel
@@ -191,22 +189,13 @@ class Corpus:
         return got
 
     def _keys(self, kind: str, rows: np.ndarray) -> list[str]:
-        """The keys of some rows, as `engine.evaluate.world.entity_key` gives them."""
-        def col(name: str) -> list:
-            return self._key_column(kind, name).take(pa.array(rows)).to_pylist()
-
+        """The keys of some rows (`key_text` of their key facts, as the interpreter's entities have)."""
+        facts = KEY_FACTS.get(kind)
+        if facts:
+            take = pa.array(rows)
+            cols = [self._key_column(kind, f).take(take).to_pylist() for f in facts]
+            return [key_text(kind, values) for values in zip(*cols, strict=True)]
         spec = layout()[kind]
-        if kind in ("spw", "eb"):
-            return [str(v) for v in col("id")]
-        if kind in ("field", "antenna"):
-            return col("name")
-        if kind == "scan":
-            return [f"{e}#{n}" if e else str(n) for e, n in zip(col("eb"), col("number"), strict=True)]
-        if kind in ("weight", "fluxscale"):
-            ebs = col("eb") if kind == "weight" else [None] * len(rows)
-            return [f"{f}.{s}" + (f".{e}" if e else "") for f, s, e in zip(col("field"), col("spw"), ebs, strict=True)]
-        if kind == "measurement":
-            return col("key")
         owners = self.owner_rows(kind)[rows]
         if not spec.many:
             return [f"{k}.{spec.attr}" for k in self.table(spec.parent).keys_of(owners)]

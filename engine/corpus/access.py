@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from almarules.engine.corpus.batch import Batch
-from almarules.engine.corpus.layout import DATASET, OWNER, SOURCE, TableSpec, layout
+from almarules.engine.corpus.layout import DATASET, OWNER, SOURCE, layout
 from almarules.engine.corpus.store import CorpusStore
 
 
@@ -21,10 +21,6 @@ class FactTables:
 
     def __init__(self) -> None:
         self._structure: dict[str, tuple[np.ndarray, Optional[np.ndarray]]] = {}
-
-    @staticmethod
-    def spec(kind: str) -> TableSpec:
-        return layout()[kind]
 
     def column(self, kind: str, name: str) -> pa.ChunkedArray:
         """The values of one stored column, every row of the kind."""
@@ -64,8 +60,6 @@ class StoredTables(FactTables):
         self.parts = list(range(len(store.parts))) if parts is None else list(parts)
         self.blocks = blocks
         if blocks is not None:
-            if len(self.parts) != 1:
-                raise ValueError("blocks of datasets are read from one part")
             p = store.parts[self.parts[0]]
             self.n = min(blocks[1] * p.block, p.datasets) - blocks[0] * p.block
         else:

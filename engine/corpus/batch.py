@@ -13,7 +13,6 @@ import pyarrow as pa
 from almarules.engine.corpus.computed import computed_columns
 from almarules.engine.corpus.convert import convert_column
 from almarules.engine.corpus.flatten import Flattener
-from almarules.engine.corpus.layout import DATASET, OWNER, SOURCE, layout
 from almarules.engine.facts.summary import FactsError, parse_summary
 
 
@@ -95,4 +94,4 @@ def _table(fl: Flattener, kind: str, cols: dict[str, pa.Array], keep: np.ndarray
     return pa.Table.from_arrays(out, schema=spec.arrow_schema(with_source=kind == "dataset"))
 
 
-__all__ = ["Batch", "batch_of_summaries", "DATASET", "OWNER", "SOURCE", "layout"]
+__all__ = ["Batch", "batch_of_summaries"]

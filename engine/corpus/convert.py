@@ -31,7 +31,7 @@ def convert_column(col: ColumnSpec, values: list, fail: Fail) -> pa.Array:
     if col.many:
         return _lists(col, values, fail)
     values = _plain(col, values, fail)
-    arr = _array(values, col, fail)
+    arr = pa.array(values, type=col.value_type)
     _bounds(col.check, col.value, arr, fail)
     return arr
 
@@ -67,11 +67,6 @@ def _small(values: list) -> bool:
     """No integer beyond MAX_FACT_INTEGER (every integer fact is exact as a float below it)."""
     ints = [v for v in values if type(v) is int]
     return not ints or (max(ints) <= MAX_FACT_INTEGER and min(ints) >= -MAX_FACT_INTEGER)
-
-
-def _array(values: list, col: ColumnSpec, fail: Fail) -> pa.Array:
-    t = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}[col.value]
-    return pa.array(values, type=t)
 
 
 def _lists(col: ColumnSpec, rows: list, fail: Fail) -> pa.Array:
@@ -111,7 +106,7 @@ def _lists(col: ColumnSpec, rows: list, fail: Fail) -> pa.Array:
         fail(i, f"[{j - offsets[i]}]: {text}")
 
     items = _plain(col, flat, fail_item, optional=False)
-    arr = _array(items, col, fail_item)
+    arr = pa.array(items, type=col.value_type)
     _bounds(col.check, col.value, arr, fail_item)
     mask = pa.array(absent) if absent.any() else None
     return pa.LargeListArray.from_arrays(pa.array(offsets), arr, mask=mask).cast(col.arrow_type)

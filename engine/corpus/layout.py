@@ -60,9 +60,13 @@ class ColumnSpec:
     element: Any = None  # the annotation of a value (of a list's item), validated one by one when not plain
 
     @property
+    def value_type(self) -> pa.DataType:
+        """The Arrow type of one value (of a list's item)."""
+        return {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}[self.value]
+
+    @property
     def arrow_type(self) -> pa.DataType:
-        t = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}[self.value]
-        return pa.list_(t) if self.many else t
+        return pa.list_(self.value_type) if self.many else self.value_type
 
     @functools.cached_property
     def adapter(self) -> TypeAdapter:
@@ -150,7 +154,7 @@ def _column(name: str, annotation: Any, meta: list, required: bool, unit: Option
             computed: bool = False) -> Optional[ColumnSpec]:
     tp, more = _strip(annotation)
     meta = list(meta) + more
-    max_len = next((m.max_length for m in meta if isinstance(m, annotated_types.MaxLen)), None)
+    max_len = _max_len(meta)
     many, length, element = False, None, annotation
     origin = get_origin(tp)
     if origin in (list, tuple):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -119,9 +118,7 @@ class PartWriter:
         """Append a batch's datasets (any number)."""
         self.skipped += [Skipped(source=src, problems=p) for src, p in batch.skipped]
         for kind, table in batch.tables.items():
-            j = table.schema.get_field_index(DATASET)
-            self.pending[kind].append(table.set_column(j, table.schema.field(j),
-                                                       pc.add(table.column(j), self.waiting)))
+            self.pending[kind].append(shift_datasets(table, self.waiting))
         self.waiting += batch.n
         while self.waiting >= self.block:
             self._flush(self.block)
@@ -132,11 +129,9 @@ class PartWriter:
             table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
             cut = int(np.searchsorted(table.column(DATASET).to_numpy(), count))
             head, rest = table.slice(0, cut), table.slice(cut)
-            j = head.schema.get_field_index(DATASET)
-            self.writers[kind].write_table(head.set_column(j, head.schema.field(j),
-                                                           pc.add(head.column(j), self.n)))
+            self.writers[kind].write_table(shift_datasets(head, self.n))
             self.rows[kind] += head.num_rows
-            self.pending[kind] = [rest.set_column(j, rest.schema.field(j), pc.subtract(rest.column(j), count))]
+            self.pending[kind] = [shift_datasets(rest, -count)]
         self.n += count
         self.waiting -= count
 
@@ -165,15 +160,12 @@ class PartWriter:
             self.stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
-def write_part(directory: Path, index: int, batch: Batch, inputs: str) -> PartInfo:
-    """Write one part from one batch."""
-    writer = PartWriter(directory, index, inputs)
-    try:
-        writer.add(batch)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+def shift_datasets(table: pa.Table, by: int) -> pa.Table:
+    """`table` with `by` added to its ``_dataset`` numbers."""
+    if not by:
+        return table
+    j = table.schema.get_field_index(DATASET)
+    return table.set_column(j, table.schema.field(j), pc.add(table.column(j), by))
 
 
 def finished_part(directory: Path, index: int, inputs: str) -> Optional[PartInfo]:
@@ -220,13 +212,11 @@ class CorpusStore:
         if self.manifest.format != FORMAT or self.manifest.version != VERSION:
             raise CorpusError(f"{manifest}: format {self.manifest.format!r} version {self.manifest.version}, "
                               f"this almarules reads {FORMAT!r} version {VERSION}")
-        counts = [p.datasets for p in self.manifest.parts]
-        self.offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)  # first dataset of each part
         self._files: dict[Path, pq.ParquetFile] = {}
 
     @property
     def n(self) -> int:
-        return int(self.offsets[-1])
+        return self.manifest.datasets
 
     @property
     def parts(self) -> list[PartInfo]:
@@ -241,8 +231,10 @@ class CorpusStore:
         `blocks` (first, end), only those row groups of the one part given."""
         parts = list(range(len(self.parts))) if parts is None else list(parts)
         cols = None if columns is None else list(dict.fromkeys([DATASET, *columns]))
+        if blocks is not None and len(parts) != 1:
+            raise ValueError("blocks of datasets are read from one part")
         tables = []
-        base = 0
+        first = 0  # the first dataset of the part read, counted from the first one read
         for i in parts:
             path = self.file(kind, i)
             try:
@@ -251,14 +243,11 @@ class CorpusStore:
                     t = f.read(columns=cols)
                 else:
                     t = f.read_row_groups(list(range(*blocks)), columns=cols)
-                    base = -blocks[0] * self.parts[i].block
+                    first = -blocks[0] * self.parts[i].block
             except (OSError, pa.ArrowException) as exc:
                 raise CorpusError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None
-            if base:
-                j = t.schema.get_field_index(DATASET)
-                t = t.set_column(j, t.schema.field(j), pc.add(t.column(j), base))
-            base += self.parts[i].datasets
-            tables.append(t)
+            tables.append(shift_datasets(t, first))
+            first += self.parts[i].datasets
         if not tables:
             return layout()[kind].arrow_schema(with_source=kind == "dataset").empty_table()
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -278,10 +267,10 @@ class CorpusStore:
     def sources(self, parts: Optional[Sequence[int]] = None) -> list[str]:
         return self.read("dataset", [SOURCE], parts).column(SOURCE).to_pylist()
 
-    @cached_property
+    @property
     def skipped(self) -> list[Skipped]:
         return self.manifest.skipped
 
 
-__all__ = ["CorpusStore", "CorpusError", "Manifest", "PartInfo", "PartWriter", "Skipped", "write_part", "finished_part",
+__all__ = ["CorpusStore", "CorpusError", "Manifest", "PartInfo", "PartWriter", "Skipped", "finished_part", "shift_datasets",
            "write_manifest", "is_corpus", "MANIFEST"]

@@ -10,26 +10,14 @@ from typing import Any, Callable
 
 from almarules.dsl.types import AttrInfo, CollT, EntityT, NumT, Schema
 from almarules.dsl.units import parse_unit
-from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.model import KEY_FACTS, Dataset, key_text
 from almarules.engine.evaluate.values import Entity, Unknown
 
 
 def entity_key(kind: str, model: Any, index: int) -> str:
-    if kind == "spw":
-        return str(model.id)
-    if kind in ("field", "antenna"):
-        return str(model.name)
-    if kind == "eb":
-        return str(model.id)
-    if kind == "scan":
-        return f"{model.eb}#{model.number}" if model.eb else str(model.number)
-    if kind == "weight":
-        return f"{model.field}.{model.spw}" + (f".{model.eb}" if model.eb else "")
-    if kind == "measurement":
-        return model.key
-    if kind == "fluxscale":
-        return f"{model.field}.{model.spw}"
-    return str(index)
+    """The key of an entity of `kind` (its `index` in its list when the kind has no key facts)."""
+    facts = KEY_FACTS.get(kind)
+    return key_text(kind, tuple(getattr(model, f) for f in facts)) if facts else str(index)
 
 
 class World:

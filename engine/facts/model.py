@@ -96,7 +96,7 @@ Count = Annotated[Optional[int], BeforeValidator(_no_bool)]
 
 class Limits(NamedTuple):
     """The bounds a quantity's check enforces (in `unit`), readable by the corpus's vectorised
-    validation (engine.corpus.validate), which must enforce exactly the same ones."""
+    validation (engine.corpus.convert), which must enforce exactly the same ones."""
 
     unit: str
     gt: Optional[float]
@@ -488,6 +488,27 @@ FACT_KINDS: dict[str, type[BaseModel]] = {
     "measurement": ImageMeasurement,
     "fluxscale": FluxMeasurement,
 }
+#: the facts an entity's key is made of, per kind (a kind not listed is keyed by its position)
+KEY_FACTS: dict[str, tuple[str, ...]] = {
+    "spw": ("id",), "eb": ("id",), "field": ("name",), "antenna": ("name",), "scan": ("eb", "number"),
+    "weight": ("field", "spw", "eb"), "fluxscale": ("field", "spw"), "measurement": ("key",),
+}
+
+
+def key_text(kind: str, values: tuple) -> str:
+    """An entity's key from its `KEY_FACTS` values: ``25`` (spw), ``DA41``, ``uid_eb1#3`` (scan),
+    ``T.25.uid_eb1`` (weight; without ``.EB`` when summed over EBs), ``T.TARGET.25.mfs`` ..."""
+    if kind == "scan":
+        eb, number = values
+        return f"{eb}#{number}" if eb else str(number)
+    if kind == "weight":
+        field, spw, eb = values
+        return f"{field}.{spw}" + (f".{eb}" if eb else "")
+    if kind == "fluxscale":
+        return f"{values[0]}.{values[1]}"
+    return str(values[0])
+
+
 # plural collection attribute of the dataset -> kind
 COLLECTIONS: dict[str, str] = {
     "ebs": "eb", "antennas": "antenna", "spws": "spw", "fields": "field",

@@ -32,8 +32,8 @@ from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMA
 from almarules.engine.facts.model import Dataset
 from almarules.engine.io import UserFileError, read_user_text
 
-__all__ = ["FactsError", "kind_text", "load_summary", "read_summary_data", "parse_summary", "read_data_file", "dump_summary", "schema_json",
-           "check_json_structure", "check_yaml_structure"]
+__all__ = ["FactsError", "kind_text", "load_summary", "read_summary_data", "parse_summary", "read_data_file",
+           "dump_summary", "schema_json", "check_json_structure", "check_yaml_structure"]
 
 SUFFIXES = (".json", ".yaml", ".yml")
 

@@ -55,6 +55,7 @@ class PartTask:
     base: tuple[str, ...] = ()
     examples: int = 5
     key: str = ""
+    rules_digest: str = ""  # `rules_digest` of the run
 
 
 class PartStats(BaseModel):
@@ -87,14 +88,18 @@ def _program(rules: tuple[str, ...]) -> Program:
     return load_program(list(rules))
 
 
-def _digest(task: PartTask, store: CorpusStore) -> str:
-    h = hashlib.sha1(json.dumps([task.rules, task.base, task.sets, task.examples, task.blocks]).encode())
-    for paths in (task.rules, task.base):
-        for root in paths:
-            for f in sorted(Path(root).rglob("*.rules")) if Path(root).is_dir() else [Path(root)]:
-                h.update(f.read_bytes())
-    h.update(store.parts[task.index].inputs.encode())
+def rules_digest(rules: Sequence[str], base: Sequence[str], sets: Sequence[str], examples: int) -> str:
+    """What a run evaluates with: the rule files' texts, the ``--set`` values (read once per run)."""
+    h = hashlib.sha1(json.dumps([list(rules), list(base), list(sets), examples]).encode())
+    for root in [*rules, *base]:
+        for f in sorted(Path(root).rglob("*.rules")) if Path(root).is_dir() else [Path(root)]:
+            h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def _digest(task: PartTask, store: CorpusStore) -> str:
+    """A partition's results are those of an earlier run with the same rules and the same corpus part."""
+    return hashlib.sha1(f"{task.rules_digest}\0{task.blocks}\0{store.parts[task.index].inputs}".encode()).hexdigest()
 
 
 def _done(path: Path, digest: str) -> Optional[dict]:
@@ -201,8 +206,9 @@ def run_out_of_core(corpus: str | Path, results: str | Path, rules: Sequence[str
     store = CorpusStore(corpus)
     out = Path(results)
     out.mkdir(parents=True, exist_ok=True)
+    digest = rules_digest(list(map(str, rules)), list(map(str, base)), list(sets), examples)
     tasks = [PartTask(i, b, str(Path(corpus).resolve()), str(out.resolve()), tuple(map(str, rules)), tuple(sets),
-                      tuple(map(str, base)), examples, key=f"{part_name(i)}-{b[0]:04d}")
+                      tuple(map(str, base)), examples, key=f"{part_name(i)}-{b[0]:04d}", rules_digest=digest)
              for i, b in partitions(store, partition)]
     executor = Executor(workers=workers, scheduler=scheduler, memory_bytes=2 * 1024 ** 3)
     stats: dict[int, PartStats] = {}
