@@ -263,7 +263,7 @@ class Compiler:
     def _join(self, b: A.Binder, outer: frozenset[str]) -> Optional[list[tuple[str, VFn]]]:
         """The equality conjuncts ``var.attr == expr`` of the binder's where (expr not naming var):
         the expansion then pairs each row only with the elements whose attributes match (a join)."""
-        from almarules.engine.columnar.deps import names_in
+        from almarules.dsl.dependencies import names_in
 
         def conjuncts(e: Optional[A.Expr]) -> list[A.Expr]:
             if isinstance(e, A.Binary) and e.op == "and":

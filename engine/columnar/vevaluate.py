@@ -23,7 +23,7 @@ from almarules.dsl import ast as A
 from almarules.engine.columnar.cascade import CascadeResult
 from almarules.engine.columnar.columns import STRINGS, Unsupported
 from almarules.engine.columnar.corpus_evaluation import CorpusEvaluation
-from almarules.engine.columnar.deps import Dependencies
+from almarules.dsl.dependencies import Dependencies
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vcompile import Compiler
 from almarules.engine.columnar.vnodes import VAction, VCascade, VEmit, VFor, VRule, VScore, VStep, VTable

@@ -1,1 +1,1 @@
-"""The interpreter: compile (expressions), compile_program (declarations), program, evaluation, cascade, records, params, values, world, decisions, explain, and the front (api). Imports: dsl, engine.io, engine.facts, engine.ms."""
+"""The interpreter: compile (expressions; codegen generates their Python source, runtime holds what both share), compile_program (declarations), program, evaluation, cascade, records, params, values, world, decisions, explain, and the front (api). Imports: dsl, engine.io, engine.facts, engine.ms."""

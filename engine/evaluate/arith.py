@@ -52,18 +52,22 @@ def div(a: Any, b: Any) -> Any:
 
 def power(a: Any, b: Any) -> Any:
     """a ^ b in floats: overflow, 0 ^ negative and real powers of negatives are error values."""
-    what = f"{_show(a) if a >= 0 else f'({_show(a)})'} ^ {_show(b)}"
     try:
         r = float(a) ** float(b)
     except OverflowError:
-        return not_finite(what, math.inf)
+        return not_finite(_power_text(a, b), math.inf)
     except ZeroDivisionError:
-        return Unknown(errors=[f"{what}: 0 to a negative power is a division by zero"])
+        return Unknown(errors=[f"{_power_text(a, b)}: 0 to a negative power is a division by zero"])
     if r.__class__ is complex:
-        return not_finite(what, r)
+        return not_finite(_power_text(a, b), r)
     if r - r == 0:
         return r
-    return not_finite(what, r)
+    return not_finite(_power_text(a, b), r)
+
+
+def _power_text(a: Any, b: Any) -> str:
+    """How ``a ^ b`` is named in its error value (made only when there is one)."""
+    return f"{_show(a) if a >= 0 else f'({_show(a)})'} ^ {_show(b)}"
 
 
 def finite_result(func: str, args: tuple, r: Any) -> Any:

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 from almarules.dsl import ast as A
+from almarules.dsl.checker import outcome_attr, plural
 from almarules.dsl.limits import MAX_CASCADE_APPLICATIONS
 from almarules.engine.evaluate.compile_program import CAction, CCascade, CStep, coverage_key
 from almarules.engine.evaluate.records import CascadeRecord, Provenance, SkippedStep, StepRecord
@@ -45,17 +46,21 @@ def run_cascade(ev: Evaluation, c: CCascade) -> None:
     3. Every step visited without ``until`` becoming true: "still exceeded".
 
     The outcome (the status) is set when the cascade finishes; read while it runs,
-    ``dataset.NAME_outcome`` is an error value. Every cached value is dropped at the end, so
-    no value computed during the cascade outlives it.
+    ``dataset.NAME_outcome`` is an error value. Every action is followed by `Evaluation.reset`,
+    so the values cached at the end are those of the state the cascade leaves; they are kept,
+    unless one of them may have read the outcome (then every cached value is dropped).
     """
     cond, before = stop_condition(ev, c)
     record = CascadeRecord(c.decl.name, c.decl.loc, "not needed", before)
     ev.cascades.append(record)
+    finished = False
     try:
         CascadeRun(ev, c, record).run(cond)
+        finished = True
     finally:
         ev.outcomes[c.decl.name] = record.outcome
-        ev.reset()
+        if not finished or outcome_attr(c.decl.name) in ev.dataset.cache:
+            ev.reset()
 
 
 def stop_condition(ev: Evaluation, c: CCascade) -> tuple[Any, dict[str, Any]]:
@@ -125,7 +130,7 @@ class CascadeRun:
 
     def run_actions(self, applied: CStep, step: CStep, changes: list[str]) -> None:
         """Apply `step`'s actions in order on behalf of the `applied` step (they differ inside a
-        ``repeat``), recomputing every value after each action.
+        ``repeat``), forgetting after each action the values it can change (`Evaluation.reset`).
 
         ``repeat "a", "b"`` applies the actions of the named earlier steps in the order named,
         ignoring their ``when`` conditions; their changes are listed as ``repeat 'a': ...``.
@@ -150,7 +155,7 @@ class CascadeRun:
                 self.error_action(action, changes)
                 continue
             changes.extend(self.apply(step, action, note))
-            self.ev.reset()
+            self.ev.reset(changed_names(a))
 
     def error_action(self, action: CAction, changes: list[str]) -> None:
         a: A.ErrorAction = action.decl  # type: ignore[assignment]
@@ -192,13 +197,21 @@ class CascadeRun:
                 continue
             ev.push_frame()
             value = action.value(ev, env)
-            inputs = ev.pop_frame()
+            inputs = ev.pop_frame()  # as Provenance.inputs
             todo.append((ent, value, inputs))
         changes = []
         for ent, value, inputs in todo:
             ev.overlay[(ent.kind, ent.key, a.name)] = (value, Provenance("cascade", step.decl, inputs, note=note))
             changes.append(f"{ent.path}.{a.name} = {ev.show(ent.kind, a.name, value)}")
         return changes
+
+
+def changed_names(a: Any) -> set[str]:
+    """The names a set, drop or keep action changes: the parameter or attribute set, or the
+    collection whose entities it drops."""
+    if isinstance(a, A.SetAction):
+        return {a.name}
+    return {plural(a.kind)}
 
 
 def live(ev: Evaluation, kind: str) -> list[Entity]:
@@ -293,21 +306,22 @@ def _drop_group(ev: Evaluation, ents: list[Entity]) -> None:
 def _keep_while(ev: Evaluation, action: CAction, order: list[str], groups: dict[str, list[Entity]]) -> list[str]:
     """Keep the first group, then further groups in rank order while the condition holds."""
     kind = action.decl.kind
+    changed = {plural(kind)}
     for gk in order[1:]:
         _drop_group(ev, groups[gk])
-    ev.reset()
+    ev.reset(changed)
     kept = [order[0]]
     if action.while_ is None:
         return kept
     for gk in order[1:]:
         for ent in groups[gk]:
             ev.dropped.discard((ent.kind, ent.key))
-        ev.reset()
+        ev.reset(changed)
         if action.while_(ev, {"dataset": ev.dataset, kind: groups[gk][0]}) is True:
             kept.append(gk)
             continue
         _drop_group(ev, groups[gk])
-        ev.reset()
+        ev.reset(changed)
         break
     return kept
 

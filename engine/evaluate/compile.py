@@ -1,4 +1,8 @@
-"""Compile checked expressions into Python closures ``fn(ev, env) -> value``.
+"""Compile checked expressions into Python functions ``fn(ev, env) -> value``.
+
+`compile_expr` generates Python source for an expression (`codegen`); an expression nested too
+deeply for Python's compiler is compiled here instead, into nested closures (`closure_expr`),
+which evaluate it exactly alike.
 
 Logic is three-valued: `Unknown` propagates through arithmetic and comparisons;
 ``false and unknown`` is false and ``true or unknown`` is true (Kleene), so a
@@ -9,13 +13,16 @@ from __future__ import annotations
 
 import operator
 from functools import partial
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
 from almarules.dsl.units import parse_unit
+from almarules.engine.evaluate import codegen
 from almarules.engine.evaluate.arith import ARITH, finite_result
+from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, foldable, join_index, join_parts,
+                                               lookup_in, narrow)
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
 
 Fn = Callable[[Any, dict], Any]
@@ -33,48 +40,37 @@ class Names:
     tables: set[str]
     bands: set[str]
     collections: set[str]  # dataset collection attributes (facts and created)
+    kinds: dict[str, dict[str, Any]] = field(default_factory=dict)  # the schema's kind -> attribute -> AttrInfo
+    shared: dict[tuple[str, str], int] = field(default_factory=dict)  # derived values alike for all entities -> memo key
+    keyed: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = field(default_factory=dict)  # (sharing.Keys) -> (memo key, attributes)
+    key_reads: dict[int, tuple[str, frozenset[str]]] = field(default_factory=dict)  # keyed memo key -> (kind, attributes read)
+    functions: dict[tuple[str, str], str] = field(default_factory=dict)  # derived value -> its function's name in ns
+    ns: dict[str, Any] = field(default_factory=dict)  # the generated functions' globals (codegen)
 
 
 def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
-    if not isinstance(e, (A.Num, A.Str, A.Bool)) and _foldable(e, names, local):
+    """`e` as a function ``fn(ev, env)``, `env` binding the names in `local`."""
+    try:
+        return codegen.expr_function(e, names, local, partial(constant, names=names))
+    except codegen.TooDeep:
+        return closure_expr(e, names, local)
+
+
+def constant(e: A.Expr, names: Names) -> Any:
+    """The value of a constant expression (`runtime.foldable`), computed once, at compile time."""
+    return _compile(e, names, frozenset())(None, {})
+
+
+def closure_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
+    """`e` as nested closures (any depth the parser accepts); constant subexpressions folded."""
+    if not isinstance(e, (A.Num, A.Str, A.Bool)) and foldable(e, names, local):
         value = _compile(e, names, local)(None, {})  # a constant subexpression: computed once
         return lambda ev, env: value
     return _compile(e, names, local)
 
 
-def _foldable(e: A.Expr, names: Names, local: frozenset[str]) -> bool:
-    """No facts, parameters or variables: literals, constants, enum members, pure functions.
-
-    Iterative (an explicit stack), so any depth the parser accepts is fine."""
-    todo: list[A.Expr] = [e]
-    while todo:
-        x = todo.pop()
-        if isinstance(x, (A.Num, A.Str, A.Bool)):
-            continue
-        if isinstance(x, A.Name):
-            if x.id in local or x.id in names.params or not (
-                    x.id in CONSTANTS or x.id in names.enum_members):
-                return False
-        elif isinstance(x, A.Unary):
-            todo.append(x.operand)
-        elif isinstance(x, A.Binary):
-            todo += (x.left, x.right)
-        elif isinstance(x, A.IfElse):
-            todo += (x.cond, x.then, x.else_)
-        elif isinstance(x, A.Call):
-            if (x.func not in FUNCTIONS or x.func in ("known", "lookup") or x.func in names.tables
-                    or x.func in names.bands):
-                return False
-            todo += x.args
-        elif isinstance(x, (A.SetLit, A.ListLit)):
-            todo += x.items
-        else:
-            return False
-    return True
-
-
 def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
-    c = partial(compile_expr, names=names, local=local)  # no Python frame per nesting level
+    c = partial(closure_expr, names=names, local=local)  # no Python frame per nesting level
     if isinstance(e, A.Num):
         value = e.value * (parse_unit(e.unit)[0] if e.unit else 1.0)
         return lambda ev, env: value
@@ -94,7 +90,9 @@ def _compile(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:
                 if v is not _MISSING and v is not ACTIVE:
                     frames = ev.frames
                     if frames:
-                        frames[-1].append((o, attr))
+                        fr = frames[-1]
+                        fr.append(o)
+                        fr.append(attr)
                     return v
             return ev.attr(o, attr)
         return attr_
@@ -240,16 +238,11 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
             coll, key = coll_fn(ev, env), key_fn(ev, env)
             if isinstance(coll, Unknown) or isinstance(key, Unknown):
                 return merge_unknowns((coll, key))
-            cached = ev.indexes.get(id(coll))
-            if cached is None or cached[0] is not coll:  # index each collection once (by key)
-                cached = (coll, {item.key: item for item in reversed(coll) if isinstance(item, Entity)})
-                ev.indexes[id(coll)] = cached
-            found = cached[1].get(key)
-            return found if found is not None else Unknown([f"{coll_name}[{key}]"])
+            return lookup_in(ev, coll, key, coll_name)
         return lookup_
-    if len(args) == 1 and func in ("count", "sum", "min", "max", "mean", "any", "all", "the"):
+    if len(args) == 1 and func in ONE_ARGUMENT_AGGREGATES:
         arg = args[0]
-        reducer = _REDUCERS[func]
+        reducer = REDUCERS[func]
 
         def agg_(ev, env):
             coll = arg(ev, env)
@@ -297,82 +290,11 @@ def _call(e: A.Call, names: Names, local, c) -> Fn:
     return call_
 
 
-# ---------------------------------------------------------------- aggregates
-def _count(values, default, what):
-    return float(len(values))
-
-
-def _sum(values, default, what):
-    return float(sum(values)) if values else 0.0
-
-
-def _extreme(pick):
-    def reduce(values, default, what):
-        if not values:
-            return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
-        return pick(values)
-    return reduce
-
-
-def _mean(values, default, what):
-    if not values:
-        return default if default is not None else Unknown(errors=[f"{what} of nothing (add 'else <value>')"])
-    return sum(values) / len(values)
-
-
-def _the(values, default, what):
-    if len(values) == 1:
-        return values[0]
-    if not values:
-        return default if default is not None else Unknown([f"{what}: nothing matches"])
-    return Unknown(errors=[f"{what}: {len(values)} elements match, expected exactly one"])
-
-
-_REDUCERS = {
-    "count": _count, "sum": _sum, "min": _extreme(min), "max": _extreme(max), "mean": _mean,
-    "any": lambda v, d, w: any(v), "all": lambda v, d, w: all(v), "the": _the,
-    "list": lambda v, d, w: tuple(v),
-}
-
-
-def _join_of(b: A.Binder, names: Names, outer: frozenset[str]) -> Optional[tuple[tuple[str, ...], list[Fn]]]:
-    """The equality conjuncts ``var.attr == expr`` of a binder's where (expr not naming var)."""
-    def conjuncts(x: Optional[A.Expr]) -> list[A.Expr]:
-        if isinstance(x, A.Binary) and x.op == "and":
-            return conjuncts(x.left) + conjuncts(x.right)
-        return [] if x is None else [x]
-
-    attrs, others = [], []
-    for c in conjuncts(b.where):
-        if isinstance(c, A.Binary) and c.op == "==":
-            for mine, other in ((c.left, c.right), (c.right, c.left)):
-                if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
-                        and b.var not in _names(other)):
-                    attrs.append(mine.name)
-                    others.append(compile_expr(other, names, outer))
-                    break
-    return (tuple(attrs), others) if attrs else None
-
-
-def _names(e: Any) -> set[str]:
-    out: set[str] = set()
-    if isinstance(e, A.Name):
-        out.add(e.id)
-    if isinstance(e, tuple):
-        for item in e:
-            out |= _names(item)
-    elif hasattr(e, "__dataclass_fields__"):
-        for f in e.__dataclass_fields__:
-            if f != "loc":
-                out |= _names(getattr(e, f))
-    return out
-
-
 def _joined(src: Fn, join: Optional[tuple[tuple[str, ...], list[Fn]]]) -> Fn:
     """The binder's source narrowed to the elements whose join attributes equal the row's values
-    (a hash index per collection, built once per evaluation state), in their original order. The
-    where is still evaluated on them, so the result is the full scan's; an element whose joined
-    attribute is unknown (or not a fact) leaves the full collection to scan, as without a join."""
+    (`runtime.join_index`), in their original order. The where is still evaluated on them, so the
+    result is the full scan's; an element whose joined attribute is unknown (or not a fact)
+    leaves the full collection to scan, as without a join."""
     if join is None:
         return src
     attrs, others = join
@@ -381,44 +303,11 @@ def _joined(src: Fn, join: Optional[tuple[tuple[str, ...], list[Fn]]]) -> Fn:
         coll = src(ev, env)
         if coll.__class__ is Unknown or not coll:
             return coll
-        key = (id(coll), attrs)
-        hit = ev.indexes.get(key)
-        if hit is None or hit[0] is not coll:
-            hit = ev.indexes[key] = (coll, _index(ev, coll, attrs))
-        index = hit[1]
+        index = join_index(ev, coll, attrs)
         if index is None:
             return coll
-        want = tuple(fn(ev, env) for fn in others)
-        if any(v.__class__ is Unknown for v in want):
-            return coll
-        try:
-            return index.get(want, ())
-        except TypeError:  # an unhashable value: scan everything
-            return coll
+        return narrow(index, coll, tuple(fn(ev, env) for fn in others))
     return narrowed
-
-
-def _index(ev, coll, attrs: tuple[str, ...]) -> Optional[dict]:
-    """{(attr values): [elements in order]}, or None if some element's value is not a known fact
-    (derived values may change within an evaluation). Reads are not recorded as inputs."""
-    frames, ev.frames = ev.frames, []
-    try:
-        index: dict = {}
-        for item in coll:
-            if item.__class__ is not Entity:
-                return None
-            values = []
-            for attr in attrs:
-                if ev.p.origins[item.kind].get(attr) != "fact":
-                    return None
-                v = ev.attr(item, attr)
-                if v.__class__ is Unknown:
-                    return None
-                values.append(v)
-            index.setdefault(tuple(values), []).append(item)
-        return index
-    finally:
-        ev.frames = frames
 
 
 # ---------------------------------------------------------------- for-variables
@@ -426,20 +315,25 @@ CBinder = tuple[str, Fn, Optional[Fn]]  # a compiled ``var in source where cond`
 
 
 def compile_binders(binders: Sequence[A.Binder], names: Names, local: frozenset[str],
-                    join: bool = False) -> tuple[list[CBinder], frozenset[str]]:
-    """Compile ``v1 in c1 where p1, v2 in c2 where p2, ...`` (an aggregate's or an emit ``for``'s).
+                    join: bool = False, compile_fn: Optional[Callable[..., Fn]] = None
+                    ) -> tuple[list[CBinder], frozenset[str]]:
+    """Compile ``v1 in c1 where p1, v2 in c2 where p2, ...`` (an aggregate's or an emit ``for``'s)
+    with `compile_fn` (default `closure_expr`).
 
     Each source sees the names bound before it, each where its own variable too. Returns the
     compiled binders and the scope after the last one (for the element or the body). With `join`,
     a source is narrowed by its where's equality conjuncts (`_joined`; the result is unchanged)."""
+    cx = compile_fn or closure_expr
     out: list[CBinder] = []
     scope = set(local)
     for b in binders:
-        src = compile_expr(b.source, names, frozenset(scope))
+        src = cx(b.source, names, frozenset(scope))
         if join:
-            src = _joined(src, _join_of(b, names, frozenset(scope)))
+            parts = join_parts(b)
+            outer = frozenset(scope)
+            src = _joined(src, None if parts is None else (parts[0], [cx(x, names, outer) for x in parts[1]]))
         scope.add(b.var)
-        where = compile_expr(b.where, names, frozenset(scope)) if b.where is not None else None
+        where = cx(b.where, names, frozenset(scope)) if b.where is not None else None
         out.append((b.var, src, where))
     return out, frozenset(scope)
 
@@ -481,9 +375,9 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
     where the answer is already decided (any() found true, all() found false).
     """
     binders, scope = compile_binders(e.binders, names, local, join=True)
-    element = compile_expr(e.element, names, scope)
-    lead = [compile_expr(x, names, local) for x in e.lead]
-    default = compile_expr(e.default, names, local) if e.default is not None else None
+    element = closure_expr(e.element, names, scope)
+    lead = [closure_expr(x, names, local) for x in e.lead]
+    default = closure_expr(e.default, names, local) if e.default is not None else None
     func = e.func
     what = f"{func}()"
 
@@ -543,8 +437,8 @@ def _aggregate(e: A.Aggregate, names: Names, local: frozenset[str]) -> Fn:
         d = default(ev, env) if default is not None and not values else None
         if isinstance(d, Unknown):
             return d
-        return finite_result(func, ("...",), _REDUCERS[func](values, d, what))
+        return finite_result(func, ("...",), REDUCERS[func](values, d, what))
     return agg
 
 
-__all__ = ["CBinder", "Fn", "Names", "binder_rows", "compile_binders", "compile_expr"]
+__all__ = ["CBinder", "Fn", "Names", "binder_rows", "closure_expr", "compile_binders", "compile_expr", "constant"]

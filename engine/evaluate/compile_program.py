@@ -8,7 +8,8 @@ table's argument, the variables of an emit's ``for``). Evaluation is `evaluation
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from functools import partial
+from typing import Any, Callable, Optional, Union
 
 from almarules.dsl import allowed as allowed_values
 from almarules.dsl import ast as A
@@ -18,7 +19,11 @@ from almarules.dsl.intervals import Span, span_of
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import Schema
 from almarules.dsl.units import parse_unit
-from almarules.engine.evaluate.compile import CBinder, Fn, Names, compile_binders, compile_expr
+from almarules.engine.evaluate import codegen
+from almarules.engine.evaluate.compile import CBinder, Fn, Names, closure_expr, compile_binders, compile_expr, constant
+from almarules.engine.evaluate.records import on_tape
+from almarules.engine.evaluate.sharing import Keys, shared
+from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown
 
 DATASET = frozenset({"dataset"})  # the scope of dataset-level expressions
 
@@ -27,9 +32,10 @@ DATASET = frozenset({"dataset"})  # the scope of dataset-level expressions
 @dataclass
 class CDerive:
     decl: A.Derive
-    when: Optional[Fn]
-    expr: Fn
     cov: tuple = ()  # coverage key, hashed once
+
+
+Getter = Callable[[Any, Entity, str], Any]  # (evaluation, entity, attribute) -> its value, not yet cached
 
 
 @dataclass
@@ -145,7 +151,7 @@ def compile_optional(e: Optional[A.Expr], names: Names, local: frozenset[str]) -
 def rule_names(rs: RuleSet, schema: Schema) -> Names:
     """What bare names mean in `rs`: its parameters, enum members, tables, bands, collections."""
     enum_members = {m for e in schema.enums.values() for m in e.members}
-    return Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands), set(schema.collections))
+    return Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands), set(schema.collections), schema.kinds)
 
 
 def attribute_origins(schema: Schema) -> dict[str, dict[str, str]]:
@@ -172,13 +178,73 @@ def compile_derives(rs: RuleSet, names: Names) -> dict[str, dict[str, list[CDeri
     derives: dict[str, dict[str, list[CDerive]]] = {}
     for target, rules in rs.derives.items():
         kind, attr = target.split(".", 1)
-        local = frozenset({"dataset", kind})
         ordered = sorted(rules, key=lambda r: -(r.priority or 0))
-        derives.setdefault(kind, {})[attr] = [
-            CDerive(r, compile_optional(r.when, names, local), compile_expr(r.expr, names, local),
-                    coverage_key("derive", r.loc))
-            for r in ordered]
+        derives.setdefault(kind, {})[attr] = [CDerive(r, coverage_key("derive", r.loc)) for r in ordered]
+        names.functions[(kind, attr)] = f"d{len(names.functions)}"  # (bound by compile_derive_functions)
     return derives
+
+
+def compile_derive_functions(derives: dict[str, dict[str, list[CDerive]]], names: Names,
+                             made: set[str]) -> dict[str, dict[str, Getter]]:
+    """Kind -> attribute -> the function computing it by its rules (`codegen.derive_function`;
+    `_closure_derive` for rules nested too deeply for Python's compiler). The values alike for
+    entities of their kind (`sharing`; `made`: the kinds made by collection rules) get their memo
+    keys in ``names.shared`` and ``names.keyed``."""
+    decls = {kind: {attr: [r.decl for r in rules] for attr, rules in attrs.items()} for kind, attrs in derives.items()}
+    keys = Keys(decls, names.kinds, made)
+    for kind, attrs in decls.items():
+        for attr, rules in attrs.items():
+            if shared(rules, kind):
+                names.shared[(kind, attr)] = codegen.memo_key()
+            elif (given := keys.key_attrs(kind, attr)) is not None:
+                names.keyed[(kind, attr)] = (codegen.memo_key(), given)
+                names.key_reads[names.keyed[(kind, attr)][0]] = (kind, keys.reads(kind, attr))
+    out: dict[str, dict[str, Getter]] = {}
+    for kind, attrs in derives.items():
+        for attr, rules in attrs.items():
+            pairs = [(r.decl, r.cov) for r in rules]
+            try:
+                fn = codegen.derive_function(kind, attr, pairs, names, partial(constant, names=names))
+            except codegen.TooDeep:
+                fn = _closure_derive(kind, pairs, names)
+            names.ns[names.functions[(kind, attr)]] = fn
+            out.setdefault(kind, {})[attr] = fn
+    return out
+
+
+def _closure_derive(kind: str, rules: list[tuple[A.Derive, tuple]], names: Names) -> Getter:
+    """`codegen.derive_function`'s function, its rules compiled to closures."""
+    local = frozenset({"dataset", kind})
+    compiled = [(decl, cov, None if decl.when is None else closure_expr(decl.when, names, local),
+                 closure_expr(decl.expr, names, local)) for decl, cov in rules]
+
+    def derive(ev: Any, ent: Entity, name: str) -> Any:
+        if ev.overlay and (hit := ev.overlay.get((ent.kind, ent.key, name))) is not None:
+            ent.prov[name] = hit[1]
+            return hit[0]
+        ent.cache[name] = ACTIVE  # (not in it before: see Evaluation.value)
+        frame: list[Any] = [0, None]  # the rule used, then the inputs read (records.on_tape)
+        frames = ev.frames
+        frames.append(frame)
+        env = {"dataset": ev.dataset, kind: ent}
+        for decl, cov, when, expr in compiled:
+            if when is not None:
+                cond = when(ev, env)
+                if cond.__class__ is Unknown:
+                    value, frame[1] = cond, decl
+                    break
+                if not cond:
+                    continue
+            frame[1] = decl
+            value = expr(ev, env)
+            ev.coverage.add(cov)
+            break
+        else:
+            value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
+        frames.pop()
+        ent.prov[name] = on_tape(ev.tape, frame)
+        return value
+    return derive
 
 
 def compile_scores(rs: RuleSet, names: Names) -> dict[tuple[str, str], CScore]:
@@ -230,7 +296,7 @@ def compile_body(body: tuple, names: Names, local: frozenset[str]) -> list[Union
             assigns = [(n, compile_expr(x, names, local)) for n, x in item.assigns]
             out.append(CEmit(item, assigns, coverage_key("emit", item.loc)))
         else:
-            binders, scope = compile_binders(item.binders, names, local)
+            binders, scope = compile_binders(item.binders, names, local, compile_fn=compile_expr)
             out.append(CFor(item, binders, compile_body(item.body, names, scope)))
     return out
 

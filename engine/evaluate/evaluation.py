@@ -5,11 +5,16 @@ declaration order, except that a cascade whose rules read another cascade's outc
 it; see `cascade.run_cascade` for their semantics), then the recipes' stages, then the warnings,
 all on the state the cascades leave. Values are computed on demand and memoised until a cascade
 changes something (`Evaluation.reset`).
+
+Each attribute's value comes from its getter (`attribute_getters`, one per kind and attribute,
+made once per program): a fact, a key, a created collection, a derived value (the generated
+function of its rules, `codegen.derive_function`), a score or a cascade outcome.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import gc
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from almarules.dsl.checker import plural
 from almarules.dsl.intervals import find_row
@@ -17,14 +22,18 @@ from almarules.dsl.types import NumT, T
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity
 from almarules.engine.evaluate.cascade import run_cascade
 from almarules.engine.evaluate.compile import Fn, binder_rows
-from almarules.engine.evaluate.compile_program import CDerive, CEmit, CFor, CStage, CWarn
+from almarules.engine.evaluate.compile_program import CEmit, CFor, CStage, CWarn, Getter
 from almarules.engine.evaluate.params import UsageError, param_unit
-from almarules.engine.evaluate.records import CascadeRecord, Provenance, StageRecord, WarningRecord
+from almarules.engine.evaluate.records import (CascadeRecord, Provenance, StageRecord, WarningRecord, decode_reads,
+                                               on_tape)
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, key_text, merge_unknowns, waits_of
+from almarules.engine.evaluate.stale import Stale
 from almarules.engine.evaluate.world import World
 
 if TYPE_CHECKING:
     from almarules.engine.evaluate.program import Program
+
+R = TypeVar("R")
 
 
 class Evaluation:
@@ -34,16 +43,25 @@ class Evaluation:
         self.p = program
         self.world = world
         self.dataset = world.dataset
+        self.tape = world.tape
         self.params = dict(program.params)
         self.params.update(overrides)
         self.param_origins = origins
         self.param_overlay: dict[str, tuple[float, str]] = {}
         self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
         self.dropped: set[tuple[str, str]] = set()
-        self.cached: list[Entity] = []  # entities holding cached values (cleared by reset)
-        self.indexes: dict[int, tuple] = {}  # id(collection) -> (collection, {key: entity}) for lookup()
-        self.coll_memo: dict[str, Any] = {}
-        self.frames: list[list[Any]] = []  # inputs read: (entity, attr) or "param:x"/"table:t:i"
+        self.cached: list[Entity] = []  # other entities given values (cleared by reset, as the world's)
+        self.made: list[Entity] = []  # the entities the collection rules made in this evaluation state
+        self.indexes: dict[Any, tuple] = {}  # id(collection) (and join attributes) -> (collection, index)
+        self.coll_memo: dict[str, Any] = {}  # kind -> its live entities made by its collection rule
+        self.coll_made: dict[str, tuple[Entity, ...]] = {}  # kind -> every entity that rule made
+        self.interned: dict[tuple, tuple] = {}  # the tuples given to entities made in this state
+        self.unshared: frozenset[int] = frozenset()  # keyed memo keys not to use now (Program.unshared)
+        self.memo: dict[int, tuple] = {}  # aggregates of the dataset only (codegen) -> (value, inputs read)
+        self.cycles = 0  # values met that depend on themselves (a memoised aggregate must meet none)
+        self.getters = program.getters
+        self.derive_fns = program.derive_fns
+        self.frames: list[list[Any]] = []  # inputs read, flat: entity, attr, ... or "param:x"/"table:t:i"
         self.coverage: set[tuple] = set()
         self.cascades: list[CascadeRecord] = []
         self.outcomes: dict[str, str] = {}  # cascade name -> outcome, once it has finished
@@ -70,9 +88,14 @@ class Evaluation:
                 raise UsageError(f"cannot assume {path} = {text!r}: it is in "
                                  f"{t.dim.display_unit() or 'plain numbers'}")
         self.overlay[(kind, key, attr)] = (value, Provenance("assumed", note="assumed by the test"))
+        self.unshared = self.p.unshared(frozenset((kind, attr) for kind, _, attr in self.overlay))
 
     # ------------------------------------------------------------ driver
     def run(self) -> None:
+        """The cascades, then the recipes' stages and the warnings (see the module's docstring)."""
+        collector_paused(Evaluation._run, self)
+
+    def _run(self) -> None:
         for c in self.p.cascades:
             run_cascade(self, c)
         for name, stages in self.p.recipes.items():
@@ -80,108 +103,116 @@ class Evaluation:
                                  for st, args in zip(stages, self.p.recipe_args[name], strict=True)]
         self.warnings = [r for r in (self._warn(w) for w in self.p.warns) if r is not None]
 
-    def reset(self) -> None:
-        for ent in self.cached:
-            ent.cache.clear()
-            ent.prov.clear()
+    def reset(self, changed: Optional[set[str]] = None) -> None:
+        """Forget the cached values a change can make stale (`stale.StaleValues`): those that can
+        read the `changed` names; without them (or after a value met itself), every value."""
+        self.unshared = self.p.unshared(frozenset((kind, attr) for kind, _, attr in self.overlay))
+        if changed is not None and not self.cycles:
+            stale = self.p.stale.of(frozenset(changed))
+            if not stale.remake:
+                self._forget(stale)
+                return
+        for ents in (self.world.entities, self.made, self.cached):
+            for ent in ents:
+                ent.cache.clear()
+                ent.prov.clear()
+        self.made.clear()
         self.cached.clear()
+        self.tape.clear()  # (every reference into it was in a ProvMap or the memo)
         self.coll_memo.clear()
+        self.coll_made.clear()
+        self.interned.clear()
+        self.memo.clear()
+
+    def _forget(self, stale: Stale) -> None:
+        forget = stale.attrs
+        for ents in (self.world.entities, self.made, self.cached):
+            for ent in ents:
+                names = forget.get(ent.kind)
+                if names:
+                    cache, prov = ent.cache, ent.prov
+                    for name in names:
+                        if name in cache:
+                            del cache[name]
+                            prov.pop(name, None)
+        for kind in stale.refiltered:  # the same entities, minus those dropped now
+            if kind in self.coll_made and not isinstance(self.coll_memo[kind], Unknown):
+                self.coll_memo[kind] = tuple(e for e in self.coll_made[kind] if (kind, e.key) not in self.dropped)
+        self.memo.clear()
 
     # ------------------------------------------------------------ values
     def attr(self, ent: Any, name: str) -> Any:
+        """``ent.name``, computed once per evaluation state, recorded as an input of the value
+        being computed (if any)."""
+        frames = self.frames
+        if frames and ent.__class__ is Entity:
+            frame = frames[-1]
+            frame.append(ent)
+            frame.append(name)
+        return self.value(ent, name)
+
+    def value(self, ent: Any, name: str) -> Any:
+        """`attr` without recording the read (generated code records its reads itself)."""
         if ent.__class__ is not Entity:
             if isinstance(ent, Unknown):
                 return ent
             return Unknown(errors=[f"cannot take .{name} of {ent!r}"])
-        frames = self.frames
-        if frames:
-            frames[-1].append((ent, name))
         cache = ent.cache
         if name in cache:
             value = cache[name]
             if value is ACTIVE:
-                return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
+                return self.cycle(ent, name)
             return value
-        origin = self.p.origins[ent.kind].get(name)
-        if origin == "fact":
-            value = self.world.fact(ent, name)
-            if ent.kind == "dataset" and name in self.p.schema.collections and not isinstance(value, Unknown):
-                value = tuple(e for e in value if (e.kind, e.key) not in self.dropped)
-                for e in value:
-                    self.entity_index.setdefault(e.path, e)
-        elif origin == "builtin":
-            value = ent.key
-        elif origin == "created":
-            if ent.kind == "dataset":
-                value = self.entities(self.p.schema.collections[name])
-            else:
-                value = ent.created[name]
-        elif origin == "derived":
+        if ent.prov.tape is not self.tape:  # not one of this evaluation's (World.entities, made)
+            self._adopt(ent)
+        getter = self.getters[ent.kind].get(name)
+        if getter is _DERIVED:
             value = self._derived(ent, name)
-        elif origin == "score":
-            value = self._score(ent, name)
-        elif origin == "outcome":
-            value = self._outcome(ent, name)
-        else:
+        elif getter is None:
             value = Unknown(errors=[f"{ent.kind} has no attribute {name!r}"])
-        if not cache:
-            self.cached.append(ent)
+        else:
+            value = getter(self, ent, name)
         cache[name] = value
         return value
+
+    def _adopt(self, ent: Entity) -> None:
+        """An entity made elsewhere: its provenance is kept on this evaluation's tape from now on,
+        and reset clears its values too."""
+        prov = ent.prov
+        made = prov.items()  # (as Provenance: not on the tape they were recorded on)
+        prov.clear()
+        prov.tape = self.tape
+        prov.update(made)
+        self.cached.append(ent)
+
+    def cycle(self, ent: Entity, name: str) -> Unknown:
+        """The error value of ``ent.name`` read while it is being computed."""
+        self.cycles += 1
+        return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
+
+    def _derived(self, ent: Entity, name: str) -> Any:
+        """A derived value not yet computed, by its rules (`codegen.derive_function`)."""
+        return self.derive_fns[ent.kind][name](self, ent, name)
 
     def push_frame(self) -> None:
         """Start recording the inputs read (for one value's provenance)."""
         self.frames.append([])
 
     def pop_frame(self) -> list[Any]:
-        """Stop recording: the inputs read since the matching `push_frame`, in order."""
-        return self.frames.pop()  # duplicates are removed when presented
-
-    def _derived(self, ent: Entity, name: str) -> Any:
-        if self.overlay:
-            hit = self.overlay.get((ent.kind, ent.key, name))
-            if hit is not None:
-                ent.prov[name] = hit[1]
-                return hit[0]
-        cache = ent.cache
-        if cache.get(name) is ACTIVE:
-            return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
-        if not cache:
-            self.cached.append(ent)
-        cache[name] = ACTIVE
-        frames = self.frames
-        frames.append([])
-        env = ent.env
-        if env is None:
-            env = ent.env = {"dataset": self.dataset, ent.kind: ent}
-        value: Any = None
-        used: Optional[CDerive] = None
-        for rule in self.p.derives[ent.kind][name]:
-            if rule.when is not None:
-                cond = rule.when(self, env)
-                if cond.__class__ is Unknown:
-                    value = cond
-                    used = rule
-                    break
-                if not cond:
-                    continue
-            value = rule.expr(self, env)
-            used = rule
-            self.coverage.add(rule.cov)
-            break
-        if used is None:
-            value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
-        ent.prov[name] = Provenance("rule", used.decl if used is not None else None, frames.pop())
-        return value
+        """Stop recording: the inputs read since the matching `push_frame`, in order, as
+        `Provenance.inputs` ((entity, attr) pairs and strings)."""
+        return decode_reads(self.frames.pop())  # duplicates are removed when presented
 
     def _score(self, ent: Entity, name: str) -> Any:
+        """A score's value: its start plus the terms that apply, clamped; with its reasons."""
         key = (ent.kind, ent.key, name)
         if key in self.overlay:
             value, prov = self.overlay[key]
             ent.prov[name] = prov
             return value
         sc = self.p.scores[(ent.kind, name)]
-        self.push_frame()
+        frame: list[Any] = [0, sc.decl, ()]  # (records.on_tape)
+        self.frames.append(frame)
         env = {"dataset": self.dataset, ent.kind: ent}
         value: Any
         reasons = []
@@ -209,8 +240,9 @@ class Evaluation:
             elif sc.clamp is not None and not isinstance(value, Unknown):
                 lo, hi = sc.clamp[0](self, env), sc.clamp[1](self, env)
                 value = min(max(value, lo), hi)
-        inputs = self.pop_frame()
-        ent.prov[name] = Provenance("score", sc.decl, inputs, tuple(reasons))
+        self.frames.pop()
+        frame[2] = tuple(reasons)
+        ent.prov[name] = on_tape(self.tape, frame)
         return value
 
     def lookup(self, what: str, name: str, x: float) -> Any:
@@ -233,19 +265,23 @@ class Evaluation:
         """The entities a collection rule creates (minus those a cascade dropped)."""
         if kind in self.coll_memo:
             return self.coll_memo[kind]
-        self.push_frame()
+        decl = self.p.rs.collections[kind]
+        frame: list[Any] = [0, decl]  # (records.on_tape)
+        self.frames.append(frame)
         made: dict[str, Entity] = {}
         unknowns: list[Unknown] = []
         self._emit(kind, self.p.collections[kind], {"dataset": self.dataset}, made, unknowns)
-        inputs = self.pop_frame()
+        self.frames.pop()
         if unknowns:
             value: Any = merge_unknowns(unknowns)
         else:
             value = tuple(e for e in made.values() if (kind, e.key) not in self.dropped)
             for e in made.values():
                 self.entity_index[e.path] = e
+        self.made += made.values()
+        self.coll_made[kind] = tuple(made.values())
         self.coll_memo[kind] = value
-        self.dataset.prov[plural(kind)] = Provenance("collection", self.p.rs.collections[kind], inputs)
+        self.dataset.prov[plural(kind)] = on_tape(self.tape, frame)
         return value
 
     def _emit(self, kind: str, body: list, env: dict, made: dict, unknowns: list) -> None:
@@ -253,14 +289,17 @@ class Evaluation:
             if isinstance(item, CEmit):
                 values = {}
                 for name, fn in item.assigns:
-                    values[name] = fn(self, env)
+                    value = fn(self, env)
+                    if value.__class__ is tuple:  # equal tuples made one (sharing keys values by identity)
+                        value = self.interned.setdefault(value, value)
+                    values[name] = value
                 bad = merge_unknowns(values.values())
                 if bad is not None:
                     unknowns.append(bad)
                     continue
                 key = ".".join(key_text(v) for v in values.values())
                 if key not in made:
-                    made[key] = Entity(kind, key, None, values, order=len(made))
+                    made[key] = Entity(kind, key, None, values, order=len(made), tape=self.tape)
                     self.coverage.add(item.cov)
                 continue
             self._emit_for(kind, item, env, made, unknowns)
@@ -272,24 +311,24 @@ class Evaluation:
 
     def derived_names(self) -> dict[str, list[str]]:
         """Kind -> its derived and scored attributes and cascade outcomes (sorted), dataset first."""
-        out: dict[str, list[str]] = {}
-        kinds = self.p.schema.kinds
-        for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset"):
-            names = sorted(a for a, info in kinds[kind].items() if info.origin in ("derived", "score", "outcome"))
-            if names:
-                out[kind] = names
-        return out
+        return {kind: list(names) for kind, names in self.p.derived_names}
 
     def compute_all(self) -> list[tuple[Entity, str, Any]]:
         """Every derived value of every live entity: (entity, attribute, value), in report order."""
-        out = []
-        for kind, names in self.derived_names().items():
+        return collector_paused(Evaluation._compute_all, self)
+
+    def _compute_all(self) -> list[tuple[Entity, str, Any]]:
+        out: list[tuple[Entity, str, Any]] = []
+        if self.frames:  # (not while a value is computed: its reads are recorded through attr)
+            for kind, names in self.p.derived_names:
+                ents = self.all_of(kind)
+                if not isinstance(ents, Unknown):
+                    out.extend((ent, name, self.attr(ent, name)) for ent in ents for name in names)
+            return out
+        for kind, every in self.p.compute_every:
             ents = self.all_of(kind)
-            if isinstance(ents, Unknown):
-                continue
-            for ent in ents:
-                for name in names:
-                    out.append((ent, name, self.attr(ent, name)))
+            if not isinstance(ents, Unknown):
+                every(self, ents, out)
         return out
 
     def all_of(self, kind: str) -> Any:
@@ -373,3 +412,62 @@ class Evaluation:
         if ent is None:
             raise UsageError(f"no entity {ent_path!r} in this dataset")
         return ent, attr
+
+
+def collector_paused(method: Callable[[Evaluation], R], ev: Evaluation) -> R:
+    """``method(ev)`` with Python's cyclic garbage collector paused.
+
+    An evaluation allocates thousands of containers (values, entities, their provenance) that live
+    until it ends; each collection pass would traverse them, and the whole heap besides, only to
+    find nothing to free (the passes cost more than the evaluation itself when the caller holds
+    many datasets). Collection resumes afterwards, as it was (not at all if it was disabled). Nothing
+    is allocated before the pause: no collection comes between `Evaluation.run` and `compute_all`,
+    so an evaluation dropped by then is freed by the next young-generation pass."""
+    if not gc.isenabled():
+        return method(ev)
+    gc.disable()
+    try:
+        return method(ev)
+    finally:
+        gc.enable()
+
+
+# ---------------------------------------------------------------- getters
+def _fact(ev: Evaluation, ent: Entity, name: str) -> Any:
+    value = ev.world.fact(ent, name)
+    if ent.kind == "dataset" and name in ev.p.schema.collections and not isinstance(value, Unknown):
+        value = tuple(e for e in value if (e.kind, e.key) not in ev.dropped)
+        for e in value:
+            ev.entity_index.setdefault(e.path, e)
+    return value
+
+
+def _created(ev: Evaluation, ent: Entity, name: str) -> Any:
+    if ent.kind == "dataset":
+        return ev.entities(ev.p.schema.collections[name])
+    return ent.created[name]
+
+
+_BY_ORIGIN: dict[str, Getter] = {
+    "fact": _fact, "builtin": lambda ev, ent, name: ent.key, "created": _created,
+    "score": lambda ev, ent, name: ev._score(ent, name), "outcome": lambda ev, ent, name: ev._outcome(ent, name),
+}
+
+
+_DERIVED = object()  # the getter of a derived attribute: `Evaluation._derived`
+
+
+def attribute_getters(origins: dict[str, dict[str, str]], derived: dict[str, dict[str, Getter]]
+                      ) -> dict[str, dict[str, Any]]:
+    """Kind -> attribute -> how its value is computed: by its origin; a derived value by
+    `Evaluation._derived` (the function of its rules in `derived`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind, attrs in origins.items():
+        getters = out[kind] = {}
+        for name, origin in attrs.items():
+            if origin == "derived":
+                if name in derived.get(kind, {}):
+                    getters[name] = _DERIVED
+            elif origin in _BY_ORIGIN:
+                getters[name] = _BY_ORIGIN[origin]
+    return out

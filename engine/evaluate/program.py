@@ -19,15 +19,17 @@ from almarules.dsl.errors import RuleError
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import T
 from almarules.engine.evaluate.compile_program import (CCascade, CDerive, CScore, CTable, CWarn, attribute_origins,
-                                                       compile_cascades, compile_collections, compile_derives,
-                                                       compile_params, compile_recipes, compile_scores,
-                                                       compile_tables, compile_warns, coverage_key, dataset_attrs,
-                                                       rule_names)
-from almarules.engine.evaluate.evaluation import Evaluation
+                                                       compile_cascades, compile_collections,
+                                                       compile_derive_functions, compile_derives, compile_params,
+                                                       compile_recipes, compile_scores, compile_tables, compile_warns,
+                                                       coverage_key, dataset_attrs, rule_names)
+from almarules.engine.evaluate.evaluation import Evaluation, attribute_getters
 from almarules.engine.evaluate.params import UsageError, param_unit, resolve_set
 from almarules.engine.evaluate.records import (CascadeRecord, Provenance, SkippedStep, StageRecord, StepRecord,
                                                WarningRecord)
-from almarules.engine.evaluate.world import World
+from almarules.engine.evaluate import codegen
+from almarules.engine.evaluate.stale import StaleValues
+from almarules.engine.evaluate.world import FactReaders, World
 from almarules.engine.facts.model import Dataset
 
 __all__ = ["CascadeRecord", "Evaluation", "Program", "Provenance", "SkippedStep", "StageRecord", "StepRecord",
@@ -55,6 +57,29 @@ class Program:
         self.outcome_of = {outcome_attr(name): name for name in rs.cascades}
         self.warns: list[CWarn] = compile_warns(rs, self.names)
         self.recipes, self.recipe_args = compile_recipes(rs, self.names)
+        self.derive_fns = compile_derive_functions(self.derives, self.names, set(rs.collections))
+        self.getters = attribute_getters(self.origins, self.derive_fns)
+        self.readers = FactReaders(self.schema)
+        self.stale = StaleValues(rs, self.schema)
+        self._unshared: dict[frozenset[tuple[str, str]], frozenset[int]] = {frozenset(): frozenset()}
+        kinds = self.schema.kinds
+        #: (kind, its derived and scored attributes and cascade outcomes, sorted), dataset first
+        self.derived_names: list[tuple[str, tuple[str, ...]]] = [
+            (kind, names) for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset")
+            if (names := tuple(sorted(a for a, info in kinds[kind].items()
+                                      if info.origin in ("derived", "score", "outcome"))))]
+        #: (kind, the function computing them all for its entities: codegen.all_function)
+        self.compute_every = [(kind, codegen.all_function(kind, names, self.names)) for kind, names in self.derived_names]
+
+    def unshared(self, overlaid: frozenset[tuple[str, str]]) -> frozenset[int]:
+        """The keyed memo keys (`sharing`) not to use while the attributes `overlaid` ((kind,
+        attribute) set by a cascade or assumed) have values of their own on some entities."""
+        hit = self._unshared.get(overlaid)
+        if hit is None:
+            hit = self._unshared[overlaid] = frozenset(
+                key for key, (kind, reads) in self.names.key_reads.items()
+                if any((kind, attr) in overlaid for attr in reads))
+        return hit
 
     def param_type(self, name: str) -> T:
         return self.check.param_types[name]
@@ -66,7 +91,7 @@ class Program:
     def run(self, dataset: Dataset, params: Optional[dict[str, float]] = None,
             source: str = "<facts>", param_origins: Optional[dict[str, str]] = None,
             assume: Optional[dict[str, str]] = None) -> Evaluation:
-        ev = Evaluation(self, World(dataset, self.schema, source), params or {}, param_origins or {})
+        ev = Evaluation(self, World(dataset, self.schema, source, self.readers), params or {}, param_origins or {})
         for path, text in (assume or {}).items():
             ev.assume(path, text)
         ev.run()

@@ -1,9 +1,15 @@
-"""What one evaluation records: provenance, and the cascades', stages' and warnings' records."""
+"""What one evaluation records: provenance, and the cascades', stages' and warnings' records.
+
+While a value is computed, the inputs it read are recorded flat (`decode_reads`): an entity then
+the attribute name read of it, or one string (``param:x``, ``table:t:i``), so that recording
+allocates nothing. A derived value's provenance stays as recorded: its rule and inputs appended to
+the evaluation's tape (one list, `ProvMap`), made a `Provenance` when it is looked up.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from almarules.dsl import ast as A
 
@@ -17,6 +23,85 @@ class Provenance:
     inputs: tuple[str, ...] = ()
     reasons: tuple[tuple[str, float, str, A.Loc], ...] = ()  # sign, amount, reason, loc
     note: str = ""
+
+
+def decode_reads(reads: list, start: int = 0, stop: Optional[int] = None) -> list:
+    """Recorded inputs (``reads[start:stop]``) as `Provenance.inputs`: (entity, attr) pairs and
+    "param:x"/"table:t:i" strings. `reads` holds an entity followed by the attribute read of it,
+    or a single string."""
+    out: list = []
+    it = iter(reads[start:stop])
+    for item in it:
+        out.append(item if item.__class__ is str else (item, next(it)))
+    return out
+
+
+def on_tape(tape: list, frame: list) -> int:
+    """Append a value's frame to `tape`; the reference its `ProvMap` keeps. A frame is laid out
+    ``[length, declaration, (a score's reasons,) inputs read...]``; its length is set here."""
+    start = len(tape)
+    frame[0] = len(frame)
+    tape += frame
+    return start
+
+
+_NONE = object()
+
+
+class ProvMap(dict):
+    """An entity's attribute -> `Provenance`. A derived value's, a score's and a collection's are
+    stored as a reference to their frame on `tape` (see `on_tape`: an int, which the garbage
+    collector need not traverse) and become a `Provenance` when looked up. A value shared with
+    another entity (`sharing`) is stored as (reference, that entity): its inputs read of that
+    entity are this map's `owner`'s."""
+
+    __slots__ = ("tape", "owner")
+
+    def __init__(self, tape: Optional[list] = None, owner: Any = None) -> None:
+        super().__init__()
+        self.tape = tape
+        self.owner = owner
+
+    def _made(self, name: str, ref: Any) -> Provenance:
+        tape = self.tape
+        assert tape is not None
+        src = None
+        if ref.__class__ is tuple:
+            ref, src = ref
+        decl, end = tape[ref + 1], ref + tape[ref]
+        start = ref + (3 if decl.__class__ is A.Score else 2)
+        inputs = decode_reads(tape, start, end)
+        if src is not None and src is not self.owner:
+            owner = self.owner
+            inputs = [(owner, x[1]) if x.__class__ is tuple and x[0] is src else x for x in inputs]
+        if decl.__class__ is A.Score:
+            prov = Provenance("score", decl, inputs, tape[ref + 2])
+        else:
+            prov = Provenance("collection" if decl.__class__ is A.Collection else "rule", decl, inputs)
+        dict.__setitem__(self, name, prov)
+        return prov
+
+    def __getitem__(self, name: str) -> Any:
+        v = dict.__getitem__(self, name)
+        return self._made(name, v) if v.__class__ is int or v.__class__ is tuple else v
+
+    def get(self, name: str, default: Any = None) -> Any:
+        v = dict.get(self, name, _NONE)
+        if v is _NONE:
+            return default
+        return self._made(name, v) if v.__class__ is int or v.__class__ is tuple else v
+
+    def values(self) -> list:  # type: ignore[override]
+        return [self[k] for k in self]
+
+    def items(self) -> list:  # type: ignore[override]
+        return [(k, self[k]) for k in self]
+
+    def copy(self) -> dict:  # type: ignore[override]
+        return dict(self.items())
+
+    def __iter__(self) -> Iterator[str]:  # (so that dict(m) and {**m} read through __getitem__ too)
+        return dict.__iter__(self)
 
 
 @dataclass

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
+from almarules.engine.evaluate.records import ProvMap
+
 
 ACTIVE = object()  # an entity's cache holds this while the value is being computed
+_EMPTY: frozenset[str] = frozenset()
 
 
 class Unknown:
@@ -15,10 +18,15 @@ class Unknown:
     __slots__ = ("waits", "errors")
 
     def __init__(self, waits: Iterable[str] = (), errors: Iterable[str] = ()):
-        self.waits = frozenset(waits)
-        self.errors = frozenset(errors)
+        self.waits = frozenset(waits) if waits else _EMPTY
+        self.errors = frozenset(errors) if errors else _EMPTY
 
     def merge(self, other: "Unknown") -> "Unknown":
+        """Both together (one of them when it already holds the other's: values are immutable)."""
+        if other.waits <= self.waits and other.errors <= self.errors:
+            return self
+        if self.waits <= other.waits and self.errors <= other.errors:
+            return other
         return Unknown(self.waits | other.waits, self.errors | other.errors)
 
     def __repr__(self) -> str:
@@ -49,10 +57,10 @@ def merge_unknowns(values: Iterable[Any]) -> Optional[Unknown]:
 class Entity:
     """One thing rules talk about: a spw, a field, an image... `path` names it in reports."""
 
-    __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov", "env", "src")
+    __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov", "src")
 
     def __init__(self, kind: str, key: str, model: Any = None, created: Optional[dict] = None,
-                 path: Optional[str] = None, order: int = 0):
+                 path: Optional[str] = None, order: int = 0, tape: Optional[list] = None):
         self.kind = kind
         self.key = key
         self.model = model
@@ -60,8 +68,7 @@ class Entity:
         self.path = path or (kind if kind == "dataset" else f"{kind}[{key}]")
         self.order = order
         self.cache: dict[str, Any] = {}  # attribute -> value, for one evaluation state
-        self.prov: dict[str, Any] = {}  # attribute -> Provenance
-        self.env: Optional[dict] = None  # the variables rules about it see (set by the evaluator)
+        self.prov: ProvMap = ProvMap(tape, self)  # attribute -> Provenance (tape: the evaluation's, records.ProvMap)
         self.src = ""  # where its facts sit in the summary, e.g. "spws[2]" (facts only)
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ fact becomes `Unknown` naming its path, e.g. ``spw[25].nchan``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from almarules.dsl.types import AttrInfo, CollT, EntityT, NumT, Schema
 from almarules.dsl.units import parse_unit
@@ -20,72 +20,94 @@ def entity_key(kind: str, model: Any, index: int) -> str:
     return key_text(kind, tuple(getattr(model, f) for f in facts)) if facts else str(index)
 
 
+Reader = Callable[["World", Any, Entity], Any]  # (world, the model's value, entity) -> fact value
+
+
+class FactReaders:
+    """How each fact attribute is read from the models, in canonical units: one reader per
+    (kind, attribute), made on first use and kept for every dataset (one per program)."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.readers: dict[tuple[str, str], Reader] = {}
+
+    def get(self, kind: str, name: str) -> Reader:
+        read = self.readers.get((kind, name))
+        if read is None:
+            read = self.readers[(kind, name)] = fact_reader(name, self.schema.kinds[kind][name])
+        return read
+
+
+def fact_reader(name: str, info: AttrInfo) -> Reader:
+    """How the fact `name` (described by `info`) is read from a model's value, in canonical units."""
+    t = info.type
+    # a computed fact waits for the facts it is computed from
+    wanted = f"{{{info.sources}}}" if info.sources and "," in info.sources else (info.sources or name)
+    missing = lambda ent: Unknown([f"{ent.path}.{wanted}"])  # noqa: E731
+    if isinstance(t, NumT):
+        scale = parse_unit(info.unit)[0] if info.unit else 1.0
+        return lambda world, v, ent: missing(ent) if v is None else float(v) * scale
+    if isinstance(t, EntityT):
+        def to_entity(world: World, v: Any, ent: Entity) -> Any:
+            if v is None:
+                return missing(ent)
+            cache_key = (ent.path, name)
+            if cache_key not in world.children:
+                child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}", tape=world.tape)
+                child.src = f"{ent.src}.{name}" if ent.src else name
+                world.children[cache_key] = child
+                world.entities.append(child)
+            return world.children[cache_key]
+        return to_entity
+    if isinstance(t, CollT) and isinstance(t.elem, EntityT):
+        elem_kind = t.elem.kind
+
+        def to_entities(world: World, v: Any, ent: Entity) -> Any:
+            if v is None:
+                return missing(ent)
+            cache_key = (ent.path, name)
+            if cache_key not in world.children:
+                children = []
+                for i, m in enumerate(v):
+                    key = entity_key(elem_kind, m, i)
+                    child = Entity(elem_kind, key, m, order=i,
+                                   path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]",
+                                   tape=world.tape)
+                    child.src = f"{ent.src}.{name}[{i}]" if ent.src else f"{name}[{i}]"
+                    children.append(child)
+                world.children[cache_key] = tuple(children)
+                world.entities += children
+            return world.children[cache_key]
+        return to_entities
+    if isinstance(t, CollT) and isinstance(t.elem, NumT):
+        scale = parse_unit(info.unit)[0] if info.unit else 1.0
+        return lambda world, v, ent: missing(ent) if v is None else tuple(float(x) * scale for x in v)
+    if isinstance(t, CollT):
+        return lambda world, v, ent: missing(ent) if v is None else tuple(v)
+    return lambda world, v, ent: missing(ent) if v is None else v
+
+
 class World:
     """The dataset's entities, created on first use and cached."""
 
-    def __init__(self, dataset: Dataset, schema: Schema, source: str = "<facts>"):
+    def __init__(self, dataset: Dataset, schema: Schema, source: str = "<facts>",
+                 readers: Optional[FactReaders] = None) -> None:
         self.dataset_model = dataset
         self.schema = schema
         self.source = source
-        self.dataset = Entity("dataset", "dataset", dataset, path="dataset")
-        self._children: dict[tuple[str, str], Any] = {}
-        self._converters: dict[tuple[str, str], Callable[[Any, Entity], Any]] = {}
+        self.tape: list = []  # the derived values' provenance (records.ProvMap)
+        self.dataset = Entity("dataset", "dataset", dataset, path="dataset", tape=self.tape)
+        self.entities: list[Entity] = [self.dataset]  # every entity made so far
+        self.children: dict[tuple[str, str], Any] = {}  # (entity path, attribute) -> its entity or entities
+        self.readers = readers if readers is not None and readers.schema is schema else FactReaders(schema)
 
     def fact(self, ent: Entity, name: str) -> Any:
         """A fact attribute of an entity, canonical; Unknown when absent."""
         if ent.model is None:
             return Unknown([f"{ent.path}.{name}"])
         # (ent.src + name is where the value sits in the summary: see summary_path)
-        conv = self._converters.get((ent.kind, name))
-        if conv is None:
-            info = self.schema.kinds[ent.kind][name]
-            conv = self._converter(ent.kind, name, info)
-            self._converters[(ent.kind, name)] = conv
-        return conv(getattr(ent.model, name), ent)
-
-    def _converter(self, kind: str, name: str, info: AttrInfo) -> Callable[[Any, Entity], Any]:
-        t = info.type
-        # a computed fact waits for the facts it is computed from
-        wanted = f"{{{info.sources}}}" if info.sources and "," in info.sources else (info.sources or name)
-        missing = lambda ent: Unknown([f"{ent.path}.{wanted}"])  # noqa: E731
-        if isinstance(t, NumT):
-            scale = parse_unit(info.unit)[0] if info.unit else 1.0
-            return lambda v, ent: missing(ent) if v is None else float(v) * scale
-        if isinstance(t, EntityT):
-            def to_entity(v, ent):
-                if v is None:
-                    return missing(ent)
-                cache_key = (ent.path, name)
-                if cache_key not in self._children:
-                    child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}")
-                    child.src = f"{ent.src}.{name}" if ent.src else name
-                    self._children[cache_key] = child
-                return self._children[cache_key]
-            return to_entity
-        if isinstance(t, CollT) and isinstance(t.elem, EntityT):
-            elem_kind = t.elem.kind
-
-            def to_entities(v, ent):
-                if v is None:
-                    return missing(ent)
-                cache_key = (ent.path, name)
-                if cache_key not in self._children:
-                    children = []
-                    for i, m in enumerate(v):
-                        key = entity_key(elem_kind, m, i)
-                        child = Entity(elem_kind, key, m, order=i,
-                                       path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]")
-                        child.src = f"{ent.src}.{name}[{i}]" if ent.src else f"{name}[{i}]"
-                        children.append(child)
-                    self._children[cache_key] = tuple(children)
-                return self._children[cache_key]
-            return to_entities
-        if isinstance(t, CollT) and isinstance(t.elem, NumT):
-            scale = parse_unit(info.unit)[0] if info.unit else 1.0
-            return lambda v, ent: missing(ent) if v is None else tuple(float(x) * scale for x in v)
-        if isinstance(t, CollT):
-            return lambda v, ent: missing(ent) if v is None else tuple(v)
-        return lambda v, ent: missing(ent) if v is None else v
+        read = self.readers.readers.get((ent.kind, name)) or self.readers.get(ent.kind, name)
+        return read(self, getattr(ent.model, name), ent)
 
 
 def summary_path(ent: Entity, name: str) -> str:

@@ -20,7 +20,7 @@ from almarules.dsl.checker import plural
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.units import format_number, from_canonical
 from almarules.engine.columnar.columns import STRINGS, Col
-from almarules.engine.columnar.deps import Dependencies
+from almarules.dsl.dependencies import Dependencies
 from almarules.engine.columnar.results import derived_names
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vevaluate import CorpusEvaluation, VProgram

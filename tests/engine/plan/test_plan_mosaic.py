@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from almarules.engine.evaluate.api import load_dataset
-from almarules.engine.evaluate.evaluation import Evaluation
 from almarules.engine.plan import build
 from almarules.engine.plan.build import build_plan
 from almarules.engine.simulate import parse_sim_config, simulate
@@ -103,18 +102,20 @@ def test_residual_probes_take_known_values_as_they_are(current, wide, monkeypatc
     """The thresholds wait for the dirty DR and are probed by evaluating again with it pinned; the
     sensitivity they need is known, so no probe derives the mosaic's overlap again, and the plan
     is the same as when every probe derives everything."""
-    derived = Evaluation._derived
+    derive = current.derive_fns["image"]["mosaic_overlap"]
     counts = {"n": 0}
 
-    def counting(self, ent, name):
-        if name == "mosaic_overlap":
+    def counting(ev, ent, name):
+        value = derive(ev, ent, name)
+        if dict.get(ent.prov, name).__class__ is int:  # computed (not reused: engine/evaluate/sharing.py)
             counts["n"] += 1
-        return derived(self, ent, name)
+        return value
 
-    monkeypatch.setattr(Evaluation, "_derived", counting)
+    monkeypatch.setitem(current.derive_fns["image"], "mosaic_overlap", counting)
+    monkeypatch.setitem(current.names.ns, current.names.functions[("image", "mosaic_overlap")], counting)
     pinned = build_plan(current, wide, "wide.ms")
     once = counts["n"]
-    assert once == len(pinned.decisions.entities["image"])  # the base evaluation's, one per image
+    assert 0 < once <= len(pinned.decisions.entities["image"])  # the base evaluation's, at most one per image
     assert any(r.ref.startswith("image[M_WIDE.") and r.cases for r in pinned.residuals)
     monkeypatch.setattr(build, "PIN_KNOWN", False)
     counts["n"] = 0
