@@ -28,7 +28,7 @@ stay strings (tests/engine/evaluate/test_stale_and_sharing.py).
 
 from __future__ import annotations
 
-import itertools
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from almarules.dsl import ast as A
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 _MAX_INDENT = 80  # Python's tokenizer allows 100 levels of indentation
 _MAX_LOOPS = 14  # and its compiler 20 nested blocks (loops, try)
-_MEMO_KEYS = itertools.count()
+_CODE: dict[tuple[str, str], CodeType] = {}  # (source, where) -> its code: a rule set loaded again compiles nothing
+_CODE_LIMIT = 50_000
 
 
 class TooDeep(Exception):
@@ -486,7 +487,7 @@ class _Gen:
         sub = _Gen(self.names, self.constant, framed=True, ns=self.ns, stacked=True)
         fn = sub.function("ev", sub.ex(e, {"dataset": "ds"} if "dataset" in scope else {}), f"aggregate {e.loc}",
                           memo=True)
-        key = memo_key()
+        key = memo_key(self.names)
         m, r = self.tmp(), self.tmp()
         self.emit(f"{m} = ev.memo.get({key})")
         with self.block(f"if {m} is None:"):
@@ -567,10 +568,15 @@ class _Block:
 
 def _compiled(head: str, body: list[str], ns: dict, where: str) -> Callable:
     source = "\n".join([head] + body) + "\n"
-    try:
-        code = compile(source, f"<{where}>", "exec")
-    except (SyntaxError, RecursionError, MemoryError) as exc:  # nested beyond the compiler's limits
-        raise TooDeep() from exc
+    code = _CODE.get((source, where))
+    if code is None:
+        try:
+            code = compile(source, f"<{where}>", "exec")
+        except (SyntaxError, RecursionError, MemoryError) as exc:  # nested beyond the compiler's limits
+            raise TooDeep() from exc
+        if len(_CODE) >= _CODE_LIMIT:
+            _CODE.clear()
+        _CODE[(source, where)] = code
     local: dict = {}
     exec(code, ns, local)
     return local["f"]
@@ -667,9 +673,9 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
         return every
 
 
-def memo_key() -> int:
-    """A new key of ``Evaluation.memo`` (one per memoised aggregate or shared value)."""
-    return next(_MEMO_KEYS)
+def memo_key(names: Names) -> int:
+    """A new key of ``Evaluation.memo`` in this rule set (one per memoised aggregate or shared value)."""
+    return next(names.memo_keys)
 
 
 def _rule_chain(g: _Gen, rules: list[tuple[A.Derive, tuple]], scope: dict[str, str], attr: str) -> None:

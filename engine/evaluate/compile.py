@@ -11,6 +11,7 @@ decision that does not need a missing fact is still made.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from functools import partial
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Names:
     key_reads: dict[int, tuple[str, frozenset[str]]] = field(default_factory=dict)  # keyed memo key -> (kind, attributes read)
     functions: dict[tuple[str, str], str] = field(default_factory=dict)  # derived value -> its function's name in ns
     ns: dict[str, Any] = field(default_factory=dict)  # the generated functions' globals (codegen)
+    memo_keys: Iterator[int] = field(default_factory=itertools.count)  # (codegen.memo_key)
 
 
 def compile_expr(e: A.Expr, names: Names, local: frozenset[str]) -> Fn:

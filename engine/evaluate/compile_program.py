@@ -195,9 +195,9 @@ def compile_derive_functions(derives: dict[str, dict[str, list[CDerive]]], names
     for kind, attrs in decls.items():
         for attr, rules in attrs.items():
             if shared(rules, kind):
-                names.shared[(kind, attr)] = codegen.memo_key()
+                names.shared[(kind, attr)] = codegen.memo_key(names)
             elif (given := keys.key_attrs(kind, attr)) is not None:
-                names.keyed[(kind, attr)] = (codegen.memo_key(), given)
+                names.keyed[(kind, attr)] = (codegen.memo_key(names), given)
                 names.key_reads[names.keyed[(kind, attr)][0]] = (kind, keys.reads(kind, attr))
     out: dict[str, dict[str, Getter]] = {}
     for kind, attrs in derives.items():
