@@ -23,6 +23,7 @@ from almarules.engine.columnar.columns import (
 )
 from almarules.engine.columnar.vfunctions import VFUNCS
 from almarules.engine.evaluate.compile import Names
+from almarules.engine.evaluate.runtime import join_parts
 
 
 class Frame:
@@ -261,25 +262,12 @@ class Compiler:
         return out, frozenset(scope)
 
     def _join(self, b: A.Binder, outer: frozenset[str]) -> Optional[list[tuple[str, VFn]]]:
-        """The equality conjuncts ``var.attr == expr`` of the binder's where (expr not naming var):
+        """The equality conjuncts ``var.attr == expr`` of the binder's where (`runtime.join_parts`):
         the expansion then pairs each row only with the elements whose attributes match (a join)."""
-        from almarules.dsl.dependencies import names_in
-
-        def conjuncts(e: Optional[A.Expr]) -> list[A.Expr]:
-            if isinstance(e, A.Binary) and e.op == "and":
-                return conjuncts(e.left) + conjuncts(e.right)
-            return [] if e is None else [e]
-
-        found = []
-        for c in conjuncts(b.where):
-            if not (isinstance(c, A.Binary) and c.op == "=="):
-                continue
-            for mine, other in ((c.left, c.right), (c.right, c.left)):
-                if (isinstance(mine, A.Attr) and isinstance(mine.obj, A.Name) and mine.obj.id == b.var
-                        and b.var not in names_in(other)):
-                    found.append((mine.name, self.expr(other, outer)))
-                    break
-        return found or None
+        parts = join_parts(b)
+        if parts is None:
+            return None
+        return [(attr, self.expr(other, outer)) for attr, other in zip(*parts, strict=True)]
 
     def _source(self, e: A.Expr, local: frozenset[str]) -> VFn:
         if isinstance(e, (A.ListLit, A.SetLit)):
