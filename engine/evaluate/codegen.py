@@ -204,7 +204,7 @@ class _Gen:
 
     def read(self, o: str, attr: str) -> str:
         """``o.attr``, recorded as read: from the cache when computed, else computed (a derived
-        value of an entity of known kind by ``ev._derived``, anything else by ``ev.value``)."""
+        value of an entity of known kind by the function of its rules, anything else by ``ev.value``)."""
         kind, sure = self.kinds.get(o, (None, False))
         again = self.avail.get((o, attr))
         if again is not None:  # read before, on every path to here: the same value; recorded again
@@ -265,10 +265,9 @@ class _Gen:
             if key is not None:  # computed for another entity in this evaluation state (derive_function)
                 self.emit(f"elif not ev.overlay and (m := ev.memo.get({key})) is not None:")
                 self.emit(f"    {r} = {cache}[{a}] = m[0]; {o}.prov[{a}] = m[1]")
-            fn = self.names.functions.get((self.kinds[o][0], a[1:-1]), "ev._derived")
+            fn = self.names.functions[(self.kinds[o][0], a[1:-1])]
             with self.block("else:"):
-                self.emit(f"{r} = {cache}[{a}] = {fn}({o}, {a})" if fn == "ev._derived" else
-                          f"{r} = {cache}[{a}] = {fn}(ev, {o}, {a})")
+                self.emit(f"{r} = {cache}[{a}] = {fn}(ev, {o}, {a})")
 
     def merged(self, r: str, a: str, b: str) -> None:
         """``if`` `a` or `b` is unknown: `r` is (both merged, as `merge_unknowns`); the caller's

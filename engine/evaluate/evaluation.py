@@ -60,7 +60,6 @@ class Evaluation:
         self.memo: dict[int, tuple] = {}  # aggregates of the dataset only (codegen) -> (value, inputs read)
         self.cycles = 0  # values met that depend on themselves (a memoised aggregate must meet none)
         self.getters = program.getters
-        self.derive_fns = program.derive_fns
         self.frames: list[list[Any]] = []  # inputs read, flat: entity, attr, ... or "param:x"/"table:t:i"
         self.coverage: set[tuple] = set()
         self.cascades: list[CascadeRecord] = []
@@ -166,9 +165,7 @@ class Evaluation:
         if ent.prov.tape is not self.tape:  # not one of this evaluation's (World.entities, made)
             self._adopt(ent)
         getter = self.getters[ent.kind].get(name)
-        if getter is _DERIVED:
-            value = self._derived(ent, name)
-        elif getter is None:
+        if getter is None:
             value = Unknown(errors=[f"{ent.kind} has no attribute {name!r}"])
         else:
             value = getter(self, ent, name)
@@ -189,10 +186,6 @@ class Evaluation:
         """The error value of ``ent.name`` read while it is being computed."""
         self.cycles += 1
         return Unknown(errors=[f"{ent.path}.{name} depends on itself"])
-
-    def _derived(self, ent: Entity, name: str) -> Any:
-        """A derived value not yet computed, by its rules (`codegen.derive_function`)."""
-        return self.derive_fns[ent.kind][name](self, ent, name)
 
     def push_frame(self) -> None:
         """Start recording the inputs read (for one value's provenance)."""
@@ -454,20 +447,17 @@ _BY_ORIGIN: dict[str, Getter] = {
 }
 
 
-_DERIVED = object()  # the getter of a derived attribute: `Evaluation._derived`
-
-
 def attribute_getters(origins: dict[str, dict[str, str]], derived: dict[str, dict[str, Getter]]
-                      ) -> dict[str, dict[str, Any]]:
-    """Kind -> attribute -> how its value is computed: by its origin; a derived value by
-    `Evaluation._derived` (the function of its rules in `derived`)."""
-    out: dict[str, dict[str, Any]] = {}
+                      ) -> dict[str, dict[str, Getter]]:
+    """Kind -> attribute -> how its value is computed: by its origin; a derived value by the
+    function of its rules (in `derived`)."""
+    out: dict[str, dict[str, Getter]] = {}
     for kind, attrs in origins.items():
         getters = out[kind] = {}
         for name, origin in attrs.items():
             if origin == "derived":
                 if name in derived.get(kind, {}):
-                    getters[name] = _DERIVED
+                    getters[name] = derived[kind][name]
             elif origin in _BY_ORIGIN:
                 getters[name] = _BY_ORIGIN[origin]
     return out

@@ -111,7 +111,7 @@ def test_residual_probes_take_known_values_as_they_are(current, wide, monkeypatc
             counts["n"] += 1
         return value
 
-    monkeypatch.setitem(current.derive_fns["image"], "mosaic_overlap", counting)
+    monkeypatch.setitem(current.getters["image"], "mosaic_overlap", counting)
     monkeypatch.setitem(current.names.ns, current.names.functions[("image", "mosaic_overlap")], counting)
     pinned = build_plan(current, wide, "wide.ms")
     once = counts["n"]
