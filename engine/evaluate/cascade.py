@@ -201,7 +201,7 @@ class CascadeRun:
             todo.append((ent, value, inputs))
         changes = []
         for ent, value, inputs in todo:
-            ev.overlay[(ent.kind, ent.key, a.name)] = (value, Provenance("cascade", step.decl, inputs, note=note))
+            ev.set_value(ent.kind, ent.key, a.name, value, Provenance("cascade", step.decl, inputs, note=note))
             changes.append(f"{ent.path}.{a.name} = {ev.show(ent.kind, a.name, value)}")
         return changes
 

@@ -56,6 +56,7 @@ class Evaluation:
         self.coll_memo: dict[str, Any] = {}  # kind -> its live entities made by its collection rule
         self.coll_made: dict[str, tuple[Entity, ...]] = {}  # kind -> every entity that rule made
         self.interned: dict[tuple, tuple] = {}  # the tuples given to entities made in this state
+        self.overlaid: frozenset[tuple[str, str]] = frozenset()  # (kind, attribute) of the overlay's entries
         self.unshared: frozenset[int] = frozenset()  # keyed memo keys not to use now (Program.unshared)
         self.memo: dict[int, tuple] = {}  # aggregates of the dataset only (codegen) -> (value, inputs read)
         self.cycles = 0  # values met that depend on themselves (a memoised aggregate must meet none)
@@ -86,8 +87,15 @@ class Evaluation:
             if dim != t.dim:
                 raise UsageError(f"cannot assume {path} = {text!r}: it is in "
                                  f"{t.dim.display_unit() or 'plain numbers'}")
-        self.overlay[(kind, key, attr)] = (value, Provenance("assumed", note="assumed by the test"))
-        self.unshared = self.p.unshared(frozenset((kind, attr) for kind, _, attr in self.overlay))
+        self.set_value(kind, key, attr, value, Provenance("assumed", note="assumed by the test"))
+
+    def set_value(self, kind: str, key: str, attr: str, value: Any, prov: Provenance) -> None:
+        """Give one entity's attribute a value of its own (a cascade's ``set``, a test's assumption);
+        values shared across entities that read it are no longer shared (`Program.unshared`)."""
+        self.overlay[(kind, key, attr)] = (value, prov)
+        if (kind, attr) not in self.overlaid:
+            self.overlaid = self.overlaid | {(kind, attr)}
+            self.unshared = self.p.unshared(self.overlaid)
 
     # ------------------------------------------------------------ driver
     def run(self) -> None:
@@ -105,7 +113,6 @@ class Evaluation:
     def reset(self, changed: Optional[set[str]] = None) -> None:
         """Forget the cached values a change can make stale (`stale.StaleValues`): those that can
         read the `changed` names; without them (or after a value met itself), every value."""
-        self.unshared = self.p.unshared(frozenset((kind, attr) for kind, _, attr in self.overlay))
         if changed is not None and not self.cycles:
             stale = self.p.stale.of(frozenset(changed))
             if not stale.remake:
