@@ -39,7 +39,6 @@ from almarules.engine.evaluate.arith import add, div, finite_result, mul, power,
 from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, foldable, join_index, join_parts,
                                                lookup_in, names_in, narrow)
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
-from almarules.engine.evaluate.world import fact_reader
 
 if TYPE_CHECKING:
     from almarules.engine.evaluate.compile import Names
@@ -249,7 +248,7 @@ class _Gen:
             self.emit(self.record(o, a))
         if info is not None and info.origin == "fact" and self.kinds[o][0] != "dataset":
             self.used.add("fact")  # World.fact's, as Evaluation.value would (the entity is the world's)
-            rd = self.const(fact_reader(a[1:-1], info))
+            rd = self.const(self.names.readers.get(self.kinds[o][0], a[1:-1]))
             self.emit(f"if ({r} := {cache}.get({a}, _A)) is _A: {r} = {cache}[{a}] = ({rd}(wd, getattr({o}.model, {a}), "
                       f"{o}) if {o}.model is not None else fact({o}, {a}))")
             return

@@ -25,6 +25,7 @@ from almarules.engine.evaluate.arith import ARITH, finite_result
 from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, foldable, join_index, join_parts,
                                                lookup_in, narrow)
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
+from almarules.engine.evaluate.world import FactReaders
 
 Fn = Callable[[Any, dict], Any]
 _MISSING = object()
@@ -42,6 +43,7 @@ class Names:
     bands: set[str]
     collections: set[str]  # dataset collection attributes (facts and created)
     kinds: dict[str, dict[str, Any]] = field(default_factory=dict)  # the schema's kind -> attribute -> AttrInfo
+    readers: Optional[FactReaders] = None  # how facts are read (one reader per kind and attribute)
     shared: dict[tuple[str, str], int] = field(default_factory=dict)  # derived values alike for all entities -> memo key
     keyed: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = field(default_factory=dict)  # (sharing.Keys) -> (memo key, attributes)
     key_reads: dict[int, tuple[str, frozenset[str]]] = field(default_factory=dict)  # keyed memo key -> (kind, attributes read)

@@ -22,6 +22,7 @@ from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate import codegen
 from almarules.engine.evaluate.compile import CBinder, Fn, Names, closure_expr, compile_binders, compile_expr, constant
 from almarules.engine.evaluate.records import on_tape
+from almarules.engine.evaluate.world import FactReaders
 from almarules.engine.evaluate.sharing import Keys, shared
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown
 
@@ -151,7 +152,8 @@ def compile_optional(e: Optional[A.Expr], names: Names, local: frozenset[str]) -
 def rule_names(rs: RuleSet, schema: Schema) -> Names:
     """What bare names mean in `rs`: its parameters, enum members, tables, bands, collections."""
     enum_members = {m for e in schema.enums.values() for m in e.members}
-    return Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands), set(schema.collections), schema.kinds)
+    return Names(set(rs.params), enum_members, set(rs.tables), set(rs.bands), set(schema.collections), schema.kinds,
+                 FactReaders(schema))
 
 
 def attribute_origins(schema: Schema) -> dict[str, dict[str, str]]:

@@ -29,7 +29,7 @@ from almarules.engine.evaluate.records import (CascadeRecord, Provenance, Skippe
                                                WarningRecord)
 from almarules.engine.evaluate import codegen
 from almarules.engine.evaluate.stale import StaleValues
-from almarules.engine.evaluate.world import FactReaders, World
+from almarules.engine.evaluate.world import World
 from almarules.engine.facts.model import Dataset
 
 __all__ = ["CascadeRecord", "Evaluation", "Program", "Provenance", "SkippedStep", "StageRecord", "StepRecord",
@@ -59,7 +59,7 @@ class Program:
         self.recipes, self.recipe_args = compile_recipes(rs, self.names)
         self.derive_fns = compile_derive_functions(self.derives, self.names, set(rs.collections))
         self.getters = attribute_getters(self.origins, self.derive_fns)
-        self.readers = FactReaders(self.schema)
+        self.readers = self.names.readers  # (shared with the generated code)
         self.stale = StaleValues(rs, self.schema)
         self._unshared: dict[frozenset[tuple[str, str]], frozenset[int]] = {frozenset(): frozenset()}
         kinds = self.schema.kinds
