@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from almarules.engine.evaluate.api import load_facts, load_program
+from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.synth import synthesize
 from almarules.engine.cli.app import main
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.plan.diff import diff, report_text
@@ -82,3 +84,17 @@ def test_a_construct_the_vectorised_evaluator_lacks_falls_back_or_says_so(tmp_pa
     assert all(isinstance(r["imaging_time"], float) and r["imaging_time"] > 0 for r in result.rows)
     assert main(["diff", "--base", str(rules), "--new", str(rules), "--corpus", str(REPO / "examples")]) == 2
     assert "does not support" in capsys.readouterr().err
+
+
+def test_a_dataset_without_measurements_diffs_alone_as_within_a_corpus(cycle4):
+    """Entity-valued columns of a kind no dataset has (measurements) are unknown, not a row to look up."""
+    current = load_program([RULES / "current"])
+    bare = Dataset.model_validate(next(d for d in synthesize(40, seed=5) if not d.get("measurements")))
+    examples = [load_facts(p) for p in EXAMPLES]
+    alone = diff(cycle4, current, Corpus([bare], current.schema, ["bare"]))
+    among = diff(cycle4, current, Corpus(examples + [bare], current.schema, [str(p) for p in EXAMPLES] + ["bare"]))
+
+    def of_bare(report):
+        return next(d for d in report.by_dataset if d.dataset == "bare").model_dump()
+
+    assert alone.changed_datasets == 1 and of_bare(alone) == of_bare(among)
