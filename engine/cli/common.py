@@ -84,6 +84,11 @@ def progress_printer(text):
     return show
 
 
+def parts_progress(what: str):
+    """`progress_printer` for work in parts: ``show(datasets, parts done, parts)``."""
+    return progress_printer(lambda pct, n, done, total: f"{what}: part {done}/{total}, {n:,} datasets ({pct}%)")
+
+
 def program_and_facts(args):
     """The program of ``--rules`` and the facts of the DATASET arguments."""
     return load_rules(args.rules), read_dataset(args.dataset, args.intents)

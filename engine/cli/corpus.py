@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional
 
+from almarules.engine.cli.common import parts_progress
+
 PARALLEL_ARGS_HELP = "worker processes (default: one per core, as memory allows; 1: in this process)"
 
 
@@ -29,12 +31,6 @@ def add_parsers(sub) -> None:
     i.add_argument("corpus", metavar="CORPUS")
 
 
-def _progress(what: str):
-    from almarules.engine.cli.common import progress_printer
-
-    return progress_printer(lambda pct, done, total, *_: f"{what}: part {done}/{total} ({pct}%)")
-
-
 def cmd_corpus(args) -> int:
     from almarules.engine.cli.common import UserError
 
@@ -52,9 +48,9 @@ def _build(args) -> int:
         from almarules.engine.cli.common import UserError
 
         raise UserError("--chunk must be at least 1")
-    show = _progress("building")
+    show = parts_progress("building")
     report = build_corpus(args.sources, args.output, workers=args.workers, scheduler=args.scheduler,
-                          chunk=args.chunk or CHUNK, progress=lambda d, t, n: show and show(d, t))
+                          chunk=args.chunk or CHUNK, progress=show)
     m = report.manifest
     print_skipped(m.skipped)
     rate = m.datasets / report.seconds if report.seconds else 0.0

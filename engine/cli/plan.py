@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from almarules.engine.cli.common import parts_progress
 from almarules.engine.cli.corpus import parallel_args, rate_text
 
 FORMATS = ("text", "markdown", "json", "html")
@@ -117,10 +118,10 @@ def _plan_corpus(args, program) -> int:
         summary_text
 
     _partition(args)  # checked before any work
+    params = dict(program.resolve_set(s) for s in args.sets)
     with open_corpus(args.corpus, args.workers, args.scheduler) as store:
         if args.results or store.n > args.in_memory:
             return _plan_out_of_core(args, store)
-        params = dict(program.resolve_set(s) for s in args.sets)
         t0 = time.perf_counter()
         result = evaluate_corpus(program, StoredTables(store), params)
         took = time.perf_counter() - t0
@@ -154,13 +155,19 @@ def _results_dir(args, suffix: str) -> str:
 def _plan_out_of_core(args, store) -> int:
     from almarules.engine.cli.common import emit
     from almarules.engine.evaluate.api import default_rules
-    from almarules.engine.plan.corpus import summary_text
+    from almarules.engine.plan.corpus import in_summary, summary_text
     from almarules.engine.plan.outofcore import read_results, run_out_of_core
 
+    from almarules.engine.cli.common import UserError
+
+    if args.json_out or args.csv_out or _format(args) != "text":
+        raise UserError("out of core the rows are Parquet files in the results folder (read them with any Parquet "
+                        "reader); --json, --csv and --format are for corpora evaluated in memory (--in-memory N)")
     results = _results_dir(args, ".results")
     run = run_out_of_core(store.path, results, args.rules or default_rules(), args.sets, workers=args.workers,
-                          scheduler=args.scheduler, partition=_partition(args), progress=_part_progress("evaluating"))
-    emit(summary_text(read_results(results)) + f"(one row per dataset: {results}/part-*.parquet)\n", args.output)
+                          scheduler=args.scheduler, partition=_partition(args), progress=parts_progress("evaluating"))
+    emit(summary_text(read_results(results, in_summary)) + f"(one row per dataset: {results}/part-*.parquet)\n",
+         args.output)
     _print_run(run.record)
     return 0
 
@@ -172,12 +179,6 @@ def _partition(args) -> int:
     if args.partition is not None and args.partition < 1:
         raise UserError("--partition must be at least 1")
     return args.partition or PARTITION
-
-
-def _part_progress(what: str):
-    from almarules.engine.cli.common import progress_printer
-
-    return progress_printer(lambda pct, done, total, n: f"{what}: {done}/{total}, {n:,} datasets ({pct}%)")
 
 
 def _print_run(record) -> None:
@@ -202,7 +203,7 @@ def cmd_synth_corpus(args) -> int:
         if args.part is not None and args.part < 1:
             raise UserError("--part must be at least 1")
         report = synth_corpus(args.n, args.output, seed=args.seed, part=args.part or PART, workers=args.workers,
-                              scheduler=args.scheduler, progress=_part_progress("writing"))
+                              scheduler=args.scheduler, progress=parts_progress("writing"))
         took = time.perf_counter() - t0
         print(f"wrote a corpus of {report.manifest.datasets:,} datasets ({len(report.parts)} parts) to {args.output} "
               f"in {took:.1f} s ({rate_text(report.manifest.datasets / took)} datasets/s; {report.where})",
@@ -230,7 +231,7 @@ def cmd_diff(args) -> int:
                 results = _results_dir(args, ".diff")
                 run = run_out_of_core(store.path, results, new_paths, base=args.base, examples=args.examples,
                                       workers=args.workers, scheduler=args.scheduler, partition=_partition(args),
-                                      progress=_part_progress("comparing"))
+                                      progress=parts_progress("comparing"))
                 report = run.report
                 _print_run(run.record)
             else:

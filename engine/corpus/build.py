@@ -24,7 +24,7 @@ from almarules.engine.corpus.layout import layout
 from almarules.engine.corpus.store import BLOCK, MANIFEST, CorpusStore, Manifest, PartInfo, PartWriter, finished_part, \
     is_corpus, part_name, write_manifest
 from almarules.engine.facts.summary import FactsError, dump_summary, read_summary_data
-from almarules.engine.io.parallel import Executor
+from almarules.engine.io.parallel import run_all
 from almarules.engine.ms.facts import MSError, is_ms, read_ms
 from almarules.engine.ms.tables import TableAccessError
 
@@ -146,7 +146,7 @@ def _read_batch(sort: str, paths: Sequence[str]) -> Batch:
 def build_corpus(sources: Sequence[str | Path], out: str | Path, workers: Optional[int] = None,
                  scheduler: Optional[str] = None, chunk: int = CHUNK,
                  progress: Optional[Callable[[int, int, int], None]] = None) -> BuildReport:
-    """Build (or resume building) the corpus `out` from `sources`; progress(parts done, parts, datasets)."""
+    """Build (or resume building) the corpus `out` from `sources`; progress(datasets, parts done, parts)."""
     t0 = time.perf_counter()
     paths = find_inputs(sources)
     if not paths:
@@ -155,28 +155,16 @@ def build_corpus(sources: Sequence[str | Path], out: str | Path, workers: Option
     tasks = tasks_of(paths, chunk)
     _remove_parts_beyond(out, len(tasks))
     return run_parts(tasks, functools.partial(build_part, out=str(out)), out, [str(s) for s in sources], t0,
-                     workers if workers else min(len(tasks), _default_workers()), scheduler, progress)
+                     workers, scheduler, progress)
 
 
 def run_parts(tasks: Sequence, fn: Callable, out: Path, inputs: list[str], t0: float, workers: Optional[int],
               scheduler: Optional[str], progress: Optional[Callable[[int, int, int], None]]) -> BuildReport:
     """Build every part (`fn(task)` -> (PartInfo, kept)) on the executor, then write the manifest."""
-    executor = Executor(workers=workers, scheduler=scheduler, memory_bytes=2 * 1024 ** 3)
-    parts: dict[int, PartInfo] = {}
-    resumed = datasets = 0
-    try:
-        for task, (info, kept) in executor.results(fn, tasks):
-            parts[task.index] = info
-            resumed += kept
-            datasets += info.datasets
-            if progress is not None:
-                progress(len(parts), len(tasks), datasets)
-        where = executor.describe()
-    finally:
-        executor.close()
-    ordered = [parts[i] for i in range(len(tasks))]
+    results, where = run_all(fn, tasks, workers, scheduler, count=lambda r: r[0].datasets, progress=progress)
+    ordered = [info for info, _ in results]
     manifest = write_manifest(out, ordered, inputs)
-    return BuildReport(manifest, time.perf_counter() - t0, resumed, where, ordered)
+    return BuildReport(manifest, time.perf_counter() - t0, sum(kept for _, kept in results), where, ordered)
 
 
 def prepare_output(out: str | Path) -> Path:
@@ -216,10 +204,6 @@ def opened_corpus(path: str | Path, workers: Optional[int] = None, scheduler: Op
             notice(f"built a temporary corpus of {report.manifest.datasets} datasets in {report.seconds:.1f} s "
                    f"('almarules corpus build {path} -o CORPUS' keeps one)")
         yield CorpusStore(Path(tmp) / "corpus")
-
-
-def _default_workers() -> int:
-    return Executor(memory_bytes=2 * 1024 ** 3).default_workers()
 
 
 def _remove_parts_beyond(out: Path, n: int) -> None:

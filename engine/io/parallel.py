@@ -166,3 +166,30 @@ class Executor:
                 except Exception:  # closing a cluster that already died
                     pass
         self._client = self._cluster = None
+
+
+def run_all(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: Optional[int] = None,
+            scheduler: Optional[str] = None, memory_bytes: int = 2 * 1024 ** 3,
+            count: Optional[Callable[[Any], int]] = None,
+            progress: Optional[Callable[[int, int, int], None]] = None) -> tuple[list[Any], str]:
+    """``fn(task)`` for every task (each with a distinct ``key``) on an `Executor` of `workers`
+    (default: one per core as memory allows, at most one per task) or on `scheduler`: the results
+    in task order, and where they ran. After each task, ``progress(items, done, total)`` (the
+    convention of `cli.common.progress_printer`: done and total last), items summed over the
+    results so far by `count`."""
+    executor = Executor(workers=workers, scheduler=scheduler, memory_bytes=memory_bytes)
+    if not workers:
+        executor.workers = max(1, min(len(tasks), executor.default_workers()))
+    order = {t.key: k for k, t in enumerate(tasks)}
+    results: dict[int, Any] = {}
+    items = 0
+    try:
+        for task, result in executor.results(fn, tasks):
+            results[order[task.key]] = result
+            items += count(result) if count is not None else 0
+            if progress is not None:
+                progress(items, len(results), len(tasks))
+        where = executor.describe()
+    finally:
+        executor.close()
+    return [results[k] for k in range(len(tasks))], where

@@ -37,6 +37,7 @@ ROW_COLUMNS = [
     ("cascade", "#cascade", None), ("imaging_time", "imaging_time", "h"),
     ("importdata_score", "importdata_score", None),
 ]
+SUMMARY_KEYS = {key for key, _, _ in ROW_COLUMNS}
 TABLE_LIMIT = 1000  # above this many datasets the terminal gets a summary, not every row
 
 
@@ -130,6 +131,11 @@ def _interpreted_row(program: Program, d: Any, name: str, params: Optional[dict[
 
 
 # ---------------------------------------------------------------- output
+def in_summary(column: str) -> bool:
+    """`summary_text` reads this column of a result table."""
+    return column in SUMMARY_KEYS or column.endswith("_status")
+
+
 def summary_text(table: pa.Table) -> str:
     """What a large corpus's results say, in a few lines: totals, quantiles, cascade outcomes."""
     n = table.num_rows

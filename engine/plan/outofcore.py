@@ -30,10 +30,11 @@ from almarules.engine.columnar.columns import STRINGS
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.corpus.access import StoredTables
 from almarules.engine.corpus.store import CorpusStore, part_name
+from almarules.dsl.loader import load_ruleset
 from almarules.engine.evaluate.api import load_program
 from almarules.engine.evaluate.program import Program
 from almarules.engine.io import write_atomic, write_bytes_atomic
-from almarules.engine.io.parallel import Executor
+from almarules.engine.io.parallel import run_all
 from almarules.engine.plan.corpus import evaluate_corpus
 from almarules.engine.plan.diff import DiffReport, diff, merge_reports
 
@@ -83,18 +84,17 @@ class RunRecord(BaseModel):
 
 
 @functools.lru_cache(maxsize=4)
-def _program(rules: tuple[str, ...]) -> Program:
-    """A worker loads each rule set once (a Program is not sent between processes)."""
+def _program(rules: tuple[str, ...], digest: str) -> Program:
+    """A worker loads each rule set once per run (`digest`: the run's `rules_digest`, so an edited
+    rule file is loaded again; a Program is not sent between processes)."""
     return load_program(list(rules))
 
 
 def rules_digest(rules: Sequence[str], base: Sequence[str], sets: Sequence[str], examples: int) -> str:
-    """What a run evaluates with: the rule files' texts, the ``--set`` values (read once per run)."""
-    h = hashlib.sha1(json.dumps([list(rules), list(base), list(sets), examples]).encode())
-    for root in [*rules, *base]:
-        for f in sorted(Path(root).rglob("*.rules")) if Path(root).is_dir() else [Path(root)]:
-            h.update(f.read_bytes())
-    return h.hexdigest()
+    """What a run evaluates with: each rule set's digest (`RuleSet.digest`: every file it loads,
+    imports included, read now), the ``--set`` values (worked out once per run)."""
+    digests = [load_ruleset(list(map(str, paths))).digest() for paths in (rules, base) if paths]
+    return hashlib.sha1(json.dumps([digests, list(sets), examples]).encode()).hexdigest()
 
 
 def _digest(task: PartTask, store: CorpusStore) -> str:
@@ -124,7 +124,7 @@ def evaluate_part(task: PartTask) -> tuple[PartStats, Optional[DiffReport]]:
     """Evaluate one part (on a worker) and write its results; a diff also returns its report."""
     t0 = time.perf_counter()
     store = CorpusStore(task.corpus)
-    path = Path(task.results) / f"{part_name(task.index)}-{task.blocks[0]:04d}.parquet"
+    path = Path(task.results) / f"{task.key}.parquet"
     digest = _digest(task, store)
     done = _done(path, digest)
     if done is not None:
@@ -134,10 +134,10 @@ def evaluate_part(task: PartTask) -> tuple[PartStats, Optional[DiffReport]]:
     mark = STRINGS.mark()
     try:
         facts = StoredTables(store, [task.index], task.blocks)
-        new = _program(task.rules)
+        new = _program(task.rules, task.rules_digest)
         params = dict(new.resolve_set(s) for s in task.sets)
         if task.base:
-            report = diff(_program(task.base), new, Corpus(facts, new.schema), examples=task.examples)
+            report = diff(_program(task.base, task.rules_digest), new, Corpus(facts, new.schema), examples=task.examples)
             table = changes_table(report)
             brief = report.model_copy(update={"by_dataset": report.by_dataset[:SHOWN]})  # the rest: in the table
             info = {"digest": digest, "datasets": facts.n, "mode": "vectorised",
@@ -210,36 +210,35 @@ def run_out_of_core(corpus: str | Path, results: str | Path, rules: Sequence[str
     tasks = [PartTask(i, b, str(Path(corpus).resolve()), str(out.resolve()), tuple(map(str, rules)), tuple(sets),
                       tuple(map(str, base)), examples, key=f"{part_name(i)}-{b[0]:04d}", rules_digest=digest)
              for i, b in partitions(store, partition)]
-    executor = Executor(workers=workers, scheduler=scheduler, memory_bytes=2 * 1024 ** 3)
-    stats: dict[int, PartStats] = {}
-    reports: dict[int, DiffReport] = {}
-    datasets = 0
-    try:
-        order = {t.key: k for k, t in enumerate(tasks)}
-        for task, (st, report) in executor.results(evaluate_part, tasks):
-            k = order[task.key]
-            stats[k] = st
-            if report is not None:
-                reports[k] = report
-            datasets += st.datasets
-            if progress is not None:
-                progress(len(stats), len(tasks), datasets)
-        where = executor.describe()
-    finally:
-        executor.close()
+    _remove_results_beyond(out, tasks)
+    results, where = run_all(evaluate_part, tasks, workers, scheduler, count=lambda r: r[0].datasets,
+                             progress=progress)
+    stats = [st for st, _ in results]
+    datasets = sum(st.datasets for st in stats)
     record = RunRecord(what="diff" if base else "plan", corpus=str(corpus), rules=list(rules), base=list(base),
                        sets=list(sets), datasets=datasets, seconds=round(time.perf_counter() - t0, 3), where=where,
-                       parts=[stats[i] for i in range(len(tasks))])
+                       parts=stats)
     write_atomic(out / "results.json", record.model_dump_json(indent=1) + "\n")
-    merged = merge_reports([reports[i] for i in range(len(tasks))], datasets, examples) if base else None
+    merged = merge_reports([report for _, report in results], datasets, examples) if base else None
     return OutOfCoreRun(record, merged, out)
 
 
-def read_results(results: str | Path, columns: Optional[Sequence[str]] = None) -> pa.Table:
-    """The per-dataset results of a run (all parts, in corpus order)."""
-    files = sorted(Path(results).glob("part-*-*.parquet"))
-    tables = [pq.read_table(f, columns=list(columns) if columns else None).replace_schema_metadata(None)
-              for f in files]
+def _remove_results_beyond(out: Path, tasks: Sequence[PartTask]) -> None:
+    """Result files of an earlier run over other partitions (another corpus or --partition):
+    read_results would count their rows too."""
+    current = {f"{t.key}.parquet" for t in tasks}
+    for f in out.glob("part-*-*.parquet"):
+        if f.name not in current:
+            f.unlink()
+
+
+def read_results(results: str | Path, keep: Optional[Callable[[str], bool]] = None) -> pa.Table:
+    """The per-dataset results of a run (all parts, in corpus order): every column, or those
+    whose names `keep` accepts."""
+    tables = []
+    for f in sorted(Path(results).glob("part-*-*.parquet")):
+        columns = None if keep is None else [c for c in pq.read_schema(f).names if keep(c)]
+        tables.append(pq.read_table(f, columns=columns).replace_schema_metadata(None))
     return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
 
 

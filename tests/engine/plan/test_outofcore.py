@@ -5,6 +5,7 @@ run resumes; the CLI's corpus commands."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -97,3 +98,34 @@ def test_synth_corpus_parquet_holds_what_the_json_summaries_hold(tmp_path):
     a = summaries(StoredTables(CorpusStore(tmp_path / "p")))
     b = summaries(StoredTables(CorpusStore(tmp_path / "c")))
     assert a == b and len(a) == 7
+
+
+def test_results_of_an_earlier_run_over_other_partitions_are_not_read(corpus, tmp_path):
+    out = tmp_path / "r"
+    run_out_of_core(corpus, out, [str(RULES / "cycle4")], workers=1)
+    small = tmp_path / "small"
+    synth_corpus(20, small, seed=5, part=20, workers=1)
+    seen = []
+    run_out_of_core(small, out, [str(RULES / "cycle4")], workers=1, progress=lambda *a: seen.append(a))
+    assert read_results(out).num_rows == 20  # the parts beyond the small corpus's one are gone
+    assert seen == [(20, 1, 1)]  # progress(datasets, parts done, parts)
+
+
+def test_a_resumed_run_sees_an_edit_to_an_imported_rule_file(corpus, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES / "cycle4", rules / "cycle4")
+    shutil.copytree(RULES / "current", rules / "current")  # imports ../cycle4
+    first = run_out_of_core(corpus, tmp_path / "r", [str(rules / "current")], workers=1)
+    assert not any(p.kept for p in first.record.parts)
+    imported = rules / "cycle4" / "imaging.rules"
+    imported.write_text(imported.read_text() + "\n# edited\n")
+    again = run_out_of_core(corpus, tmp_path / "r", [str(rules / "current")], workers=1)
+    assert not any(p.kept for p in again.record.parts)
+
+
+def test_plan_out_of_core_refuses_row_outputs_and_bad_sets_before_starting(corpus, tmp_path, capsys):
+    assert main(["plan", "--corpus", str(corpus), "--results", str(tmp_path / "r"), "--csv",
+                 str(tmp_path / "rows.csv")]) == 2
+    assert "--json, --csv and --format" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(["plan", "--corpus", str(corpus), "--results", str(tmp_path / "r"), "--set", "nosuch=3"]) == 2
+    assert "nosuch" in capsys.readouterr().err and not (tmp_path / "r").exists()
