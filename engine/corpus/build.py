@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from almarules.engine.corpus.batch import Batch, batch_of_summaries
 from almarules.engine.corpus.layout import layout
-from almarules.engine.corpus.store import BLOCK, MANIFEST, CorpusStore, Manifest, PartInfo, PartWriter, finished_part, \
+from almarules.engine.corpus.store import BLOCK, MANIFEST, CorpusStore, Manifest, PartInfo, write_part, \
     is_corpus, part_name, write_manifest
 from almarules.engine.facts.summary import FactsError, dump_summary, read_summary_data
 from almarules.engine.io.parallel import run_all
@@ -46,7 +46,7 @@ class Task:
     key: str = ""
 
     def digest(self) -> str:
-        """What the part is built from: the inputs' paths, sizes and times, and the table layout."""
+        """What the part is built from: the inputs' paths, sizes and times (`write_part` adds the layout)."""
         h = hashlib.sha1(self.sort.encode())
         for p in self.paths:
             try:
@@ -54,7 +54,6 @@ class Task:
                 h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
             except OSError:
                 h.update(f"{p}\0missing\0".encode())
-        h.update(repr([(k, [c.name for c in s.columns]) for k, s in layout().items()]).encode())
         return h.hexdigest()
 
 
@@ -113,19 +112,8 @@ def tasks_of(paths: Sequence[Path], chunk: int = CHUNK) -> list[Task]:
 def build_part(task: Task, out: str) -> tuple[PartInfo, bool]:
     """Build and write one part (on a worker), a block of inputs at a time; (its description,
     whether it was already there)."""
-    directory = Path(out)
-    digest = task.digest()
-    done = finished_part(directory, task.index, digest)
-    if done is not None:
-        return done, True
-    writer = PartWriter(directory, task.index, digest)
-    try:
-        for start in range(0, len(task.paths), BLOCK):
-            writer.add(_read_batch(task.sort, task.paths[start:start + BLOCK]))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close(), False
+    blocks = (_read_batch(task.sort, task.paths[start:start + BLOCK]) for start in range(0, len(task.paths), BLOCK))
+    return write_part(Path(out), task.index, task.digest(), blocks)
 
 
 def _read_batch(sort: str, paths: Sequence[str]) -> Batch:

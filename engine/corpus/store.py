@@ -16,6 +16,8 @@ parts. Every column carries its unit, and the dataset table its datasets' source
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import datetime as _dt
 import time
 from pathlib import Path
@@ -92,8 +94,8 @@ class PartWriter:
     renamed into place at `close` and the part's description (``dataset/part-NNNNN.json``, what
     `finished_part` reads) written last. Memory holds at most two blocks of rows."""
 
-    def __init__(self, directory: Path, index: int, inputs: str, block: int = BLOCK):
-        self.directory, self.index, self.inputs, self.block = Path(directory), index, inputs, block
+    def __init__(self, directory: Path, index: int, inputs: str):
+        self.directory, self.index, self.inputs, self.block = Path(directory), index, inputs, BLOCK
         self.name = part_name(index)
         self.stack = contextlib.ExitStack()
         self.writers: dict[str, pq.ParquetWriter] = {}
@@ -166,6 +168,31 @@ def shift_datasets(table: pa.Table, by: int) -> pa.Table:
         return table
     j = table.schema.get_field_index(DATASET)
     return table.set_column(j, table.schema.field(j), pc.add(table.column(j), by))
+
+
+@functools.lru_cache(maxsize=1)
+def layout_digest() -> str:
+    """The tables' schemas (columns, types, units): a part written under another layout is not kept."""
+    text = "\n".join(spec.arrow_schema(with_source=True).to_string(show_field_metadata=True)
+                     for spec in layout().values())
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def write_part(directory: Path, index: int, inputs: str, batches: Iterable[Batch]) -> tuple[PartInfo, bool]:
+    """Part `index` from `batches` (a block at a time), unless the part on disk is complete and was
+    built from the same `inputs` under the same layout: (its description, whether it was kept)."""
+    inputs = f"{inputs} (layout {layout_digest()})"
+    done = finished_part(directory, index, inputs)
+    if done is not None:
+        return done, True
+    writer = PartWriter(directory, index, inputs)
+    try:
+        for batch in batches:
+            writer.add(batch)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(), False
 
 
 def finished_part(directory: Path, index: int, inputs: str) -> Optional[PartInfo]:

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from almarules.engine.corpus.batch import batch_of_summaries
 from almarules.engine.corpus.build import BuildReport, prepare_output, run_parts
-from almarules.engine.corpus.store import BLOCK, PartInfo, PartWriter, finished_part, part_name
+from almarules.engine.corpus.store import BLOCK, PartInfo, part_name, write_part
 from almarules.engine.facts.synth import dataset_rng, synth_dataset
 
 PART = 10_000  # datasets per part
@@ -33,20 +33,11 @@ class SynthTask:
 def synth_part(task: SynthTask, out: str) -> tuple[PartInfo, bool]:
     """Draw and write one part (on a worker), a block at a time; (its description, whether it was
     already there)."""
-    directory = Path(out)
-    done = finished_part(directory, task.index, task.digest())
-    if done is not None:
-        return done, True
-    writer = PartWriter(directory, task.index, task.digest())
-    try:
-        for lo in range(task.start, task.start + task.count, BLOCK):
-            ids = range(lo, min(lo + BLOCK, task.start + task.count))
-            writer.add(batch_of_summaries([synth_dataset(dataset_rng(task.seed, i)) for i in ids],
-                                          [f"synth_{i:06d}" for i in ids]))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close(), False
+    end = task.start + task.count
+    blocks = (batch_of_summaries([synth_dataset(dataset_rng(task.seed, i)) for i in ids],
+                                 [f"synth_{i:06d}" for i in ids])
+              for ids in (range(lo, min(lo + BLOCK, end)) for lo in range(task.start, end, BLOCK)))
+    return write_part(Path(out), task.index, task.digest(), blocks)
 
 
 def synth_corpus(n: int, out: str | Path, seed: int = 0, part: int = PART, workers: Optional[int] = None,
