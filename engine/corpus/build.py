@@ -23,12 +23,11 @@ from almarules.engine.corpus.batch import Batch, batch_of_summaries
 from almarules.engine.corpus.layout import layout
 from almarules.engine.corpus.store import BLOCK, MANIFEST, CorpusStore, Manifest, PartInfo, write_part, \
     is_corpus, part_name, write_manifest
-from almarules.engine.facts.summary import FactsError, dump_summary, read_summary_data
+from almarules.engine.facts.summary import SUFFIXES, FactsError, dump_summary, read_summary_data
 from almarules.engine.io.parallel import run_all
 from almarules.engine.ms.facts import MSError, is_ms, read_ms
 from almarules.engine.ms.tables import TableAccessError
 
-SUMMARY_SUFFIXES = (".yaml", ".yml", ".json")
 CHUNK = 2000  # summaries per part
 
 
@@ -77,7 +76,7 @@ def find_inputs(sources: Sequence[str | Path]) -> list[Path]:
             for p in sorted(src.iterdir()):
                 if p.is_dir() and is_ms(p):
                     found.append(p)
-                elif p.suffix in SUMMARY_SUFFIXES and not p.name.endswith(".test.yaml") and not p.is_dir():
+                elif p.suffix.lower() in SUFFIXES and not p.name.endswith(".test.yaml") and not p.is_dir():
                     found.append(p)  # a FIFO, device or broken link too: refused unopened, and reported
         elif src.is_file():
             found.append(src)

@@ -147,29 +147,21 @@ def load_summary(path: str | Path) -> Dataset:
     (64) deep and at most `MAX_SUMMARY_NODES` (2,000,000) nodes, YAML aliases counted at every
     use, so an alias bomb or a 100,000-deep nesting is refused at once, in bounded memory.
     """
+    return parse_summary(read_summary_data(path), str(path))
+
+
+def read_summary_data(path: str | Path) -> Any:
+    """The parsed (not yet validated) data of a summary file (``.json``, ``.yaml`` or ``.yml``),
+    read with the bounds `load_summary` describes. Raises `FactsError` (one line naming the file)."""
     source = str(path)
     path = Path(path)
     if path.is_dir():
         raise FactsError(f"{source}: is a directory, not a dataset summary (.json, .yaml or .yml)")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
+    if path.suffix.lower() not in SUFFIXES:
         raise FactsError(
             f"{source}: unsupported summary format {path.suffix or '(no suffix)'!r} "
             f"(expected .json, .yaml or .yml)")
-    return parse_summary(read_summary_data(path), source)
-
-
-def read_summary_data(path: str | Path) -> Any:
-    """The parsed (not yet validated) data of a summary file: JSON for ``.json``, else YAML, read
-    with the bounds `load_summary` describes. Raises `FactsError` (one line naming the file)."""
-    source = str(path)
-    try:
-        text = read_user_text(path, MAX_SUMMARY_BYTES, "a dataset summary")
-    except UserFileError as exc:
-        raise FactsError(str(exc)) from None
-    if Path(path).suffix.lower() == ".json":
-        return _load_json(text, source)
-    return _load_yaml(text, source)
+    return read_data_file(path, "a dataset summary")
 
 
 def read_data_file(path: str | Path, what: str = "a data file") -> Any:

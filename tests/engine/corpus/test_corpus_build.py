@@ -194,3 +194,13 @@ def test_a_build_runs_on_a_dask_scheduler_given_by_address(tmp_path):
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         report = build_corpus([folder], tmp_path / "c", scheduler=cluster.scheduler_address, chunk=3)
     assert report.where.startswith(f"Dask scheduler {cluster.scheduler_address}") and report.manifest.datasets == 6
+
+
+def test_a_file_named_that_is_no_summary_is_reported_not_read_as_yaml(tmp_path):
+    folder = _write(tmp_path, SYNTH[:2])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("array: 12m\n")  # valid YAML, but not a summary file
+    report = build_corpus([folder, notes], tmp_path / "c", workers=1)
+    assert report.manifest.datasets == 2
+    assert [(s.source, "unsupported summary format '.txt'" in s.problems[0]) for s in report.manifest.skipped] == \
+        [(str(notes), True)]
