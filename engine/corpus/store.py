@@ -254,10 +254,12 @@ class CorpusStore:
 
     def read(self, kind: str, columns: Optional[Iterable[str]] = None, parts: Optional[Sequence[int]] = None,
              blocks: Optional[tuple[int, int]] = None) -> pa.Table:
-        """The rows of `kind` in `parts` (default: all), ``_dataset`` numbered across those parts; with
-        `blocks` (first, end), only those row groups of the one part given."""
+        """The rows of `kind` in `parts` (default: all), every column or `columns`, ``_dataset`` (when
+        read) numbered across those parts; with `blocks` (first, end), only those row groups of the
+        one part given."""
         parts = list(range(len(self.parts))) if parts is None else list(parts)
-        cols = None if columns is None else list(dict.fromkeys([DATASET, *columns]))
+        cols = None if columns is None else list(dict.fromkeys(columns))
+        numbered = cols is None or DATASET in cols
         if blocks is not None and len(parts) != 1:
             raise ValueError("blocks of datasets are read from one part")
         tables = []
@@ -273,10 +275,11 @@ class CorpusStore:
                     first = -blocks[0] * self.parts[i].block
             except (OSError, pa.ArrowException) as exc:
                 raise CorpusError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None
-            tables.append(shift_datasets(t, first))
+            tables.append(shift_datasets(t, first) if numbered else t)
             first += self.parts[i].datasets
         if not tables:
-            return layout()[kind].arrow_schema(with_source=kind == "dataset").empty_table()
+            empty = layout()[kind].arrow_schema(with_source=kind == "dataset").empty_table()
+            return empty if cols is None else empty.select(cols)
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def _parquet(self, path: Path) -> pq.ParquetFile:
