@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from almarules.dsl.checker import plural
 from almarules.engine.columnar.columns import STRINGS, Col
 from almarules.engine.columnar.corpus_evaluation import CorpusEvaluation
 from almarules.engine.evaluate.program import Evaluation
@@ -31,7 +32,7 @@ def derived_names(ev: Any) -> dict[str, list[str]]:
     return out
 
 
-def _plain(ev: CorpusEvaluation, c: Col, i: int) -> Any:
+def plain_value(ev: CorpusEvaluation, c: Col, i: int) -> Any:
     if c.unk is not None and c.unk[i]:
         return UNKNOWN
     v = c.v[i] if isinstance(c.v, np.ndarray) and c.v.ndim == 1 else c.v
@@ -55,8 +56,6 @@ def _plain(ev: CorpusEvaluation, c: Col, i: int) -> Any:
 
 def live_rows(ev: CorpusEvaluation, kind: str, d: int) -> list[int]:
     """Rows of `kind` in dataset d, in entity order (none when the collection is unknown)."""
-    from almarules.dsl.checker import plural
-
     if kind == "dataset":
         return [d]
     coll = plural(kind)
@@ -69,6 +68,23 @@ def live_rows(ev: CorpusEvaluation, kind: str, d: int) -> list[int]:
     return items[offsets[d]:offsets[d + 1]].tolist()
 
 
+def live_mask(ev: CorpusEvaluation, kind: str) -> np.ndarray:
+    """Which rows of `kind` are live entities of their dataset (not dropped, their collection known)."""
+    t = ev.table_of(kind)
+    if kind == "dataset":
+        return np.ones(t.n, dtype=bool)
+    live = t.live.copy()
+    unknown = ev.coll_unknown.get(kind)
+    if unknown is not None:
+        live &= ~unknown[t.ds]
+    coll = plural(kind)
+    if coll in ev.schema.collections:
+        rel = ev.column("dataset", coll)
+        if rel.unk is not None:
+            live &= ~rel.unk[t.ds]
+    return live
+
+
 def dataset_values(ev: CorpusEvaluation, d: int) -> dict[tuple[str, str, str], Any]:
     out: dict[tuple[str, str, str], Any] = {}
     for kind, names in derived_names(ev).items():
@@ -79,7 +95,7 @@ def dataset_values(ev: CorpusEvaluation, d: int) -> dict[tuple[str, str, str], A
         for name in names:
             col = ev.column(kind, name)
             for r in rows:
-                out[(kind, keys[r], name)] = _plain(ev, col, r)
+                out[(kind, keys[r], name)] = plain_value(ev, col, r)
     return out
 
 

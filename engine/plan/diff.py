@@ -21,7 +21,7 @@ from almarules.dsl.loader import RuleSet
 from almarules.dsl.units import format_number, from_canonical
 from almarules.engine.columnar.columns import STRINGS, Col
 from almarules.dsl.dependencies import Dependencies
-from almarules.engine.columnar.results import derived_names
+from almarules.engine.columnar.results import derived_names, live_mask
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vevaluate import CorpusEvaluation, VProgram
 from almarules.engine.evaluate.program import Program
@@ -273,8 +273,8 @@ def _match_entities(kind: str, eb: CorpusEvaluation, en: CorpusEvaluation):
         tb, tn = eb.table_of(kind), en.table_of(kind)
     except Exception:  # noqa: BLE001 - a kind only one version creates
         return None
-    live_b = _live(eb, kind)
-    live_n = _live(en, kind)
+    live_b = live_mask(eb, kind)
+    live_n = live_mask(en, kind)
     if kind == "dataset" or tb.backing is not None and tb.backing is tn.backing:
         both = live_b & live_n
         rows = np.flatnonzero(both)
@@ -305,22 +305,6 @@ class _KeyList:
 
     def __getitem__(self, j: int) -> str:
         return self.table.keys_of(self.rows[j:j + 1])[0]
-
-
-def _live(ev: CorpusEvaluation, kind: str) -> np.ndarray:
-    t = ev.table_of(kind)
-    if kind == "dataset":
-        return np.ones(t.n, dtype=bool)
-    live = t.live.copy()
-    unknown = ev.coll_unknown.get(kind)
-    if unknown is not None:
-        live &= ~unknown[t.ds]
-    coll = plural(kind)
-    if coll in ev.schema.collections:
-        rel = ev.column("dataset", coll)
-        if rel.unk is not None:
-            live &= ~rel.unk[t.ds]
-    return live
 
 
 def _values(c: Col, rows: np.ndarray, ev: CorpusEvaluation) -> tuple[np.ndarray, np.ndarray]:

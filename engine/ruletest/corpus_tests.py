@@ -26,8 +26,9 @@ import numpy as np
 
 from almarules.dsl.types import NumT
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity
-from almarules.engine.columnar.columns import STRINGS, Unsupported
+from almarules.engine.columnar.columns import Unsupported
 from almarules.engine.columnar.corpus_evaluation import CorpusEvaluation
+from almarules.engine.columnar.results import UNKNOWN, live_mask, plain_value
 from almarules.engine.columnar.tables import Corpus
 from almarules.engine.columnar.vevaluate import VProgram
 from almarules.engine.corpus.access import StoredTables
@@ -70,7 +71,7 @@ def _check(ev: CorpusEvaluation, names: list[str], key: str, raw: Any) -> list[s
     info = ev.schema.kinds.get(kind, {}).get(attr)
     if info is None:
         return [f"{key}: no attribute {attr!r} of {kind!r}"]
-    rows = _live(ev, kind)
+    rows = np.flatnonzero(live_mask(ev, kind))
     col = ev.column(kind, attr)
     n = len(rows)
     unk = col.unk[rows] if col.unk is not None else np.zeros(n, dtype=bool)
@@ -95,15 +96,6 @@ def _check(ev: CorpusEvaluation, names: list[str], key: str, raw: Any) -> list[s
     return _report(key, text, _datasets(ev, kind, bad), _examples(ev, names, kind, bad, col, info))
 
 
-def _live(ev: CorpusEvaluation, kind: str) -> np.ndarray:
-    t = ev.table_of(kind)
-    if kind == "dataset":
-        return np.arange(t.n)
-    rows = np.flatnonzero(t.live)
-    unknown = ev.coll_unknown.get(kind)
-    return rows[~unknown[t.ds[rows]]] if unknown is not None else rows
-
-
 def _datasets(ev: CorpusEvaluation, kind: str, rows: np.ndarray) -> list[int]:
     return sorted(set(ev.table_of(kind).ds[rows].tolist()))
 
@@ -112,11 +104,11 @@ def _examples(ev: CorpusEvaluation, names: list[str], kind: str, rows: np.ndarra
     t = ev.table_of(kind)
     out = []
     for r in rows[:SHOWN].tolist():
-        value: Any = "unknown"
-        if col.unk is None or not col.unk[r]:
-            v = col.v[r] if isinstance(col.v, np.ndarray) else col.v
-            value = (format_quantity(float(v), info.type.dim) if col.t == "num" and isinstance(info.type, NumT)
-                     else STRINGS.text(int(v)) if col.t == "str" else v)
+        value = plain_value(ev, col, r)
+        if value is UNKNOWN:
+            value = "unknown"
+        elif col.t == "num" and isinstance(info.type, NumT):
+            value = format_quantity(value, info.type.dim)
         out.append((names[int(t.ds[r])], "" if kind == "dataset" else f"{kind}[{t.keys_of([r])[0]}]", value))
     return out
 
