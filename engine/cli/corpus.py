@@ -104,16 +104,12 @@ def _info(args) -> int:
 def open_corpus(path: str, workers: Optional[int] = None, scheduler: Optional[str] = None) -> Iterator:
     """The `CorpusStore` of a corpus folder, or of a temporary corpus built from the summaries and
     MSs in the folder `path` (removed afterwards); what was skipped is printed."""
-    from almarules.engine.cli.common import UserError
-    from almarules.engine.corpus.build import BuildError, opened_corpus
+    from almarules.engine.corpus.build import opened_corpus
 
-    try:
-        with opened_corpus(path, workers, scheduler, notice=lambda text: print(f"almarules: {text}",
-                                                                                 file=sys.stderr)) as store:
-            print_skipped(store.skipped)
-            yield store
-    except BuildError as exc:
-        raise UserError(str(exc)) from None
+    with opened_corpus(path, workers, scheduler, notice=lambda text: print(f"almarules: {text}",
+                                                                             file=sys.stderr)) as store:
+        print_skipped(store.skipped)
+        yield store
 
 
 COMMANDS = {"corpus": cmd_corpus}

@@ -205,7 +205,7 @@ def cmd_synth_corpus(args) -> int:
         report = synth_corpus(args.n, args.output, seed=args.seed, part=args.part or PART, workers=args.workers,
                               scheduler=args.scheduler, progress=parts_progress("writing"))
         took = time.perf_counter() - t0
-        print(f"wrote a corpus of {report.manifest.datasets:,} datasets ({len(report.parts)} parts) to {args.output} "
+        print(f"wrote a corpus of {report.manifest.datasets:,} datasets ({len(report.manifest.parts)} parts) to {args.output} "
               f"in {took:.1f} s ({rate_text(report.manifest.datasets / took)} datasets/s; {report.where})",
               file=sys.stderr)
         return 0

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -62,7 +62,6 @@ class BuildReport:
     seconds: float
     resumed: int  # parts kept from an earlier build
     where: str
-    parts: list[PartInfo] = field(default_factory=list)
 
 
 def find_inputs(sources: Sequence[str | Path]) -> list[Path]:
@@ -151,7 +150,7 @@ def run_parts(tasks: Sequence, fn: Callable, out: Path, inputs: list[str], t0: f
     results, where = run_all(fn, tasks, workers, scheduler, count=lambda r: r[0].datasets, progress=progress)
     ordered = [info for info, _ in results]
     manifest = write_manifest(out, ordered, inputs)
-    return BuildReport(manifest, time.perf_counter() - t0, sum(kept for _, kept in results), where, ordered)
+    return BuildReport(manifest, time.perf_counter() - t0, sum(kept for _, kept in results), where)
 
 
 def prepare_output(out: str | Path) -> Path:

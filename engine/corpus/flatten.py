@@ -46,8 +46,8 @@ class Flattener:
     def fail(self, ds: int, text: str) -> None:
         self.problems.setdefault(ds, []).append(text)
 
-    def add(self, data: Any) -> int:
-        """Append one summary; returns its position in the batch."""
+    def add(self, data: Any) -> None:
+        """Append one summary."""
         ds = self.n
         self.n += 1
         if data is None:
@@ -55,7 +55,6 @@ class Flattener:
         elif not isinstance(data, dict):
             self.fail(ds, f"top level must be a mapping of dataset facts, not {kind_text(data)}")
         self._entity(self.specs["dataset"], data if isinstance(data, dict) else {}, ds, -1, 0)
-        return ds
 
     def _entity(self, spec: TableSpec, obj: dict, ds: int, owner_row: int, pos: int) -> None:
         t = self.tables[spec.kind]

@@ -78,7 +78,6 @@ class TableSpec:
     """One entity kind's table."""
 
     kind: str
-    model: type[BaseModel]
     parent: Optional[str] = None  # owner kind (None: the dataset table itself)
     attr: Optional[str] = None  # the owner's attribute holding these entities
     many: bool = True
@@ -173,7 +172,7 @@ def _column(name: str, annotation: Any, meta: list, required: bool, unit: Option
 
 def _tables(model: type[BaseModel], kind: str, parent: Optional[str], attr: Optional[str], many: bool,
             out: dict[str, TableSpec]) -> None:
-    spec = out[kind] = TableSpec(kind, model, parent, attr, many)
+    spec = out[kind] = TableSpec(kind, parent, attr, many)
     nested: list[tuple[str, type[BaseModel], bool]] = []
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
@@ -218,13 +217,4 @@ def layout() -> dict[str, TableSpec]:
     return out
 
 
-def ancestry(kind: str) -> list[TableSpec]:
-    """The tables from the dataset's down to `kind`'s."""
-    tables = layout()
-    chain = [tables[kind]]
-    while chain[-1].parent is not None:
-        chain.append(tables[chain[-1].parent])
-    return chain[::-1]
-
-
-__all__ = ["layout", "ancestry", "TableSpec", "ColumnSpec", "Check", "DATASET", "OWNER", "SOURCE"]
+__all__ = ["layout", "TableSpec", "ColumnSpec", "Check", "DATASET", "OWNER", "SOURCE"]

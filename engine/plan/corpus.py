@@ -54,10 +54,10 @@ class CorpusResult:
         return self.table.to_pylist()
 
 
-def evaluate_corpus(program: Program, facts: FactTables, params: Optional[dict[str, float]] = None,
-                    names: Optional[Sequence[str]] = None) -> CorpusResult:
+def evaluate_corpus(program: Program, facts: FactTables, params: Optional[dict[str, float]] = None
+                    ) -> CorpusResult:
     """Evaluate `program` over the corpus, vectorised when the rule set allows it."""
-    names = list(names) if names is not None else facts.names
+    names = facts.names
     try:
         ev = VProgram(program).run(Corpus(facts, program.schema, names), params)
         return CorpusResult(result_table(ev, names), "vectorised", ev)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -135,7 +135,6 @@ def evaluate_part(task: PartTask) -> tuple[PartStats, Optional[DiffReport]]:
     try:
         facts = StoredTables(store, [task.index], task.blocks)
         new = _program(task.rules, task.rules_digest)
-        params = dict(new.resolve_set(s) for s in task.sets)
         if task.base:
             report = diff(_program(task.base, task.rules_digest), new, Corpus(facts, new.schema), examples=task.examples)
             table = changes_table(report)
@@ -145,7 +144,7 @@ def evaluate_part(task: PartTask) -> tuple[PartStats, Optional[DiffReport]]:
             _write(path, table, info)
             return PartStats(part=task.index, blocks=task.blocks, datasets=facts.n,
                              seconds=time.perf_counter() - t0, peak_rss_mb=_peak_mb()), brief
-        result = evaluate_corpus(new, facts, params)
+        result = evaluate_corpus(new, facts, dict(new.resolve_set(s) for s in task.sets))
         _write(path, result.table, {"digest": digest, "datasets": facts.n, "mode": result.mode})
         return PartStats(part=task.index, blocks=task.blocks, datasets=facts.n, seconds=time.perf_counter() - t0,
                          peak_rss_mb=_peak_mb(), mode=result.mode), None
@@ -193,7 +192,6 @@ def diff_in_partitions(base: Program, new: Program, store: CorpusStore, partitio
 class OutOfCoreRun:
     record: RunRecord
     report: Optional[DiffReport] = None
-    results: Path = field(default_factory=Path)
 
 
 def run_out_of_core(corpus: str | Path, results: str | Path, rules: Sequence[str], sets: Sequence[str] = (),
@@ -220,7 +218,7 @@ def run_out_of_core(corpus: str | Path, results: str | Path, rules: Sequence[str
                        parts=stats)
     write_atomic(out / "results.json", record.model_dump_json(indent=1) + "\n")
     merged = merge_reports([report for _, report in results], datasets, examples) if base else None
-    return OutOfCoreRun(record, merged, out)
+    return OutOfCoreRun(record, merged)
 
 
 def _remove_results_beyond(out: Path, tasks: Sequence[PartTask]) -> None:
