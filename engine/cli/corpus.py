@@ -13,8 +13,20 @@ from almarules.engine.cli.common import parts_progress
 PARALLEL_ARGS_HELP = "worker processes (default: one per core, as memory allows; 1: in this process)"
 
 
+def _workers(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def parallel_args(p) -> None:
-    p.add_argument("--workers", type=int, default=None, metavar="N", help=PARALLEL_ARGS_HELP)
+    p.add_argument("--workers", type=_workers, default=None, metavar="N", help=PARALLEL_ARGS_HELP)
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tcp://host:8786) whose workers see the same paths")
 

@@ -9,6 +9,8 @@ are an Arrow table (written as Parquet by the out-of-core runner, engine.plan.ou
 
 from __future__ import annotations
 
+import functools
+
 import csv
 import io
 import json
@@ -49,7 +51,7 @@ class CorpusResult:
     mode: str  # "vectorised" or "per dataset (…)"
     evaluation: Any = None
 
-    @property
+    @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
         return self.table.to_pylist()
 
