@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from almarules.engine.facts.model import measurement_key
+
 Columns = dict[str, pa.Array]
 
 
@@ -98,7 +100,7 @@ def weight(cols: Columns, children: dict, n: int) -> Columns:
 
 
 def measurement(cols: Columns, children: dict, n: int) -> Columns:
-    keys = [f"{f}.{i}.{'_'.join(map(str, s))}.{m}" if s is not None else None for f, i, s, m in zip(
+    keys = [measurement_key(f, i, s, m) if s is not None else None for f, i, s, m in zip(
         cols["field"].to_pylist(), cols["intent"].to_pylist(), cols["spws"].to_pylist(), cols["specmode"].to_pylist(),
         strict=True)]
     return {"key": pa.array(keys, type=pa.string())}

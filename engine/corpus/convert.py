@@ -9,7 +9,7 @@ per column with numpy. Each failure is `fail(row, text)` (row of the raw column)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from almarules.engine.corpus.flatten import MISSING
 from almarules.engine.corpus.layout import Check, ColumnSpec
-from almarules.engine.facts.summary import MAX_FACT_INTEGER
+from almarules.engine.facts.summary import MAX_FACT_INTEGER, short_text
 
 Fail = Callable[[int, str], None]
 _PLAIN = {"float": {float, int}, "int": {int}, "bool": {bool}, "str": {str}}
@@ -59,7 +59,7 @@ def _plain(col: ColumnSpec, values: list, fail: Fail, optional: bool = True) -> 
             try:
                 out[i] = col.adapter.validate_python(v)
             except ValidationError as exc:
-                fail(i, f"{exc.errors()[0]['msg']} (got {_short(v)})")
+                fail(i, f"{exc.errors()[0]['msg']} (got {short_text(v)})")
     return out
 
 
@@ -85,7 +85,7 @@ def _lists(col: ColumnSpec, rows: list, fail: Fail) -> pa.Array:
                 v = list(v)
             else:
                 absent[i] = True
-                fail(i, f"Input should be a valid {'tuple' if col.length else 'list'} (got {_short(v)})")
+                fail(i, f"Input should be a valid {'tuple' if col.length else 'list'} (got {short_text(v)})")
                 continue
         if col.max_len is not None and len(v) > col.max_len:
             absent[i] = True
@@ -118,7 +118,7 @@ def _bounds(check: Check, value: str, arr: pa.Array, fail: Fail) -> None:
         if check.allowed is not None and len(arr):
             bad = pc.and_(pc.invert(pc.is_in(arr, value_set=pa.array(check.allowed))), pc.is_valid(arr))
             for i in np.flatnonzero(bad.to_numpy(zero_copy_only=False)).tolist():
-                fail(i, f"{_short(arr[i].as_py())} is not one of {', '.join(check.allowed)}")
+                fail(i, f"{short_text(arr[i].as_py())} is not one of {', '.join(check.allowed)}")
         return
     if value not in ("float", "int") or not len(arr) or (check.gt is None and check.ge is None and
                                                          check.le is None and not check.nonzero and not check.finite):
@@ -145,11 +145,6 @@ def _bounds(check: Check, value: str, arr: pa.Array, fail: Fail) -> None:
         done[rows] = True
         for i in rows.tolist():
             fail(i, f"{text} (got {x[i]:g}{u})")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["convert_column"]

@@ -11,7 +11,7 @@ rule language sees; `FACT_KINDS` maps kind name -> model.
 
 import math
 from functools import partial
-from typing import Annotated, Any, Literal, NamedTuple, Optional
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 from pydantic_core import PydanticCustomError
@@ -400,7 +400,12 @@ class ImageMeasurement(_Model):
     @property
     def key(self) -> str:
         """``FIELD.INTENT.SPWS.SPECMODE``, the key of the image it measures."""
-        return f"{self.field}.{self.intent}.{'_'.join(map(str, self.spws))}.{self.specmode}"
+        return measurement_key(self.field, self.intent, self.spws, self.specmode)
+
+
+def measurement_key(field: str, intent: str, spws: Sequence[int], specmode: str) -> str:
+    """``FIELD.INTENT.SPWS.SPECMODE`` (spws joined by '_'): an image measurement's key."""
+    return f"{field}.{intent}.{'_'.join(map(str, spws))}.{specmode}"
 
 
 class FluxMeasurement(_Model):

@@ -33,7 +33,7 @@ from almarules.engine.facts.model import Dataset
 from almarules.engine.io import UserFileError, read_user_text
 
 __all__ = ["FactsError", "kind_text", "load_summary", "read_summary_data", "parse_summary", "read_data_file",
-           "dump_summary", "schema_json", "check_json_structure", "check_yaml_structure"]
+           "dump_summary", "schema_json", "check_json_structure", "check_yaml_structure", "short_text"]
 
 SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -328,7 +328,7 @@ def kind_text(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"a string ({_short(value)})"
+        return f"a string ({short_text(value)})"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
@@ -357,7 +357,8 @@ def _check_integers(data: Any, source: str) -> None:
                              f"{MAX_FACT_INTEGER} (the limit)")
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_text(value: Any, limit: int = 60) -> str:
+    """`value`'s repr, cut to `limit` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -492,7 +493,7 @@ def _tuple_length(loc: tuple) -> Optional[int]:
 
 
 def _length(value: Any) -> str:
-    return str(len(value)) if isinstance(value, (list, tuple)) else _short(value)
+    return str(len(value)) if isinstance(value, (list, tuple)) else short_text(value)
 
 
 _LIMIT_WORDS = {"greater_than_equal": "at least", "greater_than": "greater than",
@@ -534,15 +535,15 @@ def _describe(err: dict) -> str:
     if kind in ("literal_error", "enum"):
         allowed = _allowed(loc, ctx)
         hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""
-        return f"{path}: {_short(value)} is not one of {', '.join(allowed)}{hint}"
+        return f"{path}: {short_text(value)} is not one of {', '.join(allowed)}{hint}"
 
     if kind == "fact_range":  # an impossible value: the limit and the value are in the message
         return f"{path}: {err['msg']}"
     limit = next((ctx[k] for k in ("ge", "gt", "le", "lt") if k in ctx), None)
     if kind in _LIMIT_WORDS and limit is not None:
-        return f"{path}: must be {_LIMIT_WORDS[kind]} {limit:g} (got {_short(value)})"
+        return f"{path}: must be {_LIMIT_WORDS[kind]} {limit:g} (got {short_text(value)})"
     if kind == "finite_number":
-        return f"{path}: must be a finite number (got {_short(value)})"
+        return f"{path}: must be a finite number (got {short_text(value)})"
     unit = _unit_of(loc)
     if kind == "value_error":
         message = str(ctx.get("error", err["msg"]))
@@ -551,10 +552,10 @@ def _describe(err: dict) -> str:
         return f"{path}: {message}"
     if unit is not None and kind in ("float_type", "float_parsing"):
         return (f"{path}: expected {_expected(unit)}, as a number or a string with a unit "
-                f"(got {_short(value)})")
+                f"(got {short_text(value)})")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{path or 'top level'}: expected a mapping, not {kind_text(value)}"
-    return f"{path or 'top level'}: {err['msg']} (got {_short(value)})"
+    return f"{path or 'top level'}: {err['msg']} (got {short_text(value)})"
 
 
 # --------------------------------------------------------------------------- output
