@@ -176,17 +176,6 @@ def seg_any(parent: np.ndarray, flags: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(parent[flags], minlength=n) > 0
 
 
-def seg_extreme(parent: np.ndarray, vals: np.ndarray, n: int, ufunc: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
-    """Per-segment min or max of rows sorted by parent: (values, segment is non-empty)."""
-    out = np.zeros(n, dtype=vals.dtype if vals.dtype != bool else np.float64)
-    has = np.zeros(n, dtype=bool)
-    if len(parent):
-        starts = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
-        out[parent[starts]] = ufunc.reduceat(vals, starts)
-        has[parent[starts]] = True
-    return out, has
-
-
 def first_of(parent: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Index of each segment's first row, and whether the segment is non-empty."""
     idx = np.full(n, -1, dtype=np.int64)

@@ -18,12 +18,13 @@ from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, percentile
 from almarules.dsl.units import parse_unit
 from almarules.engine.columnar.columns import (
-    STRINGS, Col, Unsupported, expand, falsity, first_of, mask_of, seg_any, seg_count, seg_extreme, seg_sum,
+    STRINGS, Col, Unsupported, expand, falsity, first_of, mask_of, seg_any, seg_count, seg_sum,
     truth, unk_or,
 )
 from almarules.engine.columnar.vfunctions import VFUNCS
 from almarules.engine.evaluate.compile import Names
 from almarules.engine.evaluate.runtime import join_parts
+from almarules.kernels.segments import segment_reduce
 
 
 class Frame:
@@ -477,7 +478,7 @@ def _reduce(func: str, values: Col, root: np.ndarray, n: int, pending: Optional[
     if func in ("min", "max"):
         if values.t != "num":
             raise Unsupported(f"{func}() of {values.t} values")
-        out, _ = seg_extreme(r, vals, n, np.minimum if func == "min" else np.maximum)
+        out, _ = segment_reduce(r, vals, n, np.minimum if func == "min" else np.maximum)
         return _with_default(Col("num", out, pending), empty, default, n)
     if func == "mean":
         with np.errstate(all="ignore"):

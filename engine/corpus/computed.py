@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from almarules.engine.facts.model import measurement_key
+from almarules.kernels.segments import segment_reduce
 
 Columns = dict[str, pa.Array]
 
@@ -65,15 +66,6 @@ def spw(cols: Columns, children: dict, n: int) -> Columns:
             "centre_frequency": _float((lo + hi) / 2, known), "bandwidth": _float(hi - lo, known)}
 
 
-def _per_owner(x: np.ndarray, owner: np.ndarray, n: int, ufunc: np.ufunc, empty: float) -> np.ndarray:
-    """ufunc-reduction of the values of each owner (rows grouped by owner, in order)."""
-    out = np.full(n, empty)
-    if len(owner):
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        out[owner[starts]] = ufunc.reduceat(x, starts)
-    return out
-
-
 def field(cols: Columns, children: dict, n: int) -> Columns:
     count, known = _num(cols["pointings"])
     pts, owner = children["pointing"]
@@ -81,7 +73,9 @@ def field(cols: Columns, children: dict, n: int) -> Columns:
     for name in ("ra_offset", "dec_offset"):
         x, k = _num(pts[name])
         x = np.where(k, x, 0.0)  # an offset not given counts as 0, as the model's property
-        extent = _per_owner(x, owner, n, np.maximum, -np.inf) - _per_owner(x, owner, n, np.minimum, np.inf)
+        highest, _ = segment_reduce(owner, x, n, np.maximum, -np.inf)
+        lowest, _ = segment_reduce(owner, x, n, np.minimum, np.inf)
+        extent = highest - lowest
         spread = np.maximum(spread, np.where(count > 0, extent, 0.0))
     return {"is_mosaic": pa.array(count > 1, mask=~known), "pointing_spread": _float(spread, known)}
 
