@@ -21,7 +21,7 @@ import pyarrow as pa
 from pydantic import BaseModel, TypeAdapter
 
 from almarules.engine.facts.model import Dataset, Limits
-from almarules.engine.facts.schema import kind_of_model
+from almarules.engine.facts.schema import kind_of_model, strip_annotation
 
 DATASET = "_dataset"
 OWNER = "_owner"
@@ -110,24 +110,6 @@ class TableSpec:
         return pa.schema(fields)
 
 
-def _strip(tp: Any) -> tuple[Any, list]:
-    """(the type without Optional/Annotated, the Annotated metadata met on the way)."""
-    meta: list = []
-    while True:
-        origin = get_origin(tp)
-        if origin is typing.Annotated:
-            args = get_args(tp)
-            meta.extend(args[1:])
-            tp = args[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            if len(args) != 1:
-                return tp, meta
-            tp = args[0]
-        else:
-            return tp, meta
-
-
 def _check_of(meta: list, unit: Optional[str], allowed: Optional[tuple[str, ...]]) -> Check:
     kw: dict[str, Any] = {"allowed": allowed, "unit": unit or ""}
     for m in meta:
@@ -151,7 +133,7 @@ _SCALARS = {float: "float", int: "int", bool: "bool", str: "str"}
 
 def _column(name: str, annotation: Any, meta: list, required: bool, unit: Optional[str], doc: str,
             computed: bool = False) -> Optional[ColumnSpec]:
-    tp, more = _strip(annotation)
+    tp, more = strip_annotation(annotation)
     meta = list(meta) + more
     max_len = _max_len(meta)
     many, length, element = False, None, annotation
@@ -160,7 +142,7 @@ def _column(name: str, annotation: Any, meta: list, required: bool, unit: Option
         args = get_args(tp)
         many, length = True, (len(args) if origin is tuple and Ellipsis not in args else None)
         element = args[0]
-        tp, item_meta = _strip(element)
+        tp, item_meta = strip_annotation(element)
         meta = item_meta if many else meta
     allowed = tuple(str(a) for a in get_args(tp)) if get_origin(tp) is Literal else None
     value = "str" if allowed else _SCALARS.get(tp)
@@ -176,7 +158,7 @@ def _tables(model: type[BaseModel], kind: str, parent: Optional[str], attr: Opti
     nested: list[tuple[str, type[BaseModel], bool]] = []
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        tp, _ = _strip(info.annotation)
+        tp, _ = strip_annotation(info.annotation)
         inner = get_args(tp)[0] if get_origin(tp) is list else None
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             nested.append((name, inner, True))

@@ -25,20 +25,27 @@ def kind_of_model(model: type) -> str:
     return model.__name__.lower()
 
 
-def _strip_optional(ann: Any) -> Any:
-    origin = get_origin(ann)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(ann) if a is not type(None)]
-        if len(args) == 1:
-            return _strip_optional(args[0])
-    if origin is typing.Annotated:
-        return _strip_optional(get_args(ann)[0])
-    return ann
+def strip_annotation(tp: Any) -> tuple[Any, list]:
+    """(the type without Optional/Annotated, the Annotated metadata met on the way)."""
+    meta: list = []
+    while True:
+        origin = get_origin(tp)
+        if origin is typing.Annotated:
+            args = get_args(tp)
+            meta.extend(args[1:])
+            tp = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp, meta
+            tp = args[0]
+        else:
+            return tp, meta
 
 
 def type_of(ann: Any, unit: Optional[str], nested: dict[str, type]) -> Optional[T]:
     """Static type of a pydantic annotation (None: not visible to rules)."""
-    ann = _strip_optional(ann)
+    ann, _ = strip_annotation(ann)
     origin = get_origin(ann)
     if origin is Literal:
         values = frozenset(str(v) for v in get_args(ann))

@@ -17,9 +17,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Any, Literal, Optional, get_args, get_origin
 
 import numpy as np
 import yaml
@@ -30,6 +29,7 @@ from almarules.dsl.errors import printable
 from almarules.dsl.units import UnitError, parse_quantity, parse_unit
 from almarules.dsl.limits import MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_SUMMARY_NODES
 from almarules.engine.facts.model import Dataset
+from almarules.engine.facts.schema import strip_annotation
 from almarules.engine.io import UserFileError, read_user_text
 
 __all__ = ["FactsError", "kind_text", "load_summary", "read_summary_data", "parse_summary", "read_data_file",
@@ -373,27 +373,12 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def _strip(tp: Any) -> Any:
-    """Remove Annotated and Optional wrappers."""
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-            continue
-        if origin in (Union, types.UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            if len(args) == 1:
-                tp = args[0]
-                continue
-        return tp
-
-
 def _resolve(loc: tuple) -> tuple[Any, Optional[FieldInfo]]:
     """Annotation and FieldInfo of the value at `loc` in a Dataset, or (None, None)."""
     tp: Any = Dataset
     info: Optional[FieldInfo] = None
     for part in loc:
-        tp = _strip(tp)
+        tp, _ = strip_annotation(tp)
         if isinstance(part, int):
             origin = get_origin(tp)
             args = get_args(tp)
@@ -462,7 +447,7 @@ def _unit_message(value: Any, unit: str, fallback: str) -> str:
 
 def _allowed(loc: tuple, ctx: dict) -> list[str]:
     tp, _ = _resolve(loc)
-    tp = _strip(tp)
+    tp, _ = strip_annotation(tp)
     if get_origin(tp) is Literal:
         return [str(a) for a in get_args(tp)]
     return re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
@@ -470,7 +455,7 @@ def _allowed(loc: tuple, ctx: dict) -> list[str]:
 
 def _computed_names(loc: tuple) -> set[str]:
     tp, _ = _resolve(loc)
-    tp = _strip(tp)
+    tp, _ = strip_annotation(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return set(tp.model_computed_fields)
     return set()
@@ -485,7 +470,7 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 def _tuple_length(loc: tuple) -> Optional[int]:
     tp, _ = _resolve(loc)
-    tp = _strip(tp)
+    tp, _ = strip_annotation(tp)
     args = get_args(tp)
     if get_origin(tp) is tuple and args and Ellipsis not in args:
         return len(args)
@@ -515,7 +500,7 @@ def _describe(err: dict) -> str:
         if name in _computed_names(parent):
             return f"{where}'{name}' is computed from other facts and cannot be given{top}"
         tp, _ = _resolve(parent)
-        tp = _strip(tp)
+        tp, _ = strip_annotation(tp)
         names = list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
         hint = _did_you_mean(str(name), names)
         return f"{where}unknown field '{name}'{top}{hint}"
