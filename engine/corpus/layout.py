@@ -11,7 +11,6 @@ Computed facts (``spw.bandwidth``, ``field.is_mosaic`` ...) are stored too (engi
 from __future__ import annotations
 
 import functools
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, get_args, get_origin
