@@ -62,7 +62,8 @@ def _out_of_core_args(p, rows: str, default: str) -> None:
     p.add_argument("--in-memory", type=int, default=IN_MEMORY, metavar="N",
                    help=f"corpus: evaluate in memory up to N datasets (default {IN_MEMORY:,}), out of core above")
     p.add_argument("--partition", type=int, default=None, metavar="N",
-                   help="datasets evaluated at once (default 2,000; bounds the memory of a worker)")
+                   help="datasets evaluated at once (default 2,000, rounded to whole blocks of 1,000; bounds the memory of a "
+                        "worker)")
     parallel_args(p)
 
 
