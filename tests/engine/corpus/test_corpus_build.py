@@ -204,3 +204,25 @@ def test_a_file_named_that_is_no_summary_is_reported_not_read_as_yaml(tmp_path):
     assert report.manifest.datasets == 2
     assert [(s.source, "unsupported summary format '.txt'" in s.problems[0]) for s in report.manifest.skipped] == \
         [(str(notes), True)]
+
+
+def test_stored_computed_facts_equal_the_models_properties(tmp_path):
+    """Each computed column (spw.bandwidth, field.is_mosaic, measurement.key ...) holds exactly what
+    the validated models compute, for every entity of every dataset."""
+    build_corpus([_write(tmp_path, SYNTH[:12])], tmp_path / "c", workers=1)
+    store = CorpusStore(tmp_path / "c")
+    models = [parse_summary(d) for d in SYNTH[:12]]
+    checked = 0
+    for kind, spec in layout().items():
+        if not spec.computed_names or spec.parent not in (None, "dataset"):
+            continue
+        table = store.read(kind)
+        owned = [[m] for m in models] if kind == "dataset" else [getattr(m, spec.attr) or [] for m in models]
+        ds = table.column("_dataset").to_pylist()
+        position = [sum(1 for e in ds[:r] if e == d) for r, d in enumerate(ds)]
+        for name in sorted(spec.computed_names):
+            for d, pos, stored in zip(ds, position, table.column(name).to_pylist(), strict=True):
+                want = getattr(owned[d][pos] if spec.many or kind == "dataset" else owned[d], name)
+                assert stored == want or (stored != stored and want != want), (kind, name, d, pos)
+                checked += 1
+    assert checked > 500

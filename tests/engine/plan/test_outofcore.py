@@ -44,7 +44,7 @@ def test_plan_out_of_core_equals_one_evaluation(corpus, tmp_path, cycle4):
     run = run_out_of_core(corpus, tmp_path / "r", [str(RULES / "cycle4")], workers=1)
     assert STRINGS.mark() == mark  # a partition's strings are forgotten after it
     assert run.record.datasets == 60 and len(run.record.parts) == 3
-    assert all(p.peak_rss_mb > 0 and not p.kept for p in run.record.parts)
+    assert all(50 < p.peak_rss_mb < 4000 and not p.kept for p in run.record.parts)  # MB of a Python process with pyarrow
     assert read_results(tmp_path / "r").to_pylist() == whole.to_pylist()
     again = run_out_of_core(corpus, tmp_path / "r", [str(RULES / "cycle4")], workers=1)
     assert all(p.kept for p in again.record.parts)  # a finished partition is kept (a killed run resumes)
@@ -129,3 +129,19 @@ def test_plan_out_of_core_refuses_row_outputs_and_bad_sets_before_starting(corpu
     assert "--json, --csv and --format" in capsys.readouterr().err and not (tmp_path / "r").exists()
     assert main(["plan", "--corpus", str(corpus), "--results", str(tmp_path / "r"), "--set", "nosuch=3"]) == 2
     assert "nosuch" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_partitions_inside_parts_give_one_evaluation(tmp_path, monkeypatch, cycle4):
+    """Blocks of 5 datasets (parts of 20 and 14): partitions of one block start inside a part; some
+    hold no measurement at all."""
+    from almarules.engine.corpus import store as store_module
+
+    monkeypatch.setattr(store_module, "BLOCK", 5)
+    synth_corpus(34, tmp_path / "c", seed=5, part=20, workers=1)
+    store = CorpusStore(tmp_path / "c")
+    assert partitions(store, 5) == [(0, (b, b + 1)) for b in range(4)] + [(1, (b, b + 1)) for b in range(3)]
+    current = load_program([RULES / "current"])
+    whole = diff(cycle4, current, Corpus(StoredTables(store), current.schema))
+    assert diff_in_partitions(cycle4, current, store, partition=5).model_dump() == whole.model_dump()
+    run_out_of_core(tmp_path / "c", tmp_path / "r", [str(RULES / "cycle4")], partition=5, workers=1)
+    assert read_results(tmp_path / "r").to_pylist() == evaluate_corpus(cycle4, StoredTables(store)).table.to_pylist()
