@@ -312,18 +312,19 @@ def _values(c: Col, rows: np.ndarray, ev: CorpusEvaluation) -> tuple[np.ndarray,
     n = len(rows)
     unk = c.unk[rows] if c.unk is not None else np.zeros(n, dtype=bool)
     v = c.v[rows] if isinstance(c.v, np.ndarray) and c.v.ndim == 1 else np.broadcast_to(c.v, (n,))
-    if c.t in ("ent", "rel", "nums"):  # keys of the known rows (an unknown row's value is no row at all)
-        known = np.flatnonzero(~unk)
-        arr = np.full(n, None, dtype=object)
-        if c.t == "ent":
-            out: list = ev.table_of(c.ekind).keys_of(np.asarray(v)[known])
+    if c.t == "ent":
+        table = ev.table_of(c.ekind)
+        if not table.n:  # no entity of that kind at all: every value is unknown (no row to name)
+            return np.full(n, None, dtype=object), unk
+        return _objects(table.keys_of(np.where(unk, 0, v)) if n else []), unk
+    if c.t in ("rel", "nums"):
+        offsets, items = c.base
+        if c.t == "rel":
+            table = ev.table_of(c.ekind)
+            out = [tuple(table.keys_of(items[offsets[o]:offsets[o + 1]])) for o in v.tolist()]
         else:
-            offsets, items = c.base
-            table = ev.table_of(c.ekind) if c.t == "rel" else None
-            out = [tuple(table.keys_of(items[offsets[o]:offsets[o + 1]])) if table is not None
-                   else tuple(items[offsets[o]:offsets[o + 1]].tolist()) for o in np.asarray(v)[known].tolist()]
-        arr[known] = _objects(out)
-        return arr, unk
+            out = [tuple(items[offsets[o]:offsets[o + 1]].tolist()) for o in v.tolist()]
+        return _objects(out), unk
     return np.asarray(v), unk
 
 

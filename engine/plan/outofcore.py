@@ -14,6 +14,7 @@ run resumes). Each task reports its worker's peak RSS; the runner prints through
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import resource
@@ -150,6 +151,7 @@ def evaluate_part(task: PartTask) -> tuple[PartStats, Optional[DiffReport]]:
                          peak_rss_mb=_peak_mb(), mode=result.mode), None
     finally:
         STRINGS.reset(mark)
+        gc.collect()  # a partition's evaluation is cyclic garbage: freed now, not at some later pass
 
 
 def changes_table(report: DiffReport) -> pa.Table:
@@ -185,6 +187,7 @@ def diff_in_partitions(base: Program, new: Program, store: CorpusStore, partitio
             reports.append(diff(base, new, Corpus(StoredTables(store, [i], blocks), new.schema), examples=examples))
         finally:
             STRINGS.reset(mark)
+            gc.collect()  # a partition's evaluation is cyclic garbage: freed now, not at some later pass
     return merge_reports(reports, store.n, examples)
 
 
