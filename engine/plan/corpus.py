@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from almarules.dsl.checker import plural
-from almarules.dsl.units import format_number, parse_unit
+from almarules.dsl.units import format_number, from_canonical
 from almarules.engine.columnar.columns import STRINGS, Unsupported
 from almarules.engine.columnar.results import UNKNOWN
 from almarules.engine.columnar.tables import Corpus
@@ -80,7 +80,7 @@ def _attribute(ev: CorpusEvaluation, attr: str, unit: Optional[str]) -> Optional
     v = np.broadcast_to(np.asarray(c.v), (n,))
     mask = None if c.unk is None else np.asarray(c.unk, dtype=bool)
     if c.t == "num":
-        return pa.array(v / parse_unit(unit)[0] if unit else v.astype(np.float64), mask=mask)
+        return pa.array(from_canonical(v, unit) if unit else v.astype(np.float64), mask=mask)
     if c.t == "str":
         return pa.array(STRINGS.array()[np.where(v < 0, 0, v)], type=pa.string(), mask=mask)
     if c.t == "bool":
@@ -111,7 +111,6 @@ def result_table(ev: CorpusEvaluation, names: Sequence[str]) -> pa.Table:
 
 
 def _interpreted_row(program: Program, d: Any, name: str, params: Optional[dict[str, float]]) -> dict[str, Any]:
-    from almarules.dsl.units import from_canonical
     from almarules.engine.evaluate.values import Unknown
 
     ev = program.run(d, params or {}, source=name)
