@@ -28,6 +28,8 @@ stay strings (tests/engine/evaluate/test_stale_and_sharing.py).
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import itemgetter
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -57,6 +59,7 @@ _PRELUDE: dict[str, Any] = {
     "_E": Entity, "_U": Unknown, "_A": ACTIVE, "_mu": merge_unknowns, "_fin": finite_result,
     "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_pow": power, "_ji": join_index, "_nar": narrow,
     "_lk": lookup_in, "_pct": percentile, "_ERRS": (ValueError, ZeroDivisionError, OverflowError),
+    "_zip": zip, "_rep": repeat,
 }
 _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _CHECKED = {"+": ("+", "_add"), "-": ("-", "_sub"), "*": ("*", "_mul")}
@@ -100,9 +103,7 @@ class _Gen:
     def const(self, value: Any) -> str:
         if value is None or value is True or value is False:
             return repr(value)
-        name = f"k{len(self.ns)}"
-        self.ns[name] = value
-        return name
+        return _constant(self.ns, value)
 
     def block(self, head: str) -> "_Block":
         self.flush()
@@ -564,6 +565,13 @@ class _Block:
             self.outer.__exit__(None, None, None)
 
 
+def _constant(ns: dict, value: Any) -> str:
+    """The name of a new constant holding `value` in the rule set's namespace `ns`."""
+    name = f"k{len(ns)}"
+    ns[name] = value
+    return name
+
+
 def _compiled(head: str, body: list[str], ns: dict, where: str) -> Callable:
     source = "\n".join([head] + body) + "\n"
     code = _CODE.get((source, where))
@@ -661,8 +669,13 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
             lines.append(f"            else: ec[{a}] = {fn}(ev, ent, {a})")
         else:
             lines.append(f"            ec[{a}] = {fn}(ev, ent, {a})")
-    lines.append("        out += (" + "".join(f"(ent, {attr!r}, ec[{attr!r}]), " for attr in attrs) + ")")
-    ns = names.ns if names.ns else dict(_PRELUDE)
+    ns = names.ns
+    if "_zip" not in ns:  # (no function of the rules generated: only closures)
+        ns.update(_PRELUDE)
+    if len(attrs) > 1:  # (entity, attribute, value) made by zip, the values by one itemgetter
+        lines.append(f"        out += _zip(_rep(ent), {_constant(ns, attrs)}, {_constant(ns, itemgetter(*attrs))}(ec))")
+    else:
+        lines.append(f"        out.append((ent, {attrs[0]!r}, ec[{attrs[0]!r}]))")
     try:
         return _compiled("def f(ev, ents, out):", lines, ns, f"every value of a {kind}")
     except TooDeep:  # (more attributes than Python's compiler takes in one function)

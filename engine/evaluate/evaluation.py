@@ -288,16 +288,26 @@ class Evaluation:
         for item in body:
             if isinstance(item, CEmit):
                 values = {}
+                parts = []  # of the key
+                bad = None
                 for name, fn in item.assigns:
                     value = fn(self, env)
-                    if value.__class__ is tuple:  # equal tuples made one (sharing keys values by identity)
-                        value = self.interned.setdefault(value, value)
+                    cls = value.__class__
+                    if cls is str:
+                        parts.append(value)
+                    elif cls is Entity:
+                        parts.append(value.key)
+                    elif cls is Unknown:
+                        bad = value if bad is None else bad.merge(value)
+                    else:
+                        if cls is tuple:  # equal tuples made one (sharing keys values by identity)
+                            value = self.interned.setdefault(value, value)
+                        parts.append(key_text(value))
                     values[name] = value
-                bad = merge_unknowns(values.values())
                 if bad is not None:
                     unknowns.append(bad)
                     continue
-                key = ".".join(key_text(v) for v in values.values())
+                key = ".".join(parts)
                 if key not in made:
                     made[key] = Entity(kind, key, None, values, order=len(made), tape=self.tape)
                     self.coverage.add(item.cov)

@@ -55,12 +55,7 @@ class ProvMap(dict):
     another entity (`sharing`) is stored as (reference, that entity): its inputs read of that
     entity are this map's `owner`'s."""
 
-    __slots__ = ("tape", "owner")
-
-    def __init__(self, tape: Optional[list] = None, owner: Any = None) -> None:
-        super().__init__()
-        self.tape = tape
-        self.owner = owner
+    __slots__ = ("tape", "owner")  # (set by `Entity`, which makes each: no __init__ of its own to call)
 
     def _made(self, name: str, ref: Any) -> Provenance:
         tape = self.tape

@@ -6,7 +6,9 @@ Two kinds of sharing, both found from the rules alone:
 - a value of an entity made by a collection rule (an image) whose rules read the entity only
   through some of the attributes the rule gave it (``image.spws``, ``image.specmode``), directly
   or through other such values (`key_attrs`), is the same for every entity given the same values
-  of those attributes: every image of one spw has the same ``frequency``, whatever its field.
+  of those attributes: every image of one spw has the same ``frequency``, whatever its field
+  (and, through none of them, only through values the same for every image: ``grid_passes``
+  from ``image.nterms``, the same for every image).
 
 A shared value is computed once per evaluation state (``Evaluation.memo``); the entities that
 reuse it get the first entity's provenance with that entity replaced by their own
@@ -43,7 +45,8 @@ class Keys:
 
     def key_attrs(self, kind: str, attr: str) -> Optional[tuple[str, ...]]:
         """The given attributes ``KIND.ATTR`` depends on (sorted), when it is worth sharing by
-        them: some, but not all of them (all of them tell every entity apart)."""
+        them: not all of them (all of them tell every entity apart); none when it reads the entity
+        only through values that are the same for every entity (``image.nterms``)."""
         if kind not in self.made:
             return None
         found = self._closure(kind, attr, frozenset())
@@ -51,7 +54,7 @@ class Keys:
             return None
         keys = found[0]
         created = {a for a, info in self.kinds[kind].items() if info.origin == "created"}
-        return tuple(sorted(keys)) if keys and keys != created else None
+        return tuple(sorted(keys)) if keys != created else None
 
     def reads(self, kind: str, attr: str) -> frozenset[str]:
         """The entity's attributes ``KIND.ATTR`` reads, transitively (itself included)."""

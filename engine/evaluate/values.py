@@ -68,7 +68,9 @@ class Entity:
         self.path = path or (kind if kind == "dataset" else f"{kind}[{key}]")
         self.order = order
         self.cache: dict[str, Any] = {}  # attribute -> value, for one evaluation state
-        self.prov: ProvMap = ProvMap(tape, self)  # attribute -> Provenance (tape: the evaluation's, records.ProvMap)
+        prov = self.prov = ProvMap()  # attribute -> Provenance (tape: the evaluation's, records.ProvMap)
+        prov.tape = tape
+        prov.owner = self
         self.src = ""  # where its facts sit in the summary, e.g. "spws[2]" (facts only)
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ fact becomes `Unknown` naming its path, e.g. ``spw[25].nchan``.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, Optional
 
 from almarules.dsl.types import AttrInfo, CollT, EntityT, NumT, Schema
@@ -14,10 +15,16 @@ from almarules.engine.facts.model import KEY_FACTS, Dataset, key_text
 from almarules.engine.evaluate.values import Entity, Unknown
 
 
-def entity_key(kind: str, model: Any, index: int) -> str:
-    """The key of an entity of `kind` (its `index` in its list when the kind has no key facts)."""
+def entity_key(kind: str) -> Callable[[Any, int], str]:
+    """``key(model, index)``: the key of an entity of `kind` (its `index` in its list when the
+    kind has no key facts)."""
     facts = KEY_FACTS.get(kind)
-    return key_text(kind, tuple(getattr(model, f) for f in facts)) if facts else str(index)
+    if not facts:
+        return lambda model, index: str(index)
+    read = attrgetter(*facts)
+    if len(facts) == 1:
+        return lambda model, index: key_text(kind, (read(model),))
+    return lambda model, index: key_text(kind, read(model))
 
 
 Reader = Callable[["World", Any, Entity], Any]  # (world, the model's value, entity) -> fact value
@@ -61,23 +68,26 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
         return to_entity
     if isinstance(t, CollT) and isinstance(t.elem, EntityT):
         elem_kind = t.elem.kind
+        key_of = entity_key(elem_kind)
 
         def to_entities(world: World, v: Any, ent: Entity) -> Any:
             if v is None:
                 return missing(ent)
             cache_key = (ent.path, name)
-            if cache_key not in world.children:
+            made = world.children.get(cache_key)
+            if made is None:
+                tape = world.tape
+                src = f"{ent.src}.{name}" if ent.src else name
+                within = None if ent.kind == "dataset" else f"{ent.path}.{name}"
                 children = []
                 for i, m in enumerate(v):
-                    key = entity_key(elem_kind, m, i)
-                    child = Entity(elem_kind, key, m, order=i,
-                                   path=None if ent.kind == "dataset" else f"{ent.path}.{name}[{key}]",
-                                   tape=world.tape)
-                    child.src = f"{ent.src}.{name}[{i}]" if ent.src else f"{name}[{i}]"
+                    key = key_of(m, i)
+                    child = Entity(elem_kind, key, m, order=i, path=within and f"{within}[{key}]", tape=tape)
+                    child.src = f"{src}[{i}]"
                     children.append(child)
-                world.children[cache_key] = tuple(children)
+                made = world.children[cache_key] = tuple(children)
                 world.entities += children
-            return world.children[cache_key]
+            return made
         return to_entities
     if isinstance(t, CollT) and isinstance(t.elem, NumT):
         scale = parse_unit(info.unit)[0] if info.unit else 1.0
