@@ -55,11 +55,25 @@ class TooDeep(Exception):
     """An expression nested too deeply for Python's compiler (compile it to closures instead)."""
 
 
+def shared_values(memo: dict, keys: tuple[int, ...], attrs: tuple[str, ...]
+                  ) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
+    """({attribute: value}, {attribute: provenance reference}) of the values the same for every
+    entity of a kind (`sharing.shared`), once ``Evaluation.memo`` holds every one of them."""
+    values: dict[str, Any] = {}
+    refs: dict[str, Any] = {}
+    for key, attr in zip(keys, attrs, strict=True):
+        m = memo.get(key)
+        if m is None:
+            return None
+        values[attr], refs[attr] = m
+    return values, refs
+
+
 _PRELUDE: dict[str, Any] = {
     "_E": Entity, "_U": Unknown, "_A": ACTIVE, "_mu": merge_unknowns, "_fin": finite_result,
     "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_pow": power, "_ji": join_index, "_nar": narrow,
     "_lk": lookup_in, "_pct": percentile, "_ERRS": (ValueError, ZeroDivisionError, OverflowError),
-    "_zip": zip, "_rep": repeat,
+    "_zip": zip, "_rep": repeat, "_shv": shared_values,
 }
 _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _CHECKED = {"+": ("+", "_add"), "-": ("-", "_sub"), "*": ("*", "_mul")}
@@ -357,8 +371,9 @@ class _Gen:
             self.emit(f"else: {r} = _lk(ev, {vs[0]}, {vs[1]}, {coll_name!r})")
         elif len(vs) == 1 and func in ONE_ARGUMENT_AGGREGATES:
             self.emit(f"if {vs[0]}.__class__ is _U: {r} = {vs[0]}")
-            self.emit(f"else: {r} = _fin({func!r}, ('...',), {self.const(REDUCERS[func])}(list({vs[0]}), None, "
-                      f"{func + '()'!r}))")
+            with self.block("else:"):
+                self.emit(f"{r} = {self.const(REDUCERS[func])}(list({vs[0]}), None, {func + '()'!r})")
+                self.finite(r, func)
         else:
             args = "".join(f"{v}, " for v in vs)
             if vs:
@@ -476,9 +491,19 @@ class _Gen:
                 with self.block("else:"):
                     self.emit(f"{d} = {self.ex(e.default, scope)}")
                 self.emit(f"if {d}.__class__ is _U: {r} = {d}")
-            self.emit(f"{'else: ' if e.default is not None else ''}{r} = _fin({func!r}, ('...',), "
-                      f"{reducer}({vals}, {d}, {func + '()'!r}))")
+            if e.default is not None:
+                with self.block("else:"):
+                    self.emit(f"{r} = {reducer}({vals}, {d}, {func + '()'!r})")
+                    self.finite(r, func)
+            else:
+                self.emit(f"{r} = {reducer}({vals}, {d}, {func + '()'!r})")
+                self.finite(r, func)
         return r
+
+    def finite(self, r: str, func: str) -> None:
+        """`r`, an aggregate's result, made its error value if it is a float that is not finite
+        (`arith.finite_result`, called only then)."""
+        self.emit(f"if {r}.__class__ is float and not {r} - {r} == 0: {r} = _fin({func!r}, ('...',), {r})")
 
     def memoised(self, e: A.Aggregate, scope: dict[str, str]) -> str:
         """An aggregate of the dataset only: computed once per evaluation state (``ev.memo``) by a
@@ -654,8 +679,19 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
     each entity of `ents` not yet computed, and appending (entity, attribute, value) to `out`:
     `Evaluation.compute_all`'s loop, unrolled (a derived value by its function, a shared one from
     the memo when there, anything else by ``ev.value``)."""
+    ns = names.ns
+    if "_zip" not in ns:  # (no function of the rules generated: only closures)
+        ns.update(_PRELUDE)
     lines = ["    ov = ev.overlay", "    memo = ev.memo", "    value = ev.value", "    for ent in ents:",
              "        ec = ent.cache"]
+    shared = [(attr, key) for attr in attrs if (kind, attr) in names.functions
+              and (key := names.shared.get((kind, attr))) is not None]
+    if len(shared) > 1:  # the values the same for every entity, copied together once the memo has them all
+        sattrs = tuple(a for a, _ in shared)
+        ks, sa = _constant(ns, tuple(k for _, k in shared)), _constant(ns, sattrs)
+        lines[3:3] = ["    sv = False if ov else None  # (shared_values; False: not all in the memo)"]
+        lines.append(f"        if sv and {_constant(ns, frozenset(sattrs))}.isdisjoint(ec): "
+                     "ec.update(sv[0]); ent.prov.update(sv[1])")
     for attr in attrs:
         a = repr(attr)
         fn = names.functions.get((kind, attr))
@@ -669,13 +705,12 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
             lines.append(f"            else: ec[{a}] = {fn}(ev, ent, {a})")
         else:
             lines.append(f"            ec[{a}] = {fn}(ev, ent, {a})")
-    ns = names.ns
-    if "_zip" not in ns:  # (no function of the rules generated: only closures)
-        ns.update(_PRELUDE)
     if len(attrs) > 1:  # (entity, attribute, value) made by zip, the values by one itemgetter
         lines.append(f"        out += _zip(_rep(ent), {_constant(ns, attrs)}, {_constant(ns, itemgetter(*attrs))}(ec))")
     else:
         lines.append(f"        out.append((ent, {attrs[0]!r}, ec[{attrs[0]!r}]))")
+    if len(shared) > 1:
+        lines.append(f"        if sv is None: sv = _shv(memo, {ks}, {sa}) or False")
     try:
         return _compiled("def f(ev, ents, out):", lines, ns, f"every value of a {kind}")
     except TooDeep:  # (more attributes than Python's compiler takes in one function)

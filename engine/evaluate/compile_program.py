@@ -22,6 +22,7 @@ from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate import codegen
 from almarules.engine.evaluate.compile import CBinder, Fn, Names, closure_expr, compile_binders, compile_expr, constant
 from almarules.engine.evaluate.records import on_tape
+from almarules.engine.evaluate.runtime import foldable
 from almarules.engine.evaluate.world import FactReaders
 from almarules.engine.evaluate.sharing import Keys, shared
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown
@@ -69,8 +70,11 @@ class CTable:
 @dataclass
 class CEmit:
     decl: A.Emit
-    assigns: list[tuple[str, Fn]]
+    assigns: list[tuple[str, int, Any]]  # (attribute, how, what): FROM_FN fn(ev, env), FROM_ENV name, CONSTANT value
     cov: tuple = ()
+
+
+FROM_FN, FROM_ENV, CONSTANT = 0, 1, 2  # how an emitted attribute's value is had (`CEmit.assigns`)
 
 
 @dataclass
@@ -295,12 +299,22 @@ def compile_body(body: tuple, names: Names, local: frozenset[str]) -> list[Union
     out: list[Union[CEmit, CFor]] = []
     for item in body:
         if isinstance(item, A.Emit):
-            assigns = [(n, compile_expr(x, names, local)) for n, x in item.assigns]
+            assigns = [_assign(n, x, names, local) for n, x in item.assigns]
             out.append(CEmit(item, assigns, coverage_key("emit", item.loc)))
         else:
             binders, scope = compile_binders(item.binders, names, local, compile_fn=compile_expr)
             out.append(CFor(item, binders, compile_body(item.body, names, scope)))
     return out
+
+
+def _assign(name: str, x: A.Expr, names: Names, local: frozenset[str]) -> tuple[str, int, Any]:
+    """How an emit's ``name = x`` is computed: a loop variable read from the environment and a
+    constant taken as it is (neither reads anything to record), anything else by its function."""
+    if isinstance(x, A.Name) and x.id in local:
+        return name, FROM_ENV, x.id
+    if foldable(x, names, local):
+        return name, CONSTANT, constant(x, names)
+    return name, FROM_FN, compile_expr(x, names, local)
 
 
 # ---------------------------------------------------------------- cascades, warnings, recipes

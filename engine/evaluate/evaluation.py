@@ -22,7 +22,7 @@ from almarules.dsl.types import NumT, T
 from almarules.dsl.units import UnitError, format_quantity, parse_quantity
 from almarules.engine.evaluate.cascade import run_cascade
 from almarules.engine.evaluate.compile import Fn, binder_rows
-from almarules.engine.evaluate.compile_program import CEmit, CFor, CStage, CWarn, Getter
+from almarules.engine.evaluate.compile_program import FROM_ENV, FROM_FN, CEmit, CFor, CStage, CWarn, Getter
 from almarules.engine.evaluate.params import UsageError, param_unit
 from almarules.engine.evaluate.records import (CascadeRecord, Provenance, StageRecord, WarningRecord, decode_reads,
                                                on_tape)
@@ -290,8 +290,8 @@ class Evaluation:
                 values = {}
                 parts = []  # of the key
                 bad = None
-                for name, fn in item.assigns:
-                    value = fn(self, env)
+                for name, how, what in item.assigns:
+                    value = what(self, env) if how == FROM_FN else env[what] if how == FROM_ENV else what
                     cls = value.__class__
                     if cls is str:
                         parts.append(value)
