@@ -28,6 +28,7 @@ stay strings (tests/engine/evaluate/test_stale_and_sharing.py).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from itertools import repeat
 from operator import itemgetter
 from types import CodeType
@@ -491,11 +492,7 @@ class _Gen:
                 with self.block("else:"):
                     self.emit(f"{d} = {self.ex(e.default, scope)}")
                 self.emit(f"if {d}.__class__ is _U: {r} = {d}")
-            if e.default is not None:
-                with self.block("else:"):
-                    self.emit(f"{r} = {reducer}({vals}, {d}, {func + '()'!r})")
-                    self.finite(r, func)
-            else:
+            with self.block("else:") if e.default is not None else nullcontext():
                 self.emit(f"{r} = {reducer}({vals}, {d}, {func + '()'!r})")
                 self.finite(r, func)
         return r

@@ -15,7 +15,7 @@ from almarules.engine.facts.model import KEY_FACTS, Dataset, key_text
 from almarules.engine.evaluate.values import Entity, Unknown
 
 
-def entity_key(kind: str) -> Callable[[Any, int], str]:
+def key_function(kind: str) -> Callable[[Any, int], str]:
     """``key(model, index)``: the key of an entity of `kind` (its `index` in its list when the
     kind has no key facts)."""
     facts = KEY_FACTS.get(kind)
@@ -59,16 +59,17 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
             if v is None:
                 return missing(ent)
             cache_key = (ent.path, name)
-            if cache_key not in world.children:
-                child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}", tape=world.tape)
-                child.src = f"{ent.src}.{name}" if ent.src else name
-                world.children[cache_key] = child
+            child = world.children.get(cache_key)
+            if child is None:
+                child = world.children[cache_key] = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}",
+                                                           tape=world.tape)
+                child.src = summary_path(ent, name)
                 world.entities.append(child)
-            return world.children[cache_key]
+            return child
         return to_entity
     if isinstance(t, CollT) and isinstance(t.elem, EntityT):
         elem_kind = t.elem.kind
-        key_of = entity_key(elem_kind)
+        key_of = key_function(elem_kind)
 
         def to_entities(world: World, v: Any, ent: Entity) -> Any:
             if v is None:
@@ -77,7 +78,7 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
             made = world.children.get(cache_key)
             if made is None:
                 tape = world.tape
-                src = f"{ent.src}.{name}" if ent.src else name
+                src = summary_path(ent, name)
                 within = None if ent.kind == "dataset" else f"{ent.path}.{name}"
                 children = []
                 for i, m in enumerate(v):
