@@ -58,14 +58,13 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
         def to_entity(world: World, v: Any, ent: Entity) -> Any:
             if v is None:
                 return missing(ent)
-            cache_key = (ent.path, name)
-            child = world.children.get(cache_key)
-            if child is None:
-                child = world.children[cache_key] = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}",
-                                                           tape=world.tape)
+
+            def make() -> Entity:
+                child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}", tape=world.tape)
                 child.src = summary_path(ent, name)
                 world.entities.append(child)
-            return child
+                return child
+            return world.child(ent, name, make)
         return to_entity
     if isinstance(t, CollT) and isinstance(t.elem, EntityT):
         elem_kind = t.elem.kind
@@ -74,9 +73,8 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
         def to_entities(world: World, v: Any, ent: Entity) -> Any:
             if v is None:
                 return missing(ent)
-            cache_key = (ent.path, name)
-            made = world.children.get(cache_key)
-            if made is None:
+
+            def make() -> tuple[Entity, ...]:
                 tape = world.tape
                 src = summary_path(ent, name)
                 within = None if ent.kind == "dataset" else f"{ent.path}.{name}"
@@ -86,9 +84,9 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
                     child = Entity(elem_kind, key, m, order=i, path=within and f"{within}[{key}]", tape=tape)
                     child.src = f"{src}[{i}]"
                     children.append(child)
-                made = world.children[cache_key] = tuple(children)
                 world.entities += children
-            return made
+                return tuple(children)
+            return world.child(ent, name, make)
         return to_entities
     if isinstance(t, CollT) and isinstance(t.elem, NumT):
         scale = parse_unit(info.unit)[0] if info.unit else 1.0
@@ -111,6 +109,14 @@ class World:
         self.entities: list[Entity] = [self.dataset]  # every entity made so far
         self.children: dict[tuple[str, str], Any] = {}  # (entity path, attribute) -> its entity or entities
         self.readers = readers if readers is not None and readers.schema is schema else FactReaders(schema)
+
+    def child(self, ent: Entity, name: str, make: Callable[[], Any]) -> Any:
+        """The entity or entities of fact `name` of `ent`, made by `make` the first time."""
+        key = (ent.path, name)
+        got = self.children.get(key)
+        if got is None:
+            got = self.children[key] = make()
+        return got
 
     def fact(self, ent: Entity, name: str) -> Any:
         """A fact attribute of an entity, canonical; Unknown when absent."""
