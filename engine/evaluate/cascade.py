@@ -174,7 +174,7 @@ class CascadeRun:
         a = action.decl
         if isinstance(a, A.SetAction) and a.kind is None:
             value = action.value(self.ev, {"dataset": self.ev.dataset})
-            self.ev.param_overlay[a.name] = (value, note)
+            self.ev.set_param(a.name, value, note)
             return [f"{a.name} = {self.ev.show_param(a.name, value)}"]
         if isinstance(a, A.SetAction):
             return self.set_values(step, action, note)

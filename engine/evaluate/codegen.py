@@ -3,14 +3,16 @@
 Each expression (`expr_function`), and each derived attribute with all its rules
 (`derive_function`), becomes one Python function whose body evaluates the whole formula: no call
 per operator, variables in Python locals, attribute reads straight from the entity's cache (a
-value read again in the same block is not looked up again). The semantics are `compile`'s
+value read again in the same block is not looked up again, nor is an arithmetic subexpression
+written twice computed twice: `subexpr`). The semantics are `compile`'s
 closures' exactly (three-valued logic, the same error values, the same inputs recorded in the same
 order): every operand is checked for `Unknown` where the closures check it, and errors are left
 to the `arith` functions, called again on the rare failing operands.
 
 Inputs read are recorded flat (`records.decode_reads`): by a derived value's function in a frame
-of its own, by an expression's in the frame on top of ``ev.frames``; those that are fixed
-throughout a block (the entity, a loop variable, a parameter) in one statement. What does not
+of its own (kept as the value's provenance), by an expression's in the frame on top of
+``ev.frames``; those that are fixed throughout a block (the entity, a loop variable, a parameter)
+in one statement, also across the blocks that record nothing (arithmetic, a cache miss). What does not
 depend on the entity is computed once per evaluation state (``ev.memo``) and its inputs replayed:
 an aggregate of the dataset only, inside a formula evaluated for many entities, and a derived
 value whose rules do not name the entity (`shared`).
@@ -41,6 +43,7 @@ from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate.arith import add, div, finite_result, mul, power, sub
 from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, foldable, join_index, join_parts,
                                                lookup_in, names_in, narrow)
+from almarules.engine.evaluate.subexpr import reuse_key
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
 
 if TYPE_CHECKING:
@@ -58,7 +61,7 @@ class TooDeep(Exception):
 
 def shared_values(memo: dict, keys: tuple[int, ...], attrs: tuple[str, ...]
                   ) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
-    """({attribute: value}, {attribute: provenance reference}) of the values the same for every
+    """({attribute: value}, {attribute: provenance frame}) of the values the same for every
     entity of a kind (`sharing.shared`), once ``Evaluation.memo`` holds every one of them."""
     values: dict[str, Any] = {}
     refs: dict[str, Any] = {}
@@ -92,6 +95,8 @@ class _Gen:
         self.kinds: dict[str, tuple[str, bool]] = {"ds": ("dataset", True)}  # local -> (entity kind, surely one)
         self.elems: dict[str, str] = {}  # local holding a collection of entities -> their kind
         self.avail: dict[tuple[str, str], str] = {}  # (local, attr) read in a dominating block -> its local
+        self.reused: dict[tuple, str] = {}  # subexpr.reuse_key computed in a dominating block -> its local
+        self.straight: dict[int, bool] = {}  # (subexpr.straight's memo)
         if ns is None:  # one namespace per rule set: its functions call each other by name
             ns = names.ns
             if not ns:
@@ -102,8 +107,9 @@ class _Gen:
         self.loops = 0
         self.count = 0
         self.env_vars: dict[str, str] = {}  # env name -> local, read in the prologue
-        self.used: set[str] = set()  # prologue parts needed: "fr", "ds", "params", "ec", "dc"
+        self.used: set[str] = set()  # prologue parts needed: "fr", "ds", "params", "ec", "dc", caches
         self.batch: Optional[tuple[int, list[str]]] = None  # inputs recorded together: (line, items)
+        self.quiet = 0  # quiet blocks open (`block`)
 
     # ------------------------------------------------------------ output
     def emit(self, line: str) -> None:
@@ -120,23 +126,27 @@ class _Gen:
             return repr(value)
         return _constant(self.ns, value)
 
-    def block(self, head: str) -> "_Block":
-        self.flush()
+    def block(self, head: str, quiet: bool = False) -> "_Block":
+        """An indented block under `head`; `quiet`: it records no input (arithmetic, a value
+        computed on a cache miss, which records its inputs in its own frame) and cannot leave early,
+        so the inputs noted around it are recorded together, before it."""
+        if not quiet:
+            self.flush()
         self.emit(head)
-        return _Block(self)
+        return _Block(self, quiet)
 
     def record(self, *items: str) -> str:
         """A statement recording `items` (Python expressions) as inputs read."""
-        if self.framed:
-            self.used.add("fa")
-            return "; ".join(f"fa({x})" for x in items)
+        assert not self.quiet, "an input recorded inside a quiet block"
         self.used.add("fr")
-        return "if fr is not None: " + "; ".join(f"fr.append({x})" for x in items)
+        stmt = f"fr += ({''.join(x + ', ' for x in items)})"
+        return stmt if self.framed else f"if fr is not None: {stmt}"
 
     def note(self, *items: str) -> None:
         """Record `items`, Python expressions fixed throughout the current block (``ent``, a loop
         variable, a constant): with the others noted since the block's last other recording, in
         one statement where the first was (the order recorded is the same)."""
+        assert not self.quiet, "an input noted inside a quiet block"
         if self.batch is None:
             self.emit("")
             self.batch = (len(self.lines) - 1, [])
@@ -168,6 +178,18 @@ class _Gen:
             return self.const(e.value)
         if foldable(e, self.names, frozenset(scope)):
             return self.const(self.constant(e))
+        key = reuse_key(e, scope, self.straight)
+        if key is not None:
+            r = self.reused.get(key)
+            if r is not None:
+                self.replay(e, scope)
+                return r
+            r = self.reused[key] = self.computed(e, scope)
+            return r
+        return self.computed(e, scope)
+
+    def computed(self, e: A.Expr, scope: dict[str, str]) -> str:
+        """`ex` of an expression that is not a literal nor constant."""
         if isinstance(e, A.Name):
             return self.name(e.id, scope)
         if isinstance(e, A.Attr):
@@ -193,6 +215,21 @@ class _Gen:
             return r
         raise TypeError(f"cannot compile {type(e).__name__}")
 
+    def replay(self, e: A.Expr, scope: dict[str, str]) -> str:
+        """Record again what `e` read where it was computed, its value being reused (`subexpr`);
+        the local holding an entity read on the way."""
+        if isinstance(e, A.Attr):
+            return self.read(self.replay(e.obj, scope), e.name)
+        if isinstance(e, A.Name) and not foldable(e, self.names, frozenset(scope)):
+            if e.id in self.names.params and e.id not in scope:
+                self.note(repr(f"param:{e.id}"))
+                return ""
+            return self.name(e.id, scope)  # (a variable, the dataset, or a collection: read again)
+        for part in (e.operand,) if isinstance(e, A.Unary) else (e.left, e.right) if isinstance(e, A.Binary) \
+                else e.args if isinstance(e, A.Call) else ():
+            self.replay(part, scope)
+        return ""
+
     def name(self, name: str, scope: dict[str, str]) -> str:
         if name in scope:
             local = scope[name]
@@ -205,7 +242,7 @@ class _Gen:
             self.used.add("params")
             r = self.tmp()
             self.note(repr(f"param:{name}"))
-            self.emit(f"{r} = po[{name!r}][0] if {name!r} in po else pa[{name!r}]")
+            self.emit(f"{r} = pv[{name!r}]")
             return r
         if name in CONSTANTS:
             return self.const(CONSTANTS[name][0])
@@ -231,15 +268,14 @@ class _Gen:
             else:
                 self.flush()
                 self.used.add("fr")
-                record = f"fa({o}); fa({attr!r})" if self.framed else f"fr.append({o}); fr.append({attr!r})"
-                self.emit(f"if {'' if self.framed else 'fr is not None and '}{o}.__class__ is _E: {record}")
-                self.used.add("fa" if self.framed else "fr")
+                self.emit(f"if {'' if self.framed else 'fr is not None and '}{o}.__class__ is _E: fr += ({o}, {attr!r})")
             return again
         r, a = self.tmp(), repr(attr)
         self.avail[(o, attr)] = r
         info = self.names.kinds.get(kind, {}).get(attr) if kind else None
         if info is not None and isinstance(info.type, EntityT):
-            self.kinds[r] = (info.type.kind, False)
+            # (a created one is surely an entity: an emit whose values are not all known makes none)
+            self.kinds[r] = (info.type.kind, info.origin == "created")
         elif info is not None and isinstance(info.type, CollT) and isinstance(info.type.elem, EntityT):
             self.elems[r] = info.type.elem.kind
         if sure:
@@ -263,25 +299,28 @@ class _Gen:
             self.flush()
             self.emit(self.record(o, a))
         if info is not None and info.origin == "fact" and self.kinds[o][0] != "dataset":
-            self.used.add("fact")  # World.fact's, as Evaluation.value would (the entity is the world's)
+            # World.fact's, as Evaluation.value would (the entity is the world's)
             rd = self.const(self.names.readers.get(self.kinds[o][0], a[1:-1]))
-            self.emit(f"if ({r} := {cache}.get({a}, _A)) is _A: {r} = {cache}[{a}] = ({rd}(wd, getattr({o}.model, {a}), "
-                      f"{o}) if {o}.model is not None else fact({o}, {a}))")
+            self.emit(f"if ({r} := {cache}.get({a}, _A)) is _A: {r} = {cache}[{a}] = ({rd}(ev.world, "
+                      f"getattr({o}.model, {a}), {o}) if {o}.model is not None else ev.world.fact({o}, {a}))")
             return
         if info is not None and info.origin == "created" and self.kinds[o][0] != "dataset":
             self.emit(f"if ({r} := {cache}.get({a}, _A)) is _A: {r} = {cache}[{a}] = {o}.created[{a}]")
             return
+        if info is not None and info.origin == "builtin":  # the key (evaluation._BY_ORIGIN)
+            self.emit(f"{r} = {o}.key")
+            return
         if info is None or info.origin != "derived":
             self.emit(f"if ({r} := {cache}.get({a}, _A)) is _A: {r} = ev.value({o}, {a})")
             return
-        with self.block(f"if ({r} := {cache}.get({a}, _A)) is _A:"):  # Evaluation.value's, inline
+        with self.block(f"if ({r} := {cache}.get({a}, _A)) is _A:", quiet=True):  # Evaluation.value's, inline
             self.emit(f"if {a} in {cache}: {r} = ev.cycle({o}, {a})")
             key = self.names.shared.get((self.kinds[o][0], a[1:-1]))
             if key is not None:  # computed for another entity in this evaluation state (derive_function)
-                self.emit(f"elif not ev.overlay and (m := ev.memo.get({key})) is not None:")
+                self.emit(f"elif {key} not in ev.unshared and (m := ev.memo.get({key})) is not None:")
                 self.emit(f"    {r} = {cache}[{a}] = m[0]; {o}.prov[{a}] = m[1]")
             fn = self.names.functions[(self.kinds[o][0], a[1:-1])]
-            with self.block("else:"):
+            with self.block("else:", quiet=True):
                 self.emit(f"{r} = {cache}[{a}] = {fn}(ev, {o}, {a})")
 
     def merged(self, r: str, a: str, b: str) -> None:
@@ -323,17 +362,17 @@ class _Gen:
             self.emit(f"else: {r} = {a} {'in' if op == 'in' else 'not in'} {b}")
         elif op in _CHECKED:
             symbol, fn = _CHECKED[op]
-            with self.block("else:"):
+            with self.block("else:", quiet=True):
                 self.emit(f"{r} = {a} {symbol} {b}")
                 self.emit(f"if not {r} - {r} == 0: {r} = {fn}({a}, {b})")
         elif op == "/":
             self.emit(f"elif {b} == 0: {r} = _div({a}, {b})")
-            with self.block("else:"):
+            with self.block("else:", quiet=True):
                 self.emit(f"{r} = {a} / {b}")
                 self.emit(f"if not {r} - {r} == 0: {r} = _div({a}, {b})")
         else:  # a ^ b: floats by Python's power, anything unusual by arith.power (the same result)
             with self.block("elif " + " and ".join(f"{v}.__class__ is float" for v in (a, b)
-                                                   if not isinstance(self.ns.get(v), float)) + ":"):
+                                                   if not isinstance(self.ns.get(v), float)) + ":", quiet=True):
                 self.emit(f"try: {r} = {a} ** {b}")
                 self.emit(f"except (OverflowError, ZeroDivisionError): {r} = _pow({a}, {b})")
                 self.emit(f"if {r}.__class__ is not float or not {r} - {r} == 0: {r} = _pow({a}, {b})")
@@ -357,8 +396,7 @@ class _Gen:
             self.flush()  # the lookup records the row read
             self.emit(f"if {x}.__class__ is _U: {r} = {x}")
             if self.framed and not self.stacked:  # the row's formula records its inputs in ev.frames[-1]
-                self.used.add("frames")
-                self.emit(f"else: frames.append(fr); {r} = ev.lookup({what!r}, {func!r}, {x}); frames.pop()")
+                self.emit(f"else: ev.frames.append(fr); {r} = ev.lookup({what!r}, {func!r}, {x}); ev.frames.pop()")
             else:
                 self.emit(f"else: {r} = ev.lookup({what!r}, {func!r}, {x})")
             return r
@@ -372,15 +410,15 @@ class _Gen:
             self.emit(f"else: {r} = _lk(ev, {vs[0]}, {vs[1]}, {coll_name!r})")
         elif len(vs) == 1 and func in ONE_ARGUMENT_AGGREGATES:
             self.emit(f"if {vs[0]}.__class__ is _U: {r} = {vs[0]}")
-            with self.block("else:"):
+            with self.block("else:", quiet=True):
                 self.emit(f"{r} = {self.const(REDUCERS[func])}(list({vs[0]}), None, {func + '()'!r})")
                 self.finite(r, func)
         else:
             args = "".join(f"{v}, " for v in vs)
             if vs:
                 self.emit(f"if {self.unknown_test(*vs)}: {r} = _mu(({args}))")
-            with self.block("else:" if vs else "if True:"):
-                with self.block("try:"):
+            with self.block("else:" if vs else "if True:", quiet=True):
+                with self.block("try:", quiet=True):
                     self.emit(f"{r} = {self.const(FUNCTIONS[func].impl)}({args.rstrip(', ')})")
                     self.emit(f"if {r}.__class__ is float and not {r} - {r} == 0: {r} = _fin({func!r}, ({args}), {r})")
                 self.emit(f"except _ERRS as exc: {r} = _U(errors=[{func + '(): '!r} + str(exc)])")
@@ -511,7 +549,7 @@ class _Gen:
         key = memo_key(self.names)
         m, r = self.tmp(), self.tmp()
         self.emit(f"{m} = ev.memo.get({key})")
-        with self.block(f"if {m} is None:"):
+        with self.block(f"if {m} is None:", quiet=True):
             self.emit("c0 = ev.cycles")
             self.emit(f"{m} = {self.const(fn)}(ev)")
             self.emit(f"if ev.cycles == c0: ev.memo[{key}] = {m}")  # no value depending on itself met
@@ -542,16 +580,8 @@ class _Gen:
         if "fr" in self.used and not self.framed:
             out.append("frames = ev.frames")
             out.append("fr = frames[-1] if frames else None")
-        if "fa" in self.used:
-            out.append("fa = fr.append")
-        if "frames" in self.used and self.framed:
-            out.append("frames = ev.frames")
         if "params" in self.used:
-            out.append("po = ev.param_overlay")
-            out.append("pa = ev.params")
-        if "fact" in self.used:
-            out.append("wd = ev.world")
-            out.append("fact = wd.fact")
+            out.append("pv = ev.param_values")
         return ["    " + line for line in out]
 
     def function(self, args: str, result: str, where: str, memo: bool = False) -> Callable:
@@ -566,21 +596,28 @@ class _Gen:
 class _Block:
     """An indented block of the source (a context manager); `scope` for a loop's body."""
 
-    def __init__(self, gen: _Gen) -> None:
+    def __init__(self, gen: _Gen, quiet: bool = False) -> None:
         self.gen = gen
+        self.quiet = quiet
+        gen.quiet += quiet
         self.loop = False
         self.outer: Optional[_Block] = None
         self.scope: dict[str, str] = {}
         self.avail = dict(gen.avail)  # what the block reads is not available after it
+        self.reused = dict(gen.reused)
         gen.level += 1
 
     def __enter__(self) -> "_Block":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.gen.flush()
+        if self.quiet:
+            self.gen.quiet -= 1
+        else:
+            self.gen.flush()
         self.gen.level -= 1
         self.gen.avail = self.avail
+        self.gen.reused = self.reused
         if self.loop:
             self.gen.loops -= 1
         if self.outer is not None:
@@ -627,10 +664,11 @@ def derive_function(kind: str, attr: str, rules: list[tuple[A.Derive, tuple]], n
                     constant: Callable[[A.Expr], Any]) -> Callable[[Any, Entity, str], Any]:
     """``fn(ev, ent, attr)`` computing ``KIND.ATTR`` of `ent` (not in its cache) by its rules
     (highest priority first; each (decl, coverage key)): an assumed value first, then the first
-    rule whose ``when`` holds (or is unknown). Its provenance, the rule and the inputs read, goes
-    on the evaluation's tape (`records.on_tape`); ``ev.frames`` is not used (every read is
-    recorded here, by the code itself). A value whose rules do not name the entity is the same for
-    every entity of its kind: computed once per evaluation state (``ev.memo``)."""
+    rule whose ``when`` holds (or is unknown). Its provenance, the rule and the inputs read, is
+    the frame it records (kept as it is in ``ent.prov``: `records.ProvMap`); ``ev.frames`` is
+    not used (every read is recorded here, by the code itself). A value whose rules do not name
+    the entity is the same for every entity of its kind: computed once per evaluation state
+    (``ev.memo``)."""
     g = _Gen(names, constant, framed=True)
     scope = {"dataset": "ent"} if kind == "dataset" else {"dataset": "ds", kind: "ent"}
     g.kinds["ent"] = (kind, True)
@@ -654,15 +692,14 @@ def derive_function(kind: str, attr: str, rules: list[tuple[A.Derive, tuple]], n
                      f"        mk = ({keyed[0]}, {ids})", "        if (m := ev.memo.get(mk)) is not None:",
                      f"            ent.prov[{attr!r}] = m[1]", "            return m[0]", "    c0 = ev.cycles"]
         first = g.const(rules[0][0]) if rules and rules[0][0].when is None else "None"
-        head += ["    ec = ent.cache", f"    ec[{attr!r}] = _A", f"    fr = [0, {first}]"]  # (records.on_tape)
+        head += ["    ec = ent.cache", f"    ec[{attr!r}] = _A", f"    fr = [{first}]"]  # (records.ProvMap)
         g.flush()
         g.used.discard("ec")
-        tail = ["    tape = ev.tape", "    ref = len(tape)", "    fr[0] = len(fr)", "    tape += fr",  # records.on_tape
-                f"    ent.prov[{attr!r}] = ref"]
+        tail = [f"    ent.prov[{attr!r}] = fr"]
         if shared:
-            tail.append(f"    if ev.cycles == c0: ev.memo[{key}] = (val, ref)")
+            tail.append(f"    if ev.cycles == c0: ev.memo[{key}] = (val, fr)")
         if keyed is not None:
-            tail.append("    if mk is not None and ev.cycles == c0 and val.__class__ is not _U: ev.memo[mk] = (val, (ref, ent))")
+            tail.append("    if mk is not None and ev.cycles == c0 and val.__class__ is not _U: ev.memo[mk] = (val, (fr, ent))")
         tail.append("    return val")
         fn = _compiled("def f(ev, ent, name):", head + g.prologue() + g.lines + tail, g.ns, f"derive {kind}.{attr}")
     except RecursionError as exc:
@@ -679,29 +716,21 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
     ns = names.ns
     if "_zip" not in ns:  # (no function of the rules generated: only closures)
         ns.update(_PRELUDE)
-    lines = ["    ov = ev.overlay", "    memo = ev.memo", "    value = ev.value", "    for ent in ents:",
+    lines = ["    un = ev.unshared", "    memo = ev.memo", "    value = ev.value", "    for ent in ents:",
              "        ec = ent.cache"]
     shared = [(attr, key) for attr in attrs if (kind, attr) in names.functions
               and (key := names.shared.get((kind, attr))) is not None]
+    rest = attrs
     if len(shared) > 1:  # the values the same for every entity, copied together once the memo has them all
         sattrs = tuple(a for a, _ in shared)
         ks, sa = _constant(ns, tuple(k for _, k in shared)), _constant(ns, sattrs)
-        lines[3:3] = ["    sv = False if ov else None  # (shared_values; False: not all in the memo)"]
-        lines.append(f"        if sv and {_constant(ns, frozenset(sattrs))}.isdisjoint(ec): "
-                     "ec.update(sv[0]); ent.prov.update(sv[1])")
-    for attr in attrs:
-        a = repr(attr)
-        fn = names.functions.get((kind, attr))
-        key = names.shared.get((kind, attr))
-        if fn is None:
-            lines.append(f"        if {a} not in ec: value(ent, {a})")
-            continue
-        lines.append(f"        if {a} not in ec:")
-        if key is not None:  # the same for every entity (sharing.shared)
-            lines.append(f"            if not ov and (m := memo.get({key})) is not None: ec[{a}], ent.prov[{a}] = m")
-            lines.append(f"            else: ec[{a}] = {fn}(ev, ent, {a})")
-        else:
-            lines.append(f"            ec[{a}] = {fn}(ev, ent, {a})")
+        lines[3:3] = [f"    sv = None if {_constant(ns, frozenset(k for _, k in shared))}.isdisjoint(un) else False"
+                      "  # (shared_values; False: not all in the memo, or some not shared now)"]
+        # (those the entity has already are the memo's too, with the same provenance)
+        lines += ["        if sv: ec.update(sv[0]); ent.prov.update(sv[1])", "        else:"]
+        lines += ["    " + line for line in _compute_lines(kind, sattrs, names)]
+        rest = tuple(a for a in attrs if a not in sattrs)
+    lines += _compute_lines(kind, rest, names)
     if len(attrs) > 1:  # (entity, attribute, value) made by zip, the values by one itemgetter
         lines.append(f"        out += _zip(_rep(ent), {_constant(ns, attrs)}, {_constant(ns, itemgetter(*attrs))}(ec))")
     else:
@@ -716,26 +745,44 @@ def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[A
         return every
 
 
+def _compute_lines(kind: str, attrs: tuple[str, ...], names: Names) -> list[str]:
+    """`all_function`'s lines computing the `attrs` of ``ent`` missing from its cache ``ec``."""
+    lines = []
+    for attr in attrs:
+        a = repr(attr)
+        fn = names.functions.get((kind, attr))
+        key = names.shared.get((kind, attr))
+        if fn is None:
+            lines.append(f"        if {a} not in ec: value(ent, {a})")
+        elif key is not None:  # the same for every entity (sharing.shared)
+            lines.append(f"        if {a} not in ec:")
+            lines.append(f"            if {key} not in un and (m := memo.get({key})) is not None: ec[{a}], ent.prov[{a}] = m")
+            lines.append(f"            else: ec[{a}] = {fn}(ev, ent, {a})")
+        else:
+            lines.append(f"        if {a} not in ec: ec[{a}] = {fn}(ev, ent, {a})")
+    return lines
+
+
 def memo_key(names: Names) -> int:
     """A new key of ``Evaluation.memo`` in this rule set (one per memoised aggregate or shared value)."""
     return next(names.memo_keys)
 
 
 def _rule_chain(g: _Gen, rules: list[tuple[A.Derive, tuple]], scope: dict[str, str], attr: str) -> None:
-    """Set ``val`` (and the rule, ``fr[1]``) by the first rule that applies, else an error value."""
+    """Set ``val`` (and the rule, ``fr[0]``) by the first rule that applies, else an error value."""
     opened: list[_Block] = []
     for decl, cov in rules:
         d, c = g.const(decl), g.const(cov)
         if decl.when is None:
             if opened:  # (the first rule's is the frame's from the start)
-                g.emit(f"fr[1] = {d}")
+                g.emit(f"fr[0] = {d}")
             g.emit(f"val = {g.ex(decl.expr, scope)}")
             g.emit(f"ev.coverage.add({c})")
             break
         w = g.ex(decl.when, scope)
-        g.emit(f"if {w}.__class__ is _U: val = {w}; fr[1] = {d}")
+        g.emit(f"if {w}.__class__ is _U: val = {w}; fr[0] = {d}")
         with g.block(f"elif {w}:"):
-            g.emit(f"fr[1] = {d}")
+            g.emit(f"fr[0] = {d}")
             g.emit(f"val = {g.ex(decl.expr, scope)}")
             g.emit(f"ev.coverage.add({c})")
         opened.append(g.block("else:"))

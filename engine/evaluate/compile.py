@@ -46,7 +46,7 @@ class Names:
     readers: Optional[FactReaders] = None  # how facts are read (one reader per kind and attribute)
     shared: dict[tuple[str, str], int] = field(default_factory=dict)  # derived values alike for all entities -> memo key
     keyed: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = field(default_factory=dict)  # (sharing.Keys) -> (memo key, attributes)
-    key_reads: dict[int, tuple[str, frozenset[str]]] = field(default_factory=dict)  # keyed memo key -> (kind, attributes read)
+    key_reads: dict[int, tuple[str, frozenset[str]]] = field(default_factory=dict)  # shared or keyed memo key -> (kind, attributes read)
     functions: dict[tuple[str, str], str] = field(default_factory=dict)  # derived value -> its function's name in ns
     ns: dict[str, Any] = field(default_factory=dict)  # the generated functions' globals (codegen)
     memo_keys: Iterator[int] = field(default_factory=itertools.count)  # (codegen.memo_key)
@@ -156,8 +156,7 @@ def _name(name: str, names: Names, local: frozenset[str]) -> Fn:
             frames = ev.frames
             if frames:
                 frames[-1].append(key)
-            overlay = ev.param_overlay
-            return overlay[name][0] if name in overlay else ev.params[name]
+            return ev.param_values[name]
         return param_
     if name in CONSTANTS:
         value = CONSTANTS[name][0]

@@ -21,7 +21,6 @@ from almarules.dsl.types import Schema
 from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate import codegen
 from almarules.engine.evaluate.compile import CBinder, Fn, Names, closure_expr, compile_binders, compile_expr, constant
-from almarules.engine.evaluate.records import on_tape
 from almarules.engine.evaluate.runtime import foldable
 from almarules.engine.evaluate.world import FactReaders
 from almarules.engine.evaluate.sharing import Keys, shared
@@ -200,8 +199,9 @@ def compile_derive_functions(derives: dict[str, dict[str, list[CDerive]]], names
     keys = Keys(decls, names.kinds, made)
     for kind, attrs in decls.items():
         for attr, rules in attrs.items():
-            if shared(rules, kind):
+            if shared(rules, kind):  # (not shared while an entity has a value of its own: Program.unshared)
                 names.shared[(kind, attr)] = codegen.memo_key(names)
+                names.key_reads[names.shared[(kind, attr)]] = (kind, frozenset({attr}))
             elif (given := keys.key_attrs(kind, attr)) is not None:
                 names.keyed[(kind, attr)] = (codegen.memo_key(names), given)
                 names.key_reads[names.keyed[(kind, attr)][0]] = (kind, keys.reads(kind, attr))
@@ -229,7 +229,7 @@ def _closure_derive(kind: str, rules: list[tuple[A.Derive, tuple]], names: Names
             ent.prov[name] = hit[1]
             return hit[0]
         ent.cache[name] = ACTIVE  # (not in it before: see Evaluation.value)
-        frame: list[Any] = [0, None]  # the rule used, then the inputs read (records.on_tape)
+        frame: list[Any] = [None]  # the rule used, then the inputs read (records.ProvMap)
         frames = ev.frames
         frames.append(frame)
         env = {"dataset": ev.dataset, kind: ent}
@@ -237,18 +237,18 @@ def _closure_derive(kind: str, rules: list[tuple[A.Derive, tuple]], names: Names
             if when is not None:
                 cond = when(ev, env)
                 if cond.__class__ is Unknown:
-                    value, frame[1] = cond, decl
+                    value, frame[0] = cond, decl
                     break
                 if not cond:
                     continue
-            frame[1] = decl
+            frame[0] = decl
             value = expr(ev, env)
             ev.coverage.add(cov)
             break
         else:
             value = Unknown(errors=[f"no rule for {ent.path}.{name} applies"])
         frames.pop()
-        ent.prov[name] = on_tape(ev.tape, frame)
+        ent.prov[name] = frame
         return value
     return derive
 

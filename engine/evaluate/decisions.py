@@ -219,7 +219,7 @@ def decisions(ev: Evaluation) -> Decisions:
     pr = _Presenter(ev)
     params = []
     for name, decl in sorted(p.rs.params.items()):
-        value = ev.param_overlay[name][0] if name in ev.param_overlay else ev.params[name]
+        value = ev.param_values[name]
         origin = ev.param_overlay[name][1] if name in ev.param_overlay else ev.param_origins.get(name, "default")
         t = p.param_type(name)
         shown, unit, text = present(value, t, param_unit(decl))

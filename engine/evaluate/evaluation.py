@@ -24,8 +24,7 @@ from almarules.engine.evaluate.cascade import run_cascade
 from almarules.engine.evaluate.compile import Fn, binder_rows
 from almarules.engine.evaluate.compile_program import FROM_ENV, FROM_FN, CEmit, CFor, CStage, CWarn, Getter
 from almarules.engine.evaluate.params import UsageError, param_unit
-from almarules.engine.evaluate.records import (CascadeRecord, Provenance, StageRecord, WarningRecord, decode_reads,
-                                               on_tape)
+from almarules.engine.evaluate.records import CascadeRecord, Provenance, StageRecord, WarningRecord, decode_reads
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, key_text, merge_unknowns, waits_of
 from almarules.engine.evaluate.stale import Stale
 from almarules.engine.evaluate.world import World
@@ -43,11 +42,12 @@ class Evaluation:
         self.p = program
         self.world = world
         self.dataset = world.dataset
-        self.tape = world.tape
+        self.home = world.home
         self.params = dict(program.params)
         self.params.update(overrides)
         self.param_origins = origins
-        self.param_overlay: dict[str, tuple[float, str]] = {}
+        self.param_overlay: dict[str, tuple[float, str]] = {}  # name -> (value, note) set by a cascade
+        self.param_values = dict(self.params)  # name -> its value now (param_overlay's, else params')
         self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
         self.dropped: set[tuple[str, str]] = set()
         self.cached: list[Entity] = []  # other entities given values (cleared by reset, as the world's)
@@ -89,6 +89,11 @@ class Evaluation:
                                  f"{t.dim.display_unit() or 'plain numbers'}")
         self.set_value(kind, key, attr, value, Provenance("assumed", note="assumed by the test"))
 
+    def set_param(self, name: str, value: float | str, note: str) -> None:
+        """Give a parameter a new value (a cascade's ``set``), `note` saying why."""
+        self.param_overlay[name] = (value, note)
+        self.param_values[name] = value
+
     def set_value(self, kind: str, key: str, attr: str, value: Any, prov: Provenance) -> None:
         """Give one entity's attribute a value of its own (a cascade's ``set``, a test's assumption);
         values shared across entities that read it are no longer shared (`Program.unshared`)."""
@@ -118,24 +123,25 @@ class Evaluation:
             if not stale.remake:
                 self._forget(stale)
                 return
-        for ents in (self.world.entities, self.made, self.cached):
+        for ents in (*self.world.by_kind.values(), self.made, self.cached):
             for ent in ents:
                 ent.cache.clear()
                 ent.prov.clear()
         self.made.clear()
         self.cached.clear()
-        self.tape.clear()  # (every reference into it was in a ProvMap or the memo)
         self.coll_memo.clear()
         self.coll_made.clear()
         self.interned.clear()
         self.memo.clear()
 
     def _forget(self, stale: Stale) -> None:
-        forget = stale.attrs
-        for ents in (self.world.entities, self.made, self.cached):
-            for ent in ents:
-                names = forget.get(ent.kind)
-                if names:
+        cached = self.cached
+        for kind, names in stale.attrs.items():
+            if not names:
+                continue
+            for ents in (self.world.by_kind.get(kind, ()), self.coll_made.get(kind, ()),
+                         [e for e in cached if e.kind == kind] if cached else ()):
+                for ent in ents:
                     cache, prov = ent.cache, ent.prov
                     for name in names:
                         if name in cache:
@@ -169,7 +175,7 @@ class Evaluation:
             if value is ACTIVE:
                 return self.cycle(ent, name)
             return value
-        if ent.prov.tape is not self.tape:  # not one of this evaluation's (World.entities, made)
+        if ent.prov.home is not self.home:  # not one of this evaluation's (World.by_kind, made)
             self._adopt(ent)
         getter = self.getters[ent.kind].get(name)
         if getter is None:
@@ -180,13 +186,8 @@ class Evaluation:
         return value
 
     def _adopt(self, ent: Entity) -> None:
-        """An entity made elsewhere: its provenance is kept on this evaluation's tape from now on,
-        and reset clears its values too."""
-        prov = ent.prov
-        made = prov.items()  # (as Provenance: not on the tape they were recorded on)
-        prov.clear()
-        prov.tape = self.tape
-        prov.update(made)
+        """An entity made elsewhere: reset clears its values too from now on."""
+        ent.prov.home = self.home
         self.cached.append(ent)
 
     def cycle(self, ent: Entity, name: str) -> Unknown:
@@ -211,7 +212,7 @@ class Evaluation:
             ent.prov[name] = prov
             return value
         sc = self.p.scores[(ent.kind, name)]
-        frame: list[Any] = [0, sc.decl, ()]  # (records.on_tape)
+        frame: list[Any] = [sc.decl, ()]  # (records.ProvMap)
         self.frames.append(frame)
         env = {"dataset": self.dataset, ent.kind: ent}
         value: Any
@@ -241,8 +242,8 @@ class Evaluation:
                 lo, hi = sc.clamp[0](self, env), sc.clamp[1](self, env)
                 value = min(max(value, lo), hi)
         self.frames.pop()
-        frame[2] = tuple(reasons)
-        ent.prov[name] = on_tape(self.tape, frame)
+        frame[1] = tuple(reasons)
+        ent.prov[name] = frame
         return value
 
     def lookup(self, what: str, name: str, x: float) -> Any:
@@ -266,7 +267,7 @@ class Evaluation:
         if kind in self.coll_memo:
             return self.coll_memo[kind]
         decl = self.p.rs.collections[kind]
-        frame: list[Any] = [0, decl]  # (records.on_tape)
+        frame: list[Any] = [decl]  # (records.ProvMap)
         self.frames.append(frame)
         made: dict[str, Entity] = {}
         unknowns: list[Unknown] = []
@@ -281,7 +282,7 @@ class Evaluation:
         self.made += made.values()
         self.coll_made[kind] = tuple(made.values())
         self.coll_memo[kind] = value
-        self.dataset.prov[plural(kind)] = on_tape(self.tape, frame)
+        self.dataset.prov[plural(kind)] = frame
         return value
 
     def _emit(self, kind: str, body: list, env: dict, made: dict, unknowns: list) -> None:
@@ -309,7 +310,7 @@ class Evaluation:
                     continue
                 key = ".".join(parts)
                 if key not in made:
-                    made[key] = Entity(kind, key, None, values, order=len(made), tape=self.tape)
+                    made[key] = Entity(kind, key, None, values, order=len(made), home=self.home)
                     self.coverage.add(item.cov)
                 continue
             self._emit_for(kind, item, env, made, unknowns)

@@ -51,7 +51,7 @@ def _node(ev: Evaluation, path: str, indent: str, depth: int, seen: set[str], ou
     if path.startswith("param:"):
         name = path[6:]
         decl = ev.p.rs.params[name]
-        value = ev.param_overlay[name][0] if name in ev.param_overlay else ev.params[name]
+        value = ev.param_values[name]
         origin = ev.param_overlay[name][1] if name in ev.param_overlay else ev.param_origins.get(name, "default")
         text = show_value(value, ev.p.param_type(name), param_unit(decl))
         accepts = (f"; accepts {format_allowed(decl.allowed)} ({decl.allowed.loc})"

@@ -72,8 +72,9 @@ class Program:
         self.compute_every = [(kind, codegen.all_function(kind, names, self.names)) for kind, names in self.derived_names]
 
     def unshared(self, overlaid: frozenset[tuple[str, str]]) -> frozenset[int]:
-        """The keyed memo keys (`sharing`) not to use while the attributes `overlaid` ((kind,
-        attribute) set by a cascade or assumed) have values of their own on some entities."""
+        """The memo keys of shared and keyed values (`sharing`) not to use while the attributes
+        `overlaid` ((kind, attribute) set by a cascade or assumed) have values of their own on
+        some entities."""
         hit = self._unshared.get(overlaid)
         if hit is None:
             hit = self._unshared[overlaid] = frozenset(

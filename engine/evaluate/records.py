@@ -2,8 +2,8 @@
 
 While a value is computed, the inputs it read are recorded flat (`decode_reads`): an entity then
 the attribute name read of it, or one string (``param:x``, ``table:t:i``), so that recording
-allocates nothing. A derived value's provenance stays as recorded: its rule and inputs appended to
-the evaluation's tape (one list, `ProvMap`), made a `Provenance` when it is looked up.
+allocates nothing. A derived value's provenance stays as recorded, its frame (`ProvMap`): made a
+`Provenance` only when it is looked up.
 """
 
 from __future__ import annotations
@@ -36,41 +36,31 @@ def decode_reads(reads: list, start: int = 0, stop: Optional[int] = None) -> lis
     return out
 
 
-def on_tape(tape: list, frame: list) -> int:
-    """Append a value's frame to `tape`; the reference its `ProvMap` keeps. A frame is laid out
-    ``[length, declaration, (a score's reasons,) inputs read...]``; its length is set here."""
-    start = len(tape)
-    frame[0] = len(frame)
-    tape += frame
-    return start
-
-
 _NONE = object()
 
 
 class ProvMap(dict):
     """An entity's attribute -> `Provenance`. A derived value's, a score's and a collection's are
-    stored as a reference to their frame on `tape` (see `on_tape`: an int, which the garbage
-    collector need not traverse) and become a `Provenance` when looked up. A value shared with
-    another entity (`sharing`) is stored as (reference, that entity): its inputs read of that
-    entity are this map's `owner`'s."""
+    stored as the frame recorded while it was computed, a list laid out ``[declaration, (a
+    score's reasons,) inputs read...]`` (`decode_reads`), and become a `Provenance` when looked
+    up. A value shared with another entity (`sharing`) is stored as (frame, that entity): its
+    inputs read of that entity are this map's `owner`'s. `home` is the evaluation state the
+    values belong to (`World.home`: its reset forgets them)."""
 
-    __slots__ = ("tape", "owner")  # (set by `Entity`, which makes each: no __init__ of its own to call)
+    __slots__ = ("home", "owner")  # (set by `Entity`, which makes each: no __init__ of its own to call)
 
-    def _made(self, name: str, ref: Any) -> Provenance:
-        tape = self.tape
-        assert tape is not None
+    def _made(self, name: str, frame: Any) -> Provenance:
         src = None
-        if ref.__class__ is tuple:
-            ref, src = ref
-        decl, end = tape[ref + 1], ref + tape[ref]
-        start = ref + (3 if decl.__class__ is A.Score else 2)
-        inputs = decode_reads(tape, start, end)
+        if frame.__class__ is tuple:
+            frame, src = frame
+        decl = frame[0]
+        score = decl.__class__ is A.Score
+        inputs = decode_reads(frame, 2 if score else 1)
         if src is not None and src is not self.owner:
             owner = self.owner
             inputs = [(owner, x[1]) if x.__class__ is tuple and x[0] is src else x for x in inputs]
-        if decl.__class__ is A.Score:
-            prov = Provenance("score", decl, inputs, tape[ref + 2])
+        if score:
+            prov = Provenance("score", decl, inputs, frame[1])
         else:
             prov = Provenance("collection" if decl.__class__ is A.Collection else "rule", decl, inputs)
         dict.__setitem__(self, name, prov)
@@ -78,13 +68,13 @@ class ProvMap(dict):
 
     def __getitem__(self, name: str) -> Any:
         v = dict.__getitem__(self, name)
-        return self._made(name, v) if v.__class__ is int or v.__class__ is tuple else v
+        return self._made(name, v) if v.__class__ is list or v.__class__ is tuple else v
 
     def get(self, name: str, default: Any = None) -> Any:
         v = dict.get(self, name, _NONE)
         if v is _NONE:
             return default
-        return self._made(name, v) if v.__class__ is int or v.__class__ is tuple else v
+        return self._made(name, v) if v.__class__ is list or v.__class__ is tuple else v
 
     def values(self) -> list:  # type: ignore[override]
         return [self[k] for k in self]

@@ -60,7 +60,7 @@ class Entity:
     __slots__ = ("kind", "key", "model", "created", "path", "order", "cache", "prov", "src")
 
     def __init__(self, kind: str, key: str, model: Any = None, created: Optional[dict] = None,
-                 path: Optional[str] = None, order: int = 0, tape: Optional[list] = None):
+                 path: Optional[str] = None, order: int = 0, home: Any = None):
         self.kind = kind
         self.key = key
         self.model = model
@@ -68,8 +68,8 @@ class Entity:
         self.path = path or (kind if kind == "dataset" else f"{kind}[{key}]")
         self.order = order
         self.cache: dict[str, Any] = {}  # attribute -> value, for one evaluation state
-        prov = self.prov = ProvMap()  # attribute -> Provenance (tape: the evaluation's, records.ProvMap)
-        prov.tape = tape
+        prov = self.prov = ProvMap()  # attribute -> Provenance (records.ProvMap)
+        prov.home = home
         prov.owner = self
         self.src = ""  # where its facts sit in the summary, e.g. "spws[2]" (facts only)
 

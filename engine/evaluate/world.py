@@ -60,9 +60,9 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
                 return missing(ent)
 
             def make() -> Entity:
-                child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}", tape=world.tape)
+                child = Entity(t.kind, f"{ent.key}.{name}", v, path=f"{ent.path}.{name}", home=world.home)
                 child.src = summary_path(ent, name)
-                world.entities.append(child)
+                world.made(t.kind).append(child)
                 return child
             return world.child(ent, name, make)
         return to_entity
@@ -75,16 +75,16 @@ def fact_reader(name: str, info: AttrInfo) -> Reader:
                 return missing(ent)
 
             def make() -> tuple[Entity, ...]:
-                tape = world.tape
+                home = world.home
                 src = summary_path(ent, name)
                 within = None if ent.kind == "dataset" else f"{ent.path}.{name}"
                 children = []
                 for i, m in enumerate(v):
                     key = key_of(m, i)
-                    child = Entity(elem_kind, key, m, order=i, path=within and f"{within}[{key}]", tape=tape)
+                    child = Entity(elem_kind, key, m, order=i, path=within and f"{within}[{key}]", home=home)
                     child.src = f"{src}[{i}]"
                     children.append(child)
-                world.entities += children
+                world.made(elem_kind).extend(children)
                 return tuple(children)
             return world.child(ent, name, make)
         return to_entities
@@ -104,11 +104,18 @@ class World:
         self.dataset_model = dataset
         self.schema = schema
         self.source = source
-        self.tape: list = []  # the derived values' provenance (records.ProvMap)
-        self.dataset = Entity("dataset", "dataset", dataset, path="dataset", tape=self.tape)
-        self.entities: list[Entity] = [self.dataset]  # every entity made so far
+        self.home = object()  # the evaluation state of its entities' values (records.ProvMap.home)
+        self.dataset = Entity("dataset", "dataset", dataset, path="dataset", home=self.home)
+        self.by_kind: dict[str, list[Entity]] = {"dataset": [self.dataset]}  # kind -> its entities made so far
         self.children: dict[tuple[str, str], Any] = {}  # (entity path, attribute) -> its entity or entities
         self.readers = readers if readers is not None and readers.schema is schema else FactReaders(schema)
+
+    def made(self, kind: str) -> list[Entity]:
+        """The entities of `kind` made so far (a list to add those made next to)."""
+        got = self.by_kind.get(kind)
+        if got is None:
+            got = self.by_kind[kind] = []
+        return got
 
     def child(self, ent: Entity, name: str, make: Callable[[], Any]) -> Any:
         """The entity or entities of fact `name` of `ent`, made by `make` the first time."""

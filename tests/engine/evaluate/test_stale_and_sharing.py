@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from almarules.engine.evaluate import sharing, stale
+from almarules.engine.evaluate import compile_program, sharing, stale
 from almarules.engine.evaluate.api import load_facts, load_program
 from almarules.engine.evaluate.stale import Stale
 from almarules.engine.facts.model import Dataset
@@ -37,8 +37,9 @@ def test_forgetting_only_stale_values_and_sharing_change_nothing(rules, monkeypa
     fast = load_program([REPO / "rules" / "alma" / rules])
     monkeypatch.setattr(stale.StaleValues, "of", lambda self, changed: Stale(True, {}, ()))
     monkeypatch.setattr(sharing.Keys, "key_attrs", lambda self, kind, attr: None)
+    monkeypatch.setattr(compile_program, "shared", lambda rules, kind: False)
     slow = load_program([REPO / "rules" / "alma" / rules])
-    assert not slow.names.keyed and fast.names.keyed
+    assert not slow.names.keyed and fast.names.keyed and not slow.names.shared and fast.names.shared
     datasets = DATASETS + [load_facts(p) for p in EXAMPLES] + [Dataset()]
     steps = 0
     for params in ({}, _tight(fast)):
@@ -93,6 +94,21 @@ def test_a_set_attribute_stops_sharing_what_reads_it(cycle4):
     ev.assume(f"{image.path}.cell", "0.01 arcsec")
     unshared = {target for target, (key, _) in cycle4.names.keyed.items() if key in ev.unshared}
     assert ("image", "imsize_exact") in unshared and ("image", "frequency") not in unshared
+
+
+def test_a_value_set_on_one_entity_is_not_shared_with_the_others(cycle4):
+    """A cascade's set (or a test's assumption) of a value alike for every image, on one image,
+    stops only that value's sharing; the other images keep the value their rules give."""
+    ev = cycle4.run(DATASETS[0])
+    first, *others = ev.all_of("image")
+    computed = ev.attr(others[0], "pblimit")
+    ev.assume(f"{first.path}.pblimit", "0.5")
+    shared = {target: key for target, key in cycle4.names.shared.items() if key in ev.unshared}
+    assert list(shared) == [("image", "pblimit")]  # gridder, niter ... still shared
+    ev.reset()
+    values = {i.path: v for i, name, v in ev.compute_all() if name == "pblimit"}
+    assert values[first.path] == 0.5 and all(values[o.path] == computed != 0.5 for o in others)
+    assert ev.attr(others[0], "gridder") == ev.attr(first, "gridder")
 
 
 def test_rule_text_never_becomes_python(tmp_path):
