@@ -31,8 +31,6 @@ stay strings (tests/engine/evaluate/test_stale_and_sharing.py).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from itertools import repeat
-from operator import itemgetter
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -41,8 +39,8 @@ from almarules.dsl.functions import CONSTANTS, FUNCTIONS, percentile
 from almarules.dsl.types import CollT, EntityT
 from almarules.dsl.units import parse_unit
 from almarules.engine.evaluate.arith import add, div, finite_result, mul, power, sub
-from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, foldable, join_index, join_parts,
-                                               lookup_in, names_in, narrow)
+from almarules.engine.evaluate.runtime import (ONE_ARGUMENT_AGGREGATES, REDUCERS, emit_entity, foldable, join_index,
+                                               join_parts, lookup_in, names_in, narrow)
 from almarules.engine.evaluate.subexpr import reuse_key
 from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns
 
@@ -59,31 +57,17 @@ class TooDeep(Exception):
     """An expression nested too deeply for Python's compiler (compile it to closures instead)."""
 
 
-def shared_values(memo: dict, keys: tuple[int, ...], attrs: tuple[str, ...]
-                  ) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
-    """({attribute: value}, {attribute: provenance frame}) of the values the same for every
-    entity of a kind (`sharing.shared`), once ``Evaluation.memo`` holds every one of them."""
-    values: dict[str, Any] = {}
-    refs: dict[str, Any] = {}
-    for key, attr in zip(keys, attrs, strict=True):
-        m = memo.get(key)
-        if m is None:
-            return None
-        values[attr], refs[attr] = m
-    return values, refs
-
-
-_PRELUDE: dict[str, Any] = {
+PRELUDE: dict[str, Any] = {
     "_E": Entity, "_U": Unknown, "_A": ACTIVE, "_mu": merge_unknowns, "_fin": finite_result,
     "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_pow": power, "_ji": join_index, "_nar": narrow,
     "_lk": lookup_in, "_pct": percentile, "_ERRS": (ValueError, ZeroDivisionError, OverflowError),
-    "_zip": zip, "_rep": repeat, "_shv": shared_values,
+    "_em": emit_entity,
 }
 _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _CHECKED = {"+": ("+", "_add"), "-": ("-", "_sub"), "*": ("*", "_mul")}
 
 
-class _Gen:
+class Gen:
     """The source of one function: its lines, the constants it names, the locals its prologue sets."""
 
     def __init__(self, names: Names, constant: Callable[[A.Expr], Any], framed: bool, ns: Optional[dict] = None,
@@ -100,7 +84,7 @@ class _Gen:
         if ns is None:  # one namespace per rule set: its functions call each other by name
             ns = names.ns
             if not ns:
-                ns.update(_PRELUDE)
+                ns.update(PRELUDE)
         self.ns = ns
         self.lines: list[str] = []
         self.level = 1
@@ -124,7 +108,7 @@ class _Gen:
     def const(self, value: Any) -> str:
         if value is None or value is True or value is False:
             return repr(value)
-        return _constant(self.ns, value)
+        return constant_name(self.ns, value)
 
     def block(self, head: str, quiet: bool = False) -> "_Block":
         """An indented block under `head`; `quiet`: it records no input (arithmetic, a value
@@ -286,7 +270,7 @@ class _Gen:
             self.used.add(cache)
             self.cached_read(r, o, cache, a, info)
             return r
-        self.emit(f"if {o}.__class__ is not _E: {r} = ev.value({o}, {a})")
+        self.emit(f"if {o}.__class__ is not _E: {r} = {o} if {o}.__class__ is _U else ev.value({o}, {a})")
         with self.block("else:"):
             self.cached_read(r, o, f"{o}.cache", a, info)
         return r
@@ -449,10 +433,11 @@ class _Gen:
         self.emit(f"if {v}.__class__ is _U: {unk}.append({v})")
         self.emit(f"else: {vals}.append({v})")
 
-    def loop(self, b: A.Binder, scope: dict[str, str], unk: str) -> "_Block":
-        """Open ``for var in source`` (skipping elements whose where is not true); the caller emits
-        the body inside the returned block, whose `scope` binds the variable."""
-        src = self.source(b, scope)
+    def loop(self, b: A.Binder, scope: dict[str, str], unk: str, join: bool = True) -> "_Block":
+        """Open ``for var in source`` (skipping elements whose where is not true; with `join`, the
+        source narrowed first: `source`); the caller emits the body inside the returned block,
+        whose `scope` binds the variable."""
+        src = self.source(b, scope) if join else self.ex(b.source, scope)
         self.emit(f"if {src}.__class__ is _U: {unk}.append({src})")
         outer = self.block("else:")
         self.count += 1
@@ -543,7 +528,7 @@ class _Gen:
     def memoised(self, e: A.Aggregate, scope: dict[str, str]) -> str:
         """An aggregate of the dataset only: computed once per evaluation state (``ev.memo``) by a
         function of its own, which records its inputs; each use replays them."""
-        sub = _Gen(self.names, self.constant, framed=True, ns=self.ns, stacked=True)
+        sub = Gen(self.names, self.constant, framed=True, ns=self.ns, stacked=True)
         fn = sub.function("ev", sub.ex(e, {"dataset": "ds"} if "dataset" in scope else {}), f"aggregate {e.loc}",
                           memo=True)
         key = memo_key(self.names)
@@ -590,13 +575,13 @@ class _Gen:
         self.flush()
         head = ["    fr = []", "    ev.frames.append(fr)"] if memo else []
         tail = ["    ev.frames.pop()", f"    return ({result}, fr)"] if memo else [f"    return {result}"]
-        return _compiled(f"def f({args}):", head + self.prologue() + self.lines + tail, self.ns, where)
+        return compile_source(f"def f({args}):", head + self.prologue() + self.lines + tail, self.ns, where)
 
 
 class _Block:
     """An indented block of the source (a context manager); `scope` for a loop's body."""
 
-    def __init__(self, gen: _Gen, quiet: bool = False) -> None:
+    def __init__(self, gen: Gen, quiet: bool = False) -> None:
         self.gen = gen
         self.quiet = quiet
         gen.quiet += quiet
@@ -624,14 +609,14 @@ class _Block:
             self.outer.__exit__(None, None, None)
 
 
-def _constant(ns: dict, value: Any) -> str:
+def constant_name(ns: dict, value: Any) -> str:
     """The name of a new constant holding `value` in the rule set's namespace `ns`."""
     name = f"k{len(ns)}"
     ns[name] = value
     return name
 
 
-def _compiled(head: str, body: list[str], ns: dict, where: str) -> Callable:
+def compile_source(head: str, body: list[str], ns: dict, where: str) -> Callable:
     source = "\n".join([head] + body) + "\n"
     code = _CODE.get((source, where))
     if code is None:
@@ -652,7 +637,7 @@ def expr_function(e: A.Expr, names: Names, local: frozenset[str], constant: Call
                   ) -> Callable[[Any, dict], Any]:
     """``fn(ev, env)`` evaluating `e`, `env` binding the names in `local`, its constant
     subexpressions' values given by `constant`; `TooDeep` when it cannot be compiled so."""
-    g = _Gen(names, constant, framed=False)
+    g = Gen(names, constant, framed=False)
     try:
         result = g.ex(e, {name: f"e_{i}" for i, name in enumerate(sorted(local))})
         return g.function("ev, env", result, f"expression {e.loc}")
@@ -669,7 +654,7 @@ def derive_function(kind: str, attr: str, rules: list[tuple[A.Derive, tuple]], n
     not used (every read is recorded here, by the code itself). A value whose rules do not name
     the entity is the same for every entity of its kind: computed once per evaluation state
     (``ev.memo``)."""
-    g = _Gen(names, constant, framed=True)
+    g = Gen(names, constant, framed=True)
     scope = {"dataset": "ent"} if kind == "dataset" else {"dataset": "ds", kind: "ent"}
     g.kinds["ent"] = (kind, True)
     key = names.shared.get((kind, attr))
@@ -701,66 +686,42 @@ def derive_function(kind: str, attr: str, rules: list[tuple[A.Derive, tuple]], n
         if keyed is not None:
             tail.append("    if mk is not None and ev.cycles == c0 and val.__class__ is not _U: ev.memo[mk] = (val, (fr, ent))")
         tail.append("    return val")
-        fn = _compiled("def f(ev, ent, name):", head + g.prologue() + g.lines + tail, g.ns, f"derive {kind}.{attr}")
+        fn = compile_source("def f(ev, ent, name):", head + g.prologue() + g.lines + tail, g.ns, f"derive {kind}.{attr}")
     except RecursionError as exc:
         raise TooDeep() from exc
     fn.__qualname__ = f"derive {kind}.{attr}"
     return fn
 
 
-def all_function(kind: str, attrs: tuple[str, ...], names: Names) -> Callable[[Any, Any, list], None]:
-    """``fn(ev, ents, out)`` computing every attribute in `attrs` (derived, scored, outcomes) of
-    each entity of `ents` not yet computed, and appending (entity, attribute, value) to `out`:
-    `Evaluation.compute_all`'s loop, unrolled (a derived value by its function, a shared one from
-    the memo when there, anything else by ``ev.value``)."""
-    ns = names.ns
-    if "_zip" not in ns:  # (no function of the rules generated: only closures)
-        ns.update(_PRELUDE)
-    lines = ["    un = ev.unshared", "    memo = ev.memo", "    value = ev.value", "    for ent in ents:",
-             "        ec = ent.cache"]
-    shared = [(attr, key) for attr in attrs if (kind, attr) in names.functions
-              and (key := names.shared.get((kind, attr))) is not None]
-    rest = attrs
-    if len(shared) > 1:  # the values the same for every entity, copied together once the memo has them all
-        sattrs = tuple(a for a, _ in shared)
-        ks, sa = _constant(ns, tuple(k for _, k in shared)), _constant(ns, sattrs)
-        lines[3:3] = [f"    sv = None if {_constant(ns, frozenset(k for _, k in shared))}.isdisjoint(un) else False"
-                      "  # (shared_values; False: not all in the memo, or some not shared now)"]
-        # (those the entity has already are the memo's too, with the same provenance)
-        lines += ["        if sv: ec.update(sv[0]); ent.prov.update(sv[1])", "        else:"]
-        lines += ["    " + line for line in _compute_lines(kind, sattrs, names)]
-        rest = tuple(a for a in attrs if a not in sattrs)
-    lines += _compute_lines(kind, rest, names)
-    if len(attrs) > 1:  # (entity, attribute, value) made by zip, the values by one itemgetter
-        lines.append(f"        out += _zip(_rep(ent), {_constant(ns, attrs)}, {_constant(ns, itemgetter(*attrs))}(ec))")
-    else:
-        lines.append(f"        out.append((ent, {attrs[0]!r}, ec[{attrs[0]!r}]))")
-    if len(shared) > 1:
-        lines.append(f"        if sv is None: sv = _shv(memo, {ks}, {sa}) or False")
+def collection_function(kind: str, body: tuple, names: Names, constant: Callable[[A.Expr], Any],
+                        cover: Callable[[A.Emit], tuple]) -> Callable[[Any, dict, list], None]:
+    """``fn(ev, made, unknowns)`` running the collection rule of `kind`, its `body` of ``for`` loops
+    and ``emit`` items (`runtime.emit_entity`: the entities by key into `made`; an unknown source,
+    where or value into `unknowns`), as its closures do (`Evaluation._emit`); the inputs it reads
+    recorded in the frame on top of ``ev.frames`` (the collection's). `cover`: an emit's coverage key."""
+    g = Gen(names, constant, framed=False)
     try:
-        return _compiled("def f(ev, ents, out):", lines, ns, f"every value of a {kind}")
-    except TooDeep:  # (more attributes than Python's compiler takes in one function)
-        def every(ev: Any, ents: Any, out: list) -> None:
-            out.extend((ent, attr, ev.value(ent, attr)) for ent in ents for attr in attrs)
-        return every
+        _emit_body(g, kind, body, {}, cover)
+        return g.function("ev, made, unknowns", "None", f"collection {kind}")
+    except RecursionError as exc:
+        raise TooDeep() from exc
 
 
-def _compute_lines(kind: str, attrs: tuple[str, ...], names: Names) -> list[str]:
-    """`all_function`'s lines computing the `attrs` of ``ent`` missing from its cache ``ec``."""
-    lines = []
-    for attr in attrs:
-        a = repr(attr)
-        fn = names.functions.get((kind, attr))
-        key = names.shared.get((kind, attr))
-        if fn is None:
-            lines.append(f"        if {a} not in ec: value(ent, {a})")
-        elif key is not None:  # the same for every entity (sharing.shared)
-            lines.append(f"        if {a} not in ec:")
-            lines.append(f"            if {key} not in un and (m := memo.get({key})) is not None: ec[{a}], ent.prov[{a}] = m")
-            lines.append(f"            else: ec[{a}] = {fn}(ev, ent, {a})")
-        else:
-            lines.append(f"        if {a} not in ec: ec[{a}] = {fn}(ev, ent, {a})")
-    return lines
+def _emit_body(g: Gen, kind: str, body: tuple, scope: dict[str, str], cover: Callable[[A.Emit], tuple]) -> None:
+    for item in body:
+        if isinstance(item, A.Emit):
+            values = "".join(f"{g.ex(x, scope)}, " for _, x in item.assigns)
+            attrs = g.const(tuple(n for n, _ in item.assigns))
+            g.emit(f"_em(ev, {kind!r}, made, unknowns, {g.const(cover(item))}, {attrs}, ({values}))")
+            continue
+        blocks = []  # each binder's loop inside the one before (as compile.binder_rows)
+        inner = scope
+        for b in item.binders:
+            blocks.append(g.loop(b, inner, "unknowns", join=False))
+            inner = blocks[-1].scope
+        _emit_body(g, kind, item.body, inner, cover)
+        for block in reversed(blocks):
+            block.__exit__(None, None, None)
 
 
 def memo_key(names: Names) -> int:
@@ -768,7 +729,7 @@ def memo_key(names: Names) -> int:
     return next(names.memo_keys)
 
 
-def _rule_chain(g: _Gen, rules: list[tuple[A.Derive, tuple]], scope: dict[str, str], attr: str) -> None:
+def _rule_chain(g: Gen, rules: list[tuple[A.Derive, tuple]], scope: dict[str, str], attr: str) -> None:
     """Set ``val`` (and the rule, ``fr[0]``) by the first rule that applies, else an error value."""
     opened: list[_Block] = []
     for decl, cov in rules:
@@ -792,4 +753,5 @@ def _rule_chain(g: _Gen, rules: list[tuple[A.Derive, tuple]], scope: dict[str, s
         b.__exit__(None, None, None)
 
 
-__all__ = ["TooDeep", "all_function", "derive_function", "expr_function", "memo_key"]
+__all__ = ["Gen", "PRELUDE", "TooDeep", "collection_function", "compile_source", "constant_name", "derive_function",
+           "expr_function", "memo_key"]

@@ -19,7 +19,7 @@ from almarules.dsl.intervals import Span, span_of
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import Schema
 from almarules.dsl.units import parse_unit
-from almarules.engine.evaluate import codegen
+from almarules.engine.evaluate import codegen, codegen_scores
 from almarules.engine.evaluate.compile import CBinder, Fn, Names, closure_expr, compile_binders, compile_expr, constant
 from almarules.engine.evaluate.runtime import foldable
 from almarules.engine.evaluate.world import FactReaders
@@ -71,6 +71,7 @@ class CEmit:
     decl: A.Emit
     assigns: list[tuple[str, int, Any]]  # (attribute, how, what): FROM_FN fn(ev, env), FROM_ENV name, CONSTANT value
     cov: tuple = ()
+    names: tuple[str, ...] = ()  # the attributes assigned, in order
 
 
 FROM_FN, FROM_ENV, CONSTANT = 0, 1, 2  # how an emitted attribute's value is had (`CEmit.assigns`)
@@ -267,6 +268,18 @@ def compile_scores(rs: RuleSet, names: Names) -> dict[tuple[str, str], CScore]:
     return scores
 
 
+def compile_score_functions(rs: RuleSet, names: Names) -> dict[tuple[str, str], Getter]:
+    """(kind, attribute) -> the generated function of its score (`codegen_scores.score_function`);
+    a score nested too deeply for Python's compiler is left to `Evaluation._score`."""
+    out = {}
+    for s in rs.scores.values():
+        try:
+            out[(s.kind, s.attr)] = codegen_scores.score_function(s, names, partial(constant, names=names))
+        except codegen.TooDeep:
+            pass
+    return out
+
+
 def _unit_scale(unit: Optional[str]) -> float:
     return 1.0 if unit is None else parse_unit(unit)[0]
 
@@ -294,13 +307,26 @@ def compile_collections(rs: RuleSet, names: Names) -> dict[str, list[Union[CEmit
     return {kind: compile_body(c.body, names, DATASET) for kind, c in rs.collections.items()}
 
 
+def compile_collection_functions(rs: RuleSet, names: Names) -> dict[str, Callable[[Any, dict, list], None]]:
+    """Kind -> the generated function running its collection rule (`codegen.collection_function`);
+    a rule nested too deeply for Python's compiler is left to its closures (`compile_collections`)."""
+    out = {}
+    for kind, c in rs.collections.items():
+        try:
+            out[kind] = codegen.collection_function(kind, c.body, names, partial(constant, names=names),
+                                                    lambda item: coverage_key("emit", item.loc))
+        except codegen.TooDeep:
+            pass
+    return out
+
+
 def compile_body(body: tuple, names: Names, local: frozenset[str]) -> list[Union[CEmit, CFor]]:
     """A collection body: ``emit`` items, and ``for`` loops whose body sees their variables."""
     out: list[Union[CEmit, CFor]] = []
     for item in body:
         if isinstance(item, A.Emit):
             assigns = [_assign(n, x, names, local) for n, x in item.assigns]
-            out.append(CEmit(item, assigns, coverage_key("emit", item.loc)))
+            out.append(CEmit(item, assigns, coverage_key("emit", item.loc), tuple(n for n, _ in item.assigns)))
         else:
             binders, scope = compile_binders(item.binders, names, local, compile_fn=compile_expr)
             out.append(CFor(item, binders, compile_body(item.body, names, scope)))

@@ -25,7 +25,8 @@ from almarules.engine.evaluate.compile import Fn, binder_rows
 from almarules.engine.evaluate.compile_program import FROM_ENV, FROM_FN, CEmit, CFor, CStage, CWarn, Getter
 from almarules.engine.evaluate.params import UsageError, param_unit
 from almarules.engine.evaluate.records import CascadeRecord, Provenance, StageRecord, WarningRecord, decode_reads
-from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, key_text, merge_unknowns, waits_of
+from almarules.engine.evaluate.runtime import emit_entity
+from almarules.engine.evaluate.values import ACTIVE, Entity, Unknown, merge_unknowns, waits_of
 from almarules.engine.evaluate.stale import Stale
 from almarules.engine.evaluate.world import World
 
@@ -271,7 +272,11 @@ class Evaluation:
         self.frames.append(frame)
         made: dict[str, Entity] = {}
         unknowns: list[Unknown] = []
-        self._emit(kind, self.p.collections[kind], {"dataset": self.dataset}, made, unknowns)
+        run = self.p.collection_fns.get(kind)
+        if run is not None:  # (codegen.collection_function)
+            run(self, made, unknowns)
+        else:
+            self._emit(kind, self.p.collections[kind], {"dataset": self.dataset}, made, unknowns)
         self.frames.pop()
         if unknowns:
             value: Any = merge_unknowns(unknowns)
@@ -286,32 +291,12 @@ class Evaluation:
         return value
 
     def _emit(self, kind: str, body: list, env: dict, made: dict, unknowns: list) -> None:
+        """A collection rule's body run by its closures (the rule too deep for `codegen`)."""
         for item in body:
             if isinstance(item, CEmit):
-                values = {}
-                parts = []  # of the key
-                bad = None
-                for name, how, what in item.assigns:
-                    value = what(self, env) if how == FROM_FN else env[what] if how == FROM_ENV else what
-                    cls = value.__class__
-                    if cls is str:
-                        parts.append(value)
-                    elif cls is Entity:
-                        parts.append(value.key)
-                    elif cls is Unknown:
-                        bad = value if bad is None else bad.merge(value)
-                    else:
-                        if cls is tuple:  # equal tuples made one (sharing keys values by identity)
-                            value = self.interned.setdefault(value, value)
-                        parts.append(key_text(value))
-                    values[name] = value
-                if bad is not None:
-                    unknowns.append(bad)
-                    continue
-                key = ".".join(parts)
-                if key not in made:
-                    made[key] = Entity(kind, key, None, values, order=len(made), home=self.home)
-                    self.coverage.add(item.cov)
+                values = tuple(what(self, env) if how == FROM_FN else env[what] if how == FROM_ENV else what
+                               for _, how, what in item.assigns)
+                emit_entity(self, kind, made, unknowns, item.cov, item.names, values)
                 continue
             self._emit_for(kind, item, env, made, unknowns)
 

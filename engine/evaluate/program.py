@@ -19,15 +19,17 @@ from almarules.dsl.errors import RuleError
 from almarules.dsl.loader import RuleSet
 from almarules.dsl.types import T
 from almarules.engine.evaluate.compile_program import (CCascade, CDerive, CScore, CTable, CWarn, attribute_origins,
-                                                       compile_cascades, compile_collections,
+                                                       compile_cascades, compile_collection_functions,
+                                                       compile_collections,
                                                        compile_derive_functions, compile_derives, compile_params,
-                                                       compile_recipes, compile_scores, compile_tables, compile_warns,
+                                                       compile_recipes, compile_score_functions, compile_scores,
+                                                       compile_tables, compile_warns,
                                                        coverage_key, dataset_attrs, rule_names)
 from almarules.engine.evaluate.evaluation import Evaluation, attribute_getters
 from almarules.engine.evaluate.params import UsageError, param_unit, resolve_set
 from almarules.engine.evaluate.records import (CascadeRecord, Provenance, SkippedStep, StageRecord, StepRecord,
                                                WarningRecord)
-from almarules.engine.evaluate import codegen
+from almarules.engine.evaluate.compute_all import all_function
 from almarules.engine.evaluate.stale import StaleValues
 from almarules.engine.evaluate.world import World
 from almarules.engine.facts.model import Dataset
@@ -53,12 +55,15 @@ class Program:
         self.tables: dict[str, CTable] = compile_tables(rs, self.names)
         self.param_keys = {name: f"param:{name}" for name in rs.params}
         self.collections = compile_collections(rs, self.names)
+        self.collection_fns = compile_collection_functions(rs, self.names)
         self.cascades: list[CCascade] = compile_cascades(rs, check, self.names)
         self.outcome_of = {outcome_attr(name): name for name in rs.cascades}
         self.warns: list[CWarn] = compile_warns(rs, self.names)
         self.recipes, self.recipe_args = compile_recipes(rs, self.names)
         self.derive_fns = compile_derive_functions(self.derives, self.names, set(rs.collections))
         self.getters = attribute_getters(self.origins, self.derive_fns)
+        for (kind, attr), score in compile_score_functions(rs, self.names).items():
+            self.getters[kind][attr] = score  # (else Evaluation._score, by the closures)
         self.readers = self.names.readers  # (shared with the generated code)
         self.stale = StaleValues(rs, self.schema)
         self._unshared: dict[frozenset[tuple[str, str]], frozenset[int]] = {frozenset(): frozenset()}
@@ -68,8 +73,8 @@ class Program:
             (kind, names) for kind in ["dataset"] + sorted(k for k in kinds if k != "dataset")
             if (names := tuple(sorted(a for a, info in kinds[kind].items()
                                       if info.origin in ("derived", "score", "outcome"))))]
-        #: (kind, the function computing them all for its entities: codegen.all_function)
-        self.compute_every = [(kind, codegen.all_function(kind, names, self.names)) for kind, names in self.derived_names]
+        #: (kind, the function computing them all for its entities: compute_all.all_function)
+        self.compute_every = [(kind, all_function(kind, names, self.names)) for kind, names in self.derived_names]
 
     def unshared(self, overlaid: frozenset[tuple[str, str]]) -> frozenset[int]:
         """The memo keys of shared and keyed values (`sharing`) not to use while the attributes

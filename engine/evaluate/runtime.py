@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from almarules.dsl import ast as A
 from almarules.dsl.functions import CONSTANTS, FUNCTIONS
-from almarules.engine.evaluate.values import Entity, Unknown
+from almarules.engine.evaluate.values import Entity, Unknown, key_text
 
 if TYPE_CHECKING:
     from almarules.engine.evaluate.compile import Names
@@ -139,6 +139,36 @@ def narrow(index: Optional[dict], coll: Any, want: tuple) -> Any:
 
 
 # ---------------------------------------------------------------- lookup()
+def emit_entity(ev: Any, kind: str, made: dict, unknowns: list, cov: tuple, names: tuple[str, ...],
+                values: tuple) -> None:
+    """An ``emit`` of a collection rule: the entity of `kind` given `values` (those of the
+    attributes `names`) is added to `made` under its key (the values' texts joined by '.') unless
+    one is there already; a value unknown makes none, and goes to `unknowns`."""
+    given = {}
+    parts = []
+    bad = None
+    for name, value in zip(names, values, strict=True):
+        cls = value.__class__
+        if cls is str:
+            parts.append(value)
+        elif cls is Entity:
+            parts.append(value.key)
+        elif cls is Unknown:
+            bad = value if bad is None else bad.merge(value)
+        else:
+            if cls is tuple:  # equal tuples made one (sharing keys values by identity)
+                value = ev.interned.setdefault(value, value)
+            parts.append(key_text(value))
+        given[name] = value
+    if bad is not None:
+        unknowns.append(bad)
+        return
+    key = ".".join(parts)
+    if key not in made:
+        made[key] = Entity(kind, key, None, given, order=len(made), home=ev.home)
+        ev.coverage.add(cov)
+
+
 def lookup_in(ev: Any, coll: Any, key: Any, coll_name: str) -> Any:
     """``lookup(coll, key)``: the element of `coll` whose key is `key` (the first of equals)."""
     cached = ev.indexes.get(id(coll))

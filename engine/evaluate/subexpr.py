@@ -4,7 +4,7 @@ subexpression twice (in a ``where`` and in the element, say) computes it once pe
 Only subexpressions whose evaluation is straight-line qualify: arithmetic, comparisons and calls of
 the registry's functions (`dsl.functions`) on literals, variables, parameters and attribute reads.
 Their value depends only on the values read, which do not change while a function runs; the reads
-are recorded again where the subexpression is written again (`codegen._Gen.replay`), so the inputs
+are recorded again where the subexpression is written again (`codegen.Gen.replay`), so the inputs
 recorded are the same as when it is computed twice. Logic (``and``/``or``), ``if`` and aggregates
 are not reused (what they read depends on the values), nor table lookups (they record the row).
 """

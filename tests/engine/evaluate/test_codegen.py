@@ -14,7 +14,7 @@ import gc
 
 import pytest
 
-from almarules.engine.evaluate import codegen
+from almarules.engine.evaluate import codegen, codegen_scores
 from almarules.engine.evaluate.api import load_facts, load_program
 from almarules.engine.evaluate.evaluation import collector_paused
 from almarules.engine.evaluate.values import Entity
@@ -34,6 +34,8 @@ def _closures_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(codegen, "expr_function", too_deep)
     monkeypatch.setattr(codegen, "derive_function", too_deep)
+    monkeypatch.setattr(codegen, "collection_function", too_deep)
+    monkeypatch.setattr(codegen_scores, "score_function", too_deep)
 
 
 @pytest.mark.parametrize("rules", RULE_SETS)
@@ -43,6 +45,9 @@ def test_generated_code_evaluates_as_the_closures(rules, monkeypatch):
     closures = load_program([REPO / "rules" / "alma" / rules])
     assert not any(fn.__code__.co_filename.startswith("<derive") for fns in closures.derive_fns.values()
                    for fn in fns.values())
+    assert not closures.collection_fns and set(generated.collection_fns) == set(generated.rs.collections)
+    assert all(generated.getters[s.kind][s.attr].__qualname__ == f"score {s.kind}.{s.attr}"
+               for s in generated.rs.scores.values())
     tight = {k: generated.params[k] / 50 for k in ("max_cube_size", "max_product_size", "max_cube_limit")
              if k in generated.params}
     datasets = DATASETS + [load_facts(p) for p in EXAMPLES] + [Dataset()]
