@@ -682,7 +682,7 @@ def derive_function(kind: str, attr: str, rules: list[tuple[A.Derive, tuple]], n
         g.used.discard("ec")
         tail = [f"    ent.prov[{attr!r}] = fr"]
         if shared:
-            tail.append(f"    if ev.cycles == c0: ev.memo[{key}] = (val, fr)")
+            tail.append(f"    if ev.cycles == c0 and val.__class__ is not _U: ev.memo[{key}] = (val, fr)")
         if keyed is not None:
             tail.append("    if mk is not None and ev.cycles == c0 and val.__class__ is not _U: ev.memo[mk] = (val, (fr, ent))")
         tail.append("    return val")

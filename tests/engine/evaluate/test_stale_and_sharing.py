@@ -111,6 +111,19 @@ def test_a_value_set_on_one_entity_is_not_shared_with_the_others(cycle4):
     assert ev.attr(others[0], "gridder") == ev.attr(first, "gridder")
 
 
+def test_an_error_value_alike_for_every_entity_names_each_its_own(tmp_path):
+    """A value whose rules do not name the entity is shared, but not an error value: its message
+    names the entity (no rule applies here), and another entity's message names that one."""
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "r.rules").write_text('derive spw.bonus = 1\n    when dataset.array == "VLA"\n')
+    p = load_program([d])
+    assert ("spw", "bonus") in p.names.shared
+    errors = {e.path: v.errors for e, a, v in p.run(DATASETS[0]).compute_all() if a == "bonus"}
+    assert len(errors) > 1
+    assert all(errs == {f"no rule for {path}.bonus applies"} for path, errs in errors.items())
+
+
 def test_rule_text_never_becomes_python(tmp_path):
     """Rule files are data: generated code holds their strings as literals, whatever they contain."""
     d = tmp_path / "rules"
