@@ -12,7 +12,8 @@ For N synthetic JSON summaries (`--dir`: reuse them; else written to a temporary
   rules read, memory-mapped), median of 3, each in a fresh process that reports its own peak RSS;
   the whole command's wall time too; issue 17's targets: <= 2 s and <= 500 MB;
 - every derived value of every entity (`compute_all`) from the corpus;
-- the interpreter: ms per dataset on `--sample` datasets (issue 17's target: <= 5 ms);
+- the interpreter: ms per dataset on `--sample` datasets (issue 17's target, <= 5 ms where 519dc7a
+  took 38.9 ms, is judged by the ratio to 519dc7a on the same machine: bench_interpreter.py);
 - diff cycle4 -> current from the corpus (time, peak RSS).
 
 Then, out of core: ``plan --corpus`` over `--million-n` (default 1,000,000) synthetic datasets
@@ -137,8 +138,9 @@ def ten_thousand(args, directory: Path, tmp: Path) -> None:
     print(f"every derived value of every entity ({every['values']:,} values): {every['seconds']:.2f} s "
           f"({every['values'] / every['seconds'] / 1e6:.1f} M values/s), peak RSS {every['peak_mb']:.0f} MB")
     interp = step("interpreter", str(corpus), str(args.sample))
-    print(f"interpreter: {interp['ms']:.2f} ms per dataset (mean over {interp['datasets']}; target <= 5 ms: "
-          f"{'met' if interp['ms'] <= 5 else 'NOT met'}); vectorised is "
+    print(f"interpreter: {interp['ms']:.2f} ms per dataset (mean over {interp['datasets']}; issue 17's <= 5 ms is "
+          f"for its machine, where 519dc7a took 38.9 ms: bench_interpreter.py --against 519dc7a judges it on this "
+          f"one); vectorised is "
           f"{interp['ms'] * n / 1e3 / every['seconds']:.0f}x faster on every value")
     d = step("diff", str(corpus))
     print(f"diff cycle4 -> current over {n}: {d['seconds']:.2f} s ({d['changed']} datasets, {d['values']:,} values "
