@@ -23,8 +23,6 @@ def score_function(decl: A.Score, names: Names, constant: Callable[[A.Expr], Any
     unless its ``when`` is true, an error value (or the unknown ``when``); else its start plus or
     minus the amount of every term whose ``when`` holds, unknown if a term's ``when`` or amount is,
     clamped. Its provenance is its frame: ``[decl, reasons, inputs read...]`` (`records.ProvMap`)."""
-    if decl.start is None:
-        raise TooDeep()  # (the checker gives every score a start: left to the closures if not)
     kind, attr = decl.kind, decl.attr
     g = Gen(names, constant, framed=True)
     g.kinds["ent"] = (kind, True)
@@ -36,7 +34,7 @@ def score_function(decl: A.Score, names: Names, constant: Callable[[A.Expr], Any
             g.emit(f"if {w} is not True: val = {w} if {w}.__class__ is _U else "
                    f"_U(errors=[{'score ' + decl.target + ' does not apply'!r}])")
             outer = g.block("else:")
-        g.emit(f"val = {g.ex(decl.start, scope)}")
+        g.emit(f"val = {g.ex(decl.start, scope)}")  # (every checked score has a start)
         g.emit("pending = []")
         for term in decl.terms:
             _term(g, decl, term, scope)

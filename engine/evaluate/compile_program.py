@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Container, Optional, Union
 
 from almarules.dsl import allowed as allowed_values
 from almarules.dsl import ast as A
@@ -254,10 +254,13 @@ def _closure_derive(kind: str, rules: list[tuple[A.Derive, tuple]], names: Names
     return derive
 
 
-def compile_scores(rs: RuleSet, names: Names) -> dict[tuple[str, str], CScore]:
-    """(kind, attribute) -> its score: start, signed terms, optional clamp and ``when``."""
+def compile_scores(rs: RuleSet, names: Names, skip: Container = ()) -> dict[tuple[str, str], CScore]:
+    """(kind, attribute) -> its score compiled to closures (`Evaluation._score`): start, signed
+    terms, optional clamp and ``when``; not those in `skip` (generated: `compile_score_functions`)."""
     scores: dict[tuple[str, str], CScore] = {}
     for s in rs.scores.values():
+        if (s.kind, s.attr) in skip:
+            continue
         local = frozenset({"dataset", s.kind})
         terms = [CTerm(t, 1.0 if t.sign == "+" else -1.0, compile_expr(t.amount, names, local),
                        compile_expr(t.when, names, local))
@@ -302,9 +305,10 @@ def compile_tables(rs: RuleSet, names: Names) -> dict[str, CTable]:
 
 
 # ---------------------------------------------------------------- collections
-def compile_collections(rs: RuleSet, names: Names) -> dict[str, list[Union[CEmit, CFor]]]:
-    """Kind -> the body of the collection rule that creates its entities (dataset scope)."""
-    return {kind: compile_body(c.body, names, DATASET) for kind, c in rs.collections.items()}
+def compile_collections(rs: RuleSet, names: Names, skip: Container = ()) -> dict[str, list[Union[CEmit, CFor]]]:
+    """Kind -> the body of the collection rule that creates its entities (dataset scope), compiled
+    to closures (`Evaluation._emit`); not those in `skip` (generated: `compile_collection_functions`)."""
+    return {kind: compile_body(c.body, names, DATASET) for kind, c in rs.collections.items() if kind not in skip}
 
 
 def compile_collection_functions(rs: RuleSet, names: Names) -> dict[str, Callable[[Any, dict, list], None]]:

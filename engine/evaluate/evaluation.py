@@ -44,15 +44,13 @@ class Evaluation:
         self.world = world
         self.dataset = world.dataset
         self.home = world.home
-        self.params = dict(program.params)
-        self.params.update(overrides)
         self.param_origins = origins
         self.param_overlay: dict[str, tuple[float, str]] = {}  # name -> (value, note) set by a cascade
-        self.param_values = dict(self.params)  # name -> its value now (param_overlay's, else params')
+        #: name -> its value now: a cascade's (param_overlay), else the caller's (overrides), else the default
+        self.param_values = {**program.params, **overrides}
         self.overlay: dict[tuple[str, str, str], tuple[Any, Provenance]] = {}
         self.dropped: set[tuple[str, str]] = set()
         self.cached: list[Entity] = []  # other entities given values (cleared by reset, as the world's)
-        self.made: list[Entity] = []  # the entities the collection rules made in this evaluation state
         self.indexes: dict[Any, tuple] = {}  # id(collection) (and join attributes) -> (collection, index)
         self.coll_memo: dict[str, Any] = {}  # kind -> its live entities made by its collection rule
         self.coll_made: dict[str, tuple[Entity, ...]] = {}  # kind -> every entity that rule made
@@ -124,11 +122,10 @@ class Evaluation:
             if not stale.remake:
                 self._forget(stale)
                 return
-        for ents in (*self.world.by_kind.values(), self.made, self.cached):
+        for ents in (*self.world.by_kind.values(), *self.coll_made.values(), self.cached):
             for ent in ents:
                 ent.cache.clear()
                 ent.prov.clear()
-        self.made.clear()
         self.cached.clear()
         self.coll_memo.clear()
         self.coll_made.clear()
@@ -176,7 +173,7 @@ class Evaluation:
             if value is ACTIVE:
                 return self.cycle(ent, name)
             return value
-        if ent.prov.home is not self.home:  # not one of this evaluation's (World.by_kind, made)
+        if ent.prov.home is not self.home:  # not one of this evaluation's (World.by_kind, coll_made)
             self._adopt(ent)
         getter = self.getters[ent.kind].get(name)
         if getter is None:
@@ -284,7 +281,6 @@ class Evaluation:
             value = tuple(e for e in made.values() if (kind, e.key) not in self.dropped)
             for e in made.values():
                 self.entity_index[e.path] = e
-        self.made += made.values()
         self.coll_made[kind] = tuple(made.values())
         self.coll_memo[kind] = value
         self.dataset.prov[plural(kind)] = frame

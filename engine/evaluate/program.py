@@ -51,19 +51,20 @@ class Program:
         self.origins: dict[str, dict[str, str]] = attribute_origins(self.schema)
         self.params: dict[str, float] = compile_params(rs, self.names)
         self.derives: dict[str, dict[str, list[CDerive]]] = compile_derives(rs, self.names)
-        self.scores: dict[tuple[str, str], CScore] = compile_scores(rs, self.names)
+        score_fns = compile_score_functions(rs, self.names)
+        self.scores: dict[tuple[str, str], CScore] = compile_scores(rs, self.names, skip=score_fns)
         self.tables: dict[str, CTable] = compile_tables(rs, self.names)
         self.param_keys = {name: f"param:{name}" for name in rs.params}
-        self.collections = compile_collections(rs, self.names)
         self.collection_fns = compile_collection_functions(rs, self.names)
+        self.collections = compile_collections(rs, self.names, skip=self.collection_fns)
         self.cascades: list[CCascade] = compile_cascades(rs, check, self.names)
         self.outcome_of = {outcome_attr(name): name for name in rs.cascades}
         self.warns: list[CWarn] = compile_warns(rs, self.names)
         self.recipes, self.recipe_args = compile_recipes(rs, self.names)
         self.derive_fns = compile_derive_functions(self.derives, self.names, set(rs.collections))
         self.getters = attribute_getters(self.origins, self.derive_fns)
-        for (kind, attr), score in compile_score_functions(rs, self.names).items():
-            self.getters[kind][attr] = score  # (else Evaluation._score, by the closures)
+        for (kind, attr), score in score_fns.items():
+            self.getters[kind][attr] = score  # (the others: Evaluation._score, by the closures)
         self.readers = self.names.readers  # (shared with the generated code)
         self.stale = StaleValues(rs, self.schema)
         self._unshared: dict[frozenset[tuple[str, str]], frozenset[int]] = {frozenset(): frozenset()}

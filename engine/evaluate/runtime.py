@@ -138,7 +138,7 @@ def narrow(index: Optional[dict], coll: Any, want: tuple) -> Any:
         return coll
 
 
-# ---------------------------------------------------------------- lookup()
+# ---------------------------------------------------------------- emit
 def emit_entity(ev: Any, kind: str, made: dict, unknowns: list, cov: tuple, names: tuple[str, ...],
                 values: tuple) -> None:
     """An ``emit`` of a collection rule: the entity of `kind` given `values` (those of the
@@ -169,6 +169,7 @@ def emit_entity(ev: Any, kind: str, made: dict, unknowns: list, cov: tuple, name
         ev.coverage.add(cov)
 
 
+# ---------------------------------------------------------------- lookup()
 def lookup_in(ev: Any, coll: Any, key: Any, coll_name: str) -> Any:
     """``lookup(coll, key)``: the element of `coll` whose key is `key` (the first of equals)."""
     cached = ev.indexes.get(id(coll))

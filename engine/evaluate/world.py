@@ -112,10 +112,7 @@ class World:
 
     def made(self, kind: str) -> list[Entity]:
         """The entities of `kind` made so far (a list to add those made next to)."""
-        got = self.by_kind.get(kind)
-        if got is None:
-            got = self.by_kind[kind] = []
-        return got
+        return self.by_kind.setdefault(kind, [])
 
     def child(self, ent: Entity, name: str, make: Callable[[], Any]) -> Any:
         """The entity or entities of fact `name` of `ent`, made by `make` the first time."""
